@@ -1,0 +1,208 @@
+"""BatchDDPG: DDPG trained only from a fixed dataset (the BCQ paper's "off-policy DDPG")."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, TypeVar
+
+import torch as th
+import torch.nn.functional as F
+from stable_baselines3.common.buffers import ReplayBuffer
+from stable_baselines3.common.noise import ActionNoise
+from stable_baselines3.common.policies import BasePolicy
+from stable_baselines3.common.type_aliases import GymEnv, Schedule
+from stable_baselines3.common.utils import get_parameters_by_name, get_schedule_fn, update_learning_rate
+
+from sb3_offline.batch_ddpg.policies import BatchDDPGPolicy, MlpPolicy, MultiInputPolicy
+from sb3_offline.common.offline_algorithm import OfflineAlgorithm
+from sb3_offline.common.training import copy_buffers, soft_update
+from sb3_offline.datasets.loaders import DatasetSource
+
+SelfBatchDDPG = TypeVar("SelfBatchDDPG", bound="BatchDDPG")
+
+
+class BatchDDPG(OfflineAlgorithm):
+    """
+    Batch DDPG: Deep Deterministic Policy Gradient trained only from a fixed dataset, never
+    interacting with the env. It is the "off-policy DDPG" baseline of the BCQ paper, whose failure
+    on data it did not collect (extrapolation error) is what BCQ fixes.
+
+    Paper: Lillicrap et al., "Continuous control with deep reinforcement learning", ICLR 2016
+    (https://arxiv.org/abs/1509.02971), used as a batch baseline in Fujimoto, Meger, Precup,
+    "Off-Policy Deep Reinforcement Learning without Exploration", ICML 2019.
+    Defaults: the BCQ authors' DDPG (``sfujim/BCQ``, ``DDPG.py``): actor and critic 400-300, actor lr
+    1e-4, critic lr 1e-3 (Adam's default there) with L2 weight decay 1e-2 on the critic, batch 100,
+    tau 0.005, gamma 0.99 (the DDPG paper uses tau 0.001 and batch 64; the BCQ experiments use these).
+
+    Update (Algorithm 1 of the DDPG paper): ``y = r + gamma * (1 - termination) * Q'(s', mu'(s'))``,
+    critic on ``(Q(s, a) - y)^2``, actor on ``-Q(s, mu(s))``, Polyak-averaged targets. Losses stay on
+    the device; they are read only when the logger dumps.
+
+    :param policy: ``"MlpPolicy"``, ``"MultiInputPolicy"`` or a policy class
+    :param env: the environment (``None``: recovered from the dataset)
+    :param dataset: the data (Minari id or ``MinariDataset``, ``.hdf5``/``.npz``/SB3 ``.pkl`` path, ``Transitions``)
+    :param learning_rate: critic learning rate (constant or schedule)
+    :param actor_learning_rate: actor learning rate (constant or schedule)
+    :param critic_weight_decay: L2 weight decay of the critic's optimizer
+    :param buffer_size: rows for online transitions after the dataset (``learn_online``)
+    :param learning_starts: env steps before training in ``learn_online``
+    :param batch_size: minibatch size
+    :param tau: soft update coefficient
+    :param gamma: discount factor
+    :param train_freq: for ``learn_online``
+    :param gradient_steps: for ``learn_online``
+    :param action_noise: for ``learn_online``
+    :param replay_buffer_class: defaults to ``OfflineReplayBuffer``
+    :param replay_buffer_kwargs: keyword arguments of the replay buffer
+    :param policy_kwargs: keyword arguments of the policy
+    :param stats_window_size: window for rollout logging (``learn_online``)
+    :param tensorboard_log: the log location for tensorboard (if None, no logging)
+    :param verbose: 0 no output, 1 info, 2 debug
+    :param device: ``"auto"``, ``"cpu"`` or ``"cuda"``
+    :param seed: seed for the pseudo random generators
+    :param _init_setup_model: whether to build the networks on creation
+    """
+
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
+        "MlpPolicy": MlpPolicy,
+        "MultiInputPolicy": MultiInputPolicy,
+    }
+    policy: BatchDDPGPolicy
+
+    def __init__(
+        self,
+        policy: str | type[BatchDDPGPolicy],
+        env: GymEnv | str | None,
+        dataset: DatasetSource | None = None,
+        learning_rate: float | Schedule = 1e-3,
+        actor_learning_rate: float | Schedule = 1e-4,
+        critic_weight_decay: float = 1e-2,
+        buffer_size: int = 0,
+        learning_starts: int = 0,
+        batch_size: int = 100,
+        tau: float = 0.005,
+        gamma: float = 0.99,
+        train_freq: int | tuple[int, str] = 1,
+        gradient_steps: int = 1,
+        action_noise: ActionNoise | None = None,
+        replay_buffer_class: type[ReplayBuffer] | None = None,
+        replay_buffer_kwargs: dict[str, Any] | None = None,
+        policy_kwargs: dict[str, Any] | None = None,
+        stats_window_size: int = 100,
+        tensorboard_log: str | None = None,
+        verbose: int = 0,
+        device: th.device | str = "auto",
+        seed: int | None = None,
+        _init_setup_model: bool = True,
+    ) -> None:
+        self.actor_learning_rate = actor_learning_rate
+        self.critic_weight_decay = critic_weight_decay
+        super().__init__(
+            policy,
+            env,
+            learning_rate,
+            dataset=dataset,
+            buffer_size=buffer_size,
+            learning_starts=learning_starts,
+            batch_size=batch_size,
+            tau=tau,
+            gamma=gamma,
+            train_freq=train_freq,
+            gradient_steps=gradient_steps,
+            action_noise=action_noise,
+            replay_buffer_class=replay_buffer_class,
+            replay_buffer_kwargs=replay_buffer_kwargs,
+            policy_kwargs=policy_kwargs,
+            stats_window_size=stats_window_size,
+            tensorboard_log=tensorboard_log,
+            verbose=verbose,
+            device=device,
+            seed=seed,
+            _init_setup_model=_init_setup_model,
+        )
+
+    def _setup_model(self) -> None:
+        super()._setup_model()
+        self.actor = self.policy.actor
+        self.actor_target = self.policy.actor_target
+        self.critic = self.policy.critic
+        self.critic_target = self.policy.critic_target
+        # Separate optimizers as in the BCQ authors' DDPG: actor lr 1e-4, critic lr 1e-3 + weight decay.
+        self.actor_lr_schedule = get_schedule_fn(self.actor_learning_rate)
+        optimizer_kwargs = dict(self.policy.optimizer_kwargs)
+        self.actor.optimizer = self.policy.optimizer_class(
+            self.actor.parameters(), lr=self.actor_lr_schedule(1.0), **optimizer_kwargs
+        )
+        critic_kwargs = {"weight_decay": self.critic_weight_decay, **optimizer_kwargs}
+        self.critic.optimizer = self.policy.optimizer_class(
+            self.critic.parameters(), lr=self.lr_schedule(1.0), **critic_kwargs
+        )
+        self._actor_params = list(self.actor.parameters())
+        self._actor_target_params = list(self.actor_target.parameters())
+        self._critic_params = list(self.critic.parameters())
+        self._critic_target_params = list(self.critic_target.parameters())
+        self._actor_batch_norm_stats = get_parameters_by_name(self.actor, ["running_"])
+        self._critic_batch_norm_stats = get_parameters_by_name(self.critic, ["running_"])
+        self._actor_batch_norm_stats_target = get_parameters_by_name(self.actor_target, ["running_"])
+        self._critic_batch_norm_stats_target = get_parameters_by_name(self.critic_target, ["running_"])
+
+    def _update_learning_rates(self) -> None:
+        progress = self._current_progress_remaining
+        critic_lr = self.lr_schedule(progress)
+        actor_lr = self.actor_lr_schedule(progress)
+        update_learning_rate(self.critic.optimizer, critic_lr)
+        update_learning_rate(self.actor.optimizer, actor_lr)
+        self.logger.record("train/learning_rate", critic_lr)
+        self.logger.record("train/actor_learning_rate", actor_lr)
+
+    def train(self, gradient_steps: int, batch_size: int = 100) -> None:
+        assert self.replay_buffer is not None
+        self.policy.set_training_mode(True)
+        self._update_learning_rates()
+        for _ in range(gradient_steps):
+            self._n_updates += 1
+            data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)
+
+            with th.no_grad():
+                next_actions = self.actor_target(data.next_observations)
+                next_q = self.critic_target(data.next_observations, next_actions)[0]
+                target_q = data.rewards + (1.0 - data.dones) * self.gamma * next_q
+
+            current_q = self.critic(data.observations, data.actions)[0]
+            critic_loss = F.mse_loss(current_q, target_q)
+            self.critic.optimizer.zero_grad()
+            critic_loss.backward()
+            self.critic.optimizer.step()
+
+            actor_loss = -self.critic.q1_forward(data.observations, self.actor(data.observations)).mean()
+            self.actor.optimizer.zero_grad()
+            actor_loss.backward()
+            self.actor.optimizer.step()
+
+            soft_update(self._critic_params, self._critic_target_params, self.tau)
+            soft_update(self._actor_params, self._actor_target_params, self.tau)
+            copy_buffers(self._critic_batch_norm_stats, self._critic_batch_norm_stats_target)
+            copy_buffers(self._actor_batch_norm_stats, self._actor_batch_norm_stats_target)
+
+            self._losses.add("critic_loss", critic_loss)
+            self._losses.add("actor_loss", actor_loss)
+            self._losses.add("q_value", current_q.mean())
+
+    def _excluded_save_params(self) -> list[str]:
+        return [
+            *super()._excluded_save_params(),
+            "actor",
+            "critic",
+            "actor_target",
+            "critic_target",
+            "_actor_params",
+            "_actor_target_params",
+            "_critic_params",
+            "_critic_target_params",
+            "_actor_batch_norm_stats",
+            "_critic_batch_norm_stats",
+            "_actor_batch_norm_stats_target",
+            "_critic_batch_norm_stats_target",
+        ]
+
+    def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
+        return ["policy", "actor.optimizer", "critic.optimizer"], []

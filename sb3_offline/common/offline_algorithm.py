@@ -1,0 +1,312 @@
+"""``OfflineAlgorithm``: an SB3 ``OffPolicyAlgorithm`` whose ``learn`` trains from a fixed dataset."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections import deque
+from typing import Any, TypeVar
+
+from gymnasium import spaces
+from stable_baselines3.common import utils
+from stable_baselines3.common.buffers import ReplayBuffer
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.noise import ActionNoise
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
+from stable_baselines3.common.policies import BasePolicy
+from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
+from stable_baselines3.her.her_replay_buffer import HerReplayBuffer
+
+from sb3_offline.buffers import OfflineReplayBuffer
+from sb3_offline.common.training import DeviceLossAccumulator
+from sb3_offline.datasets.loaders import DatasetSource, is_minari_dataset, recover_env
+
+SelfOfflineAlgorithm = TypeVar("SelfOfflineAlgorithm", bound="OfflineAlgorithm")
+
+
+class OfflineAlgorithm(OffPolicyAlgorithm):
+    """
+    Base class of the offline algorithms: SB3's ``OffPolicyAlgorithm`` with a dataset.
+
+    ``learn(total_timesteps)`` runs ``total_timesteps`` *gradient steps* on the dataset and never
+    steps or resets the env. Per gradient step: one ``train(gradient_steps=1)``, ``num_timesteps += 1``
+    and one ``callback.on_step()``, so SB3's callbacks (``EvalCallback``, ``CheckpointCallback``,
+    ``CallbackList``, the progress bar) count gradient steps. The logger dumps every ``log_interval``
+    gradient steps. ``learn_online`` is SB3's ordinary ``OffPolicyAlgorithm.learn`` (env interaction,
+    new transitions appended to the buffer that holds the dataset), for fine-tuning.
+
+    The env is needed for the spaces, for callbacks and for the progress bar; it is never stepped
+    offline. With ``env=None`` it is recovered from the dataset (a Minari dataset's env spec, or
+    the env id recorded in an HDF5/npz file).
+
+    ``save`` writes an ordinary SB3 ``.zip`` holding a *reference* to the dataset (its id or path),
+    never the data; ``load`` gives a model that predicts without the dataset, which is read again
+    only when ``learn`` needs it (or pass ``dataset=...`` to ``load``).
+
+    :param policy: the policy model to use (``MlpPolicy``, ``MultiInputPolicy``, ...)
+    :param env: the environment (or its id); ``None`` to recover it from the dataset
+    :param learning_rate: learning rate, constant or a function of the remaining progress
+    :param dataset: the data: Minari id or ``MinariDataset``, a path (``.hdf5``/``.h5``, ``.npz``,
+        SB3 replay buffer ``.pkl``, Minari folder) or :class:`~sb3_offline.datasets.Transitions`;
+        alternatively ``replay_buffer_kwargs=dict(dataset=...)``
+    :param buffer_size: rows reserved for online transitions after the dataset (``learn_online``);
+        0 for purely offline training. ``replay_buffer_kwargs["online_capacity"]`` overrides it.
+    :param learning_starts: env steps collected before training in ``learn_online``
+    :param batch_size: minibatch size of each gradient step
+    :param tau: soft update coefficient of the target networks
+    :param gamma: discount factor
+    :param train_freq: for ``learn_online``: update the model every ``train_freq`` steps
+    :param gradient_steps: for ``learn_online``: gradient steps after each rollout
+    :param action_noise: for ``learn_online``: exploration noise
+    :param replay_buffer_class: defaults to :class:`~sb3_offline.buffers.OfflineReplayBuffer`
+    :param replay_buffer_kwargs: keyword arguments of the replay buffer
+    :param policy_kwargs: keyword arguments of the policy
+    :param stats_window_size: window for the rollout logging (``learn_online``)
+    :param tensorboard_log: the log location for tensorboard (if None, no logging)
+    :param verbose: 0 no output, 1 info, 2 debug
+    :param device: ``"auto"``, ``"cpu"``, ``"cuda"``...; the dataset is moved there once
+    :param seed: seed for the pseudo random generators
+    :param supported_action_spaces: the action spaces the algorithm supports
+    :param _init_setup_model: whether to build the networks (and read the dataset) on creation
+    """
+
+    def __init__(
+        self,
+        policy: str | type[BasePolicy],
+        env: GymEnv | str | None,
+        learning_rate: float | Schedule,
+        dataset: DatasetSource | None = None,
+        buffer_size: int = 0,
+        learning_starts: int = 0,
+        batch_size: int = 256,
+        tau: float = 0.005,
+        gamma: float = 0.99,
+        train_freq: int | tuple[int, str] = (1, "step"),
+        gradient_steps: int = 1,
+        action_noise: ActionNoise | None = None,
+        replay_buffer_class: type[ReplayBuffer] | None = None,
+        replay_buffer_kwargs: dict[str, Any] | None = None,
+        policy_kwargs: dict[str, Any] | None = None,
+        stats_window_size: int = 100,
+        tensorboard_log: str | None = None,
+        verbose: int = 0,
+        device: Any = "auto",
+        seed: int | None = None,
+        supported_action_spaces: tuple[type[spaces.Space], ...] | None = (spaces.Box,),
+        _init_setup_model: bool = True,
+    ) -> None:
+        # Objects (a MinariDataset, in-memory Transitions) are kept out of the checkpoint; what is
+        # saved is a reference that can be read again: the Minari id, or the path.
+        self._dataset_object: Any = None
+        self.dataset: str | None = None
+        if dataset is not None:
+            if isinstance(dataset, str | os.PathLike):
+                self.dataset = os.fspath(dataset)
+            else:
+                self._dataset_object = dataset
+                self.dataset = str(dataset.spec.dataset_id) if is_minari_dataset(dataset) else None
+        if env is None and _init_setup_model:
+            source = self._dataset_object or self.dataset or (replay_buffer_kwargs or {}).get("dataset")
+            if source is None:
+                raise ValueError("env: expected an environment, or a dataset that records one, found neither")
+            env = recover_env(source)
+        self._online_mode = False
+        super().__init__(
+            policy=policy,
+            env=env,  # type: ignore[arg-type]
+            learning_rate=learning_rate,
+            buffer_size=buffer_size,
+            learning_starts=learning_starts,
+            batch_size=batch_size,
+            tau=tau,
+            gamma=gamma,
+            train_freq=train_freq,
+            gradient_steps=gradient_steps,
+            action_noise=action_noise,
+            replay_buffer_class=replay_buffer_class,
+            replay_buffer_kwargs=replay_buffer_kwargs,
+            optimize_memory_usage=False,
+            policy_kwargs=policy_kwargs,
+            stats_window_size=stats_window_size,
+            tensorboard_log=tensorboard_log,
+            verbose=verbose,
+            device=device,
+            support_multi_env=True,
+            seed=seed,
+            sde_support=False,
+            supported_action_spaces=supported_action_spaces,
+        )
+        if _init_setup_model:
+            self._setup_model()
+            self._setup_replay_buffer()
+
+    # ------------------------------------------------------------------------------------ set-up
+    def _setup_model(self) -> None:
+        """Build the policy; unlike SB3, the replay buffer (the dataset) is read later, on demand."""
+        self._setup_lr_schedule()
+        self.set_random_seed(self.seed)
+        if self.replay_buffer_class is None:
+            self.replay_buffer_class = OfflineReplayBuffer
+        self.policy = self.policy_class(
+            self.observation_space,
+            self.action_space,
+            self.lr_schedule,
+            **self.policy_kwargs,
+        )
+        self.policy = self.policy.to(self.device)
+        self._convert_train_freq()
+        self._losses = DeviceLossAccumulator()
+
+    def _setup_replay_buffer(self) -> None:
+        """Read the dataset into the replay buffer (on ``self.device``)."""
+        assert self.replay_buffer_class is not None
+        kwargs = dict(self.replay_buffer_kwargs)
+        if issubclass(self.replay_buffer_class, OfflineReplayBuffer):
+            source = self._dataset_object if self._dataset_object is not None else self.dataset
+            if source is not None:
+                if kwargs.get("dataset") is not None and kwargs["dataset"] != source:
+                    raise ValueError(
+                        f"dataset: given twice, as dataset={source!r} and replay_buffer_kwargs['dataset']="
+                        f"{kwargs['dataset']!r}; pass one"
+                    )
+                kwargs["dataset"] = source
+            kwargs.setdefault("online_capacity", self.buffer_size)
+            if kwargs.get("dataset") is None and not kwargs["online_capacity"]:
+                raise ValueError(
+                    "dataset: expected a dataset (dataset=... or replay_buffer_kwargs=dict(dataset=...)), found none"
+                )
+        elif issubclass(self.replay_buffer_class, HerReplayBuffer):
+            assert self.env is not None, "You must pass an environment when using `HerReplayBuffer`"
+            kwargs["env"] = self.env
+        self.replay_buffer = self.replay_buffer_class(
+            self.buffer_size,
+            self.observation_space,
+            self.action_space,
+            device=self.device,
+            n_envs=self.n_envs,
+            optimize_memory_usage=self.optimize_memory_usage,
+            **kwargs,
+        )
+
+    def _excluded_save_params(self) -> list[str]:
+        return [*super()._excluded_save_params(), "_dataset_object", "_losses"]
+
+    # ------------------------------------------------------------------------------ offline learn
+    def _setup_learn(
+        self,
+        total_timesteps: int,
+        callback: MaybeCallback = None,
+        reset_num_timesteps: bool = True,
+        tb_log_name: str = "run",
+        progress_bar: bool = False,
+    ) -> tuple[int, BaseCallback]:
+        if self.env is None:
+            source = self._dataset_object or self.dataset or self.replay_buffer_kwargs.get("dataset")
+            if source is None:
+                raise ValueError("env: expected an environment (model.set_env(env)) to learn, found None")
+            self.set_env(recover_env(source))
+        if self.replay_buffer is None:
+            self._setup_replay_buffer()
+        if self._online_mode:
+            return super()._setup_learn(total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar)
+
+        # BaseAlgorithm._setup_learn without the env.reset(): offline learning never touches the env.
+        self.start_time = time.time_ns()
+        if self.ep_info_buffer is None or reset_num_timesteps:
+            self.ep_info_buffer = deque(maxlen=self._stats_window_size)
+            self.ep_success_buffer = deque(maxlen=self._stats_window_size)
+        if reset_num_timesteps:
+            self.num_timesteps = 0
+            self._episode_num = 0
+        else:
+            total_timesteps += self.num_timesteps
+        self._total_timesteps = total_timesteps
+        self._num_timesteps_at_start = self.num_timesteps
+        if not self._custom_logger:
+            self._logger = utils.configure_logger(self.verbose, self.tensorboard_log, tb_log_name, reset_num_timesteps)
+        callback = self._init_callback(callback, progress_bar)
+        return total_timesteps, callback
+
+    def learn(  # type: ignore[override]
+        self: SelfOfflineAlgorithm,
+        total_timesteps: int,
+        callback: MaybeCallback = None,
+        log_interval: int | None = 1000,
+        tb_log_name: str | None = None,
+        reset_num_timesteps: bool = True,
+        progress_bar: bool = False,
+    ) -> SelfOfflineAlgorithm:
+        """
+        Train on the dataset for ``total_timesteps`` gradient steps; the env is never stepped.
+
+        :param total_timesteps: number of gradient steps
+        :param callback: callback(s) called after every gradient step
+        :param log_interval: dump the logger every that many gradient steps (``None``: only at the end)
+        :param tb_log_name: the name of the run for TensorBoard logging (default: the class name)
+        :param reset_num_timesteps: whether to reset the current step count (``False`` continues)
+        :param progress_bar: display a progress bar using tqdm and rich
+        :return: the trained model
+        """
+        total_timesteps, callback = self._setup_learn(
+            total_timesteps, callback, reset_num_timesteps, tb_log_name or type(self).__name__, progress_bar
+        )
+        callback.on_training_start(locals(), globals())
+        while self.num_timesteps < total_timesteps:
+            self._update_current_progress_remaining(self.num_timesteps, total_timesteps)
+            self.train(gradient_steps=1, batch_size=self.batch_size)
+            self.num_timesteps += 1
+            callback.update_locals(locals())
+            if not callback.on_step():
+                break
+            if log_interval and (self.num_timesteps - self._num_timesteps_at_start) % log_interval == 0:
+                self._dump_offline_logs()
+        if self._losses:
+            self._dump_offline_logs()
+        callback.on_training_end()
+        return self
+
+    def _dump_offline_logs(self) -> None:
+        """Write the time keys and the device-accumulated losses (the only host sync), then dump."""
+        time_elapsed = max((time.time_ns() - self.start_time) / 1e9, sys.float_info.epsilon)
+        steps = self.num_timesteps - self._num_timesteps_at_start
+        self.logger.record("time/gradient_steps_per_second", int(steps / time_elapsed))
+        self.logger.record("time/time_elapsed", int(time_elapsed), exclude="tensorboard")
+        self.logger.record("time/total_timesteps", self.num_timesteps, exclude="tensorboard")
+        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
+        self._losses.flush(self.logger)
+        self.logger.dump(step=self.num_timesteps)
+
+    # ------------------------------------------------------------------------------- online learn
+    def learn_online(
+        self: SelfOfflineAlgorithm,
+        total_timesteps: int,
+        callback: MaybeCallback = None,
+        log_interval: int = 4,
+        tb_log_name: str | None = None,
+        reset_num_timesteps: bool = True,
+        progress_bar: bool = False,
+    ) -> SelfOfflineAlgorithm:
+        """
+        SB3's ordinary off-policy ``learn``: step the env for ``total_timesteps`` env steps, append each
+        transition to the buffer that holds the dataset (its online region, ``buffer_size`` rows) and
+        train on both. Arguments as ``OffPolicyAlgorithm.learn`` (``log_interval`` counts episodes).
+        """
+        self._online_mode = True
+        try:
+            OffPolicyAlgorithm.learn(
+                self,
+                total_timesteps=total_timesteps,
+                callback=callback,
+                log_interval=log_interval,
+                tb_log_name=tb_log_name or f"{type(self).__name__}_online",
+                reset_num_timesteps=reset_num_timesteps,
+                progress_bar=progress_bar,
+            )
+        finally:
+            self._online_mode = False
+        return self
+
+    def _dump_logs(self) -> None:
+        self._losses.flush(self.logger)
+        super()._dump_logs()

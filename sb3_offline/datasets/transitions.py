@@ -1,0 +1,160 @@
+"""The in-memory form every dataset source is turned into: flat arrays of transitions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+Observations = np.ndarray | dict[str, np.ndarray]
+
+
+def obs_len(observations: Observations) -> int:
+    """Number of rows of an observation array, or of the first key of a dict of arrays."""
+    if isinstance(observations, dict):
+        if not observations:
+            return 0
+        return len(next(iter(observations.values())))
+    return len(observations)
+
+
+def obs_index(observations: Observations, index: Any) -> Observations:
+    """Index (or mask) the rows of an observation array or of every key of a dict of arrays."""
+    if isinstance(observations, dict):
+        return {key: value[index] for key, value in observations.items()}
+    return observations[index]
+
+
+def obs_concatenate(parts: list[Observations]) -> Observations:
+    """Concatenate observation arrays (or dicts of arrays, key by key) along the first axis."""
+    if isinstance(parts[0], dict):
+        keys = parts[0].keys()
+        return {key: np.concatenate([part[key] for part in parts], axis=0) for key in keys}  # type: ignore[index]
+    return np.concatenate(parts, axis=0)  # type: ignore[arg-type]
+
+
+@dataclass
+class Transitions:
+    """
+    A dataset as flat, aligned arrays of ``N`` transitions ``(s, a, r, s', termination, truncation)``.
+
+    ``terminations[i]`` means the episode *ended* at transition ``i`` (no bootstrapping from ``s'``);
+    ``truncations[i]`` means it was *cut* there (a time limit: the target still bootstraps from ``s'``).
+    Either one closes an episode. Actions are in the environment's units (not rescaled).
+
+    :param observations: ``(N, *obs_shape)``, or a dict of such arrays for ``Dict`` observation spaces
+    :param actions: ``(N, *action_shape)``
+    :param rewards: ``(N,)``
+    :param next_observations: same layout as ``observations``
+    :param terminations: ``(N,)`` bool
+    :param truncations: ``(N,)`` bool
+    :param source: where the data came from, used in error messages
+    :param env_id: the gymnasium id of the environment that produced the data, when known
+    :param metadata: anything else the source recorded (reference scores, ...)
+    """
+
+    observations: Observations
+    actions: np.ndarray
+    rewards: np.ndarray
+    next_observations: Observations
+    terminations: np.ndarray
+    truncations: np.ndarray
+    source: str = "<in-memory>"
+    env_id: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.actions)
+
+    @property
+    def episode_ends(self) -> np.ndarray:
+        """Bool mask of the transitions that close an episode (termination or truncation)."""
+        return np.logical_or(self.terminations, self.truncations)
+
+    def episode_slices(self) -> list[slice]:
+        """
+        The episodes, as slices in order. A trailing run of transitions that no termination or
+        truncation closes (collection stopped mid-episode) is returned as a last episode too.
+        """
+        ends = np.flatnonzero(self.episode_ends)
+        slices = []
+        start = 0
+        for end in ends:
+            slices.append(slice(start, int(end) + 1))
+            start = int(end) + 1
+        if start < len(self):
+            slices.append(slice(start, len(self)))
+        return slices
+
+    def select(self, index: Any) -> Transitions:
+        """A new ``Transitions`` holding only the rows picked by ``index`` (mask, slice or indices)."""
+        return Transitions(
+            observations=obs_index(self.observations, index),
+            actions=self.actions[index],
+            rewards=self.rewards[index],
+            next_observations=obs_index(self.next_observations, index),
+            terminations=self.terminations[index],
+            truncations=self.truncations[index],
+            source=self.source,
+            env_id=self.env_id,
+            metadata=dict(self.metadata),
+        )
+
+    @classmethod
+    def concatenate(cls, parts: list[Transitions]) -> Transitions:
+        """Join several ``Transitions`` (e.g. one per episode) in order."""
+        if not parts:
+            raise ValueError("Transitions.concatenate: got no parts to join")
+        first = parts[0]
+        return cls(
+            observations=obs_concatenate([p.observations for p in parts]),
+            actions=np.concatenate([p.actions for p in parts], axis=0),
+            rewards=np.concatenate([p.rewards for p in parts], axis=0),
+            next_observations=obs_concatenate([p.next_observations for p in parts]),
+            terminations=np.concatenate([p.terminations for p in parts], axis=0),
+            truncations=np.concatenate([p.truncations for p in parts], axis=0),
+            source=first.source,
+            env_id=first.env_id,
+            metadata=dict(first.metadata),
+        )
+
+
+def derive_next_observations(
+    observations: Observations,
+    terminations: np.ndarray,
+    truncations: np.ndarray,
+) -> tuple[Observations, np.ndarray]:
+    """
+    Build ``next_observations`` for a source that stores only ``observations`` (D4RL's layout, where
+    row ``i + 1`` holds the next state unless an episode ended at row ``i``).
+
+    Never crosses an episode boundary:
+
+    - inside an episode, ``s'_i = s_{i+1}``;
+    - at a termination, ``s'`` is never bootstrapped from, so ``s'_i = s_i`` is a harmless filler;
+    - at a truncation (time limit) the true ``s'`` is unknown (row ``i + 1`` starts the next
+      episode), so the transition is dropped, as D4RL's ``qlearning_dataset`` does;
+    - the dataset's last row, if not a termination, has no known successor and is dropped too.
+
+    :return: ``(next_observations, keep)``, where ``keep`` is the bool mask of rows to keep.
+    """
+    terminations = np.asarray(terminations, dtype=bool)
+    truncations = np.asarray(truncations, dtype=bool)
+    n = len(terminations)
+    keep = ~(truncations & ~terminations)
+    if n > 0 and not terminations[-1]:
+        keep[-1] = False
+
+    def shift(array: np.ndarray) -> np.ndarray:
+        nxt = np.empty_like(array)
+        if n > 1:
+            nxt[:-1] = array[1:]
+        if n > 0:
+            nxt[-1] = array[-1]
+        nxt[terminations] = array[terminations]
+        return nxt
+
+    if isinstance(observations, dict):
+        return {key: shift(value) for key, value in observations.items()}, keep
+    return shift(observations), keep

@@ -1,0 +1,153 @@
+"""Check a dataset against the environment's spaces before anything trains on it."""
+
+from __future__ import annotations
+
+import numpy as np
+from gymnasium import spaces
+
+from sb3_offline.datasets.transitions import Transitions
+
+#: Default tolerance on action bounds, as a fraction of each dimension's range ``high - low``.
+DEFAULT_ACTION_BOUND_TOLERANCE = 1e-3
+
+
+class DatasetValidationError(ValueError):
+    """A dataset does not fit the environment it is meant to train an agent for."""
+
+    def __init__(self, source: str, field: str, expected: str, found: str, hint: str = "") -> None:
+        self.source = source
+        self.field = field
+        self.expected = expected
+        self.found = found
+        message = f"{source}: field '{field}': expected {expected}, found {found}"
+        if hint:
+            message += f". {hint}"
+        super().__init__(message)
+
+
+def _check_finite(source: str, field: str, array: np.ndarray) -> None:
+    if np.issubdtype(array.dtype, np.floating) and not np.all(np.isfinite(array)):
+        bad = np.argwhere(~np.isfinite(array))[0]
+        raise DatasetValidationError(
+            source, field, "finite values", f"{array[tuple(bad)]} at index {tuple(int(i) for i in bad)}"
+        )
+
+
+def _check_flags(source: str, field: str, array: np.ndarray, n: int) -> np.ndarray:
+    array = np.asarray(array)
+    if array.ndim == 2 and array.shape[1] == 1:
+        array = array[:, 0]
+    if array.shape != (n,):
+        raise DatasetValidationError(source, field, f"shape ({n},)", f"shape {array.shape}")
+    if not np.all((array == 0) | (array == 1)):
+        bad = np.flatnonzero((array != 0) & (array != 1))[0]
+        raise DatasetValidationError(source, field, "0/1 flags", f"{array[bad]} at index {bad}")
+    return array.astype(bool)
+
+
+def _check_observations(source: str, field: str, observations: object, space: spaces.Space, n: int) -> None:
+    if isinstance(space, spaces.Dict):
+        if not isinstance(observations, dict):
+            raise DatasetValidationError(
+                source, field, f"a dict with keys {sorted(space.spaces)}", f"{type(observations).__name__}"
+            )
+        if set(observations) != set(space.spaces):
+            raise DatasetValidationError(source, field, f"keys {sorted(space.spaces)}", f"keys {sorted(observations)}")
+        for key, subspace in space.spaces.items():
+            _check_observations(source, f"{field}/{key}", observations[key], subspace, n)
+        return
+    if isinstance(observations, dict):
+        raise DatasetValidationError(
+            source, field, f"an array for a {type(space).__name__} space", f"a dict with keys {sorted(observations)}"
+        )
+    array = np.asarray(observations)
+    if len(array) != n:
+        raise DatasetValidationError(source, field, f"{n} rows (the length of 'actions')", f"{len(array)} rows")
+    expected_shape = (n, *space.shape) if space.shape is not None else None
+    if expected_shape is not None and array.shape != expected_shape:
+        raise DatasetValidationError(source, field, f"shape {expected_shape}", f"shape {array.shape}")
+    _check_finite(source, field, array)
+
+
+def validate_transitions(
+    transitions: Transitions,
+    observation_space: spaces.Space,
+    action_space: spaces.Space,
+    action_bound_tolerance: float = DEFAULT_ACTION_BOUND_TOLERANCE,
+) -> Transitions:
+    """
+    Check ``transitions`` against the spaces and return a normalised copy (rewards ``(N,)`` float32,
+    flags bool, actions clipped into the Box once they are known to be inside the tolerance).
+
+    Fails with :class:`DatasetValidationError` (field, expected, found) on: empty data, mismatched
+    lengths, wrong shapes or dict keys, NaN/inf, flags other than 0/1, and actions outside the action
+    Box by more than ``action_bound_tolerance * (high - low)``.
+
+    :param transitions: the data
+    :param observation_space: the environment's observation space (``Box`` or ``Dict`` of ``Box``)
+    :param action_space: the environment's action space (a bounded ``Box``)
+    :param action_bound_tolerance: allowed overshoot of the action bounds, as a fraction of the range
+    :return: the validated transitions
+    """
+    source = transitions.source
+    n = len(transitions.actions)
+    if n == 0:
+        raise DatasetValidationError(source, "actions", "at least one transition", "0 transitions")
+    if not isinstance(action_space, spaces.Box):
+        raise DatasetValidationError(source, "action_space", "a gymnasium.spaces.Box", type(action_space).__name__)
+
+    for name in ("rewards", "terminations", "truncations"):
+        length = len(np.asarray(getattr(transitions, name)))
+        if length != n:
+            raise DatasetValidationError(source, name, f"{n} rows (the length of 'actions')", f"{length} rows")
+
+    _check_observations(source, "observations", transitions.observations, observation_space, n)
+    _check_observations(source, "next_observations", transitions.next_observations, observation_space, n)
+
+    actions = np.asarray(transitions.actions)
+    if actions.ndim == 1 and action_space.shape == (1,):
+        actions = actions[:, None]
+    if actions.shape != (n, *action_space.shape):
+        raise DatasetValidationError(source, "actions", f"shape {(n, *action_space.shape)}", f"shape {actions.shape}")
+    _check_finite(source, "actions", actions)
+    low, high = action_space.low.astype(np.float64), action_space.high.astype(np.float64)
+    if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high))):
+        raise DatasetValidationError(
+            source, "action_space", "finite bounds (actions are rescaled to [-1, 1])", f"low={low}, high={high}"
+        )
+    margin = action_bound_tolerance * (high - low)
+    below = actions < low - margin
+    above = actions > high + margin
+    if below.any() or above.any():
+        index = tuple(int(i) for i in np.argwhere(below | above)[0])
+        dim = index[1:]
+        raise DatasetValidationError(
+            source,
+            "actions",
+            f"values in the action space [{low[dim]}, {high[dim]}] (tolerance {margin[dim]:.3g})",
+            f"{actions[index]} at index {index}",
+            hint="Were the actions saved rescaled to [-1, 1], or for another environment?",
+        )
+    actions = np.clip(actions, low, high).astype(np.float32)
+
+    rewards = np.asarray(transitions.rewards)
+    if rewards.ndim == 2 and rewards.shape[1] == 1:
+        rewards = rewards[:, 0]
+    if rewards.shape != (n,):
+        raise DatasetValidationError(source, "rewards", f"shape ({n},)", f"shape {rewards.shape}")
+    _check_finite(source, "rewards", rewards.astype(np.float64))
+
+    terminations = _check_flags(source, "terminations", np.asarray(transitions.terminations), n)
+    truncations = _check_flags(source, "truncations", np.asarray(transitions.truncations), n)
+
+    return Transitions(
+        observations=transitions.observations,
+        actions=actions,
+        rewards=rewards.astype(np.float32),
+        next_observations=transitions.next_observations,
+        terminations=terminations,
+        truncations=truncations,
+        source=source,
+        env_id=transitions.env_id,
+        metadata=dict(transitions.metadata),
+    )
