@@ -10,7 +10,7 @@ from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, Schedule
-from stable_baselines3.common.utils import get_parameters_by_name, get_schedule_fn, update_learning_rate
+from stable_baselines3.common.utils import FloatSchedule, get_parameters_by_name, update_learning_rate
 
 from sb3_offline.batch_ddpg.policies import BatchDDPGPolicy, MlpPolicy, MultiInputPolicy
 from sb3_offline.common.offline_algorithm import OfflineAlgorithm
@@ -127,7 +127,7 @@ class BatchDDPG(OfflineAlgorithm):
         self.critic = self.policy.critic
         self.critic_target = self.policy.critic_target
         # Separate optimizers as in the BCQ authors' DDPG: actor lr 1e-4, critic lr 1e-3 + weight decay.
-        self.actor_lr_schedule = get_schedule_fn(self.actor_learning_rate)
+        self.actor_lr_schedule = FloatSchedule(self.actor_learning_rate)
         optimizer_kwargs = dict(self.policy.optimizer_kwargs)
         self.actor.optimizer = self.policy.optimizer_class(
             self.actor.parameters(), lr=self.actor_lr_schedule(1.0), **optimizer_kwargs
