@@ -1,0 +1,10 @@
+"""Name -> class of every algorithm, for the command line and the rl-zoo3 integration."""
+
+from __future__ import annotations
+
+from sb3_offline.batch_ddpg import BatchDDPG
+from sb3_offline.common.offline_algorithm import OfflineAlgorithm
+
+ALGOS: dict[str, type[OfflineAlgorithm]] = {
+    "batch_ddpg": BatchDDPG,
+}
