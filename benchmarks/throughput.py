@@ -54,7 +54,10 @@ def synthetic_dataset(n: int, seed: int = 0) -> Transitions:
     )
 
 
-def measure(algo: str, device: str, data: Transitions, batch_size: int | None, steps: int, warmup: int) -> float:
+def measure(
+    algo: str, device: str, data: Transitions, batch_size: int | None, steps: int, warmup: int
+) -> tuple[float, int]:
+    """Updates per second after ``warmup`` untimed updates, and the batch size used."""
     kwargs = {} if batch_size is None else {"batch_size": batch_size}
     model = ALGOS[algo]("MlpPolicy", HopperShapedEnv(), dataset=data, device=device, seed=0, **kwargs)
     model.learn(warmup, log_interval=None)
@@ -64,7 +67,7 @@ def measure(algo: str, device: str, data: Transitions, batch_size: int | None, s
     model.learn(steps, log_interval=None, reset_num_timesteps=False)
     if device.startswith("cuda"):
         th.cuda.synchronize()
-    return steps / (time.perf_counter() - start)
+    return steps / (time.perf_counter() - start), model.batch_size
 
 
 def main() -> None:
@@ -88,8 +91,7 @@ def main() -> None:
     print("|" + "|".join("-" * (len(part)) for part in header.split("|")[1:-1]) + "|")
     for algo in args.algos:
         for device in args.devices:
-            rate = measure(algo, device, data, batch_size, args.steps, args.warmup)
-            shown = batch_size or ALGOS[algo]("MlpPolicy", HopperShapedEnv(), dataset=data.select(slice(0, 10))).batch_size
+            rate, shown = measure(algo, device, data, batch_size, args.steps, args.warmup)
             print(f"| {algo:<12} | {device:<6} | {shown:>5} | {rate:>10.1f} |")
 
 

@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 #: The dataset the default ``train`` uses: random Pendulum-v1 transitions, recorded locally.
 DEFAULT_DATASET = "sb3-offline/pendulum-random-v0"
@@ -57,7 +58,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from sb3_offline.algorithms import ALGOS
     from sb3_offline.datasets import recover_env
 
-    algo_class = ALGOS[args.algo]
+    algo_class: Any = ALGOS[args.algo]
     dataset = args.dataset or ensure_default_dataset()
     env = gym.make(args.env) if args.env else recover_env(dataset)
     model = algo_class(
@@ -80,7 +81,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"{args.steps} gradient steps in {seconds:.1f} s ({args.steps / seconds:.0f}/s); saved {output}.zip")
 
     if args.eval_episodes > 0:
-        eval_env = gym.make(env.spec.id) if env.spec is not None else env
+        from stable_baselines3.common.monitor import Monitor
+
+        eval_env = Monitor(gym.make(env.spec.id) if env.spec is not None else env)
         mean, std = evaluate_policy(model, eval_env, n_eval_episodes=args.eval_episodes, deterministic=True)
         eval_env.action_space.seed(args.seed)
         returns = []
@@ -116,9 +119,8 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     if not local:
         print("  (none)")
     for dataset_id, meta in sorted(local.items()):
-        print(
-            f"  {dataset_id:<40} {meta.get('total_steps', '?'):>10} steps  {meta.get('total_episodes', '?'):>6} episodes"
-        )
+        steps, episodes = meta.get("total_steps", "?"), meta.get("total_episodes", "?")
+        print(f"  {dataset_id:<40} {steps:>10} steps  {episodes:>6} episodes")
     return 0
 
 

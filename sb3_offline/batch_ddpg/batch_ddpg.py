@@ -8,9 +8,10 @@ import torch as th
 import torch.nn.functional as F
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.noise import ActionNoise
-from stable_baselines3.common.policies import BasePolicy
+from stable_baselines3.common.policies import BasePolicy, ContinuousCritic
 from stable_baselines3.common.type_aliases import GymEnv, Schedule
 from stable_baselines3.common.utils import FloatSchedule, get_parameters_by_name, update_learning_rate
+from stable_baselines3.td3.policies import Actor
 
 from sb3_offline.batch_ddpg.policies import BatchDDPGPolicy, MlpPolicy, MultiInputPolicy
 from sb3_offline.common.offline_algorithm import OfflineAlgorithm
@@ -67,6 +68,10 @@ class BatchDDPG(OfflineAlgorithm):
         "MultiInputPolicy": MultiInputPolicy,
     }
     policy: BatchDDPGPolicy
+    actor: Actor
+    actor_target: Actor
+    critic: ContinuousCritic
+    critic_target: ContinuousCritic
 
     def __init__(
         self,
@@ -129,11 +134,11 @@ class BatchDDPG(OfflineAlgorithm):
         # Separate optimizers as in the BCQ authors' DDPG: actor lr 1e-4, critic lr 1e-3 + weight decay.
         self.actor_lr_schedule = FloatSchedule(self.actor_learning_rate)
         optimizer_kwargs = dict(self.policy.optimizer_kwargs)
-        self.actor.optimizer = self.policy.optimizer_class(
+        self.actor.optimizer = self.policy.optimizer_class(  # type: ignore[call-arg]
             self.actor.parameters(), lr=self.actor_lr_schedule(1.0), **optimizer_kwargs
         )
         critic_kwargs = {"weight_decay": self.critic_weight_decay, **optimizer_kwargs}
-        self.critic.optimizer = self.policy.optimizer_class(
+        self.critic.optimizer = self.policy.optimizer_class(  # type: ignore[call-arg]
             self.critic.parameters(), lr=self.lr_schedule(1.0), **critic_kwargs
         )
         self._actor_params = list(self.actor.parameters())

@@ -6,7 +6,7 @@ import os
 import sys
 import time
 from collections import deque
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from gymnasium import spaces
 from stable_baselines3.common import utils
@@ -105,7 +105,7 @@ class OfflineAlgorithm(OffPolicyAlgorithm):
                 self.dataset = os.fspath(dataset)
             else:
                 self._dataset_object = dataset
-                self.dataset = str(dataset.spec.dataset_id) if is_minari_dataset(dataset) else None
+                self.dataset = str(cast(Any, dataset).spec.dataset_id) if is_minari_dataset(dataset) else None
         if env is None and _init_setup_model:
             source = self._dataset_object or self.dataset or (replay_buffer_kwargs or {}).get("dataset")
             if source is None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from gymnasium import spaces
@@ -48,7 +48,7 @@ def describe_source(source: DatasetSource) -> str:
     if isinstance(source, Transitions):
         return source.source
     if is_minari_dataset(source):
-        return str(source.spec.dataset_id)
+        return str(cast(Any, source).spec.dataset_id)
     return str(source)
 
 
@@ -251,7 +251,7 @@ def load_sb3_replay_buffer(
     from stable_baselines3.her.her_replay_buffer import HerReplayBuffer
 
     source = str(path)
-    buffer = load_from_pkl(path)
+    buffer = load_from_pkl(Path(path))
     if isinstance(buffer, HerReplayBuffer):
         raise ValueError(
             f"{source}: expected an SB3 ReplayBuffer or DictReplayBuffer, found a HerReplayBuffer "

@@ -162,6 +162,13 @@ def save_minari(
     for key in ("ref_min_score", "ref_max_score"):
         if key in transitions.metadata:
             metadata.setdefault(key, float(transitions.metadata[key]))
+    # Minari warns about every unset descriptive field; give it real values instead of silencing it.
+    metadata.setdefault("author", "sb3-offline")
+    metadata.setdefault("author_email", "n/a")
+    metadata.setdefault("code_permalink", "https://pypi.org/project/sb3-offline/")
+    metadata.setdefault("algorithm_name", "unspecified")
+    metadata.setdefault("description", f"{len(transitions)} transitions from {transitions.source}")
+    metadata.setdefault("eval_env", env)
     root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=root))
     previous = os.environ.get("MINARI_DATASETS_PATH")
