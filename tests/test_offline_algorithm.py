@@ -293,3 +293,15 @@ def test_learn_online_appends_after_dataset(pendulum_file: Path) -> None:
     assert th.equal(buffer.observations[:n_data], dataset_obs)  # type: ignore[index]
     assert buffer.timeouts[n_data : n_data + 250].sum() == 1  # the 200-step time limit, not a termination
     assert buffer.dones[n_data : n_data + 250].sum() == 0
+
+
+def test_offline_buffer_save_and_load_replay_buffer(pendulum_file: Path, tmp_path: Path) -> None:
+    model = make_model(str(pendulum_file), buffer_size=300)
+    model.learn_online(50)
+    model.save_replay_buffer(tmp_path / "buffer.pkl")
+    other = make_model(str(pendulum_file))
+    other.load_replay_buffer(tmp_path / "buffer.pkl")
+    buffer = other.replay_buffer
+    assert isinstance(buffer, OfflineReplayBuffer) and buffer.size() == model.replay_buffer.size()  # type: ignore[union-attr]
+    assert buffer.actions.device == other.device
+    other.learn(5)

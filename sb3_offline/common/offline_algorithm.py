@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import os
+import pathlib
 import sys
 import time
 from collections import deque
@@ -188,6 +190,12 @@ class OfflineAlgorithm(OffPolicyAlgorithm):
             optimize_memory_usage=self.optimize_memory_usage,
             **kwargs,
         )
+
+    def load_replay_buffer(self, path: str | pathlib.Path | io.BufferedIOBase, truncate_last_traj: bool = True) -> None:
+        """SB3's ``load_replay_buffer``; an ``OfflineReplayBuffer``'s tensors are moved to ``self.device``."""
+        super().load_replay_buffer(path, truncate_last_traj)
+        if isinstance(self.replay_buffer, OfflineReplayBuffer):
+            self.replay_buffer.to(self.device)
 
     def _excluded_save_params(self) -> list[str]:
         return [*super()._excluded_save_params(), "_dataset_object", "_losses"]
