@@ -195,7 +195,7 @@ def test_save_load_round_trip(pendulum_file: Path, tmp_path: Path) -> None:
     assert loaded.replay_buffer is None and loaded.dataset == str(pendulum_file)
     after, _ = loaded.predict(obs, deterministic=True)
     np.testing.assert_allclose(before, after)
-    np.testing.assert_allclose(single, after[0])
+    np.testing.assert_allclose(single, after[0], rtol=1e-5, atol=1e-6)  # batch of 1 vs 8: other matmul kernels
     assert np.all(np.abs(after) <= 2.0)
     # training resumes: the dataset is read again from the saved reference
     loaded.learn(10, reset_num_timesteps=False)

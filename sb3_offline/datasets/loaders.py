@@ -21,7 +21,12 @@ from typing import Any, cast
 import numpy as np
 from gymnasium import spaces
 
-from sb3_offline.datasets.transitions import Observations, Transitions, derive_next_observations
+from sb3_offline.datasets.transitions import (
+    Observations,
+    Transitions,
+    close_episodes_before_dropped,
+    derive_next_observations,
+)
 
 #: What a user may pass as ``dataset=``.
 DatasetSource = str | os.PathLike | Transitions | Any  # Any: a minari.MinariDataset
@@ -175,7 +180,7 @@ def _from_d4rl_arrays(arrays: dict[str, Any], source: str, env_id: str | None) -
     if has_next:
         return transitions
     # Only derive when the flags line up with the observations; the validator reports any mismatch.
-    lengths = {len(np.asarray(terminations)), len(np.asarray(truncations)), n}
+    lengths = {len(np.asarray(terminations)), len(np.asarray(truncations)), len(np.asarray(arrays["rewards"])), n}
     obs_rows = len(next(iter(observations.values()))) if isinstance(observations, dict) else len(observations)
     if len(lengths) != 1 or obs_rows != n:
         return transitions
@@ -184,6 +189,7 @@ def _from_d4rl_arrays(arrays: dict[str, Any], source: str, env_id: str | None) -
         return transitions
     next_observations, keep = derive_next_observations(observations, terminations, truncations)
     transitions.next_observations = next_observations
+    transitions.truncations = close_episodes_before_dropped(terminations, truncations, keep)
     return transitions.select(keep)
 
 
@@ -251,6 +257,11 @@ def load_sb3_replay_buffer(
     from stable_baselines3.her.her_replay_buffer import HerReplayBuffer
 
     source = str(path)
+    if actions_scaled and not isinstance(action_space, spaces.Box):
+        raise ValueError(
+            f"{source}: field 'action_space': expected the env's Box (SB3 buffers hold actions rescaled to [-1, 1], "
+            f"mapped back with it), found {action_space!r}; or pass actions_scaled=False"
+        )
     buffer = load_from_pkl(Path(path))
     if isinstance(buffer, HerReplayBuffer):
         raise ValueError(
@@ -296,13 +307,20 @@ def load_sb3_replay_buffer(
         actions = unscale_action(action_space, actions.reshape(len(actions), *action_space.shape))
     dones = flatten(buffer.dones).astype(bool)
     timeouts = flatten(buffer.timeouts).astype(bool) if hasattr(buffer, "timeouts") else np.zeros_like(dones)
+    terminations, truncations = dones & ~timeouts, dones & timeouts
+    # Each env's stream stops where the buffer stops: its last transition closes an episode (as a
+    # truncation; it still bootstraps from its stored next observation), so env streams never merge.
+    stream = len(rows_arr)
+    if stream:
+        last = np.arange(1, n_envs + 1) * stream - 1
+        truncations[last] |= ~terminations[last]
     return Transitions(
         observations=observations,
         actions=actions,
         rewards=flatten(buffer.rewards),
         next_observations=next_observations,
-        terminations=dones & ~timeouts,
-        truncations=dones & timeouts,
+        terminations=terminations,
+        truncations=truncations,
         source=source,
     )
 

@@ -158,3 +158,20 @@ def derive_next_observations(
     if isinstance(observations, dict):
         return {key: shift(value) for key, value in observations.items()}, keep
     return shift(observations), keep
+
+
+def close_episodes_before_dropped(terminations: np.ndarray, truncations: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """
+    Truncation flags after dropping the rows not in ``keep``: a kept row whose successor is dropped
+    (or that is the last kept row) and that does not already end its episode now ends it, as a
+    truncation (its ``s'`` is still right, so it bootstraps). Without this, the rows before a dropped
+    timeout would run on into the next episode.
+    """
+    terminations = np.asarray(terminations, dtype=bool)
+    truncations = np.asarray(truncations, dtype=bool).copy()
+    keep = np.asarray(keep, dtype=bool)
+    successor_dropped = np.ones_like(keep)
+    successor_dropped[:-1] = ~keep[1:]
+    closes = keep & successor_dropped & ~terminations & ~truncations
+    truncations[closes] = True
+    return truncations

@@ -19,10 +19,14 @@ class DatasetValidationError(ValueError):
         self.field = field
         self.expected = expected
         self.found = found
+        self.hint = hint
         message = f"{source}: field '{field}': expected {expected}, found {found}"
         if hint:
             message += f". {hint}"
         super().__init__(message)
+
+    def __reduce__(self) -> tuple[type, tuple[str, str, str, str, str]]:
+        return (type(self), (self.source, self.field, self.expected, self.found, self.hint))
 
 
 def _check_finite(source: str, field: str, array: np.ndarray) -> None:
