@@ -55,10 +55,18 @@ def synthetic_dataset(n: int, seed: int = 0) -> Transitions:
 
 
 def measure(
-    algo: str, device: str, data: Transitions, batch_size: int | None, steps: int, warmup: int
+    algo: str,
+    device: str,
+    data: Transitions,
+    batch_size: int | None,
+    steps: int,
+    warmup: int,
+    policy_kwargs: dict | None = None,
 ) -> tuple[float, int]:
     """Updates per second after ``warmup`` untimed updates, and the batch size used."""
-    kwargs = {} if batch_size is None else {"batch_size": batch_size}
+    kwargs: dict = {} if batch_size is None else {"batch_size": batch_size}
+    if policy_kwargs:
+        kwargs["policy_kwargs"] = policy_kwargs
     model = ALGOS[algo]("MlpPolicy", HopperShapedEnv(), dataset=data, device=device, seed=0, **kwargs)
     model.learn(warmup, log_interval=None)
     if device.startswith("cuda"):
@@ -78,20 +86,27 @@ def main() -> None:
     parser.add_argument("--dataset-size", type=int, default=1_000_000)
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--warmup", type=int, default=100)
+    parser.add_argument(
+        "--policy-kwargs",
+        default=None,
+        help='a Python dict for every algorithm, e.g. "dict(net_arch=dict(pi=[64, 64], qf=[64, 64], vae=[128, 128]))"',
+    )
     args = parser.parse_args()
+    policy_kwargs = eval(args.policy_kwargs) if args.policy_kwargs else None  # as rl-zoo3 does with its YAML
 
     data = synthetic_dataset(args.dataset_size)
     batch_size = args.batch_size or None
     print(
         f"torch {th.__version__}, {platform.processor() or platform.machine()}, {th.get_num_threads()} CPU threads, "
-        f"dataset {args.dataset_size} x (obs 17, action 6), {args.steps} timed updates"
+        f"dataset {args.dataset_size} x (obs 17, action 6), {args.steps} timed updates, "
+        f"networks: {policy_kwargs or 'defaults'}"
     )
     header = f"| {'algorithm':<12} | {'device':<6} | {'batch':>5} | {'updates/s':>10} |"
     print(header)
     print("|" + "|".join("-" * (len(part)) for part in header.split("|")[1:-1]) + "|")
     for algo in args.algos:
         for device in args.devices:
-            rate, shown = measure(algo, device, data, batch_size, args.steps, args.warmup)
+            rate, shown = measure(algo, device, data, batch_size, args.steps, args.warmup, policy_kwargs)
             print(f"| {algo:<12} | {device:<6} | {shown:>5} | {rate:>10.1f} |")
 
 

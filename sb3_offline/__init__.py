@@ -1,6 +1,7 @@
 """sb3-offline: offline (batch) reinforcement learning for stable-baselines3."""
 
 from sb3_offline.batch_ddpg import BatchDDPG
+from sb3_offline.bcq import BCQ
 from sb3_offline.buffers import OfflineReplayBuffer
 from sb3_offline.common.offline_algorithm import OfflineAlgorithm
 from sb3_offline.datasets import DatasetValidationError, Transitions
@@ -8,6 +9,7 @@ from sb3_offline.datasets import DatasetValidationError, Transitions
 __version__ = "0.1.0"
 
 __all__ = [
+    "BCQ",
     "BatchDDPG",
     "DatasetValidationError",
     "OfflineAlgorithm",

@@ -52,11 +52,11 @@ def ensure_default_dataset(verbose: bool = True) -> str:
 
 def cmd_train(args: argparse.Namespace) -> int:
     import gymnasium as gym
-    import numpy as np
     from stable_baselines3.common.evaluation import evaluate_policy
 
     from sb3_offline.algorithms import ALGOS
     from sb3_offline.datasets import recover_env
+    from sb3_offline.evaluation import evaluate_callable
 
     algo_class: Any = ALGOS[args.algo]
     dataset = args.dataset or ensure_default_dataset()
@@ -85,19 +85,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         eval_env = Monitor(gym.make(env.spec.id) if env.spec is not None else env)
         mean, std = evaluate_policy(model, eval_env, n_eval_episodes=args.eval_episodes, deterministic=True)
-        eval_env.action_space.seed(args.seed)
-        returns = []
-        for episode in range(args.eval_episodes):
-            eval_env.reset(seed=args.seed + episode)
-            total, done = 0.0, False
-            while not done:
-                _, reward, terminated, truncated, _ = eval_env.step(eval_env.action_space.sample())
-                total += float(reward)
-                done = terminated or truncated
-            returns.append(total)
+        random_mean, random_std = evaluate_callable(eval_env, None, args.eval_episodes, seed=args.seed)
         print(f"{'policy':<10} {'return (mean ± std over ' + str(args.eval_episodes) + ' episodes)'}")
         print(f"{args.algo:<10} {mean:9.1f} ± {std:.1f}")
-        print(f"{'random':<10} {np.mean(returns):9.1f} ± {np.std(returns):.1f}")
+        print(f"{'random':<10} {random_mean:9.1f} ± {random_std:.1f}")
     return 0
 
 

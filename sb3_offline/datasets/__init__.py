@@ -1,5 +1,6 @@
 """Dataset sources (Minari, D4RL-style HDF5, npz, SB3 replay buffers), validation and writers."""
 
+from sb3_offline.datasets.behaviour import PendulumSwingUp
 from sb3_offline.datasets.loaders import (
     DatasetNotFoundError,
     dataset_env_id,
@@ -18,6 +19,7 @@ from sb3_offline.datasets.writers import save_hdf5, save_minari, save_npz
 __all__ = [
     "DatasetNotFoundError",
     "DatasetValidationError",
+    "PendulumSwingUp",
     "Transitions",
     "dataset_env_id",
     "derive_next_observations",

@@ -1,0 +1,256 @@
+"""BCQ: Batch-Constrained deep Q-learning (Fujimoto, Meger, Precup, ICML 2019)."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, TypeVar
+
+import torch as th
+import torch.nn.functional as F
+from stable_baselines3.common.buffers import ReplayBuffer
+from stable_baselines3.common.noise import ActionNoise
+from stable_baselines3.common.policies import BasePolicy, ContinuousCritic
+from stable_baselines3.common.type_aliases import GymEnv, Schedule
+
+from sb3_offline.bcq.policies import BCQPolicy, MlpPolicy, MultiInputPolicy
+from sb3_offline.common.offline_algorithm import OfflineAlgorithm
+from sb3_offline.common.perturbation import PerturbationActor
+from sb3_offline.common.training import soft_update
+from sb3_offline.common.vae import ConditionalVAE, vae_loss
+from sb3_offline.datasets.loaders import DatasetSource
+
+SelfBCQ = TypeVar("SelfBCQ", bound="BCQ")
+
+
+def soft_clipped_target(
+    next_q: th.Tensor,
+    rewards: th.Tensor,
+    dones: th.Tensor,
+    gamma: float,
+    lmbda: float,
+    n_samples: int,
+) -> th.Tensor:
+    """
+    The value target of Eq. 13:
+    ``y = r + gamma * (1 - termination) * max_i [lmbda * min_j Q'_j(s', a_i) + (1 - lmbda) * max_j Q'_j(s', a_i)]``.
+
+    :param next_q: ``(batch * n_samples, n_critics)`` target critics' values of the perturbed samples,
+        state-major (rows ``k * n .. k * n + n - 1`` belong to state ``k``)
+    :param rewards: ``(batch, 1)``
+    :param dones: ``(batch, 1)`` terminations (a timeout is not one: it bootstraps)
+    :param gamma: discount factor
+    :param lmbda: weight of the minimum over critics (BCQ: 0.75)
+    :param n_samples: actions sampled per next state
+    :return: ``(batch, 1)``
+    """
+    soft_clipped = lmbda * next_q.min(dim=1).values + (1.0 - lmbda) * next_q.max(dim=1).values
+    best = soft_clipped.view(-1, n_samples).max(dim=1).values.unsqueeze(1)
+    return rewards + (1.0 - dones) * gamma * best
+
+
+class BCQ(OfflineAlgorithm):
+    """
+    Batch-Constrained deep Q-learning (BCQ), continuous actions: Algorithm 1 of
+    Fujimoto, Meger, Precup, "Off-Policy Deep Reinforcement Learning without Exploration", ICML 2019
+    (https://arxiv.org/abs/1812.02900). Follows the paper; where it is silent, the authors' code
+    (``sfujim/BCQ``, ``continuous_BCQ/BCQ.py``).
+
+    Each gradient step: the VAE ``G`` is fit to the batch's actions (MSE reconstruction + 0.5 * KL, the
+    authors' weight); ``n = target_action_samples`` (10) actions are sampled from ``G(s')``, perturbed by
+    the target perturbation model, and scored with Eq. 13 (``lmbda``-weighted min/max over the two
+    target critics, max over the samples, ``r + gamma * (1 - termination) * that``); both critics
+    regress on it; the perturbation model maximises ``Q_theta1(s, a + xi(s, a))`` for ``a ~ G(s)``
+    (Eq. 12); the targets of critics and perturbation model are Polyak-averaged with ``tau``.
+    Acting (Eq. 11) samples ``action_samples`` (100) candidates and takes the argmax of ``Q_theta1``.
+    d3rlpy uses one number for both and pays 10x the work in every update; we follow the authors.
+
+    Defaults (paper appendix and authors' code): perturbation model and critics 400-300, VAE 750-750,
+    latent ``2 * action_dim``, Adam with lr 1e-3 for all networks, batch 100, tau 0.005, gamma 0.99,
+    lambda 0.75, Phi 0.05. Actions live in SB3's [-1, 1] scale, so Phi bounds the perturbation to
+    ``Phi * (high - low) / 2`` in the env's units, for any Box bounds.
+
+    :param policy: ``"MlpPolicy"``, ``"MultiInputPolicy"`` or a policy class
+    :param env: the environment (``None``: recovered from the dataset)
+    :param dataset: the data (Minari id or ``MinariDataset``, ``.hdf5``/``.npz``/SB3 ``.pkl`` path, ``Transitions``)
+    :param learning_rate: learning rate of the perturbation model and the critics (constant or schedule)
+    :param vae_learning_rate: learning rate of the VAE (default: ``learning_rate``'s initial value)
+    :param buffer_size: rows for online transitions after the dataset (``learn_online``)
+    :param learning_starts: env steps before training in ``learn_online``
+    :param batch_size: minibatch size (N)
+    :param tau: target update rate
+    :param gamma: discount factor
+    :param lmbda: weight of the minimum in the soft clipped double-Q target (lambda)
+    :param phi: perturbation bound (Phi), as a fraction of the action range
+    :param target_action_samples: actions sampled from ``G(s')`` for each target (n)
+    :param action_samples: candidate actions per state when acting
+    :param kl_weight: weight of the KL term of the VAE loss
+    :param train_freq: for ``learn_online``
+    :param gradient_steps: for ``learn_online``
+    :param action_noise: for ``learn_online``
+    :param replay_buffer_class: defaults to ``OfflineReplayBuffer``
+    :param replay_buffer_kwargs: keyword arguments of the replay buffer
+    :param policy_kwargs: keyword arguments of the policy (``net_arch``, ``latent_dim``, ...)
+    :param stats_window_size: window for rollout logging (``learn_online``)
+    :param tensorboard_log: the log location for tensorboard (if None, no logging)
+    :param verbose: 0 no output, 1 info, 2 debug
+    :param device: ``"auto"``, ``"cpu"`` or ``"cuda"``
+    :param seed: seed for the pseudo random generators
+    :param _init_setup_model: whether to build the networks on creation
+    """
+
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
+        "MlpPolicy": MlpPolicy,
+        "MultiInputPolicy": MultiInputPolicy,
+    }
+    policy: BCQPolicy
+    vae: ConditionalVAE
+    actor: PerturbationActor
+    actor_target: PerturbationActor
+    critic: ContinuousCritic
+    critic_target: ContinuousCritic
+
+    def __init__(
+        self,
+        policy: str | type[BCQPolicy],
+        env: GymEnv | str | None,
+        dataset: DatasetSource | None = None,
+        learning_rate: float | Schedule = 1e-3,
+        vae_learning_rate: float | None = None,
+        buffer_size: int = 0,
+        learning_starts: int = 0,
+        batch_size: int = 100,
+        tau: float = 0.005,
+        gamma: float = 0.99,
+        lmbda: float = 0.75,
+        phi: float = 0.05,
+        target_action_samples: int = 10,
+        action_samples: int = 100,
+        kl_weight: float = 0.5,
+        train_freq: int | tuple[int, str] = 1,
+        gradient_steps: int = 1,
+        action_noise: ActionNoise | None = None,
+        replay_buffer_class: type[ReplayBuffer] | None = None,
+        replay_buffer_kwargs: dict[str, Any] | None = None,
+        policy_kwargs: dict[str, Any] | None = None,
+        stats_window_size: int = 100,
+        tensorboard_log: str | None = None,
+        verbose: int = 0,
+        device: th.device | str = "auto",
+        seed: int | None = None,
+        _init_setup_model: bool = True,
+    ) -> None:
+        if not 0.0 <= lmbda <= 1.0:
+            raise ValueError(f"lmbda: expected a weight in [0, 1], found {lmbda}")
+        if target_action_samples < 1 or action_samples < 1:
+            raise ValueError(
+                f"target_action_samples, action_samples: expected >= 1, found {target_action_samples}, {action_samples}"
+            )
+        self.lmbda = lmbda
+        self.target_action_samples = target_action_samples
+        self.kl_weight = kl_weight
+        policy_kwargs = dict(policy_kwargs or {})
+        policy_kwargs.setdefault("phi", phi)
+        policy_kwargs.setdefault("n_action_samples", action_samples)
+        policy_kwargs.setdefault("vae_lr", vae_learning_rate)
+        super().__init__(
+            policy,
+            env,
+            learning_rate,
+            dataset=dataset,
+            buffer_size=buffer_size,
+            learning_starts=learning_starts,
+            batch_size=batch_size,
+            tau=tau,
+            gamma=gamma,
+            train_freq=train_freq,
+            gradient_steps=gradient_steps,
+            action_noise=action_noise,
+            replay_buffer_class=replay_buffer_class,
+            replay_buffer_kwargs=replay_buffer_kwargs,
+            policy_kwargs=policy_kwargs,
+            stats_window_size=stats_window_size,
+            tensorboard_log=tensorboard_log,
+            verbose=verbose,
+            device=device,
+            seed=seed,
+            _init_setup_model=_init_setup_model,
+        )
+
+    def _setup_model(self) -> None:
+        super()._setup_model()
+        self.vae = self.policy.vae
+        self.actor = self.policy.actor
+        self.actor_target = self.policy.actor_target
+        self.critic = self.policy.critic
+        self.critic_target = self.policy.critic_target
+        self._actor_params = list(self.actor.parameters())
+        self._actor_target_params = list(self.actor_target.parameters())
+        # the q-networks only: the features extractor is shared, not a target copy
+        self._critic_params = [p for q in self.critic.q_networks for p in q.parameters()]
+        self._critic_target_params = [p for q in self.critic_target.q_networks for p in q.parameters()]
+
+    def train(self, gradient_steps: int, batch_size: int = 100) -> None:
+        assert self.replay_buffer is not None
+        policy = self.policy
+        policy.set_training_mode(True)
+        self._update_learning_rate([self.actor.optimizer, self.critic.optimizer])
+        n = self.target_action_samples
+        for _ in range(gradient_steps):
+            self._n_updates += 1
+            data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)
+            features = policy.features(data.observations)
+
+            # Generative model: reconstruct the dataset's actions.
+            reconstruction, mean, std = self.vae(features.detach(), data.actions)
+            vae_total, reconstruction_loss, kl = vae_loss(reconstruction, data.actions, mean, std, self.kl_weight)
+            self.vae.optimizer.zero_grad()
+            vae_total.backward()
+            self.vae.optimizer.step()
+
+            # Critics: the soft clipped double-Q target of Eq. 13 over n perturbed samples of G(s').
+            with th.no_grad():
+                next_features = policy.features(data.next_observations)
+                repeated, next_actions = policy.sample_perturbed(next_features, n, actor=self.actor_target)
+                next_q = policy.q_values_from_features(self.critic_target, repeated, next_actions)
+                target_q = soft_clipped_target(next_q, data.rewards, data.dones, self.gamma, self.lmbda, n)
+            current_q = policy.q_values_from_features(self.critic, features, data.actions)
+            critic_loss = F.mse_loss(current_q, target_q.expand_as(current_q), reduction="none").mean(0).sum()
+            self.critic.optimizer.zero_grad()
+            critic_loss.backward()
+            self.critic.optimizer.step()
+
+            # Perturbation model (Eq. 12): maximise Q_theta1(s, a + xi(s, a)), a ~ G(s).
+            state_features = features.detach()
+            with th.no_grad():
+                sampled = self.vae.decode(state_features)
+            perturbed = self.actor(state_features, sampled)
+            actor_loss = -self.critic.q_networks[0](th.cat([state_features, perturbed], dim=1)).mean()
+            self.actor.optimizer.zero_grad()
+            actor_loss.backward()
+            self.actor.optimizer.step()
+
+            soft_update(self._critic_params, self._critic_target_params, self.tau)
+            soft_update(self._actor_params, self._actor_target_params, self.tau)
+
+            self._losses.add("vae_loss", vae_total)
+            self._losses.add("reconstruction_loss", reconstruction_loss)
+            self._losses.add("kl_loss", kl)
+            self._losses.add("critic_loss", critic_loss)
+            self._losses.add("actor_loss", actor_loss)
+            self._losses.add("q_value", current_q[:, 0].mean())
+
+    def _excluded_save_params(self) -> list[str]:
+        return [
+            *super()._excluded_save_params(),
+            "vae",
+            "actor",
+            "actor_target",
+            "critic",
+            "critic_target",
+            "_actor_params",
+            "_actor_target_params",
+            "_critic_params",
+            "_critic_target_params",
+        ]
+
+    def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
+        return ["policy", "vae.optimizer", "actor.optimizer", "critic.optimizer"], []
