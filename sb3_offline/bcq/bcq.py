@@ -14,37 +14,12 @@ from stable_baselines3.common.type_aliases import GymEnv, Schedule
 from sb3_offline.bcq.policies import BCQPolicy, MlpPolicy, MultiInputPolicy
 from sb3_offline.common.offline_algorithm import OfflineAlgorithm
 from sb3_offline.common.perturbation import PerturbationActor
+from sb3_offline.common.policies import critic_values, q_network_parameters, soft_clipped_target
 from sb3_offline.common.training import soft_update
 from sb3_offline.common.vae import ConditionalVAE, vae_loss
 from sb3_offline.datasets.loaders import DatasetSource
 
 SelfBCQ = TypeVar("SelfBCQ", bound="BCQ")
-
-
-def soft_clipped_target(
-    next_q: th.Tensor,
-    rewards: th.Tensor,
-    dones: th.Tensor,
-    gamma: float,
-    lmbda: float,
-    n_samples: int,
-) -> th.Tensor:
-    """
-    The value target of Eq. 13:
-    ``y = r + gamma * (1 - termination) * max_i [lmbda * min_j Q'_j(s', a_i) + (1 - lmbda) * max_j Q'_j(s', a_i)]``.
-
-    :param next_q: ``(batch * n_samples, n_critics)`` target critics' values of the perturbed samples,
-        state-major (rows ``k * n .. k * n + n - 1`` belong to state ``k``)
-    :param rewards: ``(batch, 1)``
-    :param dones: ``(batch, 1)`` terminations (a timeout is not one: it bootstraps)
-    :param gamma: discount factor
-    :param lmbda: weight of the minimum over critics (BCQ: 0.75)
-    :param n_samples: actions sampled per next state
-    :return: ``(batch, 1)``
-    """
-    soft_clipped = lmbda * next_q.min(dim=1).values + (1.0 - lmbda) * next_q.max(dim=1).values
-    best = soft_clipped.view(-1, n_samples).max(dim=1).values.unsqueeze(1)
-    return rewards + (1.0 - dones) * gamma * best
 
 
 class BCQ(OfflineAlgorithm):
@@ -185,8 +160,8 @@ class BCQ(OfflineAlgorithm):
         self._actor_params = list(self.actor.parameters())
         self._actor_target_params = list(self.actor_target.parameters())
         # the q-networks only: the features extractor is shared, not a target copy
-        self._critic_params = [p for q in self.critic.q_networks for p in q.parameters()]
-        self._critic_target_params = [p for q in self.critic_target.q_networks for p in q.parameters()]
+        self._critic_params = q_network_parameters(self.critic)
+        self._critic_target_params = q_network_parameters(self.critic_target)
 
     def train(self, gradient_steps: int, batch_size: int = 100) -> None:
         assert self.replay_buffer is not None
@@ -210,9 +185,9 @@ class BCQ(OfflineAlgorithm):
             with th.no_grad():
                 next_features = policy.features(data.next_observations)
                 repeated, next_actions = policy.sample_perturbed(next_features, n, actor=self.actor_target)
-                next_q = policy.q_values_from_features(self.critic_target, repeated, next_actions)
+                next_q = critic_values(self.critic_target, repeated, next_actions)
                 target_q = soft_clipped_target(next_q, data.rewards, data.dones, self.gamma, self.lmbda, n)
-            current_q = policy.q_values_from_features(self.critic, features, data.actions)
+            current_q = critic_values(self.critic, features, data.actions)
             critic_loss = F.mse_loss(current_q, target_q.expand_as(current_q), reduction="none").mean(0).sum()
             self.critic.optimizer.zero_grad()
             critic_loss.backward()

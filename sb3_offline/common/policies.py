@@ -1,0 +1,213 @@
+"""The policy base shared by the VAE-based algorithms (BCQ, PLAS): features, VAE, twin critics."""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from typing import Any
+
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.policies import BasePolicy, ContinuousCritic
+from stable_baselines3.common.preprocessing import get_action_dim
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, FlattenExtractor
+from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
+from torch import nn
+
+from sb3_offline.common.vae import VAE_NET_ARCH, ConditionalVAE
+
+#: Hidden sizes of actors and critics in BCQ (paper appendix) and PLAS (authors' code).
+ACTOR_CRITIC_NET_ARCH = [400, 300]
+
+
+def critic_values(critic: ContinuousCritic, features: th.Tensor, actions: th.Tensor) -> th.Tensor:
+    """All of ``critic``'s Q-values, ``(rows, n_critics)``, on already extracted state features."""
+    inputs = th.cat([features, actions], dim=1)
+    return th.cat([q_net(inputs) for q_net in critic.q_networks], dim=1)
+
+
+def q_network_parameters(critic: ContinuousCritic) -> list[th.Tensor]:
+    """The Q-networks' parameters only (a shared features extractor is no target copy)."""
+    return [p for q_net in critic.q_networks for p in q_net.parameters()]
+
+
+def soft_clipped_target(
+    next_q: th.Tensor,
+    rewards: th.Tensor,
+    dones: th.Tensor,
+    gamma: float,
+    lmbda: float,
+    n_samples: int = 1,
+) -> th.Tensor:
+    """
+    The value target of BCQ's Eq. 13 (PLAS uses it with one action, ``n_samples=1``):
+    ``y = r + gamma * (1 - termination) * max_i [lmbda * min_j Q'_j(s', a_i) + (1 - lmbda) * max_j Q'_j(s', a_i)]``.
+
+    :param next_q: ``(batch * n_samples, n_critics)`` target critics' values, state-major
+        (rows ``k * n .. k * n + n - 1`` belong to state ``k``)
+    :param rewards: ``(batch, 1)``
+    :param dones: ``(batch, 1)`` terminations (a timeout is not one: it bootstraps)
+    :param gamma: discount factor
+    :param lmbda: weight of the minimum over critics (BCQ and PLAS: 0.75)
+    :param n_samples: actions per next state
+    :return: ``(batch, 1)``
+    """
+    soft_clipped = lmbda * next_q.min(dim=1).values + (1.0 - lmbda) * next_q.max(dim=1).values
+    best = soft_clipped.view(-1, n_samples).max(dim=1).values.unsqueeze(1)
+    return rewards + (1.0 - dones) * gamma * best
+
+
+class VAEActorCriticPolicy(BasePolicy):
+    """
+    Base of the policies that hold a state-conditional VAE of the dataset's actions, an actor, and
+    twin critics with targets (BCQ, PLAS). Every network lives here, so SB3's ``predict``, ``save``
+    and ``load`` handle them; each network carries its own optimizer (``vae.optimizer``,
+    ``actor.optimizer``, ``critic.optimizer``). Subclasses build the actor (:meth:`_build_actor`)
+    and act (:meth:`_predict`). Actions are in SB3's [-1, 1] scale (``squash_output``), so
+    ``predict`` returns them in the env's Box whatever its bounds.
+
+    :param observation_space: observation space (``Box``, or ``Dict`` with ``MultiInputPolicy``)
+    :param action_space: action space (a bounded ``Box``)
+    :param lr_schedule: learning rate schedule of the critics
+    :param net_arch: hidden sizes: a list for actor and critics, or ``dict(pi=[...], qf=[...], vae=[...])``;
+        defaults 400-300 and VAE 750-750
+    :param activation_fn: activation function
+    :param features_extractor_class: features extractor (shared; trained with the critics if it has parameters)
+    :param features_extractor_kwargs: keyword arguments of the features extractor
+    :param normalize_images: divide image observations by 255
+    :param optimizer_class: optimizer of every network
+    :param optimizer_kwargs: keyword arguments of the optimizers
+    :param n_critics: number of critics
+    :param latent_dim: VAE latent size (default ``2 * action_dim``)
+    :param latent_clip: clip of the prior's latent when the VAE samples on its own
+    :param vae_lr: learning rate of the VAE (default: the critics' initial one)
+    :param actor_lr: learning rate of the actor (default: the critics' initial one)
+    """
+
+    vae: ConditionalVAE
+    actor: nn.Module
+    actor_target: nn.Module
+    critic: ContinuousCritic
+    critic_target: ContinuousCritic
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Box,
+        lr_schedule: Schedule,
+        net_arch: list[int] | dict[str, list[int]] | None = None,
+        activation_fn: type[nn.Module] = nn.ReLU,
+        features_extractor_class: type[BaseFeaturesExtractor] = FlattenExtractor,
+        features_extractor_kwargs: dict[str, Any] | None = None,
+        normalize_images: bool = True,
+        optimizer_class: type[th.optim.Optimizer] = th.optim.Adam,
+        optimizer_kwargs: dict[str, Any] | None = None,
+        n_critics: int = 2,
+        latent_dim: int | None = None,
+        latent_clip: float = 0.5,
+        vae_lr: float | None = None,
+        actor_lr: float | None = None,
+    ) -> None:
+        super().__init__(
+            observation_space,
+            action_space,
+            features_extractor_class,
+            features_extractor_kwargs,
+            optimizer_class=optimizer_class,
+            optimizer_kwargs=optimizer_kwargs,
+            squash_output=True,
+            normalize_images=normalize_images,
+        )
+        if isinstance(net_arch, dict):
+            unknown = set(net_arch) - {"pi", "qf", "vae"}
+            if unknown:
+                raise ValueError(f"net_arch: expected keys among 'pi', 'qf', 'vae', found {sorted(unknown)}")
+            self.net_arch = {
+                "pi": list(net_arch.get("pi", ACTOR_CRITIC_NET_ARCH)),
+                "qf": list(net_arch.get("qf", ACTOR_CRITIC_NET_ARCH)),
+                "vae": list(net_arch.get("vae", VAE_NET_ARCH)),
+            }
+        else:
+            arch = list(ACTOR_CRITIC_NET_ARCH) if net_arch is None else list(net_arch)
+            self.net_arch = {"pi": arch, "qf": list(arch), "vae": list(VAE_NET_ARCH)}
+        self.activation_fn = activation_fn
+        self.n_critics = n_critics
+        self.action_dim = get_action_dim(action_space)
+        self.latent_dim = 2 * self.action_dim if latent_dim is None else latent_dim
+        self.latent_clip = latent_clip
+        self.vae_lr = vae_lr
+        self.actor_lr = actor_lr
+
+    def _build(self, lr_schedule: Schedule) -> None:
+        """Build every network and optimizer; subclasses call it at the end of their ``__init__``."""
+        self.features_extractor = self.make_features_extractor()
+        features_dim = self.features_extractor.features_dim
+        self.vae = ConditionalVAE(
+            features_dim, self.action_dim, self.latent_dim, self.net_arch["vae"], self.activation_fn, self.latent_clip
+        )
+        self.actor = self._build_actor(features_dim)
+        self.actor_target = self._build_actor(features_dim)
+        self.actor_target.load_state_dict(self.actor.state_dict())
+        self.actor_target.train(False)
+        critic_kwargs: dict[str, Any] = dict(
+            observation_space=self.observation_space,
+            action_space=self.action_space,
+            net_arch=self.net_arch["qf"],
+            activation_fn=self.activation_fn,
+            features_extractor=self.features_extractor,
+            features_dim=features_dim,
+            n_critics=self.n_critics,
+            share_features_extractor=True,
+            normalize_images=self.normalize_images,
+        )
+        self.critic = ContinuousCritic(**critic_kwargs)
+        self.critic_target = ContinuousCritic(**critic_kwargs)
+        self.critic_target.load_state_dict(self.critic.state_dict())
+        self.critic_target.set_training_mode(False)
+
+        lr = lr_schedule(1)
+        self.vae.optimizer = self.optimizer_class(  # type: ignore[call-arg]
+            self.vae.parameters(), lr=self.vae_lr if self.vae_lr is not None else lr, **self.optimizer_kwargs
+        )
+        self.actor.optimizer = self.optimizer_class(  # type: ignore[call-arg,assignment]
+            self.actor.parameters(), lr=self.actor_lr if self.actor_lr is not None else lr, **self.optimizer_kwargs
+        )
+        # The critic's parameters include the shared features extractor's, if it has any.
+        self.critic.optimizer = self.optimizer_class(  # type: ignore[call-arg]
+            self.critic.parameters(), lr=lr, **self.optimizer_kwargs
+        )
+
+    @abstractmethod
+    def _build_actor(self, features_dim: int) -> nn.Module:
+        """The actor network (called twice: the actor and its target)."""
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = super()._get_constructor_parameters()
+        data.update(
+            dict(
+                net_arch=self.net_arch,
+                activation_fn=self.activation_fn,
+                optimizer_class=self.optimizer_class,
+                optimizer_kwargs=self.optimizer_kwargs,
+                features_extractor_class=self.features_extractor_class,
+                features_extractor_kwargs=self.features_extractor_kwargs,
+                n_critics=self.n_critics,
+                latent_dim=self.latent_dim,
+                latent_clip=self.latent_clip,
+                vae_lr=self.vae_lr,
+                actor_lr=self.actor_lr,
+            )
+        )
+        return data
+
+    def features(self, observation: PyTorchObs) -> th.Tensor:
+        """State features from the shared extractor (the flattened observation by default)."""
+        return self.extract_features(observation, self.features_extractor)  # type: ignore[return-value]
+
+    def forward(self, observation: PyTorchObs, deterministic: bool = True) -> th.Tensor:
+        return self._predict(observation, deterministic)
+
+    def set_training_mode(self, mode: bool) -> None:
+        self.vae.train(mode)
+        self.actor.train(mode)
+        self.critic.set_training_mode(mode)
+        self.training = mode
