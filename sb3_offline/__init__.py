@@ -5,11 +5,13 @@ from sb3_offline.bcq import BCQ
 from sb3_offline.buffers import OfflineReplayBuffer
 from sb3_offline.common.offline_algorithm import OfflineAlgorithm
 from sb3_offline.datasets import DatasetValidationError, Transitions
+from sb3_offline.plas import PLAS
 
 __version__ = "0.1.0"
 
 __all__ = [
     "BCQ",
+    "PLAS",
     "BatchDDPG",
     "DatasetValidationError",
     "OfflineAlgorithm",

@@ -5,8 +5,10 @@ from __future__ import annotations
 from sb3_offline.batch_ddpg import BatchDDPG
 from sb3_offline.bcq import BCQ
 from sb3_offline.common.offline_algorithm import OfflineAlgorithm
+from sb3_offline.plas import PLAS
 
 ALGOS: dict[str, type[OfflineAlgorithm]] = {
     "batch_ddpg": BatchDDPG,
     "bcq": BCQ,
+    "plas": PLAS,
 }

@@ -102,12 +102,7 @@ class OfflineAlgorithm(OffPolicyAlgorithm):
         # saved is a reference that can be read again: the Minari id, or the path.
         self._dataset_object: Any = None
         self.dataset: str | None = None
-        if dataset is not None:
-            if isinstance(dataset, str | os.PathLike):
-                self.dataset = os.fspath(dataset)
-            else:
-                self._dataset_object = dataset
-                self.dataset = str(cast(Any, dataset).spec.dataset_id) if is_minari_dataset(dataset) else None
+        self._set_dataset(dataset)
         if env is None and _init_setup_model:
             source = self._dataset_object or self.dataset or (replay_buffer_kwargs or {}).get("dataset")
             if source is None:
@@ -144,6 +139,18 @@ class OfflineAlgorithm(OffPolicyAlgorithm):
             self._setup_replay_buffer()
 
     # ------------------------------------------------------------------------------------ set-up
+    def _set_dataset(self, dataset: DatasetSource | None) -> None:
+        """Keep a reference that can be saved (id or path) apart from an object that cannot."""
+        self._dataset_object = None
+        self.dataset = None
+        if dataset is None:
+            return
+        if isinstance(dataset, str | os.PathLike):
+            self.dataset = os.fspath(dataset)
+        else:
+            self._dataset_object = dataset
+            self.dataset = str(cast(Any, dataset).spec.dataset_id) if is_minari_dataset(dataset) else None
+
     def _setup_model(self) -> None:
         """Build the policy; unlike SB3, the replay buffer (the dataset) is read later, on demand."""
         self._setup_lr_schedule()
@@ -164,6 +171,8 @@ class OfflineAlgorithm(OffPolicyAlgorithm):
         """Read the dataset into the replay buffer (on ``self.device``)."""
         assert self.replay_buffer_class is not None
         kwargs = dict(self.replay_buffer_kwargs)
+        if self.dataset is not None and not isinstance(self.dataset, str | os.PathLike):
+            self._set_dataset(self.dataset)  # e.g. load(path, dataset=Transitions(...))
         if issubclass(self.replay_buffer_class, OfflineReplayBuffer):
             source = self._dataset_object if self._dataset_object is not None else self.dataset
             if source is not None:
@@ -176,7 +185,8 @@ class OfflineAlgorithm(OffPolicyAlgorithm):
             kwargs.setdefault("online_capacity", self.buffer_size)
             if kwargs.get("dataset") is None and not kwargs["online_capacity"]:
                 raise ValueError(
-                    "dataset: expected a dataset (dataset=... or replay_buffer_kwargs=dict(dataset=...)), found none"
+                    "dataset: expected a dataset (dataset=... or replay_buffer_kwargs=dict(dataset=...); for a loaded "
+                    "model whose dataset was in memory, load(path, dataset=...)), found none"
                 )
         elif issubclass(self.replay_buffer_class, HerReplayBuffer):
             assert self.env is not None, "You must pass an environment when using `HerReplayBuffer`"

@@ -41,10 +41,10 @@ class DeviceLossAccumulator:
         return {name: value / self._counts[name] for name, value in zip(names, values, strict=True)}
 
     def flush(self, logger: Logger, prefix: str = "train/") -> dict[str, float]:
-        """Record the means as ``prefix + name`` and start over."""
+        """Record the means as ``prefix + name`` (a name with a ``/`` is a full key) and start over."""
         means = self.means()
         for name, value in means.items():
-            logger.record(prefix + name, value)
+            logger.record(name if "/" in name else prefix + name, value)
         self._sums.clear()
         self._counts.clear()
         return means

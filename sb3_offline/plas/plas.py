@@ -1,0 +1,259 @@
+"""PLAS: Policy in the Latent Action Space (Zhou, Bajracharya, Held, CoRL 2020)."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, TypeVar
+
+import torch as th
+from stable_baselines3.common.buffers import ReplayBuffer
+from stable_baselines3.common.noise import ActionNoise
+from stable_baselines3.common.policies import BasePolicy, ContinuousCritic
+from stable_baselines3.common.type_aliases import GymEnv, Schedule
+
+from sb3_offline.common.offline_algorithm import OfflineAlgorithm
+from sb3_offline.common.policies import critic_values, q_network_parameters, soft_clipped_target
+from sb3_offline.common.training import soft_update
+from sb3_offline.common.vae import ConditionalVAE, vae_loss
+from sb3_offline.datasets.loaders import DatasetSource
+from sb3_offline.plas.policies import LatentActor, MlpPolicy, MultiInputPolicy, PLASPolicy
+
+SelfPLAS = TypeVar("SelfPLAS", bound="PLAS")
+
+
+class PLAS(OfflineAlgorithm):
+    """
+    Policy in the Latent Action Space (PLAS): Zhou, Bajracharya, Held, "PLAS: Latent Action Space for
+    Offline Reinforcement Learning", CoRL 2020 (https://arxiv.org/abs/2011.07213). Where the paper is
+    silent we follow the authors' code (``Wenxuan-Zhou/PLAS``: ``algos.py``, ``main.py``).
+
+    Two phases, both counted by ``learn``'s ``total_timesteps`` (one gradient step each):
+
+    1. the first ``vae_steps`` gradient steps pre-train the conditional VAE on the dataset
+       (reconstruction + 0.5 * KL, its own Adam with ``vae_learning_rate``; logged under ``vae/``);
+    2. then the VAE is frozen and each step trains the two critics on the soft clipped double-Q
+       target ``r + gamma * (1 - termination) * [lmbda * min_j Q'_j + (1 - lmbda) * max_j Q'_j](s', a')``
+       with ``a' = D(s', pi'(s'))`` (lambda-weighted min/max as in the authors' ``Latent.train``; one
+       action, no sampling), and the latent policy on ``-Q_1(s, D(s, pi(s)))``: its gradient flows
+       *through* the frozen decoder, which receives none itself. Logged under ``train/``.
+
+    So ``learn(vae_steps + n)`` pre-trains the VAE and then trains the policy for ``n`` steps; the
+    authors run 500k + 500k. Calling ``learn`` again continues where the phases stand.
+    ``perturbation=True`` is PLAS-P (the paper's "PLAS with perturbation"): a layer adds
+    ``xi(s, a)`` in ``[-phi, phi]`` (of the [-1, 1] action range) to the decoded action, so the policy
+    may leave the data's support by a small amount.
+
+    Defaults (authors' ``main.py``): VAE 750-750, latent ``2 * action_dim``, VAE lr 1e-4 for 500k
+    steps; latent policy and critics 400-300, actor lr 1e-4, critic lr 1e-3, batch 100, tau 0.005,
+    gamma 0.99, lambda 0.75, max latent action 2; PLAS-P phi 0.05 (their class default).
+
+    :param policy: ``"MlpPolicy"``, ``"MultiInputPolicy"`` or a policy class
+    :param env: the environment (``None``: recovered from the dataset)
+    :param dataset: the data (Minari id or ``MinariDataset``, ``.hdf5``/``.npz``/SB3 ``.pkl`` path, ``Transitions``)
+    :param learning_rate: critic learning rate (constant or schedule)
+    :param actor_learning_rate: latent policy learning rate
+    :param vae_learning_rate: VAE learning rate (pre-training)
+    :param vae_steps: gradient steps of VAE pre-training before the policy phase
+    :param max_latent_action: bound of the latent action
+    :param perturbation: add PLAS-P's perturbation layer
+    :param phi: bound of the perturbation (with ``perturbation=True``)
+    :param lmbda: weight of the minimum in the soft clipped double-Q target
+    :param kl_weight: weight of the KL term of the VAE loss
+    :param buffer_size: rows for online transitions after the dataset (``learn_online``)
+    :param learning_starts: env steps before training in ``learn_online``
+    :param batch_size: minibatch size (both phases)
+    :param tau: target update rate
+    :param gamma: discount factor
+    :param train_freq: for ``learn_online``
+    :param gradient_steps: for ``learn_online``
+    :param action_noise: for ``learn_online``
+    :param replay_buffer_class: defaults to ``OfflineReplayBuffer``
+    :param replay_buffer_kwargs: keyword arguments of the replay buffer
+    :param policy_kwargs: keyword arguments of the policy (``net_arch``, ``latent_dim``, ...)
+    :param stats_window_size: window for rollout logging (``learn_online``)
+    :param tensorboard_log: the log location for tensorboard (if None, no logging)
+    :param verbose: 0 no output, 1 info, 2 debug
+    :param device: ``"auto"``, ``"cpu"`` or ``"cuda"``
+    :param seed: seed for the pseudo random generators
+    :param _init_setup_model: whether to build the networks on creation
+    """
+
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
+        "MlpPolicy": MlpPolicy,
+        "MultiInputPolicy": MultiInputPolicy,
+    }
+    policy: PLASPolicy
+    vae: ConditionalVAE
+    actor: LatentActor
+    actor_target: LatentActor
+    critic: ContinuousCritic
+    critic_target: ContinuousCritic
+
+    def __init__(
+        self,
+        policy: str | type[PLASPolicy],
+        env: GymEnv | str | None,
+        dataset: DatasetSource | None = None,
+        learning_rate: float | Schedule = 1e-3,
+        actor_learning_rate: float = 1e-4,
+        vae_learning_rate: float = 1e-4,
+        vae_steps: int = 500_000,
+        max_latent_action: float = 2.0,
+        perturbation: bool = False,
+        phi: float = 0.05,
+        lmbda: float = 0.75,
+        kl_weight: float = 0.5,
+        buffer_size: int = 0,
+        learning_starts: int = 0,
+        batch_size: int = 100,
+        tau: float = 0.005,
+        gamma: float = 0.99,
+        train_freq: int | tuple[int, str] = 1,
+        gradient_steps: int = 1,
+        action_noise: ActionNoise | None = None,
+        replay_buffer_class: type[ReplayBuffer] | None = None,
+        replay_buffer_kwargs: dict[str, Any] | None = None,
+        policy_kwargs: dict[str, Any] | None = None,
+        stats_window_size: int = 100,
+        tensorboard_log: str | None = None,
+        verbose: int = 0,
+        device: th.device | str = "auto",
+        seed: int | None = None,
+        _init_setup_model: bool = True,
+    ) -> None:
+        if vae_steps < 0:
+            raise ValueError(f"vae_steps: expected >= 0, found {vae_steps}")
+        if not 0.0 <= lmbda <= 1.0:
+            raise ValueError(f"lmbda: expected a weight in [0, 1], found {lmbda}")
+        if max_latent_action <= 0:
+            raise ValueError(f"max_latent_action: expected > 0, found {max_latent_action}")
+        self.vae_steps = vae_steps
+        self.perturbation = perturbation
+        self.lmbda = lmbda
+        self.kl_weight = kl_weight
+        self._vae_updates = 0
+        policy_kwargs = dict(policy_kwargs or {})
+        policy_kwargs.setdefault("max_latent_action", max_latent_action)
+        policy_kwargs.setdefault("phi", phi if perturbation else None)
+        policy_kwargs.setdefault("vae_lr", vae_learning_rate)
+        policy_kwargs.setdefault("actor_lr", actor_learning_rate)
+        super().__init__(
+            policy,
+            env,
+            learning_rate,
+            dataset=dataset,
+            buffer_size=buffer_size,
+            learning_starts=learning_starts,
+            batch_size=batch_size,
+            tau=tau,
+            gamma=gamma,
+            train_freq=train_freq,
+            gradient_steps=gradient_steps,
+            action_noise=action_noise,
+            replay_buffer_class=replay_buffer_class,
+            replay_buffer_kwargs=replay_buffer_kwargs,
+            policy_kwargs=policy_kwargs,
+            stats_window_size=stats_window_size,
+            tensorboard_log=tensorboard_log,
+            verbose=verbose,
+            device=device,
+            seed=seed,
+            _init_setup_model=_init_setup_model,
+        )
+
+    def _setup_model(self) -> None:
+        super()._setup_model()
+        self.vae = self.policy.vae
+        self.actor = self.policy.actor
+        self.actor_target = self.policy.actor_target
+        self.critic = self.policy.critic
+        self.critic_target = self.policy.critic_target
+        self._actor_params = list(self.actor.parameters())
+        self._actor_target_params = list(self.actor_target.parameters())
+        self._critic_params = q_network_parameters(self.critic)
+        self._critic_target_params = q_network_parameters(self.critic_target)
+        if self.vae_pretrained:
+            self._freeze_vae()
+
+    def _freeze_vae(self) -> None:
+        """Phase 2: the VAE gets no gradient (its last pre-training gradients are dropped too)."""
+        self.vae.requires_grad_(False)
+        self.vae.zero_grad(set_to_none=True)
+
+    @property
+    def vae_pretrained(self) -> bool:
+        """Whether phase 1 (VAE pre-training) is over and the decoder is frozen."""
+        return self._vae_updates >= self.vae_steps
+
+    def train(self, gradient_steps: int, batch_size: int = 100) -> None:
+        assert self.replay_buffer is not None
+        policy = self.policy
+        policy.set_training_mode(True)
+        for _ in range(gradient_steps):
+            data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)
+            if not self.vae_pretrained:
+                self._train_vae(policy.features(data.observations).detach(), data.actions)
+                if self.vae_pretrained:
+                    self._freeze_vae()
+                continue
+            self._n_updates += 1
+            self._update_learning_rate([self.critic.optimizer])
+            features = policy.features(data.observations)
+
+            with th.no_grad():
+                next_features = policy.features(data.next_observations)
+                next_actions = self.actor_target(next_features, self.vae.decode)[2]
+                next_q = critic_values(self.critic_target, next_features, next_actions)
+                target_q = soft_clipped_target(next_q, data.rewards, data.dones, self.gamma, self.lmbda)
+            current_q = critic_values(self.critic, features, data.actions)
+            critic_loss = (current_q - target_q).pow(2).mean(dim=0).sum()
+            self.critic.optimizer.zero_grad()
+            critic_loss.backward()
+            self.critic.optimizer.step()
+
+            # The latent policy's gradient flows through the frozen decoder into z.
+            state_features = features.detach()
+            latent, _, actions = self.actor(state_features, self.vae.decode)
+            actor_loss = -self.critic.q_networks[0](th.cat([state_features, actions], dim=1)).mean()
+            self.actor.optimizer.zero_grad()
+            actor_loss.backward()
+            self.actor.optimizer.step()
+
+            soft_update(self._critic_params, self._critic_target_params, self.tau)
+            soft_update(self._actor_params, self._actor_target_params, self.tau)
+
+            self._losses.add("critic_loss", critic_loss)
+            self._losses.add("actor_loss", actor_loss)
+            self._losses.add("q_value", current_q[:, 0].mean())
+            self._losses.add("latent_action_norm", latent.detach().norm(dim=1).mean())
+
+    def _train_vae(self, features: th.Tensor, actions: th.Tensor) -> None:
+        reconstruction, mean, std = self.vae(features, actions)
+        total, reconstruction_loss, kl = vae_loss(reconstruction, actions, mean, std, self.kl_weight)
+        self.vae.optimizer.zero_grad()
+        total.backward()
+        self.vae.optimizer.step()
+        self._vae_updates += 1
+        self._losses.add("vae/loss", total)
+        self._losses.add("vae/reconstruction_loss", reconstruction_loss)
+        self._losses.add("vae/kl_loss", kl)
+
+    def _dump_offline_logs(self) -> None:
+        self.logger.record("vae/n_updates", self._vae_updates, exclude="tensorboard")
+        super()._dump_offline_logs()
+
+    def _excluded_save_params(self) -> list[str]:
+        return [
+            *super()._excluded_save_params(),
+            "vae",
+            "actor",
+            "actor_target",
+            "critic",
+            "critic_target",
+            "_actor_params",
+            "_actor_target_params",
+            "_critic_params",
+            "_critic_target_params",
+        ]
+
+    def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
+        return ["policy", "vae.optimizer", "actor.optimizer", "critic.optimizer"], []

@@ -1,0 +1,160 @@
+"""PLAS: the latent bound, the frozen decoder, the two phases, shapes, save/load, learning on Pendulum data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch as th
+from stable_baselines3.common.evaluation import evaluate_policy
+from stable_baselines3.common.logger import KVWriter, Logger
+
+from sb3_offline import PLAS
+from sb3_offline.datasets import PendulumSwingUp, Transitions, record_transitions
+from sb3_offline.evaluation import evaluate_callable
+from sb3_offline.plas.policies import LatentActor
+
+SMALL = dict(net_arch=dict(pi=[64, 64], qf=[64, 64], vae=[128, 128]))
+
+
+@pytest.fixture(scope="module")
+def noisy_expert_pendulum() -> Transitions:
+    """The scripted near-expert with N(0, 0.2) action noise, 5000 transitions."""
+    return record_transitions("Pendulum-v1", 5000, policy=PendulumSwingUp(noise_std=0.2, seed=0), seed=0)
+
+
+def make(data: Transitions, **kwargs: Any) -> PLAS:
+    kwargs.setdefault("policy_kwargs", SMALL)
+    kwargs.setdefault("vae_steps", 50)
+    return PLAS("MlpPolicy", gym.make("Pendulum-v1"), dataset=data, device="cpu", seed=0, **kwargs)
+
+
+class MemoryWriter(KVWriter):
+    def __init__(self) -> None:
+        self.dumps: list[dict[str, Any]] = []
+
+    def write(self, key_values: dict[str, Any], key_excluded: dict[str, Any], step: int = 0) -> None:
+        self.dumps.append(dict(key_values))
+
+    def close(self) -> None:
+        pass
+
+
+def test_defaults_follow_the_authors() -> None:
+    model = PLAS(
+        "MlpPolicy", gym.make("Pendulum-v1"), dataset=record_transitions("Pendulum-v1", 50, seed=0), device="cpu"
+    )
+    policy = model.policy
+    assert policy.net_arch == {"pi": [400, 300], "qf": [400, 300], "vae": [750, 750]}
+    assert policy.latent_dim == 2 and policy.max_latent_action == 2.0 and policy.phi is None
+    assert model.vae_steps == 500_000 and model.lmbda == 0.75 and model.batch_size == 100
+    assert model.vae.optimizer.param_groups[0]["lr"] == 1e-4
+    assert model.actor.optimizer.param_groups[0]["lr"] == 1e-4
+    assert model.critic.optimizer.param_groups[0]["lr"] == 1e-3
+
+
+def test_latent_action_is_bounded() -> None:
+    th.manual_seed(0)
+    actor = LatentActor(features_dim=3, action_dim=1, latent_dim=2, net_arch=[16], max_latent_action=2.0)
+    with th.no_grad():
+        actor.latent[-2].weight.mul_(100.0)
+    seen: list[th.Tensor] = []
+
+    def decoder(features: th.Tensor, latent: th.Tensor) -> th.Tensor:
+        seen.append(latent)
+        return th.tanh(latent[:, :1])
+
+    latent, decoded, final = actor(th.randn(400, 3) * 10, decoder)
+    assert th.all(latent.abs() <= 2.0) and latent.abs().max() > 1.9
+    assert th.equal(seen[0], latent) and th.equal(decoded, final)  # no perturbation layer in plain PLAS
+
+
+def test_plas_p_perturbation_is_bounded(noisy_expert_pendulum: Transitions) -> None:
+    model = make(noisy_expert_pendulum, perturbation=True, phi=0.05)
+    assert model.actor.perturbation is not None
+    features = th.as_tensor(noisy_expert_pendulum.observations[:200])
+    _, decoded, final = model.actor(features, model.vae.decode)
+    assert th.all((final - decoded).abs() <= 0.05 + 1e-6)
+
+
+def test_phases_count_in_learn_and_log_separately(noisy_expert_pendulum: Transitions) -> None:
+    model = make(noisy_expert_pendulum, vae_steps=30)
+    writer = MemoryWriter()
+    model.set_logger(Logger(folder=None, output_formats=[writer]))
+    model.learn(20, log_interval=10)
+    assert model._vae_updates == 20 and model._n_updates == 0 and not model.vae_pretrained
+    assert "vae/loss" in writer.dumps[-1] and "train/critic_loss" not in writer.dumps[-1]
+    model.learn(30, log_interval=10, reset_num_timesteps=False)  # 10 more VAE steps, then 20 policy steps
+    assert model.num_timesteps == 50 and model._vae_updates == 30 and model._n_updates == 20
+    assert model.vae_pretrained
+    assert "train/critic_loss" in writer.dumps[-1] and "vae/loss" not in writer.dumps[-1]
+
+
+def test_frozen_decoder_receives_no_gradient(noisy_expert_pendulum: Transitions) -> None:
+    model = make(noisy_expert_pendulum, vae_steps=40)
+    initial = [p.detach().clone() for p in model.vae.parameters()]
+    model.learn(40)
+    pretrained = [p.detach().clone() for p in model.vae.parameters()]
+    assert any(not th.equal(a, b) for a, b in zip(initial, pretrained, strict=True))  # phase 1 trains it
+    actor_before = [p.detach().clone() for p in model.actor.parameters()]
+    model.learn(30, reset_num_timesteps=False)
+    for before, param in zip(pretrained, model.vae.parameters(), strict=True):
+        assert th.equal(before, param) and param.grad is None and not param.requires_grad
+    # ... while the latent policy, whose gradient flows through the decoder, does learn
+    assert any(not th.equal(a, b) for a, b in zip(actor_before, model.actor.parameters(), strict=True))
+
+
+def test_dict_observations_and_save_load(tmp_path: Path) -> None:
+    import gymnasium_robotics
+
+    gym.register_envs(gymnasium_robotics)
+    env = gym.make("FetchReach-v4")
+    data = record_transitions(env, 120, seed=0)
+    model = PLAS(
+        "MultiInputPolicy", env, dataset=data, policy_kwargs=SMALL, vae_steps=5, batch_size=32, device="cpu", seed=0
+    )
+    model.learn(15)
+    obs, _ = env.reset(seed=0)
+    assert model.predict(obs, deterministic=True)[0].shape == (4,)
+    batch = {key: np.stack([value] * 3) for key, value in obs.items()}
+    before = model.predict(batch, deterministic=True)[0]
+    assert before.shape == (3, 4)
+    model.save(tmp_path / "plas_fetch")
+    loaded = PLAS.load(tmp_path / "plas_fetch", env=env)
+    np.testing.assert_allclose(loaded.predict(batch, deterministic=True)[0], before)
+    assert loaded.vae_pretrained and not any(p.requires_grad for p in loaded.vae.parameters())
+    for name in ("vae", "actor", "actor_target", "critic", "critic_target"):
+        for a, b in zip(
+            getattr(model.policy, name).parameters(), getattr(loaded.policy, name).parameters(), strict=True
+        ):
+            assert th.equal(a, b), name
+
+
+def test_save_load_box_before_pretraining_ends(noisy_expert_pendulum: Transitions, tmp_path: Path) -> None:
+    model = make(noisy_expert_pendulum, vae_steps=30)
+    model.learn(10)
+    model.save(tmp_path / "plas")
+    loaded = PLAS.load(tmp_path / "plas", env=gym.make("Pendulum-v1"))
+    assert loaded._vae_updates == 10 and all(p.requires_grad for p in loaded.vae.parameters())
+    with pytest.raises(ValueError, match=r"load\(path, dataset=\.\.\.\)"):
+        loaded.learn(5)  # the dataset was in memory: the checkpoint holds no reference to it
+    loaded = PLAS.load(tmp_path / "plas", env=gym.make("Pendulum-v1"), dataset=noisy_expert_pendulum)
+    loaded.learn(30, reset_num_timesteps=False)
+    assert loaded.dataset is None and loaded._dataset_object is noisy_expert_pendulum
+    loaded.save(tmp_path / "plas_again")  # and the arrays do not end up in the next checkpoint
+    assert (tmp_path / "plas_again.zip").stat().st_size < (tmp_path / "plas.zip").stat().st_size * 1.5
+    assert loaded.vae_pretrained and loaded._n_updates == 10
+    obs = noisy_expert_pendulum.observations[:5]
+    assert loaded.predict(obs, deterministic=True)[0].shape == (5, 1)
+
+
+def test_plas_beats_random_on_noisy_expert_data(noisy_expert_pendulum: Transitions) -> None:
+    env = gym.make("Pendulum-v1")
+    model = make(noisy_expert_pendulum, vae_steps=1000, vae_learning_rate=1e-3, actor_learning_rate=1e-3)
+    model.learn(3000)
+    plas_return, _ = evaluate_policy(model, env, n_eval_episodes=5, deterministic=True)
+    random_return, _ = evaluate_callable(env, None, n_episodes=5, seed=100)
+    assert plas_return > random_return + 400, (plas_return, random_return)
