@@ -2,11 +2,13 @@
 Gradient updates per second of each sb3-offline algorithm on a synthetic dataset.
 
     python benchmarks/throughput.py                      # every algorithm, batch 256, CPU (+ CUDA if present)
+    python benchmarks/throughput.py --batch-size 0       # each algorithm at its paper batch size
     python benchmarks/throughput.py --algos batch_ddpg --batch-size 100 --steps 2000
 
 The data is Hopper-sized (obs dim 17, action dim 6) random transitions, 1M rows by default, held by
 ``OfflineReplayBuffer`` on the device; networks are each algorithm's defaults. The first
-``--warmup`` updates are not timed. Prints a table; nothing here is a test.
+``--warmup`` updates are not timed. PLAS is measured per phase: ``plas/vae`` (VAE pre-training)
+and ``plas`` (the policy phase). Prints a table; nothing here is a test.
 """
 
 from __future__ import annotations
@@ -67,6 +69,10 @@ def measure(
     kwargs: dict = {} if batch_size is None else {"batch_size": batch_size}
     if policy_kwargs:
         kwargs["policy_kwargs"] = policy_kwargs
+    if algo.startswith("plas"):
+        # "plas/vae": the VAE pre-training phase; "plas": the policy phase (VAE already pre-trained)
+        kwargs["vae_steps"] = 10**9 if algo == "plas/vae" else 0
+        algo = "plas"
     model = ALGOS[algo]("MlpPolicy", HopperShapedEnv(), dataset=data, device=device, seed=0, **kwargs)
     model.learn(warmup, log_interval=None)
     if device.startswith("cuda"):
@@ -80,7 +86,8 @@ def measure(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--algos", nargs="+", default=sorted(ALGOS), choices=sorted(ALGOS))
+    choices = sorted([*ALGOS, "plas/vae"])
+    parser.add_argument("--algos", nargs="+", default=choices, choices=choices)
     parser.add_argument("--devices", nargs="+", default=["cpu", *(["cuda"] if th.cuda.is_available() else [])])
     parser.add_argument("--batch-size", type=int, default=256, help="0: each algorithm's paper default")
     parser.add_argument("--dataset-size", type=int, default=1_000_000)
