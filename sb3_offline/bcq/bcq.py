@@ -12,17 +12,16 @@ from stable_baselines3.common.policies import BasePolicy, ContinuousCritic
 from stable_baselines3.common.type_aliases import GymEnv, Schedule
 
 from sb3_offline.bcq.policies import BCQPolicy, MlpPolicy, MultiInputPolicy
-from sb3_offline.common.offline_algorithm import OfflineAlgorithm
 from sb3_offline.common.perturbation import PerturbationActor
-from sb3_offline.common.policies import critic_values, q_network_parameters, soft_clipped_target
-from sb3_offline.common.training import soft_update
+from sb3_offline.common.policies import critic_values, soft_clipped_target
 from sb3_offline.common.vae import ConditionalVAE, vae_loss
+from sb3_offline.common.vae_algorithm import VAEActorCriticAlgorithm
 from sb3_offline.datasets.loaders import DatasetSource
 
 SelfBCQ = TypeVar("SelfBCQ", bound="BCQ")
 
 
-class BCQ(OfflineAlgorithm):
+class BCQ(VAEActorCriticAlgorithm):
     """
     Batch-Constrained deep Q-learning (BCQ), continuous actions: Algorithm 1 of
     Fujimoto, Meger, Precup, "Off-Policy Deep Reinforcement Learning without Exploration", ICML 2019
@@ -150,19 +149,6 @@ class BCQ(OfflineAlgorithm):
             _init_setup_model=_init_setup_model,
         )
 
-    def _setup_model(self) -> None:
-        super()._setup_model()
-        self.vae = self.policy.vae
-        self.actor = self.policy.actor
-        self.actor_target = self.policy.actor_target
-        self.critic = self.policy.critic
-        self.critic_target = self.policy.critic_target
-        self._actor_params = list(self.actor.parameters())
-        self._actor_target_params = list(self.actor_target.parameters())
-        # the q-networks only: the features extractor is shared, not a target copy
-        self._critic_params = q_network_parameters(self.critic)
-        self._critic_target_params = q_network_parameters(self.critic_target)
-
     def train(self, gradient_steps: int, batch_size: int = 100) -> None:
         assert self.replay_buffer is not None
         policy = self.policy
@@ -203,8 +189,7 @@ class BCQ(OfflineAlgorithm):
             actor_loss.backward()
             self.actor.optimizer.step()
 
-            soft_update(self._critic_params, self._critic_target_params, self.tau)
-            soft_update(self._actor_params, self._actor_target_params, self.tau)
+            self._update_targets()
 
             self._losses.add("vae_loss", vae_total)
             self._losses.add("reconstruction_loss", reconstruction_loss)
@@ -212,20 +197,3 @@ class BCQ(OfflineAlgorithm):
             self._losses.add("critic_loss", critic_loss)
             self._losses.add("actor_loss", actor_loss)
             self._losses.add("q_value", current_q[:, 0].mean())
-
-    def _excluded_save_params(self) -> list[str]:
-        return [
-            *super()._excluded_save_params(),
-            "vae",
-            "actor",
-            "actor_target",
-            "critic",
-            "critic_target",
-            "_actor_params",
-            "_actor_target_params",
-            "_critic_params",
-            "_critic_target_params",
-        ]
-
-    def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
-        return ["policy", "vae.optimizer", "actor.optimizer", "critic.optimizer"], []

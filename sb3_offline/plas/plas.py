@@ -10,17 +10,16 @@ from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.policies import BasePolicy, ContinuousCritic
 from stable_baselines3.common.type_aliases import GymEnv, Schedule
 
-from sb3_offline.common.offline_algorithm import OfflineAlgorithm
-from sb3_offline.common.policies import critic_values, q_network_parameters, soft_clipped_target
-from sb3_offline.common.training import soft_update
+from sb3_offline.common.policies import critic_values, soft_clipped_target
 from sb3_offline.common.vae import ConditionalVAE, vae_loss
+from sb3_offline.common.vae_algorithm import VAEActorCriticAlgorithm
 from sb3_offline.datasets.loaders import DatasetSource
 from sb3_offline.plas.policies import LatentActor, MlpPolicy, MultiInputPolicy, PLASPolicy
 
 SelfPLAS = TypeVar("SelfPLAS", bound="PLAS")
 
 
-class PLAS(OfflineAlgorithm):
+class PLAS(VAEActorCriticAlgorithm):
     """
     Policy in the Latent Action Space (PLAS): Zhou, Bajracharya, Held, "PLAS: Latent Action Space for
     Offline Reinforcement Learning", CoRL 2020 (https://arxiv.org/abs/2011.07213). Where the paper is
@@ -162,15 +161,6 @@ class PLAS(OfflineAlgorithm):
 
     def _setup_model(self) -> None:
         super()._setup_model()
-        self.vae = self.policy.vae
-        self.actor = self.policy.actor
-        self.actor_target = self.policy.actor_target
-        self.critic = self.policy.critic
-        self.critic_target = self.policy.critic_target
-        self._actor_params = list(self.actor.parameters())
-        self._actor_target_params = list(self.actor_target.parameters())
-        self._critic_params = q_network_parameters(self.critic)
-        self._critic_target_params = q_network_parameters(self.critic_target)
         if self.vae_pretrained:
             self._freeze_vae()
 
@@ -218,8 +208,7 @@ class PLAS(OfflineAlgorithm):
             actor_loss.backward()
             self.actor.optimizer.step()
 
-            soft_update(self._critic_params, self._critic_target_params, self.tau)
-            soft_update(self._actor_params, self._actor_target_params, self.tau)
+            self._update_targets()
 
             self._losses.add("critic_loss", critic_loss)
             self._losses.add("actor_loss", actor_loss)
@@ -240,20 +229,3 @@ class PLAS(OfflineAlgorithm):
     def _dump_offline_logs(self) -> None:
         self.logger.record("vae/n_updates", self._vae_updates, exclude="tensorboard")
         super()._dump_offline_logs()
-
-    def _excluded_save_params(self) -> list[str]:
-        return [
-            *super()._excluded_save_params(),
-            "vae",
-            "actor",
-            "actor_target",
-            "critic",
-            "critic_target",
-            "_actor_params",
-            "_actor_target_params",
-            "_critic_params",
-            "_critic_target_params",
-        ]
-
-    def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
-        return ["policy", "vae.optimizer", "actor.optimizer", "critic.optimizer"], []
