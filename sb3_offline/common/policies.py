@@ -1,4 +1,4 @@
-"""The policy base shared by the VAE-based algorithms (BCQ, PLAS): features, VAE, twin critics."""
+"""Policy bases: actor + twin critics (AWAC), and with a VAE of the dataset's actions (BCQ, PLAS)."""
 
 from __future__ import annotations
 
@@ -56,20 +56,20 @@ def soft_clipped_target(
     return rewards + (1.0 - dones) * gamma * best
 
 
-class VAEActorCriticPolicy(BasePolicy):
+class OfflineActorCriticPolicy(BasePolicy):
     """
-    Base of the policies that hold a state-conditional VAE of the dataset's actions, an actor, and
-    twin critics with targets (BCQ, PLAS). Every network lives here, so SB3's ``predict``, ``save``
-    and ``load`` handle them; each network carries its own optimizer (``vae.optimizer``,
-    ``actor.optimizer``, ``critic.optimizer``). Subclasses build the actor (:meth:`_build_actor`)
-    and act (:meth:`_predict`). Actions are in SB3's [-1, 1] scale (``squash_output``), so
-    ``predict`` returns them in the env's Box whatever its bounds.
+    Base of the actor-critic policies (AWAC; BCQ and PLAS through :class:`VAEActorCriticPolicy`): a
+    shared features extractor, an actor (with a target copy when ``has_actor_target``) and twin
+    critics with targets. Every network lives here, so SB3's ``predict``, ``save`` and ``load``
+    handle them; each carries its own optimizer (``actor.optimizer``, ``critic.optimizer``).
+    Subclasses build the actor (:meth:`_build_actor`) and act (:meth:`_predict`). Actions are in
+    SB3's [-1, 1] scale (``squash_output``), so ``predict`` returns them in the env's Box.
 
     :param observation_space: observation space (``Box``, or ``Dict`` with ``MultiInputPolicy``)
     :param action_space: action space (a bounded ``Box``)
     :param lr_schedule: learning rate schedule of the critics
-    :param net_arch: hidden sizes: a list for actor and critics, or ``dict(pi=[...], qf=[...], vae=[...])``;
-        defaults 400-300 and VAE 750-750
+    :param net_arch: hidden sizes: a list for actor and critics, or ``dict(pi=[...], qf=[...])``
+        (and ``vae=[...]`` for the VAE policies); defaults: the class's ``default_net_arch``
     :param activation_fn: activation function
     :param features_extractor_class: features extractor (shared; trained with the critics if it has parameters)
     :param features_extractor_kwargs: keyword arguments of the features extractor
@@ -77,17 +77,18 @@ class VAEActorCriticPolicy(BasePolicy):
     :param optimizer_class: optimizer of every network
     :param optimizer_kwargs: keyword arguments of the optimizers
     :param n_critics: number of critics
-    :param latent_dim: VAE latent size (default ``2 * action_dim``)
-    :param latent_clip: clip of the prior's latent when the VAE samples on its own
-    :param vae_lr: learning rate of the VAE (default: the critics' initial one)
     :param actor_lr: learning rate of the actor (default: the critics' initial one)
+    :param actor_optimizer_kwargs: extra keyword arguments of the actor's optimizer (e.g. ``weight_decay``)
     """
 
-    vae: ConditionalVAE
     actor: nn.Module
-    actor_target: nn.Module
+    actor_target: nn.Module | None
     critic: ContinuousCritic
     critic_target: ContinuousCritic
+    #: hidden sizes used when ``net_arch`` leaves them out
+    default_net_arch: dict[str, list[int]] = {"pi": ACTOR_CRITIC_NET_ARCH, "qf": ACTOR_CRITIC_NET_ARCH}
+    #: whether the actor has a Polyak-averaged target copy
+    has_actor_target = True
 
     def __init__(
         self,
@@ -102,10 +103,8 @@ class VAEActorCriticPolicy(BasePolicy):
         optimizer_class: type[th.optim.Optimizer] = th.optim.Adam,
         optimizer_kwargs: dict[str, Any] | None = None,
         n_critics: int = 2,
-        latent_dim: int | None = None,
-        latent_clip: float = 0.5,
-        vae_lr: float | None = None,
         actor_lr: float | None = None,
+        actor_optimizer_kwargs: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(
             observation_space,
@@ -118,36 +117,33 @@ class VAEActorCriticPolicy(BasePolicy):
             normalize_images=normalize_images,
         )
         if isinstance(net_arch, dict):
-            unknown = set(net_arch) - {"pi", "qf", "vae"}
+            unknown = set(net_arch) - set(self.default_net_arch)
             if unknown:
-                raise ValueError(f"net_arch: expected keys among 'pi', 'qf', 'vae', found {sorted(unknown)}")
-            self.net_arch = {
-                "pi": list(net_arch.get("pi", ACTOR_CRITIC_NET_ARCH)),
-                "qf": list(net_arch.get("qf", ACTOR_CRITIC_NET_ARCH)),
-                "vae": list(net_arch.get("vae", VAE_NET_ARCH)),
-            }
+                raise ValueError(
+                    f"net_arch: expected keys among {sorted(self.default_net_arch)}, found {sorted(unknown)}"
+                )
+            self.net_arch = {key: list(net_arch.get(key, default)) for key, default in self.default_net_arch.items()}
         else:
-            arch = list(ACTOR_CRITIC_NET_ARCH) if net_arch is None else list(net_arch)
-            self.net_arch = {"pi": arch, "qf": list(arch), "vae": list(VAE_NET_ARCH)}
+            self.net_arch = {key: list(default) for key, default in self.default_net_arch.items()}
+            if net_arch is not None:
+                self.net_arch["pi"], self.net_arch["qf"] = list(net_arch), list(net_arch)
         self.activation_fn = activation_fn
         self.n_critics = n_critics
         self.action_dim = get_action_dim(action_space)
-        self.latent_dim = 2 * self.action_dim if latent_dim is None else latent_dim
-        self.latent_clip = latent_clip
-        self.vae_lr = vae_lr
         self.actor_lr = actor_lr
+        self.actor_optimizer_kwargs = dict(actor_optimizer_kwargs or {})
 
     def _build(self, lr_schedule: Schedule) -> None:
         """Build every network and optimizer; subclasses call it at the end of their ``__init__``."""
         self.features_extractor = self.make_features_extractor()
         features_dim = self.features_extractor.features_dim
-        self.vae = ConditionalVAE(
-            features_dim, self.action_dim, self.latent_dim, self.net_arch["vae"], self.activation_fn, self.latent_clip
-        )
+        self._build_extra(features_dim, lr_schedule)
         self.actor = self._build_actor(features_dim)
-        self.actor_target = self._build_actor(features_dim)
-        self.actor_target.load_state_dict(self.actor.state_dict())
-        self.actor_target.train(False)
+        self.actor_target = None
+        if self.has_actor_target:
+            self.actor_target = self._build_actor(features_dim)
+            self.actor_target.load_state_dict(self.actor.state_dict())
+            self.actor_target.train(False)
         critic_kwargs: dict[str, Any] = dict(
             observation_space=self.observation_space,
             action_space=self.action_space,
@@ -165,20 +161,22 @@ class VAEActorCriticPolicy(BasePolicy):
         self.critic_target.set_training_mode(False)
 
         lr = lr_schedule(1)
-        self.vae.optimizer = self.optimizer_class(  # type: ignore[call-arg]
-            self.vae.parameters(), lr=self.vae_lr if self.vae_lr is not None else lr, **self.optimizer_kwargs
-        )
         self.actor.optimizer = self.optimizer_class(  # type: ignore[call-arg,assignment]
-            self.actor.parameters(), lr=self.actor_lr if self.actor_lr is not None else lr, **self.optimizer_kwargs
+            self.actor.parameters(),
+            lr=self.actor_lr if self.actor_lr is not None else lr,
+            **{**self.optimizer_kwargs, **self.actor_optimizer_kwargs},
         )
         # The critic's parameters include the shared features extractor's, if it has any.
         self.critic.optimizer = self.optimizer_class(  # type: ignore[call-arg]
             self.critic.parameters(), lr=lr, **self.optimizer_kwargs
         )
 
+    def _build_extra(self, features_dim: int, lr_schedule: Schedule) -> None:
+        """Networks other than actor and critics (the VAE), built before the actor."""
+
     @abstractmethod
     def _build_actor(self, features_dim: int) -> nn.Module:
-        """The actor network (called twice: the actor and its target)."""
+        """The actor network (called twice when ``has_actor_target``: the actor and its target)."""
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
@@ -191,10 +189,8 @@ class VAEActorCriticPolicy(BasePolicy):
                 features_extractor_class=self.features_extractor_class,
                 features_extractor_kwargs=self.features_extractor_kwargs,
                 n_critics=self.n_critics,
-                latent_dim=self.latent_dim,
-                latent_clip=self.latent_clip,
-                vae_lr=self.vae_lr,
                 actor_lr=self.actor_lr,
+                actor_optimizer_kwargs=self.actor_optimizer_kwargs,
             )
         )
         return data
@@ -207,7 +203,57 @@ class VAEActorCriticPolicy(BasePolicy):
         return self._predict(observation, deterministic)
 
     def set_training_mode(self, mode: bool) -> None:
-        self.vae.train(mode)
         self.actor.train(mode)
         self.critic.set_training_mode(mode)
         self.training = mode
+
+
+class VAEActorCriticPolicy(OfflineActorCriticPolicy):
+    """
+    :class:`OfflineActorCriticPolicy` with a state-conditional VAE of the dataset's actions
+    (``vae``, with ``vae.optimizer``): the base of BCQ's and PLAS's policies.
+
+    :param latent_dim: VAE latent size (default ``2 * action_dim``)
+    :param latent_clip: clip of the prior's latent when the VAE samples on its own
+    :param vae_lr: learning rate of the VAE (default: the critics' initial one)
+    :param kwargs: :class:`OfflineActorCriticPolicy`'s arguments; ``net_arch`` may set ``vae=[...]``
+        (default 750-750)
+    """
+
+    vae: ConditionalVAE
+    actor_target: nn.Module
+    default_net_arch = {"pi": ACTOR_CRITIC_NET_ARCH, "qf": ACTOR_CRITIC_NET_ARCH, "vae": VAE_NET_ARCH}
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Box,
+        lr_schedule: Schedule,
+        latent_dim: int | None = None,
+        latent_clip: float = 0.5,
+        vae_lr: float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(observation_space, action_space, lr_schedule, **kwargs)
+        self.latent_dim = 2 * self.action_dim if latent_dim is None else latent_dim
+        self.latent_clip = latent_clip
+        self.vae_lr = vae_lr
+
+    def _build_extra(self, features_dim: int, lr_schedule: Schedule) -> None:
+        self.vae = ConditionalVAE(
+            features_dim, self.action_dim, self.latent_dim, self.net_arch["vae"], self.activation_fn, self.latent_clip
+        )
+        self.vae.optimizer = self.optimizer_class(  # type: ignore[call-arg]
+            self.vae.parameters(),
+            lr=self.vae_lr if self.vae_lr is not None else lr_schedule(1),
+            **self.optimizer_kwargs,
+        )
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = super()._get_constructor_parameters()
+        data.update(latent_dim=self.latent_dim, latent_clip=self.latent_clip, vae_lr=self.vae_lr)
+        return data
+
+    def set_training_mode(self, mode: bool) -> None:
+        super().set_training_mode(mode)
+        self.vae.train(mode)
