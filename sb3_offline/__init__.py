@@ -1,5 +1,6 @@
 """sb3-offline: offline (batch) reinforcement learning for stable-baselines3."""
 
+from sb3_offline.awac import AWAC
 from sb3_offline.batch_ddpg import BatchDDPG
 from sb3_offline.bcq import BCQ
 from sb3_offline.buffers import OfflineReplayBuffer
@@ -10,6 +11,7 @@ from sb3_offline.plas import PLAS
 __version__ = "0.1.0"
 
 __all__ = [
+    "AWAC",
     "BCQ",
     "PLAS",
     "BatchDDPG",

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from sb3_offline.awac import AWAC
 from sb3_offline.batch_ddpg import BatchDDPG
 from sb3_offline.bcq import BCQ
 from sb3_offline.common.offline_algorithm import OfflineAlgorithm
 from sb3_offline.plas import PLAS
 
 ALGOS: dict[str, type[OfflineAlgorithm]] = {
+    "awac": AWAC,
     "batch_ddpg": BatchDDPG,
     "bcq": BCQ,
     "plas": PLAS,

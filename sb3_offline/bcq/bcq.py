@@ -12,10 +12,10 @@ from stable_baselines3.common.policies import BasePolicy, ContinuousCritic
 from stable_baselines3.common.type_aliases import GymEnv, Schedule
 
 from sb3_offline.bcq.policies import BCQPolicy, MlpPolicy, MultiInputPolicy
+from sb3_offline.common.actor_critic import VAEActorCriticAlgorithm
 from sb3_offline.common.perturbation import PerturbationActor
 from sb3_offline.common.policies import critic_values, soft_clipped_target
 from sb3_offline.common.vae import ConditionalVAE, vae_loss
-from sb3_offline.common.vae_algorithm import VAEActorCriticAlgorithm
 from sb3_offline.datasets.loaders import DatasetSource
 
 SelfBCQ = TypeVar("SelfBCQ", bound="BCQ")

@@ -10,9 +10,9 @@ from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.policies import BasePolicy, ContinuousCritic
 from stable_baselines3.common.type_aliases import GymEnv, Schedule
 
+from sb3_offline.common.actor_critic import VAEActorCriticAlgorithm
 from sb3_offline.common.policies import critic_values, soft_clipped_target
 from sb3_offline.common.vae import ConditionalVAE, vae_loss
-from sb3_offline.common.vae_algorithm import VAEActorCriticAlgorithm
 from sb3_offline.datasets.loaders import DatasetSource
 from sb3_offline.plas.policies import LatentActor, MlpPolicy, MultiInputPolicy, PLASPolicy
 

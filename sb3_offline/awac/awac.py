@@ -1,0 +1,195 @@
+"""AWAC: Advantage-Weighted Actor-Critic (Nair, Gupta, Dalal, Levine 2020)."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, TypeVar
+
+import torch as th
+from stable_baselines3.common.buffers import ReplayBuffer
+from stable_baselines3.common.noise import ActionNoise
+from stable_baselines3.common.policies import BasePolicy
+from stable_baselines3.common.type_aliases import DictReplayBufferSamples, GymEnv, ReplayBufferSamples, Schedule
+
+from sb3_offline.awac.policies import AWACPolicy, GaussianActor, MlpPolicy, MultiInputPolicy
+from sb3_offline.common.actor_critic import ActorCriticAlgorithm
+from sb3_offline.common.policies import critic_values, soft_clipped_target
+from sb3_offline.datasets.loaders import DatasetSource
+
+SelfAWAC = TypeVar("SelfAWAC", bound="AWAC")
+
+
+def advantage_weights(advantages: th.Tensor, beta: float) -> th.Tensor:
+    """
+    AWAC's weights of the dataset's actions in the policy's maximum-likelihood loss, normalised over
+    the batch as the authors' code does (rlkit ``AWACTrainer``, ``normalize_over_batch=True``):
+    ``w_i = N * softmax(A / beta)_i = N * exp(A_i / beta) / sum_j exp(A_j / beta)``. They average to
+    one, are invariant to a constant added to every advantage, and never overflow.
+
+    :param advantages: ``(N,)`` or ``(N, 1)`` advantages ``Q(s, a) - V(s)``
+    :param beta: temperature (the paper's lambda; 2 in the authors' MuJoCo setup)
+    :return: the weights, shaped like ``advantages``
+    """
+    return advantages.shape[0] * th.softmax(advantages / beta, dim=0)
+
+
+class AWAC(ActorCriticAlgorithm):
+    """
+    Advantage-Weighted Actor-Critic: Nair, Gupta, Dalal, Levine, "AWAC: Accelerating Online
+    Reinforcement Learning with Offline Datasets", 2020 (https://arxiv.org/abs/2006.09359). Where the
+    paper is silent, the authors' code (rlkit ``AWACTrainer`` and ``examples/awac/mujoco``).
+
+    The policy improvement step is the projection of ``pi* ∝ pi_beta exp(A / lambda)`` onto the policy
+    class by weighted maximum likelihood on the *dataset's* actions:
+    ``max_pi E[log pi(a | s) * w(s, a)]`` with ``w = N * softmax(A / lambda)`` over the batch,
+    ``A(s, a) = min_j Q_j(s, a) - V(s)`` and ``V(s) = min_j Q_j(s, a_pi)`` for one ``a_pi ~ pi(s)``
+    (rlkit: ``awr_min_q=True``, ``awr_sample_actions=False``). The critics regress on the clipped
+    double-Q target ``r + gamma * (1 - termination) * min_j Q'_j(s', a')``, ``a' ~ pi(s')``, with **no
+    entropy term** (rlkit runs AWAC with ``alpha = 0``; d3rlpy 2.8.1 inherits SAC's target and adds
+    one at temperature 1.0: we do not).
+
+    Offline training is ``learn(total_timesteps)`` (gradient steps). Fine-tuning is
+    ``learn_online(total_timesteps)``: SB3's ordinary off-policy loop, acting with samples of the
+    Gaussian (no extra noise), appending each transition after the dataset in the same buffer, whose
+    ``buffer_size`` rows are reserved for that; the dataset keeps being replayed and is never copied.
+
+    Defaults (rlkit ``examples/awac/mujoco/awac1.py``, matching the paper's appendix): batch 1024,
+    policy 4 x 256, Q 2 x 256, Adam lr 3e-4 for both, lambda (their ``beta``) 2, batch-softmax
+    weights, policy weight decay 1e-4, tau 5e-3, gamma 0.99, Gaussian policy with a state-independent
+    ``log sigma`` in [-6, 0], replay buffer of 1M (here: 1M online rows after the dataset).
+
+    :param policy: ``"MlpPolicy"``, ``"MultiInputPolicy"`` or a policy class
+    :param env: the environment (``None``: recovered from the dataset)
+    :param dataset: the data (Minari id or ``MinariDataset``, ``.hdf5``/``.npz``/SB3 ``.pkl`` path, ``Transitions``)
+    :param learning_rate: critic learning rate (constant or schedule)
+    :param actor_learning_rate: actor learning rate
+    :param beta: advantage temperature (the paper's lambda)
+    :param actor_weight_decay: weight decay of the actor's Adam
+    :param buffer_size: rows for online transitions after the dataset (``learn_online``)
+    :param learning_starts: env steps before training in ``learn_online``
+    :param batch_size: minibatch size
+    :param tau: target update rate
+    :param gamma: discount factor
+    :param train_freq: for ``learn_online``: update every ``train_freq`` env steps
+    :param gradient_steps: for ``learn_online``: gradient steps per update
+    :param action_noise: for ``learn_online`` (none by default: the Gaussian explores)
+    :param replay_buffer_class: defaults to ``OfflineReplayBuffer``
+    :param replay_buffer_kwargs: keyword arguments of the replay buffer
+    :param policy_kwargs: keyword arguments of the policy (``net_arch``, ``min_log_std``, ...)
+    :param stats_window_size: window for rollout logging (``learn_online``)
+    :param tensorboard_log: the log location for tensorboard (if None, no logging)
+    :param verbose: 0 no output, 1 info, 2 debug
+    :param device: ``"auto"``, ``"cpu"`` or ``"cuda"``
+    :param seed: seed for the pseudo random generators
+    :param _init_setup_model: whether to build the networks on creation
+    """
+
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
+        "MlpPolicy": MlpPolicy,
+        "MultiInputPolicy": MultiInputPolicy,
+    }
+    policy: AWACPolicy
+    actor: GaussianActor
+
+    def __init__(
+        self,
+        policy: str | type[AWACPolicy],
+        env: GymEnv | str | None,
+        dataset: DatasetSource | None = None,
+        learning_rate: float | Schedule = 3e-4,
+        actor_learning_rate: float = 3e-4,
+        beta: float = 2.0,
+        actor_weight_decay: float = 1e-4,
+        buffer_size: int = 1_000_000,
+        learning_starts: int = 0,
+        batch_size: int = 1024,
+        tau: float = 5e-3,
+        gamma: float = 0.99,
+        train_freq: int | tuple[int, str] = 1,
+        gradient_steps: int = 1,
+        action_noise: ActionNoise | None = None,
+        replay_buffer_class: type[ReplayBuffer] | None = None,
+        replay_buffer_kwargs: dict[str, Any] | None = None,
+        policy_kwargs: dict[str, Any] | None = None,
+        stats_window_size: int = 100,
+        tensorboard_log: str | None = None,
+        verbose: int = 0,
+        device: th.device | str = "auto",
+        seed: int | None = None,
+        _init_setup_model: bool = True,
+    ) -> None:
+        if beta <= 0:
+            raise ValueError(f"beta: expected > 0, found {beta}")
+        self.beta = beta
+        policy_kwargs = dict(policy_kwargs or {})
+        policy_kwargs.setdefault("actor_lr", actor_learning_rate)
+        policy_kwargs.setdefault("actor_optimizer_kwargs", {"weight_decay": actor_weight_decay})
+        super().__init__(
+            policy,
+            env,
+            learning_rate,
+            dataset=dataset,
+            buffer_size=buffer_size,
+            learning_starts=learning_starts,
+            batch_size=batch_size,
+            tau=tau,
+            gamma=gamma,
+            train_freq=train_freq,
+            gradient_steps=gradient_steps,
+            action_noise=action_noise,
+            replay_buffer_class=replay_buffer_class,
+            replay_buffer_kwargs=replay_buffer_kwargs,
+            policy_kwargs=policy_kwargs,
+            stats_window_size=stats_window_size,
+            tensorboard_log=tensorboard_log,
+            verbose=verbose,
+            device=device,
+            seed=seed,
+            _init_setup_model=_init_setup_model,
+        )
+
+    def compute_critic_target(self, data: ReplayBufferSamples | DictReplayBufferSamples) -> th.Tensor:
+        """``r + gamma * (1 - termination) * min_j Q'_j(s', a')`` with ``a' ~ pi(s')``: no entropy term."""
+        with th.no_grad():
+            next_features = self.policy.features(data.next_observations)
+            next_actions = self.actor.sample(next_features)
+            next_q = critic_values(self.critic_target, next_features, next_actions)
+            return soft_clipped_target(next_q, data.rewards, data.dones, self.gamma, lmbda=1.0)
+
+    def train(self, gradient_steps: int, batch_size: int = 1024) -> None:
+        assert self.replay_buffer is not None
+        policy = self.policy
+        policy.set_training_mode(True)
+        self._update_learning_rate([self.critic.optimizer])
+        for _ in range(gradient_steps):
+            self._n_updates += 1
+            data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)
+            features = policy.features(data.observations)
+
+            target_q = self.compute_critic_target(data)
+            current_q = critic_values(self.critic, features, data.actions)
+            critic_loss = (current_q - target_q).pow(2).mean(dim=0).sum()
+            self.critic.optimizer.zero_grad()
+            critic_loss.backward()
+            self.critic.optimizer.step()
+
+            # Weighted maximum likelihood of the dataset's actions (the projection of pi*).
+            state_features = features.detach()
+            with th.no_grad():
+                q_data = current_q.min(dim=1).values
+                policy_actions = self.actor.sample(state_features)
+                value = critic_values(self.critic, state_features, policy_actions).min(dim=1).values
+                weights = advantage_weights(q_data - value, self.beta)
+            log_prob = self.actor.distribution(state_features).log_prob(data.actions)
+            actor_loss = -(log_prob * weights).mean()
+            self.actor.optimizer.zero_grad()
+            actor_loss.backward()
+            self.actor.optimizer.step()
+
+            self._update_targets()
+
+            self._losses.add("critic_loss", critic_loss)
+            self._losses.add("actor_loss", actor_loss)
+            self._losses.add("q_value", q_data.mean())
+            self._losses.add("advantage", (q_data - value).mean())
+            self._losses.add("max_weight", weights.max())
+            self._losses.add("log_std", self.actor.log_std().mean())

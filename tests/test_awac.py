@@ -1,0 +1,155 @@
+"""AWAC: weights and target on hand-made tensors, shapes, save/load, offline -> online, learning on Pendulum."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch as th
+from stable_baselines3.common.evaluation import evaluate_policy
+
+from sb3_offline import AWAC, OfflineReplayBuffer
+from sb3_offline.awac.awac import advantage_weights
+from sb3_offline.awac.policies import GaussianActor
+from sb3_offline.datasets import PendulumSwingUp, Transitions, record_transitions, save_hdf5
+from sb3_offline.evaluation import evaluate_callable
+
+SMALL = dict(net_arch=dict(pi=[64, 64], qf=[64, 64]))
+
+
+class CountingWrapper(gym.Wrapper):
+    def __init__(self, env: gym.Env) -> None:
+        super().__init__(env)
+        self.steps = 0
+
+    def step(self, action: Any) -> Any:
+        self.steps += 1
+        return super().step(action)
+
+
+@pytest.fixture(scope="module")
+def imperfect_pendulum() -> Transitions:
+    return record_transitions(
+        "Pendulum-v1", 5000, policy=PendulumSwingUp(noise_std=0.3, random_prob=0.3, seed=0), seed=0
+    )
+
+
+def make(data: Any, env: gym.Env | None = None, **kwargs: Any) -> AWAC:
+    kwargs.setdefault("policy_kwargs", SMALL)
+    kwargs.setdefault("batch_size", 256)
+    kwargs.setdefault("buffer_size", 0)
+    return AWAC("MlpPolicy", env or gym.make("Pendulum-v1"), dataset=data, device="cpu", seed=0, **kwargs)
+
+
+def test_advantage_weights_on_hand_made_tensors() -> None:
+    advantages = th.tensor([[0.0], [2.0], [-2.0], [4.0]])
+    weights = advantage_weights(advantages, beta=2.0)
+    expected = np.exp(np.array([0.0, 1.0, -1.0, 2.0]))
+    expected = 4 * expected / expected.sum()
+    np.testing.assert_allclose(weights[:, 0].numpy(), expected, rtol=1e-6)
+    assert weights.sum().item() == pytest.approx(4.0)  # they average to one
+    np.testing.assert_allclose(advantage_weights(advantages + 100.0, beta=2.0).numpy(), weights.numpy(), rtol=1e-5)
+    assert th.isfinite(advantage_weights(th.tensor([1e4, 0.0]), beta=0.1)).all()  # no overflow
+    # a lower temperature concentrates the weight on the best action
+    assert advantage_weights(advantages, beta=0.5)[3] > weights[3]
+
+
+def test_defaults_follow_the_authors() -> None:
+    model = AWAC(
+        "MlpPolicy", gym.make("Pendulum-v1"), dataset=record_transitions("Pendulum-v1", 50, seed=0), device="cpu"
+    )
+    assert model.policy.net_arch == {"pi": [256, 256, 256, 256], "qf": [256, 256]}
+    assert (model.batch_size, model.beta, model.tau, model.gamma) == (1024, 2.0, 5e-3, 0.99)
+    actor_group = model.actor.optimizer.param_groups[0]
+    assert actor_group["lr"] == 3e-4 and actor_group["weight_decay"] == 1e-4
+    assert model.critic.optimizer.param_groups[0]["lr"] == 3e-4
+    assert model.critic.optimizer.param_groups[0]["weight_decay"] == 0
+    assert model.policy.actor_target is None and len(model.critic.q_networks) == 2
+    assert model.buffer_size == 1_000_000  # rows for online fine-tuning after the dataset
+
+
+def test_critic_target_has_no_entropy_term(imperfect_pendulum: Transitions) -> None:
+    model = make(imperfect_pendulum)
+    with th.no_grad():
+        model.actor.log_std_logits.fill_(5.0)  # a wide policy: an entropy term would be large
+    assert model.replay_buffer is not None
+    data = model.replay_buffer.sample(64)
+    th.manual_seed(3)
+    target = model.compute_critic_target(data)
+    th.manual_seed(3)
+    with th.no_grad():
+        features = model.policy.features(data.next_observations)
+        next_actions = model.actor.distribution(features).sample().clamp(-1, 1)
+        inputs = th.cat([features, next_actions], dim=1)
+        next_q = th.min(model.critic_target.q_networks[0](inputs), model.critic_target.q_networks[1](inputs))
+    np.testing.assert_allclose(target.numpy(), (data.rewards + (1 - data.dones) * 0.99 * next_q).numpy(), rtol=1e-6)
+
+
+def test_gaussian_actor_log_std_bounds_and_boundary_actions() -> None:
+    actor = GaussianActor(features_dim=3, action_dim=2, net_arch=[16], min_log_std=-6.0, max_log_std=0.0)
+    for value in (-100.0, 0.0, 100.0):
+        with th.no_grad():
+            actor.log_std_logits.fill_(value)
+        assert -6.0 <= actor.log_std().min().item() <= actor.log_std().max().item() <= 0.0
+    # dataset actions on the bounds (saturated controllers) have a finite likelihood
+    log_prob = actor.distribution(th.zeros(2, 3)).log_prob(th.tensor([[1.0, -1.0], [1.0, 1.0]]))
+    assert th.isfinite(log_prob).all()
+    assert th.all(actor.sample(th.randn(500, 3) * 50).abs() <= 1.0)
+
+
+def test_shapes_box_and_dict(imperfect_pendulum: Transitions) -> None:
+    model = make(imperfect_pendulum)
+    model.learn(10)
+    obs = imperfect_pendulum.observations[:6]
+    assert model.predict(obs, deterministic=True)[0].shape == (6, 1)
+    assert model.predict(obs[0], deterministic=False)[0].shape == (1,)
+    import gymnasium_robotics
+
+    gym.register_envs(gymnasium_robotics)
+    env = gym.make("FetchReach-v4")
+    fetch = AWAC(
+        "MultiInputPolicy", env, dataset=record_transitions(env, 120, seed=0), policy_kwargs=SMALL,
+        batch_size=32, buffer_size=0, device="cpu", seed=0,
+    )  # fmt: skip
+    fetch.learn(10)
+    obs_dict, _ = env.reset(seed=0)
+    assert fetch.predict(obs_dict, deterministic=True)[0].shape == (4,)
+
+
+def test_offline_then_save_load_then_online(imperfect_pendulum: Transitions, tmp_path: Path) -> None:
+    """Pre-train once, save; later load the .zip plus the dataset and fine-tune online."""
+    path = save_hdf5(imperfect_pendulum, tmp_path / "imperfect.hdf5")
+    env = CountingWrapper(gym.make("Pendulum-v1"))
+    model = make(str(path), env=env, buffer_size=1000)
+    model.learn(50)
+    assert env.steps == 0  # offline: the env is never stepped
+    obs = imperfect_pendulum.observations[:10]
+    before = model.predict(obs, deterministic=True)[0]
+    model.save(tmp_path / "awac_offline")
+
+    env = CountingWrapper(gym.make("Pendulum-v1"))
+    loaded = AWAC.load(tmp_path / "awac_offline", env=env)
+    np.testing.assert_allclose(loaded.predict(obs, deterministic=True)[0], before)
+    loaded.learn_online(300)
+    buffer = loaded.replay_buffer
+    assert isinstance(buffer, OfflineReplayBuffer)
+    assert env.steps == 300
+    assert buffer.dataset_size == len(imperfect_pendulum) and buffer.size() == len(imperfect_pendulum) + 300
+    # the dataset's rows are untouched by the online phase
+    np.testing.assert_allclose(buffer.rewards[: buffer.dataset_size, 0].numpy(), imperfect_pendulum.rewards)
+    assert loaded._n_updates > 50  # trained during the online phase too
+    # and the offline phase can follow again, replaying dataset + online transitions
+    loaded.learn(20, reset_num_timesteps=False)
+    assert env.steps == 300
+
+
+def test_awac_learns_offline_on_imperfect_demonstrations(imperfect_pendulum: Transitions) -> None:
+    env = gym.make("Pendulum-v1")
+    model = make(imperfect_pendulum)
+    model.learn(2000)
+    awac_return, _ = evaluate_policy(model, env, n_eval_episodes=5, deterministic=True)
+    random_return, _ = evaluate_callable(env, None, n_episodes=5, seed=100)
+    assert awac_return > random_return + 400, (awac_return, random_return)
