@@ -17,6 +17,7 @@ from stable_baselines3.common.callbacks import BaseCallback, CallbackList, Check
 from stable_baselines3.common.logger import KVWriter, Logger
 
 from sb3_offline import BatchDDPG, OfflineReplayBuffer
+from sb3_offline.algorithms import ALGOS
 from sb3_offline.datasets import record_transitions, save_hdf5, save_minari, save_npz
 
 
@@ -147,8 +148,21 @@ def test_batch_ddpg_critic_loss_falls(pendulum_file: Path) -> None:
     assert np.mean(losses[-3:]) < 0.25 * losses[0], losses
 
 
-def test_no_host_sync_and_no_numpy_copies_per_step(pendulum_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    model = make_model(str(pendulum_file))
+SMALL_NETS: dict[str, dict[str, Any]] = {
+    "batch_ddpg": dict(policy_kwargs=dict(net_arch=[32, 32])),
+    "bcq": dict(policy_kwargs=dict(net_arch=dict(pi=[32], qf=[32], vae=[32]))),
+    "plas": dict(policy_kwargs=dict(net_arch=dict(pi=[32], qf=[32], vae=[32])), vae_steps=100),
+    "awac": dict(policy_kwargs=dict(net_arch=dict(pi=[32], qf=[32])), batch_size=64, buffer_size=0),
+}
+
+
+@pytest.mark.parametrize("algo", sorted(ALGOS))
+def test_no_host_sync_and_no_numpy_copies_per_step(
+    algo: str, pendulum_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = ALGOS[algo](
+        "MlpPolicy", gym.make("Pendulum-v1"), dataset=str(pendulum_file), device="cpu", **SMALL_NETS[algo]
+    )
     model.learn(5)  # warm-up outside the counted region
     calls = {"item": 0, "as_tensor": 0, "from_numpy": 0}
     item, as_tensor, from_numpy = th.Tensor.item, th.as_tensor, th.from_numpy
@@ -166,7 +180,7 @@ def test_no_host_sync_and_no_numpy_copies_per_step(pendulum_file: Path, monkeypa
     monkeypatch.setattr(th.Tensor, "item", counting("item", item))
     monkeypatch.setattr(th, "as_tensor", counting("as_tensor", as_tensor))
     monkeypatch.setattr(th, "from_numpy", counting("from_numpy", from_numpy))
-    model.learn(200, log_interval=None, reset_num_timesteps=False)
+    model.learn(200, log_interval=None, reset_num_timesteps=False)  # PLAS: through both of its phases
     assert calls == {"item": 0, "as_tensor": 0, "from_numpy": 0}
 
 
