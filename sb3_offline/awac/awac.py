@@ -52,10 +52,14 @@ class AWAC(ActorCriticAlgorithm):
     Gaussian (no extra noise), appending each transition after the dataset in the same buffer, whose
     ``buffer_size`` rows are reserved for that; the dataset keeps being replayed and is never copied.
 
-    Defaults (rlkit ``examples/awac/mujoco/awac1.py``, matching the paper's appendix): batch 1024,
-    policy 4 x 256, Q 2 x 256, Adam lr 3e-4 for both, lambda (their ``beta``) 2, batch-softmax
-    weights, policy weight decay 1e-4, tau 5e-3, gamma 0.99, Gaussian policy with a state-independent
-    ``log sigma`` in [-6, 0], replay buffer of 1M (here: 1M online rows after the dataset).
+    Defaults, checked against the authors' rlkit config for MuJoCo (``examples/awac/mujoco/awac1.py``):
+    policy ``GaussianPolicy`` 4 x 256 with a state-independent ``log sigma`` in [-6, 0]
+    (``std_architecture="values"``), Q 2 x 256, Adam lr 3e-4 for both, ``beta`` 2 (set by that file's
+    ``search_space`` for HalfCheetah/Ant/Walker2d; the variant's own default is 1), ``alpha`` 0, policy
+    weight decay 1e-4, tau 5e-3, gamma 0.99, replay buffer 1M (here: 1M online rows after the
+    dataset), batch 1024 (rlkit's AWAC ``algo_kwargs``); weights by batch softmax (``AWACTrainer``'s
+    ``normalize_over_batch=True``). The paper's appendix is not among our references, so these were
+    not checked against it.
 
     :param policy: ``"MlpPolicy"``, ``"MultiInputPolicy"`` or a policy class
     :param env: the environment (``None``: recovered from the dataset)
