@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +92,16 @@ def test_phases_count_in_learn_and_log_separately(noisy_expert_pendulum: Transit
     assert model.num_timesteps == 50 and model._vae_updates == 30 and model._n_updates == 20
     assert model.vae_pretrained
     assert "train/critic_loss" in writer.dumps[-1] and "vae/loss" not in writer.dumps[-1]
+
+
+def test_warns_when_learn_never_reaches_the_policy_phase(noisy_expert_pendulum: Transitions) -> None:
+    model = make(noisy_expert_pendulum, vae_steps=30)
+    with pytest.warns(UserWarning, match="all 20 gradient steps go to VAE pre-training"):
+        model.learn(20)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.learn(15, reset_num_timesteps=False)  # reaches the policy phase: no warning
+    assert model._n_updates == 5
 
 
 def test_frozen_decoder_receives_no_gradient(noisy_expert_pendulum: Transitions) -> None:

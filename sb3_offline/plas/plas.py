@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, ClassVar, TypeVar
 
 import torch as th
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.policies import BasePolicy, ContinuousCritic
-from stable_baselines3.common.type_aliases import GymEnv, Schedule
+from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 
 from sb3_offline.common.actor_critic import VAEActorCriticAlgorithm
 from sb3_offline.common.policies import critic_values, soft_clipped_target
@@ -168,6 +169,28 @@ class PLAS(VAEActorCriticAlgorithm):
         """Phase 2: the VAE gets no gradient (its last pre-training gradients are dropped too)."""
         self.vae.requires_grad_(False)
         self.vae.zero_grad(set_to_none=True)
+
+    def learn(  # type: ignore[override]
+        self: SelfPLAS,
+        total_timesteps: int,
+        callback: MaybeCallback = None,
+        log_interval: int | None = 1000,
+        tb_log_name: str | None = None,
+        reset_num_timesteps: bool = True,
+        progress_bar: bool = False,
+    ) -> SelfPLAS:
+        """
+        ``OfflineAlgorithm.learn``; the first ``vae_steps`` gradient steps (over all calls) pre-train the
+        VAE, the rest train the latent policy. Warns when this call never reaches the policy phase.
+        """
+        if self._vae_updates + total_timesteps <= self.vae_steps:
+            warnings.warn(
+                f"PLAS.learn: all {total_timesteps} gradient steps go to VAE pre-training "
+                f"({self._vae_updates}/{self.vae_steps} done), so the policy is not trained by this call; "
+                f"learn(vae_steps + n) trains it for n steps (or pass a smaller vae_steps)",
+                stacklevel=2,
+            )
+        return super().learn(total_timesteps, callback, log_interval, tb_log_name, reset_num_timesteps, progress_bar)
 
     @property
     def vae_pretrained(self) -> bool:
