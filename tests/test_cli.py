@@ -56,3 +56,14 @@ def test_zoo_configs_build_models_as_rl_zoo3_does() -> None:
                 hyperparams["policy_kwargs"] = eval(hyperparams["policy_kwargs"])
             model = algo_class(env=gym.make(env_id), device="cpu", **hyperparams)
             model.learn(5)
+
+
+@pytest.mark.parametrize("algo", sorted(ALGOS))
+def test_train_every_algorithm(algo: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = tmp_path / "pendulum.hdf5"
+    assert main(["record", "--env", "Pendulum-v1", "--steps", "300", "--output", str(data)]) == 0
+    args = ["train", "--algo", algo, "--dataset", str(data), "--steps", "3", "--eval-episodes", "1"]
+    assert main([*args, "--output", str(tmp_path / algo)]) == 0  # the env is recovered from the file
+    assert f"{algo} on {data}" in capsys.readouterr().out
+    loaded = ALGOS[algo].load(tmp_path / algo)
+    assert loaded.num_timesteps == 3
