@@ -319,3 +319,15 @@ def test_offline_buffer_save_and_load_replay_buffer(pendulum_file: Path, tmp_pat
     assert isinstance(buffer, OfflineReplayBuffer) and buffer.size() == model.replay_buffer.size()  # type: ignore[union-attr]
     assert buffer.actions.device == other.device
     other.learn(5)
+
+
+def test_dataset_given_twice(pendulum_file: Path) -> None:
+    data = record_transitions("Pendulum-v1", 200, seed=0)
+    env = gym.make("Pendulum-v1")
+    # the same object (or path) twice is fine; two different ones is an error that names the field
+    model = BatchDDPG("MlpPolicy", env, dataset=data, replay_buffer_kwargs=dict(dataset=data), device="cpu")
+    assert model.replay_buffer is not None and model.replay_buffer.size() == 200
+    BatchDDPG("MlpPolicy", env, dataset=str(pendulum_file), replay_buffer_kwargs=dict(dataset=pendulum_file))
+    other = record_transitions("Pendulum-v1", 100, seed=1)
+    with pytest.raises(ValueError, match="dataset: given twice"):
+        BatchDDPG("MlpPolicy", env, dataset=data, replay_buffer_kwargs=dict(dataset=other))

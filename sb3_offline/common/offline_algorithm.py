@@ -27,6 +27,13 @@ from sb3_offline.datasets.loaders import DatasetSource, is_minari_dataset, recov
 SelfOfflineAlgorithm = TypeVar("SelfOfflineAlgorithm", bound="OfflineAlgorithm")
 
 
+def _same_source(a: Any, b: Any) -> bool:
+    """Paths and ids compare by value, objects (Transitions, MinariDataset) by identity."""
+    if isinstance(a, str | os.PathLike) and isinstance(b, str | os.PathLike):
+        return os.fspath(a) == os.fspath(b)
+    return a is b
+
+
 class OfflineAlgorithm(OffPolicyAlgorithm):
     """
     Base class of the offline algorithms: SB3's ``OffPolicyAlgorithm`` with a dataset.
@@ -176,7 +183,7 @@ class OfflineAlgorithm(OffPolicyAlgorithm):
         if issubclass(self.replay_buffer_class, OfflineReplayBuffer):
             source = self._dataset_object if self._dataset_object is not None else self.dataset
             if source is not None:
-                if kwargs.get("dataset") is not None and kwargs["dataset"] != source:
+                if kwargs.get("dataset") is not None and not _same_source(kwargs["dataset"], source):
                     raise ValueError(
                         f"dataset: given twice, as dataset={source!r} and replay_buffer_kwargs['dataset']="
                         f"{kwargs['dataset']!r}; pass one"
