@@ -21,7 +21,7 @@ from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.monitor import Monitor
 
 from sb3_offline import PLAS
-from sb3_offline.datasets import PendulumSwingUp, record_transitions, save_hdf5
+from sb3_offline.datasets import PendulumSwingUp, ensure_pendulum_imperfect_file
 from sb3_offline.evaluation import evaluate_callable
 
 
@@ -36,14 +36,10 @@ def main() -> None:
     args = parser.parse_args()
 
     folder = Path(args.output or tempfile.mkdtemp(prefix="plas_pendulum_"))
-    dataset = folder / "pendulum_imperfect.hdf5"
-    if not dataset.exists():
-        behaviour = PendulumSwingUp(noise_std=0.3, random_prob=0.3, seed=args.seed)
-        data = record_transitions("Pendulum-v1", args.transitions, policy=behaviour, seed=args.seed, progress_bar=True)
-        save_hdf5(data, dataset)
+    dataset = ensure_pendulum_imperfect_file(folder / "pendulum_imperfect.hdf5", args.transitions, args.seed)
 
     env = Monitor(gym.make("Pendulum-v1"))
-    behaviour = PendulumSwingUp(noise_std=0.3, random_prob=0.3, seed=1000)
+    behaviour = PendulumSwingUp.imperfect(seed=1000)
     rows = [("behaviour", *evaluate_callable(gym.make("Pendulum-v1"), behaviour, args.episodes, seed=1000), 0.0)]
     for name, perturbation in (("PLAS", False), ("PLAS-P", True)):
         model = PLAS(

@@ -14,7 +14,7 @@ from stable_baselines3.common.evaluation import evaluate_policy
 from sb3_offline import AWAC, OfflineReplayBuffer
 from sb3_offline.awac.awac import advantage_weights
 from sb3_offline.awac.policies import GaussianActor
-from sb3_offline.datasets import PendulumSwingUp, Transitions, record_transitions, save_hdf5
+from sb3_offline.datasets import Transitions, pendulum_imperfect_demonstrations, record_transitions, save_hdf5
 from sb3_offline.evaluation import evaluate_callable
 
 SMALL = dict(net_arch=dict(pi=[64, 64], qf=[64, 64]))
@@ -32,9 +32,7 @@ class CountingWrapper(gym.Wrapper):
 
 @pytest.fixture(scope="module")
 def imperfect_pendulum() -> Transitions:
-    return record_transitions(
-        "Pendulum-v1", 5000, policy=PendulumSwingUp(noise_std=0.3, random_prob=0.3, seed=0), seed=0
-    )
+    return pendulum_imperfect_demonstrations(5000, seed=0)
 
 
 def make(data: Any, env: gym.Env | None = None, **kwargs: Any) -> AWAC:

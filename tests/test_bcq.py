@@ -15,7 +15,7 @@ from sb3_offline import BCQ
 from sb3_offline.common.perturbation import PerturbationActor
 from sb3_offline.common.policies import soft_clipped_target
 from sb3_offline.common.vae import ConditionalVAE, vae_loss
-from sb3_offline.datasets import PendulumSwingUp, Transitions, record_transitions, save_hdf5
+from sb3_offline.datasets import Transitions, pendulum_imperfect_demonstrations, record_transitions, save_hdf5
 from sb3_offline.evaluation import evaluate_callable
 
 SMALL = dict(net_arch=dict(pi=[64, 64], qf=[64, 64], vae=[128, 128]))
@@ -24,9 +24,7 @@ SMALL = dict(net_arch=dict(pi=[64, 64], qf=[64, 64], vae=[128, 128]))
 @pytest.fixture(scope="module")
 def imperfect_pendulum() -> Transitions:
     """A decent but noisy behaviour policy (the BCQ paper's imperfect demonstrations), 5000 transitions."""
-    return record_transitions(
-        "Pendulum-v1", 5000, policy=PendulumSwingUp(noise_std=0.3, random_prob=0.3, seed=0), seed=0
-    )
+    return pendulum_imperfect_demonstrations(5000, seed=0)
 
 
 # ------------------------------------------------------------------------------------- the losses

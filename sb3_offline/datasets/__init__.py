@@ -1,6 +1,10 @@
 """Dataset sources (Minari, D4RL-style HDF5, npz, SB3 replay buffers), validation and writers."""
 
-from sb3_offline.datasets.behaviour import PendulumSwingUp
+from sb3_offline.datasets.behaviour import (
+    PendulumSwingUp,
+    ensure_pendulum_imperfect_file,
+    pendulum_imperfect_demonstrations,
+)
 from sb3_offline.datasets.loaders import (
     DatasetNotFoundError,
     dataset_env_id,
@@ -23,11 +27,13 @@ __all__ = [
     "Transitions",
     "dataset_env_id",
     "derive_next_observations",
+    "ensure_pendulum_imperfect_file",
     "load_hdf5",
     "load_minari",
     "load_npz",
     "load_sb3_replay_buffer",
     "load_transitions",
+    "pendulum_imperfect_demonstrations",
     "record_transitions",
     "recover_env",
     "save_hdf5",

@@ -7,7 +7,18 @@ agents under the BCQ paper's and D4RL's protocols, see the collect module.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
+
+from sb3_offline.datasets.rollouts import record_transitions
+from sb3_offline.datasets.transitions import Transitions
+from sb3_offline.datasets.writers import save_hdf5
+
+#: The BCQ paper's "imperfect demonstrations": N(0, 0.3) action noise, a random action with probability 0.3.
+IMPERFECT_NOISE_STD = 0.3
+IMPERFECT_RANDOM_PROB = 0.3
 
 
 class PendulumSwingUp:
@@ -32,6 +43,11 @@ class PendulumSwingUp:
         self.random_prob = random_prob
         self.rng = np.random.default_rng(seed)
 
+    @classmethod
+    def imperfect(cls, seed: int | None = None) -> PendulumSwingUp:
+        """The controller made imperfect the BCQ paper's way (noise 0.3, random action with probability 0.3)."""
+        return cls(noise_std=IMPERFECT_NOISE_STD, random_prob=IMPERFECT_RANDOM_PROB, seed=seed)
+
     def __call__(self, obs: np.ndarray) -> np.ndarray:
         cos, sin, theta_dot = (float(x) for x in obs)
         theta = np.arctan2(sin, cos)
@@ -45,3 +61,17 @@ class PendulumSwingUp:
         if self.random_prob and self.rng.random() < self.random_prob:
             torque = self.rng.uniform(-self.max_torque, self.max_torque)
         return np.clip(np.array([torque], dtype=np.float32), -self.max_torque, self.max_torque)
+
+
+def pendulum_imperfect_demonstrations(n_steps: int, seed: int = 0, progress_bar: bool = False) -> Transitions:
+    """``n_steps`` Pendulum-v1 transitions of :meth:`PendulumSwingUp.imperfect` (about -440 return)."""
+    behaviour = PendulumSwingUp.imperfect(seed=seed)
+    return record_transitions("Pendulum-v1", n_steps, policy=behaviour, seed=seed, progress_bar=progress_bar)
+
+
+def ensure_pendulum_imperfect_file(path: str | os.PathLike, n_steps: int, seed: int = 0) -> Path:
+    """The imperfect-demonstrations dataset as a D4RL-style HDF5 file: written once, reused after."""
+    path = Path(path)
+    if not path.exists():
+        save_hdf5(pendulum_imperfect_demonstrations(n_steps, seed=seed, progress_bar=True), path)
+    return path
