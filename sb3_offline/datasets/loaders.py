@@ -81,6 +81,10 @@ def open_minari_dataset(dataset: Any, download: bool = False) -> Any:
         data_dir = path / "data" if (path / "data").is_dir() else path
         return minari.MinariDataset(data_dir)
     dataset_id = str(dataset)
+    from sb3_offline.datasets.packaged import install_packaged_dataset, packaged_datasets
+
+    if dataset_id in packaged_datasets() and dataset_id not in minari.list_local_datasets():
+        install_packaged_dataset(dataset_id)  # shipped with sb3-offline: copied into the local Minari folder once
     try:
         return minari.load_dataset(dataset_id, download=download)
     except FileNotFoundError as error:
@@ -252,17 +256,28 @@ def load_sb3_replay_buffer(
     with ``actions_scaled=True`` (default) they are mapped back to the env's units with ``action_space``.
     A done that SB3 flagged as a time-limit timeout is a truncation, any other done a termination.
     """
-    from stable_baselines3.common.buffers import DictReplayBuffer, ReplayBuffer
     from stable_baselines3.common.save_util import load_from_pkl
+
+    return transitions_from_replay_buffer(
+        load_from_pkl(Path(path)), action_space, actions_scaled=actions_scaled, source=str(path)
+    )
+
+
+def transitions_from_replay_buffer(
+    buffer: Any, action_space: spaces.Space | None = None, actions_scaled: bool = True, source: str = "<replay buffer>"
+) -> Transitions:
+    """
+    The transitions held by an in-memory SB3 ``ReplayBuffer``/``DictReplayBuffer`` (e.g. ``model.replay_buffer``
+    of a trained DDPG/TD3/SAC), oldest first; see :func:`load_sb3_replay_buffer` for the conventions.
+    """
+    from stable_baselines3.common.buffers import DictReplayBuffer, ReplayBuffer
     from stable_baselines3.her.her_replay_buffer import HerReplayBuffer
 
-    source = str(path)
     if actions_scaled and not isinstance(action_space, spaces.Box):
         raise ValueError(
             f"{source}: field 'action_space': expected the env's Box (SB3 buffers hold actions rescaled to [-1, 1], "
             f"mapped back with it), found {action_space!r}; or pass actions_scaled=False"
         )
-    buffer = load_from_pkl(Path(path))
     if isinstance(buffer, HerReplayBuffer):
         raise ValueError(
             f"{source}: expected an SB3 ReplayBuffer or DictReplayBuffer, found a HerReplayBuffer "

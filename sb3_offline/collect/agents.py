@@ -1,0 +1,295 @@
+"""
+Behaviour agents for dataset collection: SB3's DDPG/TD3/SAC trained on the env, the trained
+expert (cached on disk, with the env's reference scores), and noisy/random acting policies.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+from stable_baselines3 import DDPG, SAC, TD3
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.noise import NormalActionNoise
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
+
+from sb3_offline.evaluation import evaluate_callable
+
+#: The SB3 algorithms a behaviour agent can be (``--algo``).
+BEHAVIOUR_ALGOS: dict[str, type[OffPolicyAlgorithm]] = {"ddpg": DDPG, "td3": TD3, "sac": SAC}
+
+#: The BCQ paper trains every behaviour agent for 1M steps; the envs below need far fewer.
+PAPER_BEHAVIOUR_STEPS = 1_000_000
+DEFAULT_EXPERT_STEPS: dict[str, int] = {"Pendulum-v1": 20_000, "InvertedPendulum-v5": 20_000}
+
+#: The exploration noise of a behaviour agent that is trained to be an expert (the BCQ paper's "standard" N(0, 0.1)).
+EXPERT_TRAINING_NOISE = 0.1
+
+#: Hyper-parameters that differ from SB3's defaults for some envs (rl-zoo3's tuned values).
+BEHAVIOUR_DEFAULTS: dict[str, dict[str, Any]] = {"Pendulum-v1": {"gamma": 0.98}}
+
+
+def default_expert_steps(env_id: str) -> int:
+    """Training steps of the expert: :data:`DEFAULT_EXPERT_STEPS` where known, else the paper's 1M."""
+    return DEFAULT_EXPERT_STEPS.get(env_id, PAPER_BEHAVIOUR_STEPS)
+
+
+def agents_dir(path: str | os.PathLike | None = None) -> Path:
+    """
+    Where trained behaviour agents are cached: ``path``, else ``$SB3_OFFLINE_AGENTS``, else
+    ``~/.cache/sb3-offline/agents``.
+    """
+    if path is not None:
+        return Path(path)
+    return Path(os.environ.get("SB3_OFFLINE_AGENTS", Path.home() / ".cache" / "sb3-offline" / "agents"))
+
+
+def _box(space: spaces.Space, field: str = "action_space") -> spaces.Box:
+    if not isinstance(space, spaces.Box) or not (np.isfinite(space.low).all() and np.isfinite(space.high).all()):
+        raise ValueError(
+            f"{field}: expected a bounded Box (collection adds noise relative to its range), found {space}"
+        )
+    return space
+
+
+def make_behaviour_agent(
+    env: gym.Env,
+    algo: str = "td3",
+    noise_std: float = EXPERT_TRAINING_NOISE,
+    seed: int | None = None,
+    **kwargs: Any,
+) -> OffPolicyAlgorithm:
+    """
+    An untrained SB3 DDPG/TD3/SAC for ``env`` whose exploration adds ``N(0, noise_std)`` to its
+    actions rescaled to [-1, 1] (i.e. noise relative to the action range's half-width, as in the
+    BCQ authors' code). SAC keeps its own stochastic policy and gets the same added noise.
+
+    :param env: the environment (a Box action space)
+    :param algo: ``"ddpg"``, ``"td3"`` or ``"sac"``
+    :param noise_std: std of the Gaussian exploration noise (0: none)
+    :param seed: seed of the agent
+    :param kwargs: more arguments of the SB3 algorithm (they override the env's defaults)
+    """
+    if algo not in BEHAVIOUR_ALGOS:
+        raise ValueError(f"algo: expected one of {sorted(BEHAVIOUR_ALGOS)}, found '{algo}'")
+    if noise_std < 0:
+        raise ValueError(f"noise_std: expected >= 0, found {noise_std}")
+    action_space = _box(env.action_space)
+    dim = int(np.prod(action_space.shape))
+    noise = NormalActionNoise(np.zeros(dim), noise_std * np.ones(dim)) if noise_std > 0 else None
+    env_id = env.spec.id if env.spec is not None else ""
+    options = {**BEHAVIOUR_DEFAULTS.get(env_id, {}), **kwargs}
+    policy = "MultiInputPolicy" if isinstance(env.observation_space, spaces.Dict) else "MlpPolicy"
+    return BEHAVIOUR_ALGOS[algo](policy, env, action_noise=noise, seed=seed, **options)
+
+
+class ActingPolicy:
+    """
+    Observation -> action (env units) for :func:`~sb3_offline.datasets.record_transitions`: an SB3
+    model's action (deterministic, or sampled when ``deterministic=False``), plus ``N(0, noise_std)``
+    relative to the half-width of the range, clipped to the Box, replaced by a uniformly random
+    action with probability ``random_action_prob``. ``model=None`` acts uniformly at random.
+    ``random_actions`` records, per call, whether the action was the random one.
+
+    :param model: the SB3 model, or ``None``
+    :param action_space: the env's Box
+    :param noise_std: Gaussian noise std relative to the half-width
+    :param random_action_prob: probability of a uniformly random action
+    :param deterministic: use the model's deterministic action
+    :param seed: seed of the noise and of the random actions
+    """
+
+    def __init__(
+        self,
+        model: OffPolicyAlgorithm | None,
+        action_space: spaces.Space,
+        noise_std: float = 0.0,
+        random_action_prob: float = 0.0,
+        deterministic: bool = True,
+        seed: int | None = None,
+    ) -> None:
+        if not 0.0 <= random_action_prob <= 1.0:
+            raise ValueError(f"random_action_prob: expected a probability in [0, 1], found {random_action_prob}")
+        self.model = model
+        self.space = _box(action_space)
+        self.noise_std = noise_std
+        self.random_action_prob = 1.0 if model is None else random_action_prob
+        self.deterministic = deterministic
+        self.rng = np.random.default_rng(seed)
+        self.random_actions: list[bool] = []
+
+    def __call__(self, obs: Any) -> np.ndarray:
+        low, high = self.space.low, self.space.high
+        if self.rng.random() < self.random_action_prob:
+            self.random_actions.append(True)
+            return self.rng.uniform(low, high).astype(self.space.dtype)
+        assert self.model is not None
+        action, _ = self.model.predict(obs, deterministic=self.deterministic)
+        if self.noise_std:
+            action = action + self.noise_std * (high - low) / 2.0 * self.rng.standard_normal(action.shape)
+        self.random_actions.append(False)
+        return np.clip(action, low, high).astype(self.space.dtype)
+
+
+def policy_return(env: gym.Env, policy: Callable[[Any], np.ndarray] | None, n_episodes: int, seed: int) -> float:
+    """Mean undiscounted return of ``policy`` (``None``: uniformly random) over ``n_episodes``."""
+    return evaluate_callable(env, policy, n_episodes, seed=seed)[0]
+
+
+def greedy(model: OffPolicyAlgorithm) -> Callable[[Any], np.ndarray]:
+    """The model's deterministic action for an observation."""
+    return lambda obs: model.predict(obs, deterministic=True)[0]
+
+
+@dataclass
+class ReferenceScores:
+    """D4RL's reference returns of an env: ``random`` (uniform policy) and ``expert``; 0 and 100 normalized."""
+
+    random: float
+    expert: float
+
+    def normalize(self, returns: Any) -> Any:
+        """``100 * (returns - random) / (expert - random)`` (array or float)."""
+        return 100.0 * (np.asarray(returns, dtype=np.float64) - self.random) / (self.expert - self.random)
+
+
+class _StopAtReturn(BaseCallback):
+    """Evaluate every ``eval_freq`` steps; stop training once the deterministic return reaches ``target``."""
+
+    def __init__(self, eval_env: gym.Env, target: float, eval_freq: int, n_episodes: int, seed: int) -> None:
+        super().__init__()
+        self.eval_env, self.target, self.eval_freq = eval_env, target, eval_freq
+        self.n_episodes, self.seed = n_episodes, seed
+        self.last_return = -np.inf
+
+    def _on_step(self) -> bool:
+        if self.n_calls % self.eval_freq:
+            return True
+        self.last_return = policy_return(self.eval_env, greedy(self.model), self.n_episodes, self.seed)  # type: ignore[arg-type]
+        return self.last_return < self.target
+
+
+def _atomic_dir(final: Path) -> Path:
+    final.parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=final.parent))
+
+
+def _publish(staging: Path, final: Path) -> None:
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(staging, final)
+
+
+def _cache_key(env_id: str, algo: str, steps: int, seed: int, behaviour_kwargs: dict[str, Any] | None) -> str:
+    key = f"{env_id}__{algo}__{steps}steps__seed{seed}"
+    if behaviour_kwargs:  # agents trained with other hyper-parameters are other agents
+        key += "__" + hashlib.sha1(repr(sorted(behaviour_kwargs.items())).encode()).hexdigest()[:10]
+    return key
+
+
+def expert_agent(
+    env_id: str,
+    algo: str = "td3",
+    steps: int | None = None,
+    seed: int = 0,
+    ref_episodes: int = 20,
+    cache_dir: str | os.PathLike | None = None,
+    progress_bar: bool = False,
+    behaviour_kwargs: dict[str, Any] | None = None,
+) -> tuple[OffPolicyAlgorithm, ReferenceScores]:
+    """
+    The trained expert of ``env_id`` and the env's reference scores, from the cache or trained now.
+
+    The expert is an SB3 ``algo`` trained for ``steps`` env steps with N(0, 0.1) exploration noise
+    (the BCQ paper's behaviour DDPG, 1M steps there). ``ReferenceScores.random`` is the uniform
+    policy's mean return and ``.expert`` the expert's deterministic mean return, each over
+    ``ref_episodes`` episodes. Both are cached in ``cache_dir`` (see :func:`agents_dir`), written
+    atomically, so every dataset of an env shares one expert and one normalization.
+    """
+    steps = default_expert_steps(env_id) if steps is None else steps
+    folder = agents_dir(cache_dir) / _cache_key(env_id, algo, steps, seed, behaviour_kwargs) / "expert"
+    env = gym.make(env_id)
+    if (folder / "scores.json").exists():
+        model = BEHAVIOUR_ALGOS[algo].load(folder / "agent.zip", env=env)
+        scores = json.loads((folder / "scores.json").read_text())
+        return model, ReferenceScores(scores["random"], scores["expert"])
+    model = make_behaviour_agent(env, algo, EXPERT_TRAINING_NOISE, seed=seed, **(behaviour_kwargs or {}))
+    model.learn(steps, progress_bar=progress_bar)
+    scores = ReferenceScores(
+        random=policy_return(env, None, ref_episodes, seed=seed + 10_000),
+        expert=policy_return(env, greedy(model), ref_episodes, seed=seed + 10_000),
+    )
+    staging = _atomic_dir(folder)
+    model.save(staging / "agent.zip")
+    (staging / "scores.json").write_text(json.dumps(asdict(scores)))
+    _publish(staging, folder)
+    return model, scores
+
+
+def medium_agent(
+    env_id: str,
+    scores: ReferenceScores,
+    algo: str = "td3",
+    max_steps: int | None = None,
+    fraction: float = 1.0 / 3.0,
+    eval_freq: int | None = None,
+    seed: int = 0,
+    ref_episodes: int = 20,
+    cache_dir: str | os.PathLike | None = None,
+    progress_bar: bool = False,
+    behaviour_kwargs: dict[str, Any] | None = None,
+) -> tuple[OffPolicyAlgorithm, Any, int]:
+    """
+    D4RL's "medium" policy: an SB3 ``algo`` trained (N(0, 0.1) noise) until its deterministic
+    return reaches ``fraction`` of the expert's normalized return, checked every ``eval_freq`` steps,
+    and stopped there (or after ``max_steps``). Returns the agent, its replay buffer up to the stop
+    (D4RL's "medium-replay") as ``Transitions``, and the steps it trained; cached like the expert.
+    """
+    from sb3_offline.datasets import load_npz, save_npz
+    from sb3_offline.datasets.loaders import transitions_from_replay_buffer
+
+    max_steps = default_expert_steps(env_id) if max_steps is None else max_steps
+    eval_freq = eval_freq or max(max_steps // 40, 1)
+    folder = (
+        agents_dir(cache_dir) / _cache_key(env_id, algo, max_steps, seed, behaviour_kwargs) / f"medium-{fraction:.3f}"
+    )
+    env = gym.make(env_id)
+    if (folder / "info.json").exists():
+        model = BEHAVIOUR_ALGOS[algo].load(folder / "agent.zip", env=env)
+        return model, load_npz(folder / "replay.npz"), int(json.loads((folder / "info.json").read_text())["steps"])
+    target = scores.random + fraction * (scores.expert - scores.random)
+    model = make_behaviour_agent(env, algo, EXPERT_TRAINING_NOISE, seed=seed + 1, **(behaviour_kwargs or {}))
+    stop = _StopAtReturn(gym.make(env_id), target, eval_freq, ref_episodes, seed=seed + 10_000)
+    model.learn(max_steps, callback=stop, progress_bar=progress_bar)
+    replay = transitions_from_replay_buffer(model.replay_buffer, env.action_space, source=f"{env_id} medium-replay")
+    replay.env_id = env_id
+    staging = _atomic_dir(folder)
+    model.save(staging / "agent.zip")
+    save_npz(replay, staging / "replay.npz")
+    (staging / "info.json").write_text(json.dumps({"steps": model.num_timesteps, "return": stop.last_return}))
+    _publish(staging, folder)
+    return model, replay, model.num_timesteps
+
+
+__all__ = [
+    "BEHAVIOUR_ALGOS",
+    "ActingPolicy",
+    "ReferenceScores",
+    "agents_dir",
+    "default_expert_steps",
+    "expert_agent",
+    "greedy",
+    "make_behaviour_agent",
+    "medium_agent",
+    "policy_return",
+]

@@ -1,0 +1,205 @@
+"""Make a dataset under a named protocol and write it as a local Minari dataset."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from sb3_offline.collect.agents import (
+    ActingPolicy,
+    ReferenceScores,
+    expert_agent,
+    make_behaviour_agent,
+    medium_agent,
+)
+from sb3_offline.collect.protocols import MEDIUM_FRACTION, get_protocol
+from sb3_offline.datasets.rollouts import record_transitions
+from sb3_offline.datasets.transitions import Transitions
+from sb3_offline.datasets.writers import save_minari
+
+
+def default_dataset_id(env_id: str, protocol: str, version: int = 0) -> str:
+    """``"Hopper-v5", "imperfect"`` -> ``"hopper/imperfect-v0"`` (the env's name, lower case, as namespace)."""
+    name = re.sub(r"-v\d+$", "", env_id.split("/")[-1]).lower()
+    return f"{name}/{protocol}-v{version}"
+
+
+def episode_returns(transitions: Transitions) -> np.ndarray:
+    """Undiscounted returns of the episodes that a termination or truncation closes (not a trailing cut)."""
+    ends = transitions.episode_ends
+    returns = [float(transitions.rewards[part].sum()) for part in transitions.episode_slices() if ends[part.stop - 1]]
+    return np.asarray(returns, dtype=np.float64)
+
+
+@dataclass
+class CollectedDataset:
+    """
+    What :func:`collect_dataset` made.
+
+    :param dataset_id: the Minari id it was written under
+    :param protocol: the protocol's name
+    :param transitions: the data as written
+    :param scores: the env's reference scores (random and expert mean returns)
+    :param behaviour_return: mean return of the complete episodes in the data
+    :param seconds: wall-clock time of the collection (training included)
+    :param random_actions: per transition, whether the action was uniformly random (rollout protocols)
+    :param info: protocol details (behaviour training steps, ...)
+    """
+
+    dataset_id: str
+    protocol: str
+    transitions: Transitions
+    scores: ReferenceScores
+    behaviour_return: float
+    seconds: float
+    random_actions: np.ndarray | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def _rollouts(
+    env_id: str, policy: ActingPolicy, n: int, seed: int, progress_bar: bool
+) -> tuple[Transitions, np.ndarray]:
+    data = record_transitions(env_id, n, policy=policy, seed=seed, progress_bar=progress_bar)
+    flags = np.asarray(policy.random_actions, dtype=bool)
+    assert len(flags) == len(data), "the acting policy is called once per transition"
+    return data, flags
+
+
+def collect_dataset(
+    env_id: str,
+    protocol: str,
+    n_transitions: int,
+    algo: str = "td3",
+    dataset_id: str | None = None,
+    seed: int = 0,
+    expert_steps: int | None = None,
+    ref_episodes: int = 20,
+    behaviour_kwargs: dict[str, Any] | None = None,
+    agents_cache: str | os.PathLike | None = None,
+    overwrite: bool = False,
+    progress_bar: bool = True,
+) -> CollectedDataset:
+    """
+    Make a dataset of ``env_id`` the way ``protocol`` says (see :data:`~sb3_offline.collect.PROTOCOLS`)
+    and write it as a local Minari dataset (``minari.create_dataset_from_buffers``, no jax) with the
+    env spec, ``ref_min_score``/``ref_max_score`` (random and expert mean returns) and terminations
+    and truncations kept apart. Written atomically: an interrupted collection leaves nothing behind.
+
+    - ``final`` / ``concurrent``: a fresh ``algo`` agent trains for ``n_transitions`` steps with
+      N(0, 0.5) / N(0, 0.1) exploration noise; every transition it experienced is the dataset.
+    - ``imitation`` / ``imperfect`` / ``expert``: ``n_transitions`` steps of the expert (trained for
+      ``expert_steps``, cached): noiseless; N(0, 0.3) noise and a random action with probability 0.3;
+      its own exploration (SAC samples, DDPG/TD3 N(0, 0.1)).
+    - ``random``: uniformly random actions.
+    - ``medium``: a policy stopped at a third of the expert's normalized return, rolled out like ``expert``;
+      ``medium-replay``: its replay buffer up to the stop (its size is what training took, not
+      ``n_transitions``); ``medium-expert``: half medium, half expert rollouts.
+
+    :param env_id: a gymnasium id with a bounded Box action space
+    :param protocol: one of :data:`~sb3_offline.collect.PROTOCOLS`
+    :param n_transitions: transitions to collect (training steps for ``final``/``concurrent``)
+    :param algo: the SB3 behaviour algorithm: ``"ddpg"``, ``"td3"`` or ``"sac"``
+    :param dataset_id: the Minari id (default :func:`default_dataset_id`, e.g. ``pendulum/imperfect-v0``)
+    :param seed: seeds the agents, the envs and the noise
+    :param expert_steps: training steps of the expert (default: known per env, else the paper's 1M)
+    :param ref_episodes: episodes for each reference score
+    :param behaviour_kwargs: more arguments for the SB3 behaviour algorithm
+    :param agents_cache: where trained experts are cached (default ``$SB3_OFFLINE_AGENTS`` or ``~/.cache``)
+    :param overwrite: replace an existing local dataset of that id
+    :param progress_bar: show progress bars
+    """
+    spec = get_protocol(protocol)
+    if n_transitions <= 0:
+        raise ValueError(f"n_transitions: expected a positive number of transitions, found {n_transitions}")
+    dataset_id = dataset_id or default_dataset_id(env_id, protocol)
+    if not overwrite:
+        import minari
+
+        if dataset_id in minari.list_local_datasets():
+            raise FileExistsError(f"dataset_id: '{dataset_id}' already exists locally (pass overwrite=True)")
+    start = time.perf_counter()
+    common: dict[str, Any] = dict(
+        algo=algo, seed=seed, ref_episodes=ref_episodes, cache_dir=agents_cache, progress_bar=progress_bar
+    )
+    expert, scores = expert_agent(env_id, steps=expert_steps, behaviour_kwargs=behaviour_kwargs, **common)
+    action_space = expert.action_space
+    random_actions: np.ndarray | None = None
+    info: dict[str, Any] = {"behaviour_algo": algo}
+    # a stochastic rollout is the policy's own exploration: SAC samples, DDPG/TD3 add their N(0, 0.1)
+    noise_std = 0.0 if spec.stochastic and algo == "sac" else spec.noise_std
+
+    if spec.source == "training":
+        from sb3_offline.datasets.loaders import transitions_from_replay_buffer
+
+        env = gym.make(env_id)
+        options = {**(behaviour_kwargs or {}), "buffer_size": max(n_transitions, 1)}
+        agent = make_behaviour_agent(env, algo, spec.noise_std, seed=seed + 2, **options)
+        agent.learn(n_transitions, progress_bar=progress_bar)
+        data = transitions_from_replay_buffer(agent.replay_buffer, env.action_space, source=f"{env_id} {protocol}")
+        info["behaviour_training_steps"] = n_transitions
+    elif spec.source == "expert":
+        policy = ActingPolicy(
+            expert, action_space, noise_std, spec.random_action_prob, deterministic=not spec.stochastic, seed=seed
+        )
+        data, random_actions = _rollouts(env_id, policy, n_transitions, seed, progress_bar)
+    elif spec.source == "random":
+        data, random_actions = _rollouts(
+            env_id, ActingPolicy(None, action_space, seed=seed), n_transitions, seed, False
+        )
+    else:
+        medium, replay, medium_steps = medium_agent(
+            env_id,
+            scores,
+            max_steps=expert_steps,
+            fraction=MEDIUM_FRACTION,
+            behaviour_kwargs=behaviour_kwargs,
+            **common,
+        )
+        info["medium_training_steps"] = medium_steps
+        if spec.source == "medium-replay":
+            data = replay
+        else:
+
+            def acting(model: Any, offset: int) -> ActingPolicy:
+                return ActingPolicy(model, action_space, noise_std, deterministic=False, seed=seed + offset)
+
+            n_medium = n_transitions if spec.source == "medium" else n_transitions // 2
+            data, random_actions = _rollouts(env_id, acting(medium, 0), n_medium, seed, progress_bar)
+            if spec.source == "medium-expert":
+                expert_data, expert_flags = _rollouts(
+                    env_id, acting(expert, 1), n_transitions - n_medium, seed + 1, progress_bar
+                )
+                data = Transitions.concatenate([data, expert_data])
+                random_actions = np.concatenate([random_actions, expert_flags])
+
+    data.env_id = env_id
+    data.source = f"{env_id} {protocol}"
+    data.metadata.update(ref_min_score=scores.random, ref_max_score=scores.expert)
+    save_minari(
+        data,
+        dataset_id,
+        env=env_id,
+        overwrite=overwrite,
+        algorithm_name=f"{algo} behaviour agent, protocol '{protocol}'",
+        description=f"{spec.description}. {len(data)} transitions of {env_id}, made by sb3-offline.",
+    )
+    returns = episode_returns(data)
+    return CollectedDataset(
+        dataset_id=dataset_id,
+        protocol=protocol,
+        transitions=data,
+        scores=scores,
+        behaviour_return=float(returns.mean()) if len(returns) else float("nan"),
+        seconds=time.perf_counter() - start,
+        random_actions=random_actions,
+        info=info,
+    )
+
+
+__all__ = ["CollectedDataset", "collect_dataset", "default_dataset_id", "episode_returns"]
