@@ -1,12 +1,13 @@
 """
 The ``sb3-offline`` command.
 
-- ``sb3-offline train``: train an algorithm on a dataset for a number of gradient steps, save the
-  SB3 checkpoint and evaluate it against a uniformly random policy. With no ``--dataset``, a small
-  dataset of random Pendulum-v1 transitions is recorded once into the local Minari folder, so the
-  default run needs no download.
+- ``sb3-offline train``: train an algorithm on a dataset for a number of gradient steps, evaluating
+  it as it learns; save the SB3 checkpoint, the evaluations and a learning-curve PNG, and compare the
+  final policy with the behaviour policy (the dataset's own episode returns) and a random policy.
+  The default (BCQ on the shipped ``pendulum/imperfect-v0``) needs no collection and no download.
+- ``sb3-offline collect``: make a dataset under a named protocol (BCQ paper, D4RL) as a local Minari dataset.
 - ``sb3-offline record``: record transitions of a random policy into ``.hdf5``, ``.npz`` or a Minari id.
-- ``sb3-offline datasets``: list the Minari datasets on local disk.
+- ``sb3-offline datasets``: list the Minari datasets on local disk and the ones shipped with the package.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-#: The dataset the default ``train`` uses: random Pendulum-v1 transitions, recorded locally.
-DEFAULT_DATASET = "sb3-offline/pendulum-random-v0"
-DEFAULT_DATASET_STEPS = 20_000
+#: The dataset the default ``train`` uses: shipped inside the package (see ``sb3_offline.datasets.packaged``).
+DEFAULT_DATASET = "pendulum/imperfect-v0"
+DEFAULT_ALGO = "bcq"
+DEFAULT_STEPS = 5_000
 
 
 def _write_dataset(transitions: object, target: str, overwrite: bool) -> str:
@@ -36,31 +38,23 @@ def _write_dataset(transitions: object, target: str, overwrite: bool) -> str:
     return target
 
 
-def ensure_default_dataset(verbose: bool = True) -> str:
-    """Record :data:`DEFAULT_DATASET` into the local Minari folder if it is not there yet."""
-    import minari
-
-    from sb3_offline.datasets import record_transitions
-
-    if DEFAULT_DATASET not in minari.list_local_datasets():
-        if verbose:
-            print(f"Recording {DEFAULT_DATASET_STEPS} random Pendulum-v1 transitions as '{DEFAULT_DATASET}'")
-        data = record_transitions("Pendulum-v1", DEFAULT_DATASET_STEPS, seed=0, progress_bar=verbose)
-        _write_dataset(data, DEFAULT_DATASET, overwrite=False)
-    return DEFAULT_DATASET
-
-
 def cmd_train(args: argparse.Namespace) -> int:
     import gymnasium as gym
-    from stable_baselines3.common.evaluation import evaluate_policy
+    import numpy as np
+    from stable_baselines3.common.callbacks import EvalCallback
+    from stable_baselines3.common.monitor import Monitor
 
     from sb3_offline.algorithms import ALGOS
     from sb3_offline.datasets import recover_env
-    from sb3_offline.evaluation import evaluate_callable
+    from sb3_offline.evaluation import evaluate, evaluate_callable
+    from sb3_offline.plotting import plot_curves
 
     algo_class: Any = ALGOS[args.algo]
-    dataset = args.dataset or ensure_default_dataset()
+    dataset = args.dataset
     env = gym.make(args.env) if args.env else recover_env(dataset)
+    env_id = env.spec.id if env.spec is not None else "env"
+    output = Path(args.output or f"logs/{args.algo}_{env_id}")
+    output.mkdir(parents=True, exist_ok=True)
     model = algo_class(
         "MultiInputPolicy" if isinstance(env.observation_space, gym.spaces.Dict) else "MlpPolicy",
         env,
@@ -72,23 +66,95 @@ def cmd_train(args: argparse.Namespace) -> int:
     )
     assert model.replay_buffer is not None
     print(f"{args.algo} on {dataset}: {model.replay_buffer.size()} transitions, device {model.device}")
+    callback = None
+    if args.eval_freq > 0 and args.eval_episodes > 0:
+        callback = EvalCallback(
+            Monitor(gym.make(env_id)),
+            n_eval_episodes=args.eval_episodes,
+            eval_freq=args.eval_freq,
+            log_path=str(output),
+            deterministic=True,
+            verbose=0,
+        )
     start = time.perf_counter()
-    model.learn(total_timesteps=args.steps, progress_bar=args.progress_bar, log_interval=args.log_interval)
+    model.learn(
+        total_timesteps=args.steps, callback=callback, progress_bar=args.progress_bar, log_interval=args.log_interval
+    )
     seconds = time.perf_counter() - start
-    output = Path(args.output or f"logs/{args.algo}_{env.spec.id if env.spec else 'env'}")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    model.save(output)
-    print(f"{args.steps} gradient steps in {seconds:.1f} s ({args.steps / seconds:.0f}/s); saved {output}.zip")
+    model.save(output / args.algo)
+    print(
+        f"{args.steps} gradient steps in {seconds:.1f} s ({args.steps / seconds:.0f}/s); saved {output / args.algo}.zip"
+    )
+    if args.eval_episodes <= 0:
+        return 0
 
-    if args.eval_episodes > 0:
-        from stable_baselines3.common.monitor import Monitor
+    final = evaluate(model, gym.make(env_id), n_episodes=args.eval_episodes, seed=args.seed + 1000)
+    data_returns = _dataset_episode_returns(dataset)
+    random_mean, random_std = evaluate_callable(gym.make(env_id), None, args.eval_episodes, seed=args.seed + 1000)
+    rows = [(args.algo, final.mean_return, final.std_return, final.normalized_score)]
+    baselines: dict[str, float] = {}
+    if len(data_returns):
+        mean = float(np.mean(data_returns))
+        rows.append(("behaviour (dataset)", mean, float(np.std(data_returns)), _normalized(dataset, mean)))
+        baselines["behaviour (dataset episodes)"] = mean
+    rows.append(("random", random_mean, random_std, _normalized(dataset, random_mean)))
+    baselines["random policy"] = random_mean
+    print(f"| {'policy':<20} | {'return (' + str(args.eval_episodes) + ' episodes)':>20} | {'normalized':>10} |")
+    print(f"|{'-' * 22}|{'-' * 22}|{'-' * 12}|")
+    for name, mean, std, score in rows:
+        shown = f"{score:10.1f}" if score is not None else f"{'n/a':>10}"
+        print(f"| {name:<20} | {mean:9.1f} ± {std:8.1f} | {shown} |")
+    if callback is not None and callback.evaluations_timesteps:
+        results = np.asarray(callback.evaluations_results)
+        curve = plot_curves(
+            {args.algo: (callback.evaluations_timesteps, results.mean(axis=1), results.std(axis=1))},
+            output / "learning_curve.png",
+            title=f"{args.algo} on {dataset}",
+            baselines=baselines,
+        )
+        print(f"learning curve: {curve}")
+    return 0
 
-        eval_env = Monitor(gym.make(env.spec.id) if env.spec is not None else env)
-        mean, std = evaluate_policy(model, eval_env, n_eval_episodes=args.eval_episodes, deterministic=True)
-        random_mean, random_std = evaluate_callable(eval_env, None, args.eval_episodes, seed=args.seed)
-        print(f"{'policy':<10} {'return (mean ± std over ' + str(args.eval_episodes) + ' episodes)'}")
-        print(f"{args.algo:<10} {mean:9.1f} ± {std:.1f}")
-        print(f"{'random':<10} {random_mean:9.1f} ± {random_std:.1f}")
+
+def _dataset_episode_returns(dataset: Any) -> Any:
+    from sb3_offline.collect import episode_returns
+    from sb3_offline.datasets import load_transitions
+
+    return episode_returns(load_transitions(dataset))
+
+
+def _normalized(dataset: Any, value: float) -> float | None:
+    from sb3_offline.evaluation import reference_scores
+
+    scores = reference_scores(dataset)
+    if scores is None or scores[0] == scores[1]:
+        return None
+    return 100.0 * (value - scores[0]) / (scores[1] - scores[0])
+
+
+def cmd_collect(args: argparse.Namespace) -> int:
+    from sb3_offline.collect import collect_dataset
+
+    result = collect_dataset(
+        args.env,
+        args.protocol,
+        args.steps,
+        algo=args.algo,
+        dataset_id=args.dataset_id,
+        seed=args.seed,
+        expert_steps=args.expert_steps,
+        ref_episodes=args.ref_episodes,
+        overwrite=args.overwrite,
+        progress_bar=not args.no_progress_bar,
+    )
+    scores = result.scores
+    print(
+        f"wrote '{result.dataset_id}': {len(result.transitions)} transitions of {args.env} "
+        f"({args.protocol}, {args.algo}) "
+        f"in {result.seconds:.0f} s; behaviour return {result.behaviour_return:.1f} "
+        f"(normalized {scores.normalize(result.behaviour_return):.1f}); "
+        f"ref scores: random {scores.random:.1f}, expert {scores.expert:.1f}"
+    )
     return 0
 
 
@@ -105,6 +171,8 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     import minari
     from minari.storage.datasets_root_dir import get_dataset_path
 
+    from sb3_offline.datasets.packaged import packaged_datasets
+
     local = minari.list_local_datasets()
     print(f"Minari datasets in {get_dataset_path()}:")
     if not local:
@@ -112,6 +180,11 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     for dataset_id, meta in sorted(local.items()):
         steps, episodes = meta.get("total_steps", "?"), meta.get("total_episodes", "?")
         print(f"  {dataset_id:<40} {steps:>10} steps  {episodes:>6} episodes")
+    shipped = [d for d in packaged_datasets() if d not in local]
+    if shipped:
+        print("Shipped with sb3-offline (copied into the folder above on first use):")
+        for dataset_id in shipped:
+            print(f"  {dataset_id}")
     return 0
 
 
@@ -121,22 +194,42 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sb3-offline", description=__doc__.split("\n\n")[0] if __doc__ else None)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    train = sub.add_parser("train", help="train on a dataset, save, evaluate")
-    train.add_argument("--algo", choices=sorted(ALGOS), default="batch_ddpg")
+    train = sub.add_parser("train", help="train on a dataset, save, evaluate, plot the learning curve")
+    train.add_argument("--algo", choices=sorted(ALGOS), default=DEFAULT_ALGO)
     train.add_argument("--env", default=None, help="gymnasium id (default: recovered from the dataset)")
     train.add_argument(
-        "--dataset", default=None, help=f"Minari id or .hdf5/.npz/.pkl path (default: {DEFAULT_DATASET}, made locally)"
+        "--dataset",
+        default=DEFAULT_DATASET,
+        help=f"Minari id or .hdf5/.npz/.pkl path (default: {DEFAULT_DATASET}, shipped)",
     )
-    train.add_argument("--steps", type=int, default=5_000, help="gradient steps")
+    train.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="gradient steps")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--device", default="auto")
-    train.add_argument("--output", default=None, help="checkpoint path (default logs/<algo>_<env>)")
+    train.add_argument("--output", default=None, help="output folder (default logs/<algo>_<env>)")
+    train.add_argument("--eval-freq", type=int, default=500, help="evaluate every that many gradient steps (0: never)")
     train.add_argument("--eval-episodes", type=int, default=5)
     train.add_argument("--log-interval", type=int, default=1000)
     train.add_argument("--tensorboard-log", default=None)
     train.add_argument("--verbose", type=int, default=0)
     train.add_argument("--progress-bar", action="store_true")
     train.set_defaults(func=cmd_train)
+
+    from sb3_offline.collect import BEHAVIOUR_ALGOS, PROTOCOLS
+
+    collect = sub.add_parser(
+        "collect", help="make a dataset under a named protocol (BCQ paper, D4RL) as a local Minari dataset"
+    )
+    collect.add_argument("--env", required=True, help="gymnasium id with a bounded Box action space")
+    collect.add_argument("--protocol", required=True, choices=list(PROTOCOLS))
+    collect.add_argument("--steps", type=int, required=True, help="transitions (training steps for final/concurrent)")
+    collect.add_argument("--algo", choices=sorted(BEHAVIOUR_ALGOS), default="td3", help="SB3 behaviour agent")
+    collect.add_argument("--dataset-id", default=None, help="Minari id (default <env>/<protocol>-v0)")
+    collect.add_argument("--expert-steps", type=int, default=None, help="training steps of the expert")
+    collect.add_argument("--ref-episodes", type=int, default=20, help="episodes per reference score")
+    collect.add_argument("--seed", type=int, default=0)
+    collect.add_argument("--overwrite", action="store_true")
+    collect.add_argument("--no-progress-bar", action="store_true")
+    collect.set_defaults(func=cmd_collect)
 
     record = sub.add_parser("record", help="record random-policy transitions of an env")
     record.add_argument("--env", default="Pendulum-v1")

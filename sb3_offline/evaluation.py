@@ -1,8 +1,10 @@
-"""Evaluating policies that are not SB3 models: a random policy, a scripted behaviour policy."""
+"""Evaluation: returns of SB3 models and of plain policies (random, scripted), and D4RL's normalized score."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -33,3 +35,114 @@ def evaluate_callable(
             done = terminated or truncated
         returns.append(total)
     return float(np.mean(returns)), float(np.std(returns))
+
+
+# ------------------------------------------------------------------------------- normalized score
+def reference_scores(dataset: Any) -> tuple[float, float] | None:
+    """
+    ``(ref_min_score, ref_max_score)`` recorded by a dataset (random and expert mean returns, D4RL's
+    convention), or ``None`` when it records none.
+
+    :param dataset: a Minari id, folder or ``MinariDataset``, an ``.hdf5``/``.npz`` path, ``Transitions``,
+        or an ``OfflineReplayBuffer``
+    """
+    from sb3_offline.buffers import OfflineReplayBuffer
+    from sb3_offline.datasets.loaders import is_minari_dataset, load_transitions, open_minari_dataset
+    from sb3_offline.datasets.transitions import Transitions
+
+    if isinstance(dataset, OfflineReplayBuffer | Transitions):
+        metadata: dict[str, Any] = dataset.metadata
+    elif is_minari_dataset(dataset) or (isinstance(dataset, str) and not Path(dataset).is_file()):
+        metadata = open_minari_dataset(dataset).storage.metadata
+    else:
+        metadata = load_transitions(dataset).metadata
+    low, high = metadata.get("ref_min_score"), metadata.get("ref_max_score")
+    if low is None or high is None:
+        return None
+    return float(low), float(high)
+
+
+def normalized_score(dataset: Any, returns: Any) -> Any:
+    """
+    D4RL's normalized score of ``returns`` (a float or an array) on ``dataset``:
+    ``100 * (return - ref_min_score) / (ref_max_score - ref_min_score)``, 0 = random policy,
+    100 = expert. Raises ``ValueError`` when the dataset records no reference scores.
+
+    :param dataset: anything :func:`reference_scores` accepts (e.g. ``"pendulum/imperfect-v0"``)
+    :param returns: undiscounted episode return(s)
+    """
+    scores = reference_scores(dataset)
+    if scores is None:
+        raise ValueError(
+            f"dataset: expected ref_min_score and ref_max_score in its metadata, found none in {dataset!r} "
+            "(datasets made by sb3_offline.collect record them)"
+        )
+    low, high = scores
+    if high == low:
+        raise ValueError(f"dataset: expected ref_max_score != ref_min_score, found both {low}")
+    normalized = 100.0 * (np.asarray(returns, dtype=np.float64) - low) / (high - low)
+    return float(normalized) if normalized.ndim == 0 else normalized
+
+
+@dataclass
+class EvaluationResult:
+    """
+    :param mean_return: mean undiscounted episode return
+    :param std_return: its standard deviation over episodes
+    :param returns: every episode's return
+    :param normalized_score: the mean return, normalized with the dataset's reference scores (``None`` without them)
+    """
+
+    mean_return: float
+    std_return: float
+    returns: list[float]
+    normalized_score: float | None = None
+
+
+def evaluate(
+    model: Any,
+    env: gym.Env | str | None = None,
+    n_episodes: int = 10,
+    dataset: Any = None,
+    deterministic: bool = True,
+    seed: int = 0,
+) -> EvaluationResult:
+    """
+    Mean/std return of an SB3 model over ``n_episodes`` (SB3's ``evaluate_policy``, episode ``k`` reset
+    with ``seed + k`` through the VecEnv seed) and its normalized score when the dataset records
+    reference scores.
+
+    :param model: an SB3 model (any of ours, or SB3's own)
+    :param env: the env or its id; default: a fresh env of the model's env id
+    :param n_episodes: episodes to run
+    :param dataset: the dataset whose reference scores normalize the return; default: the model's
+        own dataset (``model.dataset`` or its replay buffer), when it has one
+    :param deterministic: deterministic actions
+    :param seed: seed of the evaluation env
+    """
+    from stable_baselines3.common.evaluation import evaluate_policy
+    from stable_baselines3.common.monitor import Monitor
+
+    if env is None:
+        spec = model.get_env().envs[0].unwrapped.spec if model.get_env() is not None else None
+        if spec is None:
+            raise ValueError("env: expected an env or env id (the model has no env with a spec), found None")
+        env = gym.make(spec.id)
+    elif isinstance(env, str):
+        env = gym.make(env)
+    env.reset(seed=seed)
+    returns, _ = evaluate_policy(
+        model, Monitor(env), n_eval_episodes=n_episodes, deterministic=deterministic, return_episode_rewards=True
+    )
+    values = [float(r) for r in returns]  # type: ignore[union-attr]
+    mean = float(np.mean(values))
+    if dataset is None:
+        buffer = getattr(model, "replay_buffer", None)
+        dataset = (
+            buffer if buffer is not None and getattr(buffer, "metadata", None) else getattr(model, "dataset", None)
+        )
+    scores = reference_scores(dataset) if dataset is not None else None
+    score = (
+        100.0 * (mean - scores[0]) / (scores[1] - scores[0]) if scores is not None and scores[0] != scores[1] else None
+    )
+    return EvaluationResult(mean, float(np.std(values)), values, score)

@@ -15,6 +15,8 @@ def minari_datasets_path(tmp_path, monkeypatch):
     path = tmp_path / "minari_datasets"
     path.mkdir()
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(path))
+    # trained behaviour agents (sb3_offline.collect) are cached per test too, never in ~/.cache
+    monkeypatch.setenv("SB3_OFFLINE_AGENTS", str(tmp_path / "agents"))
     return path
 
 

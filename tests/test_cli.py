@@ -18,31 +18,42 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_record_then_train_then_load(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data = tmp_path / "pendulum.npz"
     assert main(["record", "--env", "Pendulum-v1", "--steps", "400", "--output", str(data)]) == 0
-    model_path = tmp_path / "ddpg"
-    args = ["train", "--dataset", str(data), "--env", "Pendulum-v1", "--steps", "60", "--eval-episodes", "1"]
-    assert main([*args, "--output", str(model_path)]) == 0
+    args = ["train", "--algo", "batch_ddpg", "--dataset", str(data), "--env", "Pendulum-v1", "--steps", "60"]
+    assert main([*args, "--eval-episodes", "1", "--output", str(tmp_path / "run")]) == 0
     out = capsys.readouterr().out
-    assert "batch_ddpg on" in out and "random" in out
-    model = BatchDDPG.load(model_path, env=gym.make("Pendulum-v1"))
+    assert "batch_ddpg on" in out and "random" in out and "behaviour (dataset)" in out
+    model = BatchDDPG.load(tmp_path / "run" / "batch_ddpg", env=gym.make("Pendulum-v1"))
     assert model.num_timesteps == 60
 
 
 def test_default_train_needs_no_download(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    # the README's default job: the dataset is recorded into the (test's) local Minari folder once
-    args = ["train", "--steps", "20", "--eval-episodes", "0", "--output", str(tmp_path / "m")]
+    # the README's default job: BCQ on the shipped dataset, evaluated as it learns, plotted
+    args = ["train", "--steps", "20", "--eval-freq", "10", "--eval-episodes", "1", "--output", str(tmp_path / "m")]
     assert main(args) == 0
-    assert main(["datasets"]) == 0
     out = capsys.readouterr().out
-    assert f"Recording 20000 random Pendulum-v1 transitions as '{DEFAULT_DATASET}'" in out
-    assert DEFAULT_DATASET in out.split("Minari datasets in")[1]
-    assert (tmp_path / "m.zip").exists()
+    assert f"bcq on {DEFAULT_DATASET}: 50000 transitions" in out
+    rows = {
+        line.split("|")[1].strip(): line.split("|")[3].strip() for line in out.splitlines() if line.startswith("| ")
+    }
+    assert set(rows) >= {"bcq", "behaviour (dataset)", "random"}
+    assert all(score != "n/a" for score in rows.values())  # the shipped dataset has reference scores
+    assert (tmp_path / "m" / "bcq.zip").exists() and (tmp_path / "m" / "evaluations.npz").exists()
+    assert (tmp_path / "m" / "learning_curve.png").stat().st_size > 1000
+    assert main(["datasets"]) == 0
+    assert DEFAULT_DATASET in capsys.readouterr().out.split("Minari datasets in")[1]
+
+
+def test_collect_command(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SB3_OFFLINE_AGENTS", str(tmp_path / "agents"))
+    args = ["collect", "--env", "Pendulum-v1", "--protocol", "random", "--steps", "400", "--expert-steps", "150"]
+    assert main([*args, "--ref-episodes", "1", "--no-progress-bar"]) == 0
+    assert "wrote 'pendulum/random-v0': 400 transitions" in capsys.readouterr().out
+    assert main(["datasets"]) == 0
+    assert "pendulum/random-v0" in capsys.readouterr().out
 
 
 def test_zoo_configs_build_models_as_rl_zoo3_does() -> None:
     """rl-zoo3 builds ``ALGOS[algo](env=env, **hyperparams)`` after eval'ing ``policy_kwargs``."""
-    from sb3_offline.cli import ensure_default_dataset
-
-    ensure_default_dataset(verbose=False)
     for algo, algo_class in ALGOS.items():
         config = yaml.safe_load((ROOT / "zoo_configs" / f"{algo}.yml").read_text())
         assert "Pendulum-v1" in config
@@ -65,5 +76,5 @@ def test_train_every_algorithm(algo: str, tmp_path: Path, capsys: pytest.Capture
     args = ["train", "--algo", algo, "--dataset", str(data), "--steps", "3", "--eval-episodes", "1"]
     assert main([*args, "--output", str(tmp_path / algo)]) == 0  # the env is recovered from the file
     assert f"{algo} on {data}" in capsys.readouterr().out
-    loaded = ALGOS[algo].load(tmp_path / algo)
+    loaded = ALGOS[algo].load(tmp_path / algo / algo)
     assert loaded.num_timesteps == 3
