@@ -1,6 +1,7 @@
 """sb3-offline: offline (batch) reinforcement learning for stable-baselines3."""
 
 from sb3_offline.awac import AWAC
+from sb3_offline.bc import BC
 from sb3_offline.batch_ddpg import BatchDDPG
 from sb3_offline.bcq import BCQ
 from sb3_offline.buffers import OfflineReplayBuffer
@@ -12,6 +13,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AWAC",
+    "BC",
     "BCQ",
     "PLAS",
     "BatchDDPG",

@@ -1,0 +1,128 @@
+"""BC: behaviour cloning, the BCQ paper's imitation baseline."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, TypeVar
+
+import torch as th
+import torch.nn.functional as F
+from stable_baselines3.common.buffers import ReplayBuffer
+from stable_baselines3.common.policies import BasePolicy
+from stable_baselines3.common.type_aliases import GymEnv, Schedule
+from stable_baselines3.common.utils import update_learning_rate
+from stable_baselines3.td3.policies import Actor
+
+from sb3_offline.bc.policies import BCPolicy, MlpPolicy, MultiInputPolicy
+from sb3_offline.common.offline_algorithm import OfflineAlgorithm
+from sb3_offline.datasets.loaders import DatasetSource
+
+SelfBC = TypeVar("SelfBC", bound="BC")
+
+
+class BC(OfflineAlgorithm):
+    """
+    Behaviour cloning: a deterministic policy regressed on the dataset's actions,
+    ``min E_(s,a)~B ||mu(s) - a||^2`` (actions rescaled to [-1, 1]); no critic, no reward used.
+    The imitation baseline of Fujimoto, Meger, Precup, "Off-Policy Deep Reinforcement Learning
+    without Exploration", ICML 2019 (section 5, "Behavioral Cloning"): good when the data comes from
+    one good policy (``imitation``), weaker on mixed or noisy data (``final``, ``imperfect``).
+
+    Defaults follow the BCQ paper's baselines: the DDPG actor's 400-300 layers, Adam with lr 1e-3,
+    batch 100.
+
+    :param policy: ``"MlpPolicy"``, ``"MultiInputPolicy"`` or a policy class
+    :param env: the environment (``None``: recovered from the dataset)
+    :param dataset: the data (Minari id or ``MinariDataset``, ``.hdf5``/``.npz``/SB3 ``.pkl`` path, ``Transitions``)
+    :param learning_rate: learning rate (constant or schedule)
+    :param buffer_size: rows for online transitions after the dataset (``learn_online``)
+    :param learning_starts: env steps before training in ``learn_online``
+    :param batch_size: minibatch size
+    :param gamma: unused by the loss; kept for SB3's interface
+    :param train_freq: for ``learn_online``
+    :param gradient_steps: for ``learn_online``
+    :param replay_buffer_class: defaults to ``OfflineReplayBuffer``
+    :param replay_buffer_kwargs: keyword arguments of the replay buffer
+    :param policy_kwargs: keyword arguments of the policy
+    :param stats_window_size: window for rollout logging (``learn_online``)
+    :param tensorboard_log: the log location for tensorboard (if None, no logging)
+    :param verbose: 0 no output, 1 info, 2 debug
+    :param device: ``"auto"``, ``"cpu"`` or ``"cuda"``
+    :param seed: seed for the pseudo random generators
+    :param _init_setup_model: whether to build the networks on creation
+    """
+
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
+        "MlpPolicy": MlpPolicy,
+        "MultiInputPolicy": MultiInputPolicy,
+    }
+    policy: BCPolicy
+    actor: Actor
+
+    def __init__(
+        self,
+        policy: str | type[BCPolicy],
+        env: GymEnv | str | None,
+        dataset: DatasetSource | None = None,
+        learning_rate: float | Schedule = 1e-3,
+        buffer_size: int = 0,
+        learning_starts: int = 0,
+        batch_size: int = 100,
+        gamma: float = 0.99,
+        train_freq: int | tuple[int, str] = 1,
+        gradient_steps: int = 1,
+        replay_buffer_class: type[ReplayBuffer] | None = None,
+        replay_buffer_kwargs: dict[str, Any] | None = None,
+        policy_kwargs: dict[str, Any] | None = None,
+        stats_window_size: int = 100,
+        tensorboard_log: str | None = None,
+        verbose: int = 0,
+        device: th.device | str = "auto",
+        seed: int | None = None,
+        _init_setup_model: bool = True,
+    ) -> None:
+        super().__init__(
+            policy,
+            env,
+            learning_rate,
+            dataset=dataset,
+            buffer_size=buffer_size,
+            learning_starts=learning_starts,
+            batch_size=batch_size,
+            gamma=gamma,
+            train_freq=train_freq,
+            gradient_steps=gradient_steps,
+            replay_buffer_class=replay_buffer_class,
+            replay_buffer_kwargs=replay_buffer_kwargs,
+            policy_kwargs=policy_kwargs,
+            stats_window_size=stats_window_size,
+            tensorboard_log=tensorboard_log,
+            verbose=verbose,
+            device=device,
+            seed=seed,
+            _init_setup_model=_init_setup_model,
+        )
+
+    def _setup_model(self) -> None:
+        super()._setup_model()
+        self.actor = self.policy.actor
+
+    def train(self, gradient_steps: int, batch_size: int = 100) -> None:
+        assert self.replay_buffer is not None
+        self.policy.set_training_mode(True)
+        learning_rate = self.lr_schedule(self._current_progress_remaining)
+        update_learning_rate(self.actor.optimizer, learning_rate)
+        self.logger.record("train/learning_rate", learning_rate)
+        for _ in range(gradient_steps):
+            self._n_updates += 1
+            data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)
+            loss = F.mse_loss(self.actor(data.observations), data.actions)
+            self.actor.optimizer.zero_grad()
+            loss.backward()
+            self.actor.optimizer.step()
+            self._losses.add("actor_loss", loss)
+
+    def _excluded_save_params(self) -> list[str]:
+        return [*super()._excluded_save_params(), "actor"]
+
+    def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
+        return ["policy", "actor.optimizer"], []
