@@ -1,8 +1,8 @@
 """sb3-offline: offline (batch) reinforcement learning for stable-baselines3."""
 
 from sb3_offline.awac import AWAC
-from sb3_offline.bc import BC
 from sb3_offline.batch_ddpg import BatchDDPG
+from sb3_offline.bc import BC
 from sb3_offline.bcq import BCQ
 from sb3_offline.buffers import OfflineReplayBuffer
 from sb3_offline.common.offline_algorithm import OfflineAlgorithm

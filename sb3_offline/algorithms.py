@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from sb3_offline.awac import AWAC
-from sb3_offline.bc import BC
 from sb3_offline.batch_ddpg import BatchDDPG
+from sb3_offline.bc import BC
 from sb3_offline.bcq import BCQ
 from sb3_offline.common.offline_algorithm import OfflineAlgorithm
 from sb3_offline.plas import PLAS

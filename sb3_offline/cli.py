@@ -7,6 +7,7 @@ The ``sb3-offline`` command.
   The default (BCQ on the shipped ``pendulum/imperfect-v0``) needs no collection and no download.
 - ``sb3-offline collect``: make a dataset under a named protocol (BCQ paper, D4RL) as a local Minari dataset.
 - ``sb3-offline record``: record transitions of a random policy into ``.hdf5``, ``.npz`` or a Minari id.
+- ``sb3-offline plot``: the extrapolation-error picture (Q estimate vs true return) from ``value_estimates.csv`` files.
 - ``sb3-offline datasets``: list the Minari datasets on local disk and the ones shipped with the package.
 """
 
@@ -45,6 +46,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from stable_baselines3.common.monitor import Monitor
 
     from sb3_offline.algorithms import ALGOS
+    from sb3_offline.callbacks import ValueEstimateCallback
     from sb3_offline.datasets import recover_env
     from sb3_offline.evaluation import evaluate, evaluate_callable
     from sb3_offline.plotting import plot_curves
@@ -76,9 +78,13 @@ def cmd_train(args: argparse.Namespace) -> int:
             deterministic=True,
             verbose=0,
         )
+    callbacks: list[Any] = [callback] if callback is not None else []
+    if callback is not None and getattr(model.policy, "critic", None) is not None:
+        # the extrapolation-error diagnostic next to the returns: value_estimates.csv, for `sb3-offline plot`
+        callbacks.append(ValueEstimateCallback(gym.make(env_id), args.eval_freq, args.eval_episodes, log_path=output))
     start = time.perf_counter()
     model.learn(
-        total_timesteps=args.steps, callback=callback, progress_bar=args.progress_bar, log_interval=args.log_interval
+        total_timesteps=args.steps, callback=callbacks, progress_bar=args.progress_bar, log_interval=args.log_interval
     )
     seconds = time.perf_counter() - start
     model.save(output / args.algo)
@@ -155,6 +161,14 @@ def cmd_collect(args: argparse.Namespace) -> int:
         f"(normalized {scores.normalize(result.behaviour_return):.1f}); "
         f"ref scores: random {scores.random:.1f}, expert {scores.expert:.1f}"
     )
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from sb3_offline.plotting import plot_value_estimates
+
+    runs = {Path(run).name if Path(run).is_dir() else Path(run).parent.name: run for run in args.runs}
+    print(f"wrote {plot_value_estimates(runs, args.output)}")
     return 0
 
 
@@ -238,6 +252,11 @@ def build_parser() -> argparse.ArgumentParser:
     record.add_argument("--output", required=True, help="a .hdf5 or .npz path, or a Minari id")
     record.add_argument("--overwrite", action="store_true")
     record.set_defaults(func=cmd_record)
+
+    plot = sub.add_parser("plot", help="draw the extrapolation-error picture from runs' value_estimates.csv")
+    plot.add_argument("runs", nargs="+", help="run folders (or their value_estimates.csv), one line pair each")
+    plot.add_argument("--output", default="value_estimates.png", help="the PNG to write")
+    plot.set_defaults(func=cmd_plot)
 
     datasets = sub.add_parser("datasets", help="list the local Minari datasets")
     datasets.set_defaults(func=cmd_datasets)

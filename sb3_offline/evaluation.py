@@ -146,3 +146,87 @@ def evaluate(
         100.0 * (mean - scores[0]) / (scores[1] - scores[0]) if scores is not None and scores[0] != scores[1] else None
     )
     return EvaluationResult(mean, float(np.std(values)), values, score)
+
+
+# ---------------------------------------------------------------------- extrapolation-error diagnostic
+@dataclass
+class ValueEstimate:
+    """
+    The critic's belief against what the policy actually gets, from the same start states.
+
+    :param q_estimate: mean over episodes of the critic's ``Q(s0, pi(s0))``
+    :param discounted_return: mean over episodes of ``sum_t gamma^t r_t`` actually obtained from ``s0``
+    :param mean_return: mean undiscounted return of those episodes
+    :param n_episodes: number of episodes (start states)
+    """
+
+    q_estimate: float
+    discounted_return: float
+    mean_return: float
+    n_episodes: int
+
+    @property
+    def overestimation(self) -> float:
+        """``q_estimate - discounted_return``: positive when the critic believes in more than there is."""
+        return self.q_estimate - self.discounted_return
+
+
+def critic_estimate(model: Any, observation: Any, action: np.ndarray) -> float:
+    """
+    ``Q1(s, a)`` of the model's critic for one observation and one action in the env's units (rescaled to
+    [-1, 1] as in the replay buffer). The first Q-network is the one the actors of DDPG/TD3/BCQ maximise.
+    """
+    import torch as th
+
+    critic = getattr(model.policy, "critic", None)
+    if critic is None:
+        raise ValueError(
+            f"model: expected an actor-critic algorithm (its policy has a critic), found {type(model).__name__} "
+            "without one (BC has no critic)"
+        )
+    obs_tensor, _ = model.policy.obs_to_tensor(observation)
+    scaled = model.policy.scale_action(np.asarray(action, dtype=np.float32).reshape(1, -1))
+    with th.no_grad():
+        q_values = critic(obs_tensor, th.as_tensor(scaled, dtype=th.float32, device=model.device))
+    return float(q_values[0].reshape(-1)[0].item())
+
+
+def estimate_value_error(
+    model: Any, env: gym.Env | str, n_episodes: int = 5, gamma: float | None = None, seed: int = 0
+) -> ValueEstimate:
+    """
+    The extrapolation-error diagnostic of the BCQ paper (its value-estimate figures): for ``n_episodes``
+    start states ``s0`` (episode ``k`` reset with ``seed + k``), the critic's estimate ``Q(s0, pi(s0))``
+    next to the discounted return ``sum_t gamma^t r_t`` the deterministic policy then actually obtains.
+    A truly off-policy agent's estimate climbs far above the real value; BCQ's stays close.
+
+    The real return is cut where the episode ends (a time limit cuts the infinite discounted sum: with
+    Pendulum's 200 steps and gamma 0.99 the missing tail weighs ``0.99^200 = 0.13`` of the value there).
+
+    :param model: an actor-critic SB3 model (BatchDDPG, BCQ, PLAS, AWAC, or SB3's DDPG/TD3/SAC)
+    :param env: the env or its id
+    :param n_episodes: start states to average over
+    :param gamma: discount (default: the model's)
+    :param seed: seed of the first episode's reset
+    """
+    env = gym.make(env) if isinstance(env, str) else env
+    gamma = float(model.gamma if gamma is None else gamma)
+    estimates, discounted, undiscounted = [], [], []
+    for episode in range(n_episodes):
+        obs, _ = env.reset(seed=seed + episode)
+        action, _ = model.predict(obs, deterministic=True)
+        estimates.append(critic_estimate(model, obs, action))
+        total, weighted, factor, done = 0.0, 0.0, 1.0, False
+        while not done:
+            obs, reward, terminated, truncated, _ = env.step(action)
+            total += float(reward)
+            weighted += factor * float(reward)
+            factor *= gamma
+            done = terminated or truncated
+            if not done:
+                action, _ = model.predict(obs, deterministic=True)
+        discounted.append(weighted)
+        undiscounted.append(total)
+    return ValueEstimate(
+        float(np.mean(estimates)), float(np.mean(discounted)), float(np.mean(undiscounted)), n_episodes
+    )

@@ -60,4 +60,58 @@ def plot_curves(
     return path
 
 
-__all__ = ["Curve", "plot_curves"]
+def read_value_estimates(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """The columns of a ``value_estimates.csv`` (written by ``ValueEstimateCallback``), or of the one in a folder."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "value_estimates.csv"
+    if not path.is_file():
+        raise FileNotFoundError(f"value estimates: expected a value_estimates.csv at {path}, found none")
+    with open(path) as f:
+        header = f.readline().strip().split(",")
+    expected = ["timesteps", "q_estimate", "discounted_return", "return"]
+    if header != expected:
+        raise ValueError(f"{path}: expected the columns {expected}, found {header}")
+    table = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
+    return {name: table[:, i] for i, name in enumerate(expected)}
+
+
+def plot_value_estimates(
+    runs: Mapping[str, str | os.PathLike],
+    path: str | os.PathLike,
+    title: str = "Extrapolation error: the critic's Q(s0, pi(s0)) (solid) vs the true discounted return (dashed)",
+) -> Path:
+    """
+    The BCQ paper's value-estimate picture: per run, the critic's estimate and the discounted return
+    actually obtained, against gradient steps, in one PNG (symlog y axis: off-policy estimates explode).
+
+    :param runs: label -> ``value_estimates.csv`` or the folder holding it
+    :param path: the PNG to write
+    :param title: the figure title
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for label, run in runs.items():
+        table = read_value_estimates(run)
+        (line,) = ax.plot(table["timesteps"], table["q_estimate"], linewidth=1.8, label=f"{label}: Q estimate")
+        ax.plot(table["timesteps"], table["discounted_return"], "--", color=line.get_color(), label=f"{label}: true")
+    ax.set_yscale("symlog")
+    ax.set_xlabel("gradient steps")
+    ax.set_ylabel("value (symlog)")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path
+
+
+__all__ = ["Curve", "plot_curves", "plot_value_estimates", "read_value_estimates"]

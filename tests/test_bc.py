@@ -38,7 +38,9 @@ def test_loss_is_the_mse_to_the_dataset_actions(expert_pendulum: Transitions) ->
     with th.no_grad():
         predicted = model.actor(batch.observations)
     assert predicted.abs().max() <= 1.0  # tanh output, the buffer's [-1, 1] scale
-    th.testing.assert_close(th.nn.functional.mse_loss(predicted, batch.actions), ((predicted - batch.actions) ** 2).mean())
+    th.testing.assert_close(
+        th.nn.functional.mse_loss(predicted, batch.actions), ((predicted - batch.actions) ** 2).mean()
+    )
 
 
 def test_bc_imitates_the_expert_and_beats_random(expert_pendulum: Transitions, tmp_path: Path) -> None:
@@ -62,7 +64,9 @@ def test_dict_observations(fetch_transitions: Transitions) -> None:
     import gymnasium_robotics
 
     gym.register_envs(gymnasium_robotics)
-    model = BC("MultiInputPolicy", gym.make("FetchReach-v4"), dataset=fetch_transitions, device="cpu", policy_kwargs=SMALL)
+    model = BC(
+        "MultiInputPolicy", gym.make("FetchReach-v4"), dataset=fetch_transitions, device="cpu", policy_kwargs=SMALL
+    )
     model.learn(5)
     obs = {key: value[:3] for key, value in fetch_transitions.observations.items()}  # type: ignore[union-attr]
     assert model.predict(obs, deterministic=True)[0].shape == (3, 4)

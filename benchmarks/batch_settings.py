@@ -1,0 +1,192 @@
+"""
+The BCQ paper's batch-settings experiment: BatchDDPG, BC, BCQ, AWAC and PLAS trained on datasets
+made with the ``final``, ``concurrent``, ``imitation`` and ``imperfect`` protocols.
+
+    # the paper's budgets (GPU machine; hours)
+    python benchmarks/batch_settings.py --envs Pendulum-v1 Hopper-v5 --transitions 1000000 --steps 300000
+    # what RESULTS.md reports on 2 CPU cores
+    python benchmarks/batch_settings.py --envs Pendulum-v1 --transitions 10000 --steps 5000 --seeds 0 1 --small-nets
+
+Datasets are made once with ``sb3_offline.collect`` (ids ``<env>/<protocol>-v0`` in the local Minari
+folder, reused when present); every (setting, algorithm, seed) run writes ``run.json``,
+``evaluations.npz`` and ``value_estimates.csv`` under ``--output`` and is skipped when it exists,
+so an interrupted benchmark resumes. Prints (and writes ``table.md``) mean ± std return and normalized
+score per (setting, algorithm) over seeds, with the behaviour policy's return (the dataset's episodes);
+draws one learning-curve PNG and one value-estimate PNG per setting. Nothing here is a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch as th
+from stable_baselines3.common.callbacks import EvalCallback
+from stable_baselines3.common.monitor import Monitor
+
+from sb3_offline.algorithms import ALGOS
+from sb3_offline.callbacks import ValueEstimateCallback
+from sb3_offline.collect import collect_dataset, default_dataset_id, episode_returns
+from sb3_offline.datasets import load_transitions
+from sb3_offline.evaluation import evaluate, reference_scores
+from sb3_offline.plotting import plot_curves, plot_value_estimates
+
+SETTINGS = ("final", "concurrent", "imitation", "imperfect")
+ALGO_ORDER = ("batch_ddpg", "bc", "bcq", "awac", "plas")
+NAMES = {"batch_ddpg": "BatchDDPG", "bc": "BC", "bcq": "BCQ", "awac": "AWAC", "plas": "PLAS"}
+SMALL_NETS: dict[str, dict[str, Any]] = {
+    "batch_ddpg": dict(net_arch=[64, 64]),
+    "bc": dict(net_arch=[64, 64]),
+    "bcq": dict(net_arch=dict(pi=[64, 64], qf=[64, 64], vae=[128, 128])),
+    "awac": dict(net_arch=dict(pi=[64, 64], qf=[64, 64])),
+    "plas": dict(net_arch=dict(pi=[64, 64], qf=[64, 64], vae=[128, 128])),
+}
+
+
+def ensure_dataset(env_id: str, setting: str, args: argparse.Namespace) -> str:
+    import minari
+
+    dataset_id = default_dataset_id(env_id, setting)
+    if dataset_id not in minari.list_local_datasets():
+        result = collect_dataset(
+            env_id, setting, args.transitions, algo=args.behaviour_algo, expert_steps=args.expert_steps, seed=0
+        )
+        print(f"collected {dataset_id}: {len(result.transitions)} transitions in {result.seconds:.0f} s")
+    return dataset_id
+
+
+def run_one(env_id: str, dataset_id: str, algo: str, seed: int, folder: Path, args: argparse.Namespace) -> dict:
+    result_path = folder / "run.json"
+    if result_path.exists():
+        return json.loads(result_path.read_text())
+    kwargs: dict[str, Any] = {}
+    if args.small_nets:
+        kwargs["policy_kwargs"] = SMALL_NETS[algo]
+    steps = args.steps
+    if algo == "plas":  # the VAE is pre-trained first (its own steps), then the policy gets `steps`
+        kwargs["vae_steps"] = args.plas_vae_steps
+        steps += args.plas_vae_steps
+    model = ALGOS[algo]("MlpPolicy", gym.make(env_id), dataset=dataset_id, seed=seed, device=args.device, **kwargs)
+    callbacks: list[Any] = [
+        EvalCallback(
+            Monitor(gym.make(env_id)),
+            n_eval_episodes=args.eval_episodes,
+            eval_freq=args.eval_freq,
+            log_path=str(folder),
+        )
+    ]
+    if algo != "bc":
+        callbacks.append(ValueEstimateCallback(env_id, args.eval_freq, args.eval_episodes, log_path=folder))
+    start = time.perf_counter()
+    model.learn(steps, callback=callbacks)
+    seconds = time.perf_counter() - start
+    final = evaluate(model, env_id, n_episodes=args.final_episodes, seed=10_000 + seed)
+    record = {
+        "env": env_id,
+        "dataset": dataset_id,
+        "algo": algo,
+        "seed": seed,
+        "steps": steps,
+        "seconds": seconds,
+        "return": final.mean_return,
+        "normalized": final.normalized_score,
+    }
+    folder.mkdir(parents=True, exist_ok=True)
+    result_path.write_text(json.dumps(record))
+    return record
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--envs", nargs="+", default=["Pendulum-v1"])
+    parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=SETTINGS)
+    parser.add_argument("--algos", nargs="+", default=list(ALGO_ORDER), choices=ALGO_ORDER)
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument(
+        "--transitions", type=int, default=100_000, help="dataset size (training steps for final/concurrent)"
+    )
+    parser.add_argument("--expert-steps", type=int, default=None, help="expert training steps (default per env)")
+    parser.add_argument("--behaviour-algo", default="td3", choices=["ddpg", "td3", "sac"])
+    parser.add_argument("--steps", type=int, default=30_000, help="gradient steps per run (PLAS: after its VAE)")
+    parser.add_argument("--plas-vae-steps", type=int, default=5_000)
+    parser.add_argument("--eval-freq", type=int, default=1_000)
+    parser.add_argument("--eval-episodes", type=int, default=5)
+    parser.add_argument("--final-episodes", type=int, default=10)
+    parser.add_argument("--small-nets", action="store_true", help="64-64 networks instead of the papers' sizes")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--output", default="results/batch_settings")
+    args = parser.parse_args()
+    output = Path(args.output)
+
+    rows = []
+    for env_id in args.envs:
+        for setting in args.settings:
+            dataset_id = ensure_dataset(env_id, setting, args)
+            behaviour = float(np.mean(episode_returns(load_transitions(dataset_id))))
+            scores = reference_scores(dataset_id)
+            curves, value_runs = {}, {}
+            for algo in args.algos:
+                records = []
+                for seed in args.seeds:
+                    folder = output / env_id / setting / algo / f"seed{seed}"
+                    records.append(run_one(env_id, dataset_id, algo, seed, folder, args))
+                    print(f"{env_id} {setting:<10} {algo:<10} seed {seed}: {records[-1]['return']:8.1f}", flush=True)
+                evaluations = [
+                    np.load(output / env_id / setting / algo / f"seed{s}" / "evaluations.npz") for s in args.seeds
+                ]
+                means = np.mean([e["results"].mean(axis=1) for e in evaluations], axis=0)
+                stds = np.std([e["results"].mean(axis=1) for e in evaluations], axis=0)
+                curves[NAMES[algo]] = (evaluations[0]["timesteps"], means, stds)
+                if algo != "bc":
+                    value_runs[NAMES[algo]] = output / env_id / setting / algo / f"seed{args.seeds[0]}"
+                returns = [r["return"] for r in records]
+                normalized = [r["normalized"] for r in records if r["normalized"] is not None]
+                rows.append(
+                    (
+                        env_id,
+                        setting,
+                        NAMES[algo],
+                        np.mean(returns),
+                        np.std(returns),
+                        normalized,
+                        behaviour,
+                        scores,
+                        np.mean([r["seconds"] for r in records]),
+                    )
+                )
+            plot_curves(
+                curves,
+                output / f"{env_id}_{setting}_curves.png",
+                title=f"{env_id}, {setting}",
+                baselines={"behaviour (dataset)": behaviour},
+            )
+            plot_value_estimates(value_runs, output / f"{env_id}_{setting}_values.png")
+
+    device = (
+        th.cuda.get_device_name() if th.cuda.is_available() and args.device != "cpu" else platform.processor() or "CPU"
+    )
+    lines = [
+        f"Budget: {args.transitions} transitions per dataset, {args.steps} gradient steps per run, seeds {args.seeds}, "
+        f"{'64-64 networks' if args.small_nets else 'paper networks'}, device {device}.",
+        "",
+        "| env | setting | algorithm | return (mean ± std over seeds) | normalized | behaviour return | s/run |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for env_id, setting, name, mean, std, normalized, behaviour, _scores, seconds in rows:
+        norm = f"{np.mean(normalized):.1f} ± {np.std(normalized):.1f}" if normalized else "n/a"
+        lines.append(
+            f"| {env_id} | {setting} | {name} | {mean:.1f} ± {std:.1f} | {norm} | {behaviour:.1f} | {seconds:.0f} |"
+        )
+    table = "\n".join(lines)
+    print(table)
+    (output / "table.md").write_text(table + "\n")
+
+
+if __name__ == "__main__":
+    main()
