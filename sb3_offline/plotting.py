@@ -5,11 +5,29 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 #: A curve: x values, mean y values and (optionally) their std.
 Curve = tuple[Sequence[float], Sequence[float], Sequence[float] | None]
+
+
+def _finish(fig: Any, ax: Any, path: str | os.PathLike, xlabel: str, ylabel: str) -> Path:
+    """Label, legend and grid, then write the PNG atomically (temp name, then rename) and close the figure."""
+    import matplotlib.pyplot as plt
+
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path
 
 
 def plot_curves(
@@ -45,19 +63,9 @@ def plot_curves(
             ax.fill_between(xs, ms - ss, ms + ss, alpha=0.2, color=line.get_color())
     for name, value in (baselines or {}).items():
         ax.axhline(value, linestyle="--", linewidth=1.2, label=name, color="gray" if "random" in name else None)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
     if title:
         ax.set_title(title)
-    ax.legend()
-    ax.grid(alpha=0.3)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
+    return _finish(fig, ax, path, xlabel, ylabel)
 
 
 def read_value_estimates(path: str | os.PathLike) -> dict[str, np.ndarray]:
@@ -100,18 +108,8 @@ def plot_value_estimates(
         (line,) = ax.plot(table["timesteps"], table["q_estimate"], linewidth=1.8, label=f"{label}: Q estimate")
         ax.plot(table["timesteps"], table["discounted_return"], "--", color=line.get_color(), label=f"{label}: true")
     ax.set_yscale("symlog")
-    ax.set_xlabel("gradient steps")
-    ax.set_ylabel("value (symlog)")
     ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
+    return _finish(fig, ax, path, "gradient steps", "value (symlog)")
 
 
 __all__ = ["Curve", "plot_curves", "plot_value_estimates", "read_value_estimates"]
