@@ -20,6 +20,7 @@ Nothing here imports rl-zoo3 until a command runs, so the ``sb3-offline`` comman
 
 from __future__ import annotations
 
+import importlib
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -166,6 +167,15 @@ def _argv(command: str, argv: Sequence[str] | None) -> Iterator[None]:
         sys.argv = saved
 
 
+def _run(script: str, argv: Sequence[str] | None) -> int:
+    """Run rl-zoo3's ``rl_zoo3.<script>.<script>()`` with our algorithms registered and ``argv`` as its options."""
+    register()
+    module = importlib.import_module(f"rl_zoo3.{script}")
+    with _argv(script, argv):
+        getattr(module, script)()
+    return 0
+
+
 def train(argv: Sequence[str] | None = None) -> int:
     """
     rl-zoo3's ``train`` with our algorithms registered; takes every rl-zoo3 ``train`` option.
@@ -173,12 +183,7 @@ def train(argv: Sequence[str] | None = None) -> int:
     :param argv: the options (default: ``sys.argv[1:]``)
     :return: 0
     """
-    register()
-    import rl_zoo3.train
-
-    with _argv("train", argv):
-        rl_zoo3.train.train()
-    return 0
+    return _run("train", argv)
 
 
 def enjoy(argv: Sequence[str] | None = None) -> int:
@@ -188,12 +193,7 @@ def enjoy(argv: Sequence[str] | None = None) -> int:
     :param argv: the options (default: ``sys.argv[1:]``)
     :return: 0
     """
-    register()
-    import rl_zoo3.enjoy
-
-    with _argv("enjoy", argv):
-        rl_zoo3.enjoy.enjoy()
-    return 0
+    return _run("enjoy", argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
