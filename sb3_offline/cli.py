@@ -264,6 +264,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # rl-zoo3 runs (sb3_offline.zoo): `enjoy`, and `train` given an option only rl-zoo3's train has
+    # (-f, -conf, -n, -params, -optimize, -tb, --eval-freq, --storage, ...), e.g.
+    # `sb3-offline train --algo bcq --env Pendulum-v1 -f logs/` = `python -m sb3_offline.zoo train ...`.
+    from sb3_offline.zoo import wants_zoo
+
+    if wants_zoo(argv):
+        from sb3_offline.zoo import main as zoo_main
+
+        return zoo_main(argv)
     args = build_parser().parse_args(argv)
     return int(args.func(args))
 

@@ -6,13 +6,10 @@ from pathlib import Path
 
 import gymnasium as gym
 import pytest
-import yaml
 
 from sb3_offline import BatchDDPG
 from sb3_offline.algorithms import ALGOS
 from sb3_offline.cli import DEFAULT_DATASET, main
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_record_then_train_then_load(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -50,23 +47,6 @@ def test_collect_command(tmp_path: Path, capsys: pytest.CaptureFixture[str], mon
     assert "wrote 'pendulum/random-v0': 400 transitions" in capsys.readouterr().out
     assert main(["datasets"]) == 0
     assert "pendulum/random-v0" in capsys.readouterr().out
-
-
-def test_zoo_configs_build_models_as_rl_zoo3_does() -> None:
-    """rl-zoo3 builds ``ALGOS[algo](env=env, **hyperparams)`` after eval'ing ``policy_kwargs``."""
-    for algo, algo_class in ALGOS.items():
-        config = yaml.safe_load((ROOT / "zoo_configs" / f"{algo}.yml").read_text())
-        assert "Pendulum-v1" in config
-        for env_id, entry in config.items():
-            if env_id != "Pendulum-v1":
-                continue  # other envs need datasets made by the collect module
-            hyperparams = dict(entry)
-            n_timesteps = int(hyperparams.pop("n_timesteps"))
-            assert n_timesteps > 0
-            if isinstance(hyperparams.get("policy_kwargs"), str):
-                hyperparams["policy_kwargs"] = eval(hyperparams["policy_kwargs"])
-            model = algo_class(env=gym.make(env_id), device="cpu", **hyperparams)
-            model.learn(5)
 
 
 @pytest.mark.parametrize("algo", sorted(ALGOS))

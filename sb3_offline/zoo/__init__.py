@@ -1,0 +1,237 @@
+"""
+rl-zoo3 integration: our algorithms trained, watched and tuned with rl-zoo3's own ``train`` and
+``enjoy``, without a fork of it.
+
+    python -m sb3_offline.zoo train --algo bcq --env Pendulum-v1 -f logs/
+    python -m sb3_offline.zoo enjoy --algo bcq --env Pendulum-v1 -f logs/ --no-render
+    python -m sb3_offline.zoo train --algo bcq --env Pendulum-v1 -optimize --storage sqlite:///study.db
+
+:func:`register` adds ``bcq``, ``awac``, ``plas``, ``bc`` and ``batch_ddpg`` to ``rl_zoo3.ALGOS`` (read by
+rl-zoo3's ``--algo`` choices), their Optuna samplers to rl-zoo3's ``HYPERPARAMS_SAMPLER`` and
+``HYPERPARAMS_CONVERTER``, and makes rl-zoo3's ``train`` build an
+:class:`~sb3_offline.zoo.experiment.OfflineExperimentManager` (our packaged ``configs/<algo>.yml``
+as the default ``-conf``; offline learning versus ``learn_online: True`` entries). Every other
+rl-zoo3 option and algorithm behaves as in rl-zoo3. The YAML files ship inside the package
+(``sb3_offline/zoo/configs``; the repository's ``zoo_configs`` is a link to that folder).
+
+Nothing here imports rl-zoo3 until a command runs, so the ``sb3-offline`` command can ask
+:func:`wants_zoo` without it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+#: The packaged rl-zoo3 configs: ``<algo>.yml`` per algorithm and ``her.yml`` (online HER entries).
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+
+#: The options of rl-zoo3's ``train`` that ``sb3-offline train`` does not have (checked against
+#: both parsers by the tests). Any of them sends ``sb3-offline train`` to rl-zoo3's ``train``.
+ZOO_ONLY_TRAIN_OPTIONS = frozenset(
+    {
+        "-tb",
+        "-i",
+        "--trained-agent",
+        "--truncate-last-trajectory",
+        "-n",
+        "--n-timesteps",
+        "--num-threads",
+        "--optimization-log-path",
+        "--n-eval-envs",
+        "--save-freq",
+        "--save-replay-buffer",
+        "-f",
+        "--log-folder",
+        "--vec-env",
+        "--n-trials",
+        "--max-total-trials",
+        "-optimize",
+        "--optimize-hyperparameters",
+        "--no-optim-plots",
+        "--n-jobs",
+        "--sampler",
+        "--pruner",
+        "--n-startup-trials",
+        "--n-evaluations",
+        "--storage",
+        "--study-name",
+        "--trial-id",
+        "--gym-packages",
+        "--env-kwargs",
+        "--eval-env-kwargs",
+        "-params",
+        "--hyperparams",
+        "-conf",
+        "--conf-file",
+        "-uuid",
+        "--uuid",
+        "--track",
+        "--wandb-project-name",
+        "--wandb-entity",
+        "--wandb-group",
+        "-P",
+        "--progress",
+        "-tags",
+        "--wandb-tags",
+    }
+)
+#: The options both ``train`` commands have (rl-zoo3's meaning applies once a run goes to rl-zoo3).
+SHARED_TRAIN_OPTIONS = frozenset(
+    {
+        "--algo",
+        "--env",
+        "--tensorboard-log",
+        "--log-interval",
+        "--eval-episodes",
+        "--eval-freq",
+        "--seed",
+        "--device",
+        "--verbose",
+    }
+)
+
+COMMANDS = ("train", "enjoy")
+
+
+def config_path(algo: str) -> Path:
+    """
+    The packaged rl-zoo3 config of an algorithm: the default ``-conf`` of our ``train``.
+
+    :param algo: ``"bcq"``, ``"awac"``, ``"plas"``, ``"bc"``, ``"batch_ddpg"`` (or ``"her"`` for the online HER entries)
+    """
+    path = CONFIG_DIR / f"{algo}.yml"
+    if not path.is_file():
+        known = sorted(p.stem for p in CONFIG_DIR.glob("*.yml"))
+        raise ValueError(f"algo: expected one of {known}, found '{algo}' (no {path})")
+    return path
+
+
+def _is_zoo_only_option(token: str) -> bool:
+    """``token`` names a zoo-only option, exactly or as an unambiguous ``--`` prefix (argparse's abbreviations)."""
+    if not token.startswith("-") or token == "-" or token[1:2].isdigit():
+        return False
+    name = token.split("=", 1)[0]
+    if name in ZOO_ONLY_TRAIN_OPTIONS:
+        return True
+    if not name.startswith("--") or any(option.startswith(name) for option in SHARED_TRAIN_OPTIONS):
+        return False
+    return any(option.startswith(name) for option in ZOO_ONLY_TRAIN_OPTIONS)
+
+
+def wants_zoo(argv: Sequence[str]) -> bool:
+    """
+    Whether an ``sb3-offline`` command line is an rl-zoo3 run: ``enjoy``, or ``train`` with an option
+    only rl-zoo3's ``train`` has (``-f``, ``-conf``, ``-n``, ``-params``, ``-optimize``, ``-tb``,
+    ``--eval-freq``, ``--storage``, ...).
+
+    :param argv: the arguments after ``sb3-offline``
+    """
+    if not argv:
+        return False
+    if argv[0] == "enjoy":
+        return True
+    return argv[0] == "train" and any(_is_zoo_only_option(token) for token in argv[1:])
+
+
+def register() -> None:
+    """
+    Register our algorithms with rl-zoo3 (idempotent): ``rl_zoo3.ALGOS``, the Optuna samplers and
+    converters, the gymnasium-robotics envs, and :class:`~sb3_offline.zoo.experiment.OfflineExperimentManager`
+    as the experiment manager of ``rl_zoo3.train``.
+    """
+    try:
+        import rl_zoo3
+        import rl_zoo3.hyperparams_opt
+        import rl_zoo3.train
+    except ImportError as error:  # pragma: no cover - depends on the install
+        raise ImportError(
+            f"rl-zoo3 is needed for sb3_offline.zoo ({error}); install it with: pip install 'sb3-offline[zoo]'"
+        ) from error
+    import gymnasium as gym
+    import gymnasium_robotics
+
+    from sb3_offline.algorithms import ALGOS
+    from sb3_offline.zoo.experiment import OfflineExperimentManager
+    from sb3_offline.zoo.hyperparams_opt import HYPERPARAMS_CONVERTER, HYPERPARAMS_SAMPLER
+
+    gym.register_envs(gymnasium_robotics)  # the Fetch tasks; rl-zoo3 does not import gymnasium-robotics
+    rl_zoo3.ALGOS.update(ALGOS)  # the dict rl_zoo3.train, .enjoy and .exp_manager all read
+    rl_zoo3.hyperparams_opt.HYPERPARAMS_SAMPLER.update(HYPERPARAMS_SAMPLER)
+    rl_zoo3.hyperparams_opt.HYPERPARAMS_CONVERTER.update(HYPERPARAMS_CONVERTER)
+    rl_zoo3.train.ExperimentManager = OfflineExperimentManager  # type: ignore[misc]
+
+
+@contextmanager
+def _argv(command: str, argv: Sequence[str] | None) -> Iterator[None]:
+    """rl-zoo3's scripts parse ``sys.argv``: set it for the duration of one command."""
+    saved = sys.argv
+    sys.argv = [f"{saved[0] if saved else 'sb3_offline.zoo'} {command}", *(sys.argv[1:] if argv is None else argv)]
+    try:
+        yield
+    finally:
+        sys.argv = saved
+
+
+def _run(script: str, argv: Sequence[str] | None) -> int:
+    """Run rl-zoo3's ``rl_zoo3.<script>.<script>()`` with our algorithms registered and ``argv`` as its options."""
+    register()
+    module = importlib.import_module(f"rl_zoo3.{script}")
+    with _argv(script, argv):
+        getattr(module, script)()
+    return 0
+
+
+def train(argv: Sequence[str] | None = None) -> int:
+    """
+    rl-zoo3's ``train`` with our algorithms registered; takes every rl-zoo3 ``train`` option.
+
+    :param argv: the options (default: ``sys.argv[1:]``)
+    :return: 0
+    """
+    return _run("train", argv)
+
+
+def enjoy(argv: Sequence[str] | None = None) -> int:
+    """
+    rl-zoo3's ``enjoy`` with our algorithms registered: loads ``<folder>/<algo>/<env>_<id>/<env>.zip``.
+
+    :param argv: the options (default: ``sys.argv[1:]``)
+    :return: 0
+    """
+    return _run("enjoy", argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """
+    ``python -m sb3_offline.zoo train|enjoy [rl-zoo3 options]``.
+
+    :param argv: the command and its options (default: ``sys.argv[1:]``)
+    :return: the exit status
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    usage = f"usage: python -m sb3_offline.zoo {{{','.join(COMMANDS)}}} [rl-zoo3 options] (COMMAND --help: its options)"
+    if args[:1] in (["-h"], ["--help"]):
+        print(usage)
+        return 0
+    if not args or args[0] not in COMMANDS:
+        print(usage, file=sys.stderr)
+        print(f"command: expected one of {list(COMMANDS)}, found {args[0] if args else 'nothing'!r}", file=sys.stderr)
+        return 2
+    return train(args[1:]) if args[0] == "train" else enjoy(args[1:])
+
+
+__all__ = [
+    "CONFIG_DIR",
+    "SHARED_TRAIN_OPTIONS",
+    "ZOO_ONLY_TRAIN_OPTIONS",
+    "config_path",
+    "enjoy",
+    "main",
+    "register",
+    "train",
+    "wants_zoo",
+]
