@@ -32,7 +32,7 @@ from stable_baselines3.common.monitor import Monitor
 
 from sb3_offline.algorithms import ALGOS
 from sb3_offline.callbacks import ValueEstimateCallback
-from sb3_offline.collect import collect_dataset, default_dataset_id, episode_returns
+from sb3_offline.collect import PROTOCOLS, collect_dataset, default_dataset_id, episode_returns
 from sb3_offline.datasets import load_transitions
 from sb3_offline.evaluation import evaluate, reference_scores
 from sb3_offline.plotting import plot_curves, plot_value_estimates
@@ -102,10 +102,17 @@ def run_one(env_id: str, dataset_id: str, algo: str, seed: int, folder: Path, ar
     return record
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--envs", nargs="+", default=["Pendulum-v1"])
-    parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=SETTINGS)
+def main(
+    argv: list[str] | None = None,
+    settings: tuple[str, ...] = SETTINGS,
+    envs: tuple[str, ...] = ("Pendulum-v1",),
+    description: str = __doc__ or "",
+    output: str = "results/batch_settings",
+) -> None:
+    """Run the benchmark; ``benchmarks/d4rl_style.py`` calls it with D4RL's dataset kinds."""
+    parser = argparse.ArgumentParser(description=description.split("\n\n")[0])
+    parser.add_argument("--envs", nargs="+", default=list(envs))
+    parser.add_argument("--settings", nargs="+", default=list(settings), choices=list(PROTOCOLS))
     parser.add_argument("--algos", nargs="+", default=list(ALGO_ORDER), choices=ALGO_ORDER)
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument(
@@ -120,8 +127,8 @@ def main() -> None:
     parser.add_argument("--final-episodes", type=int, default=10)
     parser.add_argument("--small-nets", action="store_true", help="64-64 networks instead of the papers' sizes")
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--output", default="results/batch_settings")
-    args = parser.parse_args()
+    parser.add_argument("--output", default=output)
+    args = parser.parse_args(argv)
     output = Path(args.output)
 
     rows = []
