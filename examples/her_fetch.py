@@ -7,9 +7,11 @@ Hindsight Experience Replay on FetchReach-v4: collect a dataset, train offline w
    apart) into a local Minari dataset. ``random`` (default) is a poor behaviour: it reaches about
    0.5% of its goals. ``tqc``/``sac``/``td3``/``ddpg`` train that agent online with SB3's
    HerReplayBuffer first (``--train-timesteps``), an expert when trained long enough.
-2. Offline: BatchDDPG trains ``--steps`` gradient steps on the dataset, once replaying it as recorded
-   and once with hindsight relabelling (``OfflineHerReplayBuffer``, ``future`` goals,
-   ``n_sampled_goal=4``), same hyper-parameters otherwise. The HER model is saved and reloaded.
+2. Offline: BatchDDPG (or ``--algo bcq``) trains ``--steps`` gradient steps on the dataset, once
+   replaying it as recorded and once with hindsight relabelling (``OfflineHerReplayBuffer``,
+   ``future`` goals, ``n_sampled_goal=4``), same hyper-parameters otherwise. The HER model is saved
+   and reloaded. On an expert's data (``--behaviour tqc``) BatchDDPG fails with or without HER
+   (extrapolation error, the BCQ paper's point); BCQ does not.
 3. Online (unless ``--online-steps 0``): BatchDDPG used online (DDPG) with SB3's HerReplayBuffer.
 4. Every policy's success rate over ``--episodes`` evaluation episodes, with steps and wall-clock time.
 
@@ -33,7 +35,7 @@ from stable_baselines3 import HerReplayBuffer
 from stable_baselines3.common.noise import NormalActionNoise
 from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
-from sb3_offline import BatchDDPG
+from sb3_offline import BCQ, BatchDDPG
 from sb3_offline.her import OfflineHerReplayBuffer, collect_fetch_dataset, evaluate_success_rate, normalizer_kwargs
 from sb3_offline.her.collect import BEHAVIOURS, make_goal_env
 
@@ -47,6 +49,14 @@ HER_DDPG: dict[str, Any] = dict(
     critic_weight_decay=0.0,
     policy_kwargs=dict(net_arch=[64, 64]),
 )
+#: The same discount, polyak and batch on BCQ (its other settings are the BCQ paper's), small networks.
+HER_BCQ: dict[str, Any] = dict(
+    gamma=0.95,
+    tau=0.05,
+    batch_size=256,
+    policy_kwargs=dict(net_arch=dict(pi=[64, 64], qf=[64, 64], vae=[128, 128])),
+)
+OFFLINE = {"batch_ddpg": (BatchDDPG, HER_DDPG), "bcq": (BCQ, HER_BCQ)}
 
 
 def main() -> None:
@@ -55,6 +65,7 @@ def main() -> None:
     parser.add_argument("--behaviour", default="random", choices=BEHAVIOURS)
     parser.add_argument("--train-timesteps", type=int, default=20_000, help="online steps of a HER behaviour agent")
     parser.add_argument("--transitions", type=int, default=5_000, help="size of the dataset")
+    parser.add_argument("--algo", default="batch_ddpg", choices=sorted(OFFLINE), help="the offline algorithm")
     parser.add_argument("--steps", type=int, default=3_000, help="offline gradient steps per model")
     parser.add_argument("--online-steps", type=int, default=3_000, help="env steps of online DDPG+HER (0: skip)")
     parser.add_argument("--episodes", type=int, default=50, help="evaluation episodes")
@@ -98,21 +109,22 @@ def main() -> None:
             ("behaviour agent, evaluated", behaviour_steps, success(collection.agent), collection.train_seconds)
         )
 
-    for name, her in (("offline BatchDDPG, no relabelling", False), ("offline BatchDDPG + HER (future, 4)", True)):
-        kwargs: dict[str, Any] = dict(HER_DDPG)
-        kwargs["policy_kwargs"] = dict(net_arch=[64, 64], **normalizer_kwargs(dataset_id))
+    algo, hyperparams = OFFLINE[args.algo]
+    for name, her in ((f"offline {algo.__name__}, no relabelling", False), (f"offline {algo.__name__} + HER", True)):
+        kwargs: dict[str, Any] = dict(hyperparams)
+        kwargs["policy_kwargs"] = {**hyperparams["policy_kwargs"], **normalizer_kwargs(dataset_id)}
         if her:
             kwargs.update(
                 replay_buffer_class=OfflineHerReplayBuffer,
                 replay_buffer_kwargs=dict(n_sampled_goal=4, goal_selection_strategy="future"),
             )
-        model = BatchDDPG("MultiInputPolicy", env, dataset=dataset_id, seed=args.seed, device="auto", **kwargs)
+        model = algo("MultiInputPolicy", env, dataset=dataset_id, seed=args.seed, device="auto", **kwargs)
         start = time.perf_counter()
         model.learn(args.steps, progress_bar=True)
         seconds = time.perf_counter() - start
         if her:
-            model.save(folder / "batch_ddpg_her")
-            model = BatchDDPG.load(folder / "batch_ddpg_her", env=env)
+            model.save(folder / f"{args.algo}_her")
+            model = algo.load(folder / f"{args.algo}_her", env=env)
         rows.append((name, f"{args.steps} gradient steps", success(model), seconds))
 
     if args.online_steps:

@@ -27,7 +27,7 @@ from sb3_offline.her import (
     evaluate_success_rate,
     normalizer_kwargs,
 )
-from sb3_offline.her.collect import collect_fetch_dataset, episode_success_rate, make_goal_env
+from sb3_offline.her.collect import collect_fetch_dataset, episode_success_rate, make_goal_env, train_her_agent
 
 ENV_ID = "FetchReach-v4"
 EPISODE = 50  # FetchReach's time limit
@@ -527,6 +527,23 @@ def test_collect_with_a_her_agent_and_noise() -> None:
     assert vec_normalize is not None and not vec_normalize.training  # rl-zoo3's normalize: True, frozen
     assert "TQC+HER" in collection.dataset.storage.metadata["algorithm_name"]
     assert len(load_transitions("test/fetch-tqc-v0")) == 100
+    # a trained model or a function as the behaviour; no dataset_id: nothing written
+    again = collect_fetch_dataset(ENV_ID, 50, behaviour=collection.agent, seed=1)
+    assert again.agent is collection.agent and again.dataset is None and len(again.transitions) == 50
+    scripted = collect_fetch_dataset(ENV_ID, 150, behaviour=reach_controller, seed=1)
+    assert scripted.agent is None and scripted.success_rate == 1.0
+    assert "reach_controller" in scripted.transitions.source
+
+
+def test_collect_errors() -> None:
+    with pytest.raises(ValueError, match=r"behaviour: expected one of \['random', 'tqc'"):
+        collect_fetch_dataset(ENV_ID, 10, behaviour="expert")
+    with pytest.raises(ValueError, match="n_transitions: expected > 0, found 0"):
+        collect_fetch_dataset(ENV_ID, 0, behaviour="random")
+    with pytest.raises(ValueError, match="env_id: expected a goal-conditioned env"):
+        collect_fetch_dataset("Pendulum-v1", 10, behaviour="random")
+    with pytest.raises(ValueError, match=r"algo: expected one of \['tqc', 'sac', 'td3', 'ddpg'\]"):
+        train_her_agent(ENV_ID, "ppo")
 
 
 # -------------------------------------------------------------------------------------- learning
