@@ -195,8 +195,20 @@ class OfflineAlgorithm(OffPolicyAlgorithm):
                     "dataset: expected a dataset (dataset=... or replay_buffer_kwargs=dict(dataset=...); for a loaded "
                     "model whose dataset was in memory, load(path, dataset=...)), found none"
                 )
-        elif issubclass(self.replay_buffer_class, HerReplayBuffer):
-            assert self.env is not None, "You must pass an environment when using `HerReplayBuffer`"
+        elif self._dataset_object is not None or self.dataset is not None:
+            raise ValueError(
+                f"replay_buffer_class: expected an OfflineReplayBuffer subclass to hold the dataset, found "
+                f"{self.replay_buffer_class.__name__}, which would ignore it (for hindsight relabelling of a "
+                "dataset: sb3_offline.her.OfflineHerReplayBuffer)"
+            )
+        if issubclass(self.replay_buffer_class, HerReplayBuffer):
+            # SB3's HerReplayBuffer (online) and sb3_offline.her.OfflineHerReplayBuffer (a dataset) both
+            # relabel rewards with the env's compute_reward.
+            if self.env is None:
+                raise ValueError(
+                    f"env: expected an environment (its compute_reward relabels the rewards of "
+                    f"{self.replay_buffer_class.__name__}), found None"
+                )
             kwargs["env"] = self.env
         self.replay_buffer = self.replay_buffer_class(
             self.buffer_size,
