@@ -262,6 +262,7 @@ def test_errors_name_the_field(reach_data: Transitions, fetch_env: gym.Env, pend
 
 # ---------------------------------------------------------------------------- with the algorithms
 SMALL: dict[str, dict[str, Any]] = {
+    "bc": dict(policy_kwargs=dict(net_arch=[32]), batch_size=64),
     "bcq": dict(policy_kwargs=dict(net_arch=dict(pi=[32], qf=[32], vae=[32])), batch_size=64),
     "batch_ddpg": dict(policy_kwargs=dict(net_arch=[32, 32]), batch_size=64),
     "plas": dict(policy_kwargs=dict(net_arch=dict(pi=[32], qf=[32], vae=[32])), batch_size=64, vae_steps=10),

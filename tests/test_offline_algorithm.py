@@ -150,6 +150,7 @@ def test_batch_ddpg_critic_loss_falls(pendulum_file: Path) -> None:
 
 SMALL_NETS: dict[str, dict[str, Any]] = {
     "batch_ddpg": dict(policy_kwargs=dict(net_arch=[32, 32])),
+    "bc": dict(policy_kwargs=dict(net_arch=[32, 32])),
     "bcq": dict(policy_kwargs=dict(net_arch=dict(pi=[32], qf=[32], vae=[32]))),
     "plas": dict(policy_kwargs=dict(net_arch=dict(pi=[32], qf=[32], vae=[32])), vae_steps=100),
     "awac": dict(policy_kwargs=dict(net_arch=dict(pi=[32], qf=[32])), batch_size=64, buffer_size=0),
