@@ -124,7 +124,8 @@ def evaluate(
     from stable_baselines3.common.monitor import Monitor
 
     if env is None:
-        spec = model.get_env().envs[0].unwrapped.spec if model.get_env() is not None else None
+        vec_env = model.get_env()
+        spec = vec_env.get_attr("spec")[0] if vec_env is not None else None
         if spec is None:
             raise ValueError("env: expected an env or env id (the model has no env with a spec), found None")
         env = gym.make(spec.id)
