@@ -205,3 +205,14 @@ def test_concurrent_experiment_learners_share_the_growing_buffer(tmp_path: Path)
     assert models["BCQ"].num_timesteps == models["BatchDDPG"].num_timesteps == 300
     assert result.save_csv(tmp_path / "curves.csv").read_text().startswith("timesteps,behaviour_mean")
     assert result.plot(tmp_path / "curves.png").stat().st_size > 1000
+
+
+def test_expert_protocol_acts_with_the_agents_own_exploration(agents_cache: Path) -> None:
+    result = collect("expert", 1000, agents_cache)
+    assert not result.random_actions.any()
+    greedy = expert_actions(agents_cache, result.transitions.observations)[:, 0]
+    residual = result.transitions.actions[:, 0] - greedy
+    # TD3's exploration: N(0, 0.1 * max_action), clipped to the bounds
+    rng = np.random.default_rng(0)
+    simulated = np.clip(greedy[:, None] + 0.2 * rng.standard_normal((len(greedy), 50)), -2, 2) - greedy[:, None]
+    assert residual.std() == pytest.approx(simulated.std(), rel=0.15)
