@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch as th
@@ -82,6 +82,10 @@ class OfflineReplayBuffer(ReplayBuffer):
     :param action_bound_tolerance: accepted overshoot of the action bounds, as a fraction of the range
     :param download: allow Minari to fetch a dataset id that is not on local disk
     """
+
+    #: ``sample`` is device work only (no host round trip), so an update that samples from this
+    #: buffer can be captured in a CUDA graph (``OfflineAlgorithm(cuda_graphs=True)``).
+    graph_safe: ClassVar[bool] = True
 
     observations: TensorObs  # type: ignore[assignment]
     next_observations: TensorObs  # type: ignore[assignment]

@@ -84,6 +84,7 @@ class AWAC(ActorCriticAlgorithm):
     :param verbose: 0 no output, 1 info, 2 debug
     :param device: ``"auto"``, ``"cpu"`` or ``"cuda"``
     :param seed: seed for the pseudo random generators
+    :param cuda_graphs: on CUDA, replay each offline update as one captured CUDA graph (``False``: eager)
     :param _init_setup_model: whether to build the networks on creation
     """
 
@@ -119,6 +120,7 @@ class AWAC(ActorCriticAlgorithm):
         verbose: int = 0,
         device: th.device | str = "auto",
         seed: int | None = None,
+        cuda_graphs: bool = True,
         _init_setup_model: bool = True,
     ) -> None:
         if beta <= 0:
@@ -148,6 +150,7 @@ class AWAC(ActorCriticAlgorithm):
             verbose=verbose,
             device=device,
             seed=seed,
+            cuda_graphs=cuda_graphs,
             _init_setup_model=_init_setup_model,
         )
 
@@ -160,40 +163,44 @@ class AWAC(ActorCriticAlgorithm):
             return soft_clipped_target(next_q, data.rewards, data.dones, self.gamma, lmbda=1.0)
 
     def train(self, gradient_steps: int, batch_size: int = 1024) -> None:
-        assert self.replay_buffer is not None
-        policy = self.policy
-        policy.set_training_mode(True)
+        self.policy.set_training_mode(True)
         self._update_learning_rate([self.critic.optimizer])
         for _ in range(gradient_steps):
             self._n_updates += 1
-            data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)
-            features = policy.features(data.observations)
+            self._gradient_step("awac", self._update, batch_size)
 
-            target_q = self.compute_critic_target(data)
-            current_q = critic_values(self.critic, features, data.actions)
-            critic_loss = (current_q - target_q).pow(2).mean(dim=0).sum()
-            self.critic.optimizer.zero_grad()
-            critic_loss.backward()
-            self.critic.optimizer.step()
+    def _update(self, batch_size: int) -> None:
+        """One gradient step (device work only: it may be replayed as a CUDA graph)."""
+        assert self.replay_buffer is not None
+        policy = self.policy
+        data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)
+        features = policy.features(data.observations)
 
-            # Weighted maximum likelihood of the dataset's actions (the projection of pi*).
-            state_features = features.detach()
-            with th.no_grad():
-                q_data = current_q.min(dim=1).values
-                policy_actions = self.actor.sample(state_features)
-                value = critic_values(self.critic, state_features, policy_actions).min(dim=1).values
-                weights = advantage_weights(q_data - value, self.beta)
-            log_prob = self.actor.distribution(state_features).log_prob(data.actions)
-            actor_loss = -(log_prob * weights).mean()
-            self.actor.optimizer.zero_grad()
-            actor_loss.backward()
-            self.actor.optimizer.step()
+        target_q = self.compute_critic_target(data)
+        current_q = critic_values(self.critic, features, data.actions)
+        critic_loss = (current_q - target_q).pow(2).mean(dim=0).sum()
+        self.critic.optimizer.zero_grad()
+        critic_loss.backward()
+        self.critic.optimizer.step()
 
-            self._update_targets()
+        # Weighted maximum likelihood of the dataset's actions (the projection of pi*).
+        state_features = features.detach()
+        with th.no_grad():
+            q_data = current_q.min(dim=1).values
+            policy_actions = self.actor.sample(state_features)
+            value = critic_values(self.critic, state_features, policy_actions).min(dim=1).values
+            weights = advantage_weights(q_data - value, self.beta)
+        log_prob = self.actor.distribution(state_features).log_prob(data.actions)
+        actor_loss = -(log_prob * weights).mean()
+        self.actor.optimizer.zero_grad()
+        actor_loss.backward()
+        self.actor.optimizer.step()
 
-            self._losses.add("critic_loss", critic_loss)
-            self._losses.add("actor_loss", actor_loss)
-            self._losses.add("q_value", q_data.mean())
-            self._losses.add("advantage", (q_data - value).mean())
-            self._losses.add("max_weight", weights.max())
-            self._losses.add("log_std", self.actor.log_std().mean())
+        self._update_targets()
+
+        self._losses.add("critic_loss", critic_loss)
+        self._losses.add("actor_loss", actor_loss)
+        self._losses.add("q_value", q_data.mean())
+        self._losses.add("advantage", (q_data - value).mean())
+        self._losses.add("max_weight", weights.max())
+        self._losses.add("log_std", self.actor.log_std().mean())

@@ -60,7 +60,11 @@ class GaussianActor(nn.Module):
 
     def distribution(self, features: th.Tensor) -> Independent:
         mean = self.mu(features)
-        return Independent(Normal(mean, self.log_std().exp().expand_as(mean)), 1)
+        # No argument validation: it reads the tensors on the host (a sync per update, and impossible in a
+        # CUDA graph); mean and std are finite by construction.
+        return Independent(
+            Normal(mean, self.log_std().exp().expand_as(mean), validate_args=False), 1, validate_args=False
+        )
 
     def sample(self, features: th.Tensor) -> th.Tensor:
         """An action from the policy, clipped to [-1, 1] (no gradient through it)."""

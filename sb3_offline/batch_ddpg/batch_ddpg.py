@@ -10,12 +10,12 @@ from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.policies import BasePolicy, ContinuousCritic
 from stable_baselines3.common.type_aliases import GymEnv, Schedule
-from stable_baselines3.common.utils import FloatSchedule, get_parameters_by_name, update_learning_rate
+from stable_baselines3.common.utils import FloatSchedule, get_parameters_by_name
 from stable_baselines3.td3.policies import Actor
 
 from sb3_offline.batch_ddpg.policies import BatchDDPGPolicy, MlpPolicy, MultiInputPolicy
 from sb3_offline.common.offline_algorithm import OfflineAlgorithm
-from sb3_offline.common.training import copy_buffers, soft_update
+from sb3_offline.common.training import copy_buffers, set_learning_rate, soft_update
 from sb3_offline.datasets.loaders import DatasetSource
 
 SelfBatchDDPG = TypeVar("SelfBatchDDPG", bound="BatchDDPG")
@@ -60,6 +60,7 @@ class BatchDDPG(OfflineAlgorithm):
     :param verbose: 0 no output, 1 info, 2 debug
     :param device: ``"auto"``, ``"cpu"`` or ``"cuda"``
     :param seed: seed for the pseudo random generators
+    :param cuda_graphs: on CUDA, replay each offline update as one captured CUDA graph (``False``: eager)
     :param _init_setup_model: whether to build the networks on creation
     """
 
@@ -97,6 +98,7 @@ class BatchDDPG(OfflineAlgorithm):
         verbose: int = 0,
         device: th.device | str = "auto",
         seed: int | None = None,
+        cuda_graphs: bool = True,
         _init_setup_model: bool = True,
     ) -> None:
         self.actor_learning_rate = actor_learning_rate
@@ -122,6 +124,7 @@ class BatchDDPG(OfflineAlgorithm):
             verbose=verbose,
             device=device,
             seed=seed,
+            cuda_graphs=cuda_graphs,
             _init_setup_model=_init_setup_model,
         )
 
@@ -154,43 +157,47 @@ class BatchDDPG(OfflineAlgorithm):
         progress = self._current_progress_remaining
         critic_lr = self.lr_schedule(progress)
         actor_lr = self.actor_lr_schedule(progress)
-        update_learning_rate(self.critic.optimizer, critic_lr)
-        update_learning_rate(self.actor.optimizer, actor_lr)
+        set_learning_rate(self.critic.optimizer, critic_lr)
+        set_learning_rate(self.actor.optimizer, actor_lr)
         self.logger.record("train/learning_rate", critic_lr)
         self.logger.record("train/actor_learning_rate", actor_lr)
 
     def train(self, gradient_steps: int, batch_size: int = 100) -> None:
-        assert self.replay_buffer is not None
         self.policy.set_training_mode(True)
         self._update_learning_rates()
         for _ in range(gradient_steps):
             self._n_updates += 1
-            data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)
+            self._gradient_step("batch_ddpg", self._update, batch_size)
 
-            with th.no_grad():
-                next_actions = self.actor_target(data.next_observations)
-                next_q = self.critic_target(data.next_observations, next_actions)[0]
-                target_q = data.rewards + (1.0 - data.dones) * self.gamma * next_q
+    def _update(self, batch_size: int) -> None:
+        """One gradient step (device work only: it may be replayed as a CUDA graph)."""
+        assert self.replay_buffer is not None
+        data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)
 
-            current_q = self.critic(data.observations, data.actions)[0]
-            critic_loss = F.mse_loss(current_q, target_q)
-            self.critic.optimizer.zero_grad()
-            critic_loss.backward()
-            self.critic.optimizer.step()
+        with th.no_grad():
+            next_actions = self.actor_target(data.next_observations)
+            next_q = self.critic_target(data.next_observations, next_actions)[0]
+            target_q = data.rewards + (1.0 - data.dones) * self.gamma * next_q
 
-            actor_loss = -self.critic.q1_forward(data.observations, self.actor(data.observations)).mean()
-            self.actor.optimizer.zero_grad()
-            actor_loss.backward()
-            self.actor.optimizer.step()
+        current_q = self.critic(data.observations, data.actions)[0]
+        critic_loss = F.mse_loss(current_q, target_q)
+        self.critic.optimizer.zero_grad()
+        critic_loss.backward()
+        self.critic.optimizer.step()
 
-            soft_update(self._critic_params, self._critic_target_params, self.tau)
-            soft_update(self._actor_params, self._actor_target_params, self.tau)
-            copy_buffers(self._critic_batch_norm_stats, self._critic_batch_norm_stats_target)
-            copy_buffers(self._actor_batch_norm_stats, self._actor_batch_norm_stats_target)
+        actor_loss = -self.critic.q1_forward(data.observations, self.actor(data.observations)).mean()
+        self.actor.optimizer.zero_grad()
+        actor_loss.backward()
+        self.actor.optimizer.step()
 
-            self._losses.add("critic_loss", critic_loss)
-            self._losses.add("actor_loss", actor_loss)
-            self._losses.add("q_value", current_q.mean())
+        soft_update(self._critic_params, self._critic_target_params, self.tau)
+        soft_update(self._actor_params, self._actor_target_params, self.tau)
+        copy_buffers(self._critic_batch_norm_stats, self._critic_batch_norm_stats_target)
+        copy_buffers(self._actor_batch_norm_stats, self._actor_batch_norm_stats_target)
+
+        self._losses.add("critic_loss", critic_loss)
+        self._losses.add("actor_loss", actor_loss)
+        self._losses.add("q_value", current_q.mean())
 
     def _excluded_save_params(self) -> list[str]:
         return [

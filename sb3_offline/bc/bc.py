@@ -9,11 +9,11 @@ import torch.nn.functional as F
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, Schedule
-from stable_baselines3.common.utils import update_learning_rate
 from stable_baselines3.td3.policies import Actor
 
 from sb3_offline.bc.policies import BCPolicy, MlpPolicy, MultiInputPolicy
 from sb3_offline.common.offline_algorithm import OfflineAlgorithm
+from sb3_offline.common.training import set_learning_rate
 from sb3_offline.datasets.loaders import DatasetSource
 
 SelfBC = TypeVar("SelfBC", bound="BC")
@@ -48,6 +48,7 @@ class BC(OfflineAlgorithm):
     :param verbose: 0 no output, 1 info, 2 debug
     :param device: ``"auto"``, ``"cpu"`` or ``"cuda"``
     :param seed: seed for the pseudo random generators
+    :param cuda_graphs: on CUDA, replay each offline update as one captured CUDA graph (``False``: eager)
     :param _init_setup_model: whether to build the networks on creation
     """
 
@@ -78,6 +79,7 @@ class BC(OfflineAlgorithm):
         verbose: int = 0,
         device: th.device | str = "auto",
         seed: int | None = None,
+        cuda_graphs: bool = True,
         _init_setup_model: bool = True,
     ) -> None:
         super().__init__(
@@ -99,6 +101,7 @@ class BC(OfflineAlgorithm):
             verbose=verbose,
             device=device,
             seed=seed,
+            cuda_graphs=cuda_graphs,
             _init_setup_model=_init_setup_model,
         )
 
@@ -107,19 +110,23 @@ class BC(OfflineAlgorithm):
         self.actor = self.policy.actor
 
     def train(self, gradient_steps: int, batch_size: int = 100) -> None:
-        assert self.replay_buffer is not None
         self.policy.set_training_mode(True)
         learning_rate = self.lr_schedule(self._current_progress_remaining)
-        update_learning_rate(self.actor.optimizer, learning_rate)
+        set_learning_rate(self.actor.optimizer, learning_rate)
         self.logger.record("train/learning_rate", learning_rate)
         for _ in range(gradient_steps):
             self._n_updates += 1
-            data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)
-            loss = F.mse_loss(self.actor(data.observations), data.actions)
-            self.actor.optimizer.zero_grad()
-            loss.backward()
-            self.actor.optimizer.step()
-            self._losses.add("actor_loss", loss)
+            self._gradient_step("bc", self._update, batch_size)
+
+    def _update(self, batch_size: int) -> None:
+        """One gradient step (device work only: it may be replayed as a CUDA graph)."""
+        assert self.replay_buffer is not None
+        data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)
+        loss = F.mse_loss(self.actor(data.observations), data.actions)
+        self.actor.optimizer.zero_grad()
+        loss.backward()
+        self.actor.optimizer.step()
+        self._losses.add("actor_loss", loss)
 
     def _excluded_save_params(self) -> list[str]:
         return [*super()._excluded_save_params(), "actor"]

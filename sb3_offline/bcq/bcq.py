@@ -68,6 +68,7 @@ class BCQ(VAEActorCriticAlgorithm):
     :param verbose: 0 no output, 1 info, 2 debug
     :param device: ``"auto"``, ``"cpu"`` or ``"cuda"``
     :param seed: seed for the pseudo random generators
+    :param cuda_graphs: on CUDA, replay each offline update as one captured CUDA graph (``False``: eager)
     :param _init_setup_model: whether to build the networks on creation
     """
 
@@ -110,6 +111,7 @@ class BCQ(VAEActorCriticAlgorithm):
         verbose: int = 0,
         device: th.device | str = "auto",
         seed: int | None = None,
+        cuda_graphs: bool = True,
         _init_setup_model: bool = True,
     ) -> None:
         if not 0.0 <= lmbda <= 1.0:
@@ -146,54 +148,59 @@ class BCQ(VAEActorCriticAlgorithm):
             verbose=verbose,
             device=device,
             seed=seed,
+            cuda_graphs=cuda_graphs,
             _init_setup_model=_init_setup_model,
         )
 
     def train(self, gradient_steps: int, batch_size: int = 100) -> None:
-        assert self.replay_buffer is not None
-        policy = self.policy
-        policy.set_training_mode(True)
+        self.policy.set_training_mode(True)
         self._update_learning_rate([self.actor.optimizer, self.critic.optimizer])
-        n = self.target_action_samples
         for _ in range(gradient_steps):
             self._n_updates += 1
-            data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)
-            features = policy.features(data.observations)
+            self._gradient_step("bcq", self._update, batch_size)
 
-            # Generative model: reconstruct the dataset's actions.
-            reconstruction, mean, std = self.vae(features.detach(), data.actions)
-            vae_total, reconstruction_loss, kl = vae_loss(reconstruction, data.actions, mean, std, self.kl_weight)
-            self.vae.optimizer.zero_grad()
-            vae_total.backward()
-            self.vae.optimizer.step()
+    def _update(self, batch_size: int) -> None:
+        """One gradient step of Algorithm 1 (device work only: it may be replayed as a CUDA graph)."""
+        assert self.replay_buffer is not None
+        policy = self.policy
+        n = self.target_action_samples
+        data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)
+        features = policy.features(data.observations)
 
-            # Critics: the soft clipped double-Q target of Eq. 13 over n perturbed samples of G(s').
-            with th.no_grad():
-                next_features = policy.features(data.next_observations)
-                repeated, next_actions = policy.sample_perturbed(next_features, n, actor=self.actor_target)
-                next_q = critic_values(self.critic_target, repeated, next_actions)
-                target_q = soft_clipped_target(next_q, data.rewards, data.dones, self.gamma, self.lmbda, n)
-            current_q = critic_values(self.critic, features, data.actions)
-            critic_loss = F.mse_loss(current_q, target_q.expand_as(current_q), reduction="none").mean(0).sum()
-            self.critic.optimizer.zero_grad()
-            critic_loss.backward()
-            self.critic.optimizer.step()
+        # Generative model: reconstruct the dataset's actions.
+        reconstruction, mean, std = self.vae(features.detach(), data.actions)
+        vae_total, reconstruction_loss, kl = vae_loss(reconstruction, data.actions, mean, std, self.kl_weight)
+        self.vae.optimizer.zero_grad()
+        vae_total.backward()
+        self.vae.optimizer.step()
 
-            # Perturbation model (Eq. 12): maximise Q_theta1(s, a + xi(s, a)), a ~ G(s).
-            state_features = features.detach()
-            with th.no_grad():
-                sampled = self.vae.decode(state_features)
-            perturbed = self.actor(state_features, sampled)
-            actor_loss = -self.critic.q_networks[0](th.cat([state_features, perturbed], dim=1)).mean()
-            self.actor.optimizer.zero_grad()
-            actor_loss.backward()
-            self.actor.optimizer.step()
+        # Critics: the soft clipped double-Q target of Eq. 13 over n perturbed samples of G(s').
+        with th.no_grad():
+            next_features = policy.features(data.next_observations)
+            repeated, next_actions = policy.sample_perturbed(next_features, n, actor=self.actor_target)
+            next_q = critic_values(self.critic_target, repeated, next_actions)
+            target_q = soft_clipped_target(next_q, data.rewards, data.dones, self.gamma, self.lmbda, n)
+        current_q = critic_values(self.critic, features, data.actions)
+        critic_loss = F.mse_loss(current_q, target_q.expand_as(current_q), reduction="none").mean(0).sum()
+        self.critic.optimizer.zero_grad()
+        critic_loss.backward()
+        self.critic.optimizer.step()
 
-            self._update_targets()
+        # Perturbation model (Eq. 12): maximise Q_theta1(s, a + xi(s, a)), a ~ G(s).
+        state_features = features.detach()
+        with th.no_grad():
+            sampled = self.vae.decode(state_features)
+        perturbed = self.actor(state_features, sampled)
+        actor_loss = -self.critic.q_networks[0](th.cat([state_features, perturbed], dim=1)).mean()
+        self.actor.optimizer.zero_grad()
+        actor_loss.backward()
+        self.actor.optimizer.step()
 
-            self._losses.add("vae_loss", vae_total)
-            self._losses.add("reconstruction_loss", reconstruction_loss)
-            self._losses.add("kl_loss", kl)
-            self._losses.add("critic_loss", critic_loss)
-            self._losses.add("actor_loss", actor_loss)
-            self._losses.add("q_value", current_q[:, 0].mean())
+        self._update_targets()
+
+        self._losses.add("vae_loss", vae_total)
+        self._losses.add("reconstruction_loss", reconstruction_loss)
+        self._losses.add("kl_loss", kl)
+        self._losses.add("critic_loss", critic_loss)
+        self._losses.add("actor_loss", actor_loss)
+        self._losses.add("q_value", current_q[:, 0].mean())

@@ -7,9 +7,12 @@ import os
 import pathlib
 import sys
 import time
+import warnings
 from collections import deque
+from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
+import torch as th
 from gymnasium import spaces
 from stable_baselines3.common import utils
 from stable_baselines3.common.buffers import ReplayBuffer
@@ -17,11 +20,19 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.policies import BasePolicy
+from stable_baselines3.common.save_util import recursive_getattr
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 from stable_baselines3.her.her_replay_buffer import HerReplayBuffer
 
 from sb3_offline.buffers import OfflineReplayBuffer
-from sb3_offline.common.training import DeviceLossAccumulator
+from sb3_offline.common.cuda_graphs import (
+    CudaGraphBackend,
+    UpdateGraphs,
+    can_capture,
+    make_capturable,
+    portable_optimizer_state,
+)
+from sb3_offline.common.training import DeviceLossAccumulator, set_learning_rate
 from sb3_offline.datasets.loaders import DatasetSource, is_minari_dataset, recover_env
 
 SelfOfflineAlgorithm = TypeVar("SelfOfflineAlgorithm", bound="OfflineAlgorithm")
@@ -77,6 +88,10 @@ class OfflineAlgorithm(OffPolicyAlgorithm):
     :param device: ``"auto"``, ``"cpu"``, ``"cuda"``...; the dataset is moved there once
     :param seed: seed for the pseudo random generators
     :param supported_action_spaces: the action spaces the algorithm supports
+    :param cuda_graphs: on a CUDA device, capture each kind of offline gradient update in a CUDA graph
+        after a few eager steps and replay it (:mod:`sb3_offline.common.cuda_graphs`); ``False`` keeps
+        every update eager. Ignored on other devices, in ``learn_online``, and with a buffer that cannot
+        be sampled inside a graph (HER's relabelling reads the env)
     :param _init_setup_model: whether to build the networks (and read the dataset) on creation
     """
 
@@ -103,8 +118,10 @@ class OfflineAlgorithm(OffPolicyAlgorithm):
         device: Any = "auto",
         seed: int | None = None,
         supported_action_spaces: tuple[type[spaces.Space], ...] | None = (spaces.Box,),
+        cuda_graphs: bool = True,
         _init_setup_model: bool = True,
     ) -> None:
+        self.cuda_graphs = cuda_graphs
         # Objects (a MinariDataset, in-memory Transitions) are kept out of the checkpoint; what is
         # saved is a reference that can be read again: the Minari id, or the path.
         self._dataset_object: Any = None
@@ -173,6 +190,8 @@ class OfflineAlgorithm(OffPolicyAlgorithm):
         self.policy = self.policy.to(self.device)
         self._convert_train_freq()
         self._losses = DeviceLossAccumulator()
+        self._update_graphs: UpdateGraphs | None = None
+        self._graphs_unavailable = False
 
     def _setup_replay_buffer(self) -> None:
         """Read the dataset into the replay buffer (on ``self.device``)."""
@@ -222,12 +241,95 @@ class OfflineAlgorithm(OffPolicyAlgorithm):
 
     def load_replay_buffer(self, path: str | pathlib.Path | io.BufferedIOBase, truncate_last_traj: bool = True) -> None:
         """SB3's ``load_replay_buffer``; an ``OfflineReplayBuffer``'s tensors are moved to ``self.device``."""
+        self._reset_update_graphs()
         super().load_replay_buffer(path, truncate_last_traj)
         if isinstance(self.replay_buffer, OfflineReplayBuffer):
             self.replay_buffer.to(self.device)
 
     def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), "_dataset_object", "_losses"]
+        return [
+            *super()._excluded_save_params(),
+            "_dataset_object",
+            "_losses",
+            "_update_graphs",
+            "_graphs_unavailable",
+        ]
+
+    def _optimizers(self) -> list[th.optim.Optimizer]:
+        """Every optimizer the checkpoint holds (``_get_torch_save_params``)."""
+        names = self._get_torch_save_params()[0]
+        return [recursive_getattr(self, name) for name in names if name.split(".")[-1] == "optimizer"]
+
+    def get_parameters(self) -> dict[str, dict]:
+        """SB3's ``get_parameters``; optimizers switched for CUDA graphs are saved with their original settings."""
+        params = super().get_parameters()
+        return {name: portable_optimizer_state(p) if "param_groups" in p else p for name, p in params.items()}
+
+    def set_parameters(
+        self, load_path_or_dict: str | dict[str, th.Tensor], exact_match: bool = True, device: Any = "auto"
+    ) -> None:
+        """SB3's ``set_parameters``; captured CUDA graphs are dropped (they hold the old optimizer state)."""
+        self._reset_update_graphs()
+        super().set_parameters(load_path_or_dict, exact_match=exact_match, device=device)
+
+    def _reset_update_graphs(self) -> None:
+        if self._update_graphs is not None:
+            self._update_graphs.clear()
+        self._update_graphs = None
+        self._graphs_unavailable = False
+
+    # ------------------------------------------------------------------------------ gradient steps
+    def _update_learning_rate(self, optimizers: list[th.optim.Optimizer] | th.optim.Optimizer) -> None:
+        """SB3's, through :func:`set_learning_rate` (keeps a CUDA graph's learning-rate tensor in place)."""
+        learning_rate = self.lr_schedule(self._current_progress_remaining)
+        self.logger.record("train/learning_rate", learning_rate)
+        for optimizer in optimizers if isinstance(optimizers, list) else [optimizers]:
+            set_learning_rate(optimizer, learning_rate)
+
+    def _graphs_apply(self) -> bool:
+        """Whether this offline update is run through CUDA graphs (switching the optimizers the first time)."""
+        if not getattr(self, "cuda_graphs", True) or self._graphs_unavailable or self._online_mode:
+            return False
+        if self.device.type != "cuda" or self._vec_normalize_env is not None:
+            return False
+        if not getattr(self.replay_buffer, "graph_safe", False):
+            return False
+        if self._update_graphs is None:
+            optimizers = self._optimizers()
+            if not all(can_capture(optimizer) for optimizer in optimizers):
+                warnings.warn(
+                    "cuda_graphs: an optimizer cannot be captured in a CUDA graph (it needs a capturable option "
+                    "and its parameters on CUDA); training eagerly",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
+                self._graphs_unavailable = True
+                return False
+            for optimizer in optimizers:
+                make_capturable(optimizer)
+            self._update_graphs = UpdateGraphs(self._losses, CudaGraphBackend(self.device))
+        return True
+
+    def _gradient_step(self, name: str, update: Callable[[int], None], batch_size: int) -> None:
+        """
+        One gradient update, ``update(batch_size)``: called directly (the eager reference path), or
+        captured in a CUDA graph after a few eager steps and replayed (``cuda_graphs``). ``update`` must
+        only do device work: sample, compute losses, step optimizers, update targets, add losses to
+        ``self._losses``; Python-side counters stay outside it.
+
+        :param name: the kind of update (one graph per kind, e.g. PLAS's ``"vae"`` and ``"policy"``)
+        :param update: the update
+        :param batch_size: minibatch size
+        """
+        if not self._graphs_apply():
+            update(batch_size)
+            return
+        assert self._update_graphs is not None and self.replay_buffer is not None
+        # A graph bakes in the batch size and the buffer's row count: a change captures a new one.
+        key = (name, batch_size, id(self.replay_buffer), self.replay_buffer.size())
+        if key not in self._update_graphs:
+            self._update_graphs.discard(lambda other: other[0] == name and other != key)  # stale: free it
+        self._update_graphs.run(key, lambda: update(batch_size))
 
     # ------------------------------------------------------------------------------ offline learn
     def _setup_learn(

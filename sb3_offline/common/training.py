@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 
 import torch as th
 from stable_baselines3.common.logger import Logger
@@ -13,31 +14,57 @@ class DeviceLossAccumulator:
     Sums scalar losses on the device, one ``add`` per gradient step, with no host sync.
 
     The values are read (one device->host copy for all of them) only when :meth:`flush` writes
-    their means to the SB3 logger, i.e. when the logger dumps.
+    their means to the SB3 logger, i.e. when the logger dumps. Each sum is one tensor that lives as
+    long as the accumulator (``flush`` zeroes it in place), so an update captured in a CUDA graph
+    keeps adding into it when the graph is replayed; :meth:`count` then counts those replays.
     """
 
     def __init__(self) -> None:
         self._sums: dict[str, th.Tensor] = {}
         self._counts: dict[str, int] = {}
+        self._frozen = False
 
     def add(self, name: str, value: th.Tensor) -> None:
-        value = value.detach()
-        if name in self._sums:
-            self._sums[name] += value
-            self._counts[name] += 1
-        else:
-            self._sums[name] = value.clone()
-            self._counts[name] = 1
+        """Add a scalar (any shape with one element) to the sum called ``name``."""
+        total = self._sums.get(name)
+        if total is None:
+            if self._frozen:
+                raise RuntimeError(
+                    f"DeviceLossAccumulator.add: {name!r} first appears while an update is captured in a CUDA "
+                    "graph; every loss must already have been added by the eager warm-up steps"
+                )
+            total = self._sums[name] = th.zeros((), dtype=th.float32, device=value.device)
+            self._counts[name] = 0
+        total.add_(value.detach().reshape(()))
+        self._counts[name] += 1
+
+    def counts(self) -> dict[str, int]:
+        """How many values each sum holds since the last flush."""
+        return dict(self._counts)
+
+    def count(self, increments: dict[str, int]) -> None:
+        """Count values that were added on the device without :meth:`add` (a replayed CUDA graph)."""
+        for name, increment in increments.items():
+            self._counts[name] += increment
+
+    @contextmanager
+    def frozen(self) -> Iterator[None]:
+        """Within: no new names, and the counts are left as they were (a CUDA-graph capture runs nothing)."""
+        counts, self._frozen = dict(self._counts), True
+        try:
+            yield
+        finally:
+            self._counts, self._frozen = counts, False
 
     def __bool__(self) -> bool:
-        return bool(self._counts)
+        return any(self._counts.values())
 
     def means(self) -> dict[str, float]:
         """Means since the last flush (one host sync); empty when nothing was added."""
-        if not self._sums:
+        names = [name for name, count in self._counts.items() if count]
+        if not names:
             return {}
-        names = list(self._sums)
-        values = th.stack([self._sums[n].float().reshape(()) for n in names]).cpu().tolist()
+        values = th.stack([self._sums[n] for n in names]).cpu().tolist()
         return {name: value / self._counts[name] for name, value in zip(names, values, strict=True)}
 
     def flush(self, logger: Logger, prefix: str = "train/") -> dict[str, float]:
@@ -45,9 +72,26 @@ class DeviceLossAccumulator:
         means = self.means()
         for name, value in means.items():
             logger.record(name if "/" in name else prefix + name, value)
-        self._sums.clear()
-        self._counts.clear()
+        for name, total in self._sums.items():
+            if self._counts[name]:
+                total.zero_()
+                self._counts[name] = 0
         return means
+
+
+def set_learning_rate(optimizer: th.optim.Optimizer, learning_rate: float) -> None:
+    """
+    SB3's ``update_learning_rate``, which also keeps a tensor learning rate (that of an optimizer
+    replayed in a CUDA graph) the same tensor: it is filled in place, and only when the value changes.
+    """
+    for group in optimizer.param_groups:
+        current = group["lr"]
+        if isinstance(current, th.Tensor):
+            if group.get("_lr_value") != learning_rate:
+                current.fill_(learning_rate)
+                group["_lr_value"] = learning_rate
+        else:
+            group["lr"] = learning_rate
 
 
 @th.no_grad()

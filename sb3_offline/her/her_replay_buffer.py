@@ -6,7 +6,7 @@ Andrychowicz et al., "Hindsight Experience Replay", NeurIPS 2017 (https://arxiv.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
@@ -156,6 +156,9 @@ class OfflineHerReplayBuffer(OfflineReplayBuffer, HerReplayBuffer):  # type: ign
         ``(achieved_goal, desired_goal) -> rewards`` on ``(n, goal_dim)`` tensors, run on the device
         (e.g. :class:`FetchReward`); it is pickled with the model's ``replay_buffer_kwargs``
     """
+
+    #: relabelled rewards may come from ``env.compute_reward`` on the host: never inside a CUDA graph
+    graph_safe: ClassVar[bool] = False
 
     env: VecEnv | gym.Env | None  # type: ignore[assignment]
     ep_start: th.Tensor  # type: ignore[assignment]

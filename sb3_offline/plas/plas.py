@@ -74,6 +74,7 @@ class PLAS(VAEActorCriticAlgorithm):
     :param verbose: 0 no output, 1 info, 2 debug
     :param device: ``"auto"``, ``"cpu"`` or ``"cuda"``
     :param seed: seed for the pseudo random generators
+    :param cuda_graphs: on CUDA, replay each offline update as one captured CUDA graph (``False``: eager)
     :param _init_setup_model: whether to build the networks on creation
     """
 
@@ -118,6 +119,7 @@ class PLAS(VAEActorCriticAlgorithm):
         verbose: int = 0,
         device: th.device | str = "auto",
         seed: int | None = None,
+        cuda_graphs: bool = True,
         _init_setup_model: bool = True,
     ) -> None:
         if vae_steps < 0:
@@ -157,6 +159,7 @@ class PLAS(VAEActorCriticAlgorithm):
             verbose=verbose,
             device=device,
             seed=seed,
+            cuda_graphs=cuda_graphs,
             _init_setup_model=_init_setup_model,
         )
 
@@ -169,6 +172,8 @@ class PLAS(VAEActorCriticAlgorithm):
         """Phase 2: the VAE gets no gradient (its last pre-training gradients are dropped too)."""
         self.vae.requires_grad_(False)
         self.vae.zero_grad(set_to_none=True)
+        if self._update_graphs is not None:
+            self._update_graphs.discard(lambda key: key[0] == "plas/vae")
 
     def learn(  # type: ignore[override]
         self: SelfPLAS,
@@ -198,53 +203,62 @@ class PLAS(VAEActorCriticAlgorithm):
         return self._vae_updates >= self.vae_steps
 
     def train(self, gradient_steps: int, batch_size: int = 100) -> None:
-        assert self.replay_buffer is not None
         policy = self.policy
         policy.set_training_mode(True)
         for _ in range(gradient_steps):
-            data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)
             if not self.vae_pretrained:
-                self._train_vae(policy.features(data.observations).detach(), data.actions)
+                self._gradient_step("plas/vae", self._vae_update, batch_size)
+                self._vae_updates += 1
                 if self.vae_pretrained:
                     self._freeze_vae()
                 continue
             self._n_updates += 1
             self._update_learning_rate([self.critic.optimizer])
-            features = policy.features(data.observations)
+            self._gradient_step("plas", self._policy_update, batch_size)
 
-            with th.no_grad():
-                next_features = policy.features(data.next_observations)
-                next_actions = self.actor_target(next_features, self.vae.decode)[2]
-                next_q = critic_values(self.critic_target, next_features, next_actions)
-                target_q = soft_clipped_target(next_q, data.rewards, data.dones, self.gamma, self.lmbda)
-            current_q = critic_values(self.critic, features, data.actions)
-            critic_loss = (current_q - target_q).pow(2).mean(dim=0).sum()
-            self.critic.optimizer.zero_grad()
-            critic_loss.backward()
-            self.critic.optimizer.step()
+    def _policy_update(self, batch_size: int) -> None:
+        """One step of phase 2 (device work only: it may be replayed as a CUDA graph)."""
+        assert self.replay_buffer is not None
+        policy = self.policy
+        data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)
+        features = policy.features(data.observations)
 
-            # The latent policy's gradient flows through the frozen decoder into z.
-            state_features = features.detach()
-            latent, _, actions = self.actor(state_features, self.vae.decode)
-            actor_loss = -self.critic.q_networks[0](th.cat([state_features, actions], dim=1)).mean()
-            self.actor.optimizer.zero_grad()
-            actor_loss.backward()
-            self.actor.optimizer.step()
+        with th.no_grad():
+            next_features = policy.features(data.next_observations)
+            next_actions = self.actor_target(next_features, self.vae.decode)[2]
+            next_q = critic_values(self.critic_target, next_features, next_actions)
+            target_q = soft_clipped_target(next_q, data.rewards, data.dones, self.gamma, self.lmbda)
+        current_q = critic_values(self.critic, features, data.actions)
+        critic_loss = (current_q - target_q).pow(2).mean(dim=0).sum()
+        self.critic.optimizer.zero_grad()
+        critic_loss.backward()
+        self.critic.optimizer.step()
 
-            self._update_targets()
+        # The latent policy's gradient flows through the frozen decoder into z.
+        state_features = features.detach()
+        latent, _, actions = self.actor(state_features, self.vae.decode)
+        actor_loss = -self.critic.q_networks[0](th.cat([state_features, actions], dim=1)).mean()
+        self.actor.optimizer.zero_grad()
+        actor_loss.backward()
+        self.actor.optimizer.step()
 
-            self._losses.add("critic_loss", critic_loss)
-            self._losses.add("actor_loss", actor_loss)
-            self._losses.add("q_value", current_q[:, 0].mean())
-            self._losses.add("latent_action_norm", latent.detach().norm(dim=1).mean())
+        self._update_targets()
 
-    def _train_vae(self, features: th.Tensor, actions: th.Tensor) -> None:
-        reconstruction, mean, std = self.vae(features, actions)
-        total, reconstruction_loss, kl = vae_loss(reconstruction, actions, mean, std, self.kl_weight)
+        self._losses.add("critic_loss", critic_loss)
+        self._losses.add("actor_loss", actor_loss)
+        self._losses.add("q_value", current_q[:, 0].mean())
+        self._losses.add("latent_action_norm", latent.detach().norm(dim=1).mean())
+
+    def _vae_update(self, batch_size: int) -> None:
+        """One step of phase 1, VAE pre-training (device work only: it may be replayed as a CUDA graph)."""
+        assert self.replay_buffer is not None
+        data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)
+        features = self.policy.features(data.observations).detach()
+        reconstruction, mean, std = self.vae(features, data.actions)
+        total, reconstruction_loss, kl = vae_loss(reconstruction, data.actions, mean, std, self.kl_weight)
         self.vae.optimizer.zero_grad()
         total.backward()
         self.vae.optimizer.step()
-        self._vae_updates += 1
         self._losses.add("vae/loss", total)
         self._losses.add("vae/reconstruction_loss", reconstruction_loss)
         self._losses.add("vae/kl_loss", kl)
