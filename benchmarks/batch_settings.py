@@ -13,6 +13,14 @@ folder, reused when present); every (setting, algorithm, seed) run writes ``run.
 so an interrupted benchmark resumes. Prints (and writes ``table.md``) mean ± std return and normalized
 score per (setting, algorithm) over seeds, with the behaviour policy's return (the dataset's episodes);
 draws one learning-curve PNG and one value-estimate PNG per setting. Nothing here is a test.
+
+``--d3rlpy`` (d3rlpy must be importable; it is no dependency of sb3-offline) adds d3rlpy's BCQ, AWAC and
+PLAS, for those of them among ``--algos``, as rows ``d3rlpy-bcq``, ``d3rlpy-awac``, ``d3rlpy-plas``:
+trained with our hyperparameters and network sizes (``benchmarks/d3rlpy_compat.py``, which also lists
+where d3rlpy's algorithms differ) on the same datasets (``load_transitions``), for the same gradient
+steps (PLAS: ``--plas-vae-steps`` VAE steps first) and seeds, evaluated every ``--eval-freq`` steps and at
+the end exactly as ours (SB3's ``evaluate_policy``), stored and resumed the same way and drawn in the
+same learning-curve PNGs; they have no value-estimate curves.
 """
 
 from __future__ import annotations
@@ -28,7 +36,9 @@ import gymnasium as gym
 import numpy as np
 import torch as th
 from stable_baselines3.common.callbacks import EvalCallback
+from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.vec_env import DummyVecEnv
 
 from sb3_offline.algorithms import ALGOS
 from sb3_offline.callbacks import ValueEstimateCallback
@@ -40,6 +50,7 @@ from sb3_offline.plotting import plot_curves, plot_value_estimates
 SETTINGS = ("final", "concurrent", "imitation", "imperfect")
 ALGO_ORDER = ("batch_ddpg", "bc", "bcq", "awac", "plas")
 NAMES = {"batch_ddpg": "BatchDDPG", "bc": "BC", "bcq": "BCQ", "awac": "AWAC", "plas": "PLAS"}
+D3RLPY_PREFIX = "d3rlpy-"  # rows of d3rlpy's algorithms: "d3rlpy-bcq", "d3rlpy-awac", "d3rlpy-plas"
 SMALL_NETS: dict[str, dict[str, Any]] = {
     "batch_ddpg": dict(net_arch=[64, 64]),
     "bc": dict(net_arch=[64, 64]),
@@ -102,6 +113,62 @@ def run_one(env_id: str, dataset_id: str, algo: str, seed: int, folder: Path, ar
     return record
 
 
+def run_one_d3rlpy(env_id: str, dataset_id: str, algo: str, seed: int, folder: Path, args: argparse.Namespace) -> dict:
+    """``run_one`` for ``algo = "d3rlpy-<ours>"``: d3rlpy's algorithm with our settings, the same outputs."""
+    import d3rlpy
+    from d3rlpy_compat import train_d3rlpy
+
+    result_path = folder / "run.json"
+    if result_path.exists():
+        return json.loads(result_path.read_text())
+    base = algo.removeprefix(D3RLPY_PREFIX)
+    eval_env = DummyVecEnv([lambda: Monitor(gym.make(env_id))])  # what EvalCallback makes of our eval env
+    timesteps: list[int] = []
+    results: list[list[float]] = []
+    lengths: list[list[int]] = []
+
+    def evaluate_now(n_updates: int, policy: Any) -> None:
+        returns, episode_lengths = evaluate_policy(
+            policy, eval_env, n_eval_episodes=args.eval_episodes, deterministic=True, return_episode_rewards=True
+        )
+        timesteps.append(n_updates)
+        results.append(list(returns))  # type: ignore[arg-type]
+        lengths.append(list(episode_lengths))  # type: ignore[arg-type]
+
+    vae_steps = args.plas_vae_steps if base == "plas" else 0
+    start = time.perf_counter()
+    policy = train_d3rlpy(
+        base,
+        load_transitions(dataset_id),
+        args.steps,
+        seed,
+        device=args.device,
+        small_nets=args.small_nets,
+        plas_vae_steps=vae_steps,
+        action_space=gym.make(env_id).action_space,
+        callback=evaluate_now,
+        callback_freq=args.eval_freq,
+    )
+    seconds = time.perf_counter() - start
+    final = evaluate(policy, env_id, n_episodes=args.final_episodes, dataset=dataset_id, seed=10_000 + seed)
+    record = {
+        "env": env_id,
+        "dataset": dataset_id,
+        "algo": algo,
+        "seed": seed,
+        "steps": args.steps + vae_steps,
+        "seconds": seconds,
+        "return": final.mean_return,
+        "normalized": final.normalized_score,
+        "d3rlpy": d3rlpy.__version__,
+    }
+    folder.mkdir(parents=True, exist_ok=True)
+    if timesteps:  # as EvalCallback, which writes the file only once it has evaluated
+        np.savez(folder / "evaluations.npz", timesteps=timesteps, results=results, ep_lengths=lengths)
+    result_path.write_text(json.dumps(record))
+    return record
+
+
 def main(
     argv: list[str] | None = None,
     settings: tuple[str, ...] = SETTINGS,
@@ -128,8 +195,21 @@ def main(
     parser.add_argument("--small-nets", action="store_true", help="64-64 networks instead of the papers' sizes")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--output", default=output)
+    parser.add_argument(
+        "--d3rlpy",
+        action="store_true",
+        help="also d3rlpy's bcq, awac, plas with our settings (rows d3rlpy-<algo>; d3rlpy must be importable)",
+    )
     args = parser.parse_args(argv)
     output = Path(args.output)
+    run_algos = list(args.algos)
+    if args.d3rlpy:
+        from d3rlpy_compat import D3RLPY_ALGOS, d3rlpy_available
+
+        if not d3rlpy_available():
+            parser.error("--d3rlpy: d3rlpy is not importable in this Python (it is no dependency of sb3-offline)")
+        # each d3rlpy row right after ours: bcq, d3rlpy-bcq, awac, d3rlpy-awac, ...
+        run_algos = [name for algo in args.algos for name in (algo, D3RLPY_PREFIX + algo)[: 1 + (algo in D3RLPY_ALGOS)]]
 
     rows = []
     for env_id in args.envs:
@@ -138,27 +218,29 @@ def main(
             behaviour = float(np.mean(episode_returns(load_transitions(dataset_id))))
             scores = reference_scores(dataset_id)
             curves, value_runs = {}, {}
-            for algo in args.algos:
+            for algo in run_algos:
+                name = NAMES.get(algo, algo)
+                run = run_one_d3rlpy if algo.startswith(D3RLPY_PREFIX) else run_one
                 records = []
                 for seed in args.seeds:
                     folder = output / env_id / setting / algo / f"seed{seed}"
-                    records.append(run_one(env_id, dataset_id, algo, seed, folder, args))
+                    records.append(run(env_id, dataset_id, algo, seed, folder, args))
                     print(f"{env_id} {setting:<10} {algo:<10} seed {seed}: {records[-1]['return']:8.1f}", flush=True)
                 evaluations = [
                     np.load(output / env_id / setting / algo / f"seed{s}" / "evaluations.npz") for s in args.seeds
                 ]
                 means = np.mean([e["results"].mean(axis=1) for e in evaluations], axis=0)
                 stds = np.std([e["results"].mean(axis=1) for e in evaluations], axis=0)
-                curves[NAMES[algo]] = (evaluations[0]["timesteps"], means, stds)
-                if algo != "bc":
-                    value_runs[NAMES[algo]] = output / env_id / setting / algo / f"seed{args.seeds[0]}"
+                curves[name] = (evaluations[0]["timesteps"], means, stds)
+                if algo != "bc" and run is run_one:
+                    value_runs[name] = output / env_id / setting / algo / f"seed{args.seeds[0]}"
                 returns = [r["return"] for r in records]
                 normalized = [r["normalized"] for r in records if r["normalized"] is not None]
                 rows.append(
                     (
                         env_id,
                         setting,
-                        NAMES[algo],
+                        name,
                         np.mean(returns),
                         np.std(returns),
                         normalized,
@@ -180,7 +262,12 @@ def main(
     )
     lines = [
         f"Budget: {args.transitions} transitions per dataset, {args.steps} gradient steps per run, seeds {args.seeds}, "
-        f"{'64-64 networks' if args.small_nets else 'paper networks'}, device {device}.",
+        f"{'64-64 networks' if args.small_nets else 'paper networks'}, device {device}."
+        + (
+            " Rows d3rlpy-*: d3rlpy's algorithms with our hyperparameters (benchmarks/d3rlpy_compat.py)."
+            if args.d3rlpy
+            else ""
+        ),
         "",
         "| env | setting | algorithm | return (mean ± std over seeds) | normalized | behaviour return | s/run |",
         "|---|---|---|---|---|---|---|",

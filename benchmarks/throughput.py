@@ -4,11 +4,20 @@ Gradient updates per second of each sb3-offline algorithm on a synthetic dataset
     python benchmarks/throughput.py                      # every algorithm, batch 256, CPU (+ CUDA if present)
     python benchmarks/throughput.py --batch-size 0       # each algorithm at its paper batch size
     python benchmarks/throughput.py --algos batch_ddpg --batch-size 100 --steps 2000
+    python benchmarks/throughput.py --algos bcq awac plas --small-nets   # batch_settings.py's 64-64 networks
 
 The data is Hopper-sized (obs dim 17, action dim 6) random transitions, 1M rows by default, held by
 ``OfflineReplayBuffer`` on the device; networks are each algorithm's defaults. The first
 ``--warmup`` updates are not timed. PLAS is measured per phase: ``plas/vae`` (VAE pre-training)
 and ``plas`` (the policy phase). Prints a table; nothing here is a test.
+
+When d3rlpy is importable (``--d3rlpy``, on by default then; ``--no-d3rlpy`` to skip it), d3rlpy's BCQ,
+AWAC and PLAS (both phases) are measured too, in the same process, on the same data, device, batch
+size and network sizes (see ``benchmarks/d3rlpy_compat.py`` for how its configs follow our defaults and
+where its algorithms differ), and two columns are added: ``d3rlpy updates/s`` and ``ours / d3rlpy``
+(an en dash where there is no d3rlpy counterpart or d3rlpy is absent). Both sides' timings include sampling:
+ours on the device, d3rlpy's with its ``ReplayBuffer.sample_transition_batch`` on the host (what its
+``fit`` does) or, with ``--d3rlpy-sampling arrays``, numpy indexing of the same arrays (its update alone).
 """
 
 from __future__ import annotations
@@ -20,9 +29,19 @@ import time
 import gymnasium as gym
 import numpy as np
 import torch as th
+from d3rlpy_compat import (
+    D3RLPY_ALGOS,
+    SAMPLING,
+    d3rlpy_available,
+    measure_d3rlpy_updates,
+    small_net_arch,
+    to_mdp_dataset,
+)
 
 from sb3_offline.algorithms import ALGOS
 from sb3_offline.datasets import Transitions
+
+NONE = "\N{EN DASH}"  # the table's cell where d3rlpy has nothing to show
 
 
 class HopperShapedEnv(gym.Env):
@@ -98,23 +117,75 @@ def main() -> None:
         default=None,
         help='a Python dict for every algorithm, e.g. "dict(net_arch=dict(pi=[64, 64], qf=[64, 64], vae=[128, 128]))"',
     )
+    parser.add_argument(
+        "--small-nets", action="store_true", help="batch_settings.py's 64-64 networks (VAE 128-128), both sides"
+    )
+    parser.add_argument(
+        "--d3rlpy",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="also measure d3rlpy's bcq, awac, plas (default: when d3rlpy is importable)",
+    )
+    parser.add_argument(
+        "--d3rlpy-sampling",
+        default="buffer",
+        choices=SAMPLING,
+        help="buffer: d3rlpy's replay buffer (as its fit); arrays: numpy indexing (its update alone)",
+    )
     args = parser.parse_args()
+    if args.small_nets and args.policy_kwargs:
+        parser.error("--small-nets and --policy-kwargs: pass one of them")
     policy_kwargs = eval(args.policy_kwargs) if args.policy_kwargs else None  # as rl-zoo3 does with its YAML
+    if args.d3rlpy and not d3rlpy_available():
+        parser.error("--d3rlpy: d3rlpy is not importable in this Python")
+    use_d3rlpy = d3rlpy_available() if args.d3rlpy is None else args.d3rlpy
+    d3rlpy_note = ""
+    if use_d3rlpy and policy_kwargs and set(policy_kwargs) - {"net_arch"}:
+        use_d3rlpy = False  # d3rlpy's configs can follow our net_arch, not the other policy kwargs
+        d3rlpy_note = f"; d3rlpy skipped (it cannot follow policy kwargs {sorted(set(policy_kwargs) - {'net_arch'})})"
 
     data = synthetic_dataset(args.dataset_size)
     batch_size = args.batch_size or None
+    d3rlpy_data = None
+    if use_d3rlpy:
+        import d3rlpy
+
+        d3rlpy_note = f"; d3rlpy {d3rlpy.__version__}, its batches from {args.d3rlpy_sampling}"
+        if args.d3rlpy_sampling == "buffer" and any(a in D3RLPY_ALGOS or a == "plas/vae" for a in args.algos):
+            d3rlpy_data = to_mdp_dataset(data, HopperShapedEnv.action_space, exact_next_observations=False)[0]
+    networks = "batch_settings.py's small networks" if args.small_nets else policy_kwargs or "defaults"
     print(
         f"torch {th.__version__}, {platform.processor() or platform.machine()}, {th.get_num_threads()} CPU threads, "
         f"dataset {args.dataset_size} x (obs 17, action 6), {args.steps} timed updates, "
-        f"networks: {policy_kwargs or 'defaults'}"
+        f"networks: {networks}{d3rlpy_note}"
     )
-    header = f"| {'algorithm':<12} | {'device':<6} | {'batch':>5} | {'updates/s':>10} |"
+    header = (
+        f"| {'algorithm':<12} | {'device':<6} | {'batch':>5} | {'updates/s':>10} "
+        f"| {'d3rlpy updates/s':>16} | {'ours / d3rlpy':>13} |"
+    )
     print(header)
     print("|" + "|".join("-" * (len(part)) for part in header.split("|")[1:-1]) + "|")
     for algo in args.algos:
+        base = "plas" if algo == "plas/vae" else algo
+        kwargs = {"net_arch": small_net_arch(base)} if args.small_nets else policy_kwargs
         for device in args.devices:
-            rate, shown = measure(algo, device, data, batch_size, args.steps, args.warmup, policy_kwargs)
-            print(f"| {algo:<12} | {device:<6} | {shown:>5} | {rate:>10.1f} |")
+            rate, shown = measure(algo, device, data, batch_size, args.steps, args.warmup, kwargs)
+            theirs, ratio = NONE, NONE
+            if use_d3rlpy and base in D3RLPY_ALGOS:
+                d3rlpy_rate = measure_d3rlpy_updates(
+                    algo,
+                    data,
+                    device,
+                    args.steps,
+                    args.warmup,
+                    shown,
+                    net_arch=(kwargs or {}).get("net_arch"),
+                    sampling=args.d3rlpy_sampling,
+                    action_space=HopperShapedEnv.action_space,
+                    dataset=d3rlpy_data,
+                )
+                theirs, ratio = f"{d3rlpy_rate:.1f}", f"{rate / d3rlpy_rate:.2f}"
+            print(f"| {algo:<12} | {device:<6} | {shown:>5} | {rate:>10.1f} | {theirs:>16} | {ratio:>13} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,519 @@
+"""
+An optional bridge to d3rlpy (https://github.com/takuseno/d3rlpy, written against 2.8.1): its BCQ, AWAC
+and PLAS built with *our* defaults, for the benchmarks' side-by-side rows and columns. d3rlpy is imported
+lazily and is never a dependency of sb3-offline; :func:`d3rlpy_available` says whether it can be used.
+
+Every hyperparameter is read from our own constructors at run time (``inspect.signature`` of
+``ALGOS[algo].__init__`` and the policy's ``default_net_arch``), so the two sides cannot drift apart:
+
+- BCQ: perturbation model and critics 400-300, VAE 750-750, latent ``2 * action_dim``, Adam lr 1e-3 for
+  all three, batch 100, tau 0.005, gamma 0.99, lambda 0.75, Phi 0.05, KL weight 0.5, 10 target samples;
+- AWAC: actor 4 x 256, critics 2 x 256, Adam lr 3e-4 (actor weight decay 1e-4), batch 1024, tau 0.005,
+  gamma 0.99, temperature 2 (d3rlpy's ``lam``), one policy sample for ``V(s)``;
+- PLAS: latent policy and critics 400-300, VAE 750-750, lr critic 1e-3, actor 1e-4, VAE 1e-4, batch 100,
+  tau 0.005, gamma 0.99, lambda 0.75, KL weight 0.5, max latent action 2; ``warmup_steps`` = our
+  ``vae_steps`` (VAE pre-training, then the policy phase).
+
+Where d3rlpy's algorithms necessarily differ from ours (none of these can be set through its configs):
+
+- BCQ: one ``n_action_samples`` serves both the target (our ``target_action_samples``, 10) and acting (our
+  ``action_samples``, 100); d3rlpy's default is 100 for both, i.e. 10x our target work in every update.
+  We set it to **10** (our target), so an update does the same work as ours, and :class:`D3rlpyPolicy`
+  switches it to **100** while acting by setting the private ``impl._n_action_samples`` (acting matches ours
+  too; pass ``bcq_acting_samples`` to change that). d3rlpy's perturbation-model loss back-propagates through
+  the VAE decoder (the decoded actions are not detached; only the actor's optimizer steps, so the result is
+  the same, but the backward pass is longer); ours decodes under ``no_grad``.
+- AWAC: d3rlpy's Gaussian actor has a ``tanh``-squashed mean (the log-likelihood is of an unsquashed Normal
+  around ``tanh(mu)``), ours a linear mean clipped to [-1, 1] when acting; d3rlpy's critic target is SAC's,
+  with ``a' ~ tanh(Normal)`` and an entropy term at a fixed temperature ``exp(0) = 1`` (ours: no entropy
+  term, ``a'`` a clipped sample); d3rlpy's actor loss is a *sum* over the batch (ours a mean), so with Adam
+  the same ``weight_decay=1e-4`` weighs ~``batch_size`` times less there; d3rlpy's ``V(s)`` sample is not
+  clipped to [-1, 1]; acting takes ``tanh(mu)`` (ours ``clip(mu)``).
+- PLAS: d3rlpy builds the VAE's optimizer from ``critic_optim_factory`` (both are plain Adam here: no
+  effect); it never freezes the VAE but stops stepping it after ``warmup_steps``, so the policy phase still
+  computes the decoder's parameter gradients (ours sets ``requires_grad=False``: a shorter backward pass).
+- Data and sampling: d3rlpy keeps episodes of observations and takes ``s'`` from the next row;
+  :func:`to_mdp_dataset` cuts an episode wherever our ``next_observations`` differ from the next row and
+  appends the true final ``s'`` of every episode that does not terminate, so nothing is lost. Batches come
+  from ``ReplayBuffer.sample_transition_batch`` (what ``fit`` uses: a Python loop over the batch on the
+  host), are copied to the device, and every update turns its losses into Python floats (a device sync).
+- Actions: d3rlpy's policies are ``tanh``-bounded, so actions are rescaled to [-1, 1] with the env's
+  ``Box`` bounds (as our replay buffer does) before d3rlpy sees them and scaled back when acting.
+- Observations: flat ``Box`` only (no ``Dict`` observations, no features extractor).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+#: our algorithms that have a d3rlpy counterpart here (``measure_d3rlpy_updates`` also takes "plas/vae", the VAE phase)
+D3RLPY_ALGOS = ("bcq", "awac", "plas")
+SAMPLING = ("buffer", "arrays")
+
+
+@functools.cache
+def d3rlpy_available() -> bool:
+    """
+    Whether ``import d3rlpy`` works in this Python (it is imported once, here, and cached). d3rlpy configures
+    ``structlog`` globally when imported and prints info lines to stdout (e.g. every dataset's signatures);
+    we raise that threshold to warnings so that the benchmarks' tables stay readable.
+    """
+    try:
+        import d3rlpy  # noqa: F401
+        import structlog
+    except Exception:  # ImportError, or a broken install
+        return False
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    return True
+
+
+# ------------------------------------------------------------------------------------------ our defaults
+def our_defaults(algo: str) -> dict[str, Any]:
+    """The keyword defaults of our algorithm's constructor (``ALGOS[algo].__init__``)."""
+    from sb3_offline.algorithms import ALGOS
+
+    parameters = inspect.signature(ALGOS[algo].__init__).parameters.values()
+    return {p.name: p.default for p in parameters if p.default is not inspect.Parameter.empty}
+
+
+def network_sizes(algo: str, net_arch: list[int] | dict[str, list[int]] | None = None) -> dict[str, list[int]]:
+    """
+    Hidden sizes ``{"pi": ..., "qf": ..., ("vae": ...)}`` our policy builds for ``net_arch`` (as its
+    ``policy_kwargs["net_arch"]``): a dict overrides the keys it names, a list sets ``pi`` and ``qf``.
+    """
+    from sb3_offline.algorithms import ALGOS
+
+    policy = ALGOS[algo].policy_aliases["MlpPolicy"]
+    sizes = {key: list(value) for key, value in policy.default_net_arch.items()}  # type: ignore[attr-defined]
+    if isinstance(net_arch, dict):
+        unknown = set(net_arch) - set(sizes)
+        if unknown:
+            raise ValueError(f"net_arch: expected keys among {sorted(sizes)}, found {sorted(unknown)}")
+        sizes.update({key: list(value) for key, value in net_arch.items()})
+    elif net_arch is not None:
+        sizes["pi"], sizes["qf"] = list(net_arch), list(net_arch)
+    return sizes
+
+
+def small_net_arch(algo: str) -> dict[str, Any]:
+    """The ``--small-nets`` sizes of ``benchmarks/batch_settings.py`` (``SMALL_NETS[algo]["net_arch"]``)."""
+    here = str(Path(__file__).resolve().parent)
+    if here not in sys.path:
+        sys.path.insert(0, here)
+    from batch_settings import SMALL_NETS
+
+    return SMALL_NETS[algo]["net_arch"]
+
+
+def d3rlpy_device(device: str) -> str:
+    """Our device name (``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:1"``) as d3rlpy wants it (``"cpu:0"``, ...)."""
+    import torch as th
+
+    if device == "auto":
+        device = "cuda" if th.cuda.is_available() else "cpu"
+    return device if ":" in device else f"{device}:0"
+
+
+def make_d3rlpy(
+    algo: str,
+    device: str = "cpu",
+    batch_size: int | None = None,
+    net_arch: list[int] | dict[str, list[int]] | None = None,
+    plas_vae_steps: int | None = None,
+) -> Any:
+    """
+    d3rlpy's algorithm (not built yet) with our defaults.
+
+    :param algo: ``"bcq"``, ``"awac"`` or ``"plas"``
+    :param device: our device name
+    :param batch_size: ``None``: our default batch size for ``algo``
+    :param net_arch: our ``policy_kwargs["net_arch"]`` (``None``: our defaults)
+    :param plas_vae_steps: d3rlpy PLAS's ``warmup_steps`` (``None``: our ``vae_steps`` default)
+    """
+    if not d3rlpy_available():
+        raise ImportError("d3rlpy is not importable in this Python (it is no dependency of sb3-offline)")
+    import d3rlpy
+    from d3rlpy.models.encoders import VectorEncoderFactory
+    from d3rlpy.optimizers import AdamFactory
+
+    if algo not in D3RLPY_ALGOS:
+        raise ValueError(f"algo: expected one of {D3RLPY_ALGOS}, found {algo!r}")
+    ours = our_defaults(algo)
+    sizes = network_sizes(algo, net_arch)
+
+    def encoder(key: str) -> VectorEncoderFactory:
+        return VectorEncoderFactory(hidden_units=sizes[key])
+
+    common: dict[str, Any] = dict(
+        batch_size=batch_size or ours["batch_size"],
+        gamma=ours["gamma"],
+        tau=ours["tau"],
+        n_critics=2,
+        actor_encoder_factory=encoder("pi"),
+        critic_encoder_factory=encoder("qf"),
+    )
+    lr = float(ours["learning_rate"])
+    if algo == "bcq":
+        config = d3rlpy.algos.BCQConfig(
+            **common,
+            actor_learning_rate=lr,
+            critic_learning_rate=lr,
+            imitator_learning_rate=ours["vae_learning_rate"] or lr,
+            imitator_encoder_factory=encoder("vae"),
+            lam=ours["lmbda"],
+            n_action_samples=ours["target_action_samples"],
+            action_flexibility=ours["phi"],
+            beta=ours["kl_weight"],
+            rl_start_step=0,
+        )
+    elif algo == "awac":
+        config = d3rlpy.algos.AWACConfig(
+            **common,
+            actor_learning_rate=ours["actor_learning_rate"],
+            critic_learning_rate=lr,
+            actor_optim_factory=AdamFactory(weight_decay=ours["actor_weight_decay"]),
+            lam=ours["beta"],
+            n_action_samples=1,
+        )
+    else:
+        if ours["max_latent_action"] != 2.0 or ours["perturbation"]:
+            raise ValueError("d3rlpy's PLAS hard-codes max latent action 2 and no perturbation; our defaults changed")
+        config = d3rlpy.algos.PLASConfig(
+            **common,
+            actor_learning_rate=ours["actor_learning_rate"],
+            critic_learning_rate=lr,
+            imitator_learning_rate=ours["vae_learning_rate"],
+            imitator_encoder_factory=encoder("vae"),
+            lam=ours["lmbda"],
+            warmup_steps=ours["vae_steps"] if plas_vae_steps is None else plas_vae_steps,
+            beta=ours["kl_weight"],
+        )
+    return config.create(device=d3rlpy_device(device))
+
+
+# ------------------------------------------------------------------------------------------------- data
+def _box_bounds(action_space: Any, transitions: Any) -> tuple[np.ndarray, np.ndarray]:
+    if action_space is None:
+        if transitions.env_id is None:
+            raise ValueError("action_space: expected the env's Box (the dataset records no env id), found None")
+        import gymnasium as gym
+
+        action_space = gym.make(transitions.env_id).action_space
+    low = np.asarray(action_space.low, dtype=np.float32)
+    high = np.asarray(action_space.high, dtype=np.float32)
+    if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high))):
+        raise ValueError(f"action_space: expected finite Box bounds, found {action_space}")
+    return low, high
+
+
+def scale_actions(actions: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """Env units -> [-1, 1] (clipped), as our replay buffer does."""
+    return np.clip(2.0 * (actions - low) / (high - low) - 1.0, -1.0, 1.0).astype(np.float32)
+
+
+def unscale_actions(actions: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """[-1, 1] -> env units."""
+    return np.clip(low + 0.5 * (actions + 1.0) * (high - low), low, high).astype(np.float32)
+
+
+def _flat(observations: Any, what: str) -> np.ndarray:
+    if isinstance(observations, dict):
+        raise ValueError(f"{what}: expected a flat Box observation array (d3rlpy bridge), found a dict")
+    return np.asarray(observations, dtype=np.float32).reshape(len(observations), -1)
+
+
+def to_mdp_dataset(
+    transitions: Any, action_space: Any = None, exact_next_observations: bool = True
+) -> tuple[Any, np.ndarray, np.ndarray]:
+    """
+    An ``sb3_offline.datasets.Transitions`` as a d3rlpy ``MDPDataset``, actions rescaled to [-1, 1].
+
+    d3rlpy stores episodes of observations and reads ``s'`` from the next row, ``terminals`` (no bootstrap)
+    and ``timeouts`` (episode cut, bootstraps) apart. An episode is closed at every termination (a row that
+    is both terminated and truncated counts as terminated) and every truncation; with
+    ``exact_next_observations`` also wherever ``next_observations[i] != observations[i + 1]``. Each closed
+    episode that does not terminate gets one extra row holding its true last ``s'`` (zero action and reward,
+    ``timeout=1``), which d3rlpy never samples as a transition of its own (it samples ``size - 1`` transitions
+    of a timed-out episode). So the d3rlpy dataset has exactly our transitions.
+    ``exact_next_observations=False`` (the throughput benchmark's random data, whose ``s'`` are unrelated to
+    the next row) keeps only the episode structure: ``s'`` is the next row, and an extra row closes only
+    the episodes that end in a truncation.
+
+    :return: ``(dataset, low, high)``, the env's action bounds used for the scaling
+    """
+    from d3rlpy.constants import ActionSpace
+    from d3rlpy.dataset import MDPDataset
+
+    low, high = _box_bounds(action_space, transitions)
+    obs = _flat(transitions.observations, "observations")
+    next_obs = _flat(transitions.next_observations, "next_observations")
+    actions = scale_actions(np.asarray(transitions.actions, dtype=np.float32).reshape(len(obs), -1), low, high)
+    rewards = np.asarray(transitions.rewards, dtype=np.float32).reshape(-1)
+    terminations = np.asarray(transitions.terminations, dtype=bool)
+    n = len(obs)
+    ends = terminations | np.asarray(transitions.truncations, dtype=bool)
+    if exact_next_observations and n > 1:
+        ends[:-1] |= np.any(next_obs[:-1] != obs[1:], axis=1)
+    ends[-1] = True  # a trailing episode that nothing closes: its last s' is known, so it is kept
+    extra = ends & ~terminations
+    rows = np.arange(n) + np.cumsum(extra) - extra  # where row i goes once the extra rows are inserted
+    size = n + int(extra.sum())
+    out_obs = np.empty((size, obs.shape[1]), dtype=np.float32)
+    out_actions = np.zeros((size, actions.shape[1]), dtype=np.float32)
+    out_rewards = np.zeros((size, 1), dtype=np.float32)
+    out_terminals = np.zeros(size, dtype=np.float32)
+    out_timeouts = np.zeros(size, dtype=np.float32)
+    out_obs[rows], out_actions[rows], out_rewards[rows, 0] = obs, actions, rewards
+    out_terminals[rows[terminations]] = 1.0
+    out_obs[rows[extra] + 1] = next_obs[extra]
+    out_timeouts[rows[extra] + 1] = 1.0
+    dataset = MDPDataset(
+        out_obs,
+        out_actions,
+        out_rewards,
+        out_terminals,
+        out_timeouts,
+        action_space=ActionSpace.CONTINUOUS,
+        action_size=actions.shape[1],
+    )
+    return dataset, low, high
+
+
+def batch_sampler(
+    transitions: Any,
+    batch_size: int,
+    sampling: str = "buffer",
+    action_space: Any = None,
+    exact: bool = True,
+    dataset: Any = None,
+) -> tuple[Callable[[], Any], int, int]:
+    """
+    A function returning one d3rlpy ``TransitionMiniBatch`` per call, and the shapes ``(obs_dim, action_dim)``.
+
+    ``"buffer"``: d3rlpy's own ``ReplayBuffer.sample_transition_batch`` on :func:`to_mdp_dataset`'s data (what
+    ``fit`` does: ``batch_size`` Python calls per batch). ``"arrays"``: a ``TransitionMiniBatch`` made by
+    indexing our flat arrays with numpy (not a d3rlpy API path; it shows what d3rlpy's update costs without
+    its sampler). ``dataset``: :func:`to_mdp_dataset`'s result made beforehand (``"buffer"`` only), so that
+    several measurements on the same data convert it once.
+    """
+    from d3rlpy.dataset import TransitionMiniBatch
+
+    if sampling == "buffer":
+        if dataset is None:
+            dataset, _, _ = to_mdp_dataset(transitions, action_space, exact_next_observations=exact)
+        obs_dim = int(np.prod(np.shape(transitions.observations)[1:]))
+        action_dim = int(np.prod(np.shape(transitions.actions)[1:]))
+        return (lambda: dataset.sample_transition_batch(batch_size)), obs_dim, action_dim
+    if sampling != "arrays":
+        raise ValueError(f"sampling: expected one of {SAMPLING}, found {sampling!r}")
+    low, high = _box_bounds(action_space, transitions)
+    obs = _flat(transitions.observations, "observations")
+    next_obs = _flat(transitions.next_observations, "next_observations")
+    actions = scale_actions(np.asarray(transitions.actions, dtype=np.float32).reshape(len(obs), -1), low, high)
+    rewards = np.asarray(transitions.rewards, dtype=np.float32).reshape(-1, 1)
+    terminals = np.asarray(transitions.terminations, dtype=np.float32).reshape(-1, 1)
+    intervals = np.ones((batch_size, 1), dtype=np.float32)
+
+    def sample() -> Any:
+        index = np.random.randint(len(obs), size=batch_size)
+        picked = actions[index]
+        return TransitionMiniBatch(
+            observations=obs[index],
+            actions=picked,
+            rewards=rewards[index],
+            next_observations=next_obs[index],
+            next_actions=picked,  # unused by these algorithms
+            terminals=terminals[index],
+            intervals=intervals,
+            transitions=[],
+        )
+
+    return sample, obs.shape[1], actions.shape[1]
+
+
+# ---------------------------------------------------------------------------------------------- acting
+class D3rlpyPolicy:
+    """
+    A trained d3rlpy algorithm as a policy in the env's units: ``policy(obs) -> action`` (one observation,
+    for ``sb3_offline.evaluation.evaluate_callable``) and SB3's ``predict(obs, state, episode_start,
+    deterministic) -> (actions, None)`` (batched, for ``evaluate_policy`` / ``sb3_offline.evaluation.evaluate``).
+
+    :param algo: the d3rlpy algorithm (built)
+    :param low: the env's action lower bound
+    :param high: the env's action upper bound
+    :param acting_samples: BCQ only: candidates per state when acting (d3rlpy's private ``_n_action_samples``
+        is set to it during ``predict`` and restored after); ``None`` leaves d3rlpy's number
+    """
+
+    def __init__(self, algo: Any, low: np.ndarray, high: np.ndarray, acting_samples: int | None = None) -> None:
+        self.algo = algo
+        self.low = low
+        self.high = high
+        self.acting_samples = acting_samples
+
+    def predict(
+        self, observation: Any, state: Any = None, episode_start: Any = None, deterministic: bool = True
+    ) -> tuple[np.ndarray, None]:
+        obs = np.asarray(observation, dtype=np.float32)
+        single = obs.ndim == 1
+        batch = obs.reshape(1 if single else len(obs), -1)
+        impl = self.algo.impl
+        previous = getattr(impl, "_n_action_samples", None)
+        if self.acting_samples is not None and previous is not None:
+            impl._n_action_samples = self.acting_samples
+        try:
+            actions = self.algo.predict(batch)
+        finally:
+            if self.acting_samples is not None and previous is not None:
+                impl._n_action_samples = previous
+        actions = unscale_actions(actions, self.low, self.high)
+        return (actions[0] if single else actions), None
+
+    def __call__(self, observation: Any) -> np.ndarray:
+        return self.predict(observation)[0]
+
+
+# ------------------------------------------------------------------------------------------- throughput
+def measure_d3rlpy_updates(
+    algo: str,
+    transitions: Any,
+    device: str,
+    steps: int,
+    warmup: int,
+    batch_size: int | None,
+    small_nets: bool = False,
+    net_arch: list[int] | dict[str, list[int]] | None = None,
+    sampling: str = "buffer",
+    action_space: Any = None,
+    seed: int = 0,
+    dataset: Any = None,
+) -> float:
+    """
+    Gradient updates per second of d3rlpy's ``algo.update`` on ``transitions``, **sampling included**: each
+    timed step is ``algo.update(sample())`` with ``sample`` from :func:`batch_sampler` (default ``"buffer"``,
+    d3rlpy's ``ReplayBuffer.sample_transition_batch``, i.e. what its ``fit`` does, host-side, then the copy
+    to the device inside ``update``), as our benchmark times our sampling on the device too. The first
+    ``warmup`` updates are not timed. The random data of the throughput benchmark is converted with
+    ``exact_next_observations=False`` (see :func:`to_mdp_dataset`); the work per update does not depend on it.
+
+    :param algo: ``"bcq"``, ``"awac"``, ``"plas"`` (policy phase: ``warmup_steps=0``, every timed step a
+        critic + actor update) or ``"plas/vae"`` (VAE phase: ``warmup_steps`` never reached)
+    :param transitions: ``sb3_offline.datasets.Transitions``
+    :param device: our device name
+    :param steps: timed updates
+    :param warmup: untimed updates first
+    :param batch_size: ``None``: our default for ``algo``
+    :param small_nets: ``batch_settings.py``'s ``--small-nets`` sizes (else ``net_arch``, else our defaults)
+    :param net_arch: our ``policy_kwargs["net_arch"]``
+    :param sampling: ``"buffer"`` or ``"arrays"`` (see :func:`batch_sampler`)
+    :param action_space: the env's action ``Box`` (default: ``gym.make(transitions.env_id)``'s)
+    :param seed: d3rlpy's seed
+    :param dataset: ``to_mdp_dataset(transitions, action_space, exact_next_observations=False)[0]`` made
+        beforehand (``"buffer"`` sampling), to convert 1M rows once for several measurements
+    """
+    import d3rlpy
+    import torch as th
+
+    base = "plas" if algo.startswith("plas") else algo
+    if small_nets:
+        net_arch = small_net_arch(base)
+    vae_steps = (10**9 if algo == "plas/vae" else 0) if base == "plas" else None
+    d3rlpy.seed(seed)
+    model = make_d3rlpy(base, device, batch_size, net_arch, plas_vae_steps=vae_steps)
+    sample, obs_dim, action_dim = batch_sampler(
+        transitions, model.config.batch_size, sampling, action_space, exact=False, dataset=dataset
+    )
+    model.create_impl((obs_dim,), action_dim)
+    for _ in range(warmup):
+        model.update(sample())
+    cuda = device.startswith("cuda")
+    if cuda:
+        th.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(steps):
+        model.update(sample())
+    if cuda:
+        th.cuda.synchronize()
+    return steps / (time.perf_counter() - start)
+
+
+# --------------------------------------------------------------------------------------------- training
+def train_d3rlpy(
+    algo: str,
+    transitions: Any,
+    steps: int,
+    seed: int,
+    device: str = "cpu",
+    small_nets: bool = False,
+    plas_vae_steps: int = 0,
+    *,
+    action_space: Any = None,
+    net_arch: list[int] | dict[str, list[int]] | None = None,
+    batch_size: int | None = None,
+    sampling: str = "buffer",
+    callback: Callable[[int, D3rlpyPolicy], None] | None = None,
+    callback_freq: int = 0,
+    bcq_acting_samples: int | None = None,
+) -> D3rlpyPolicy:
+    """
+    Train d3rlpy's ``algo`` with our defaults on ``transitions`` and return it as a policy (obs -> action in
+    the env's units; see :class:`D3rlpyPolicy`).
+
+    Runs ``steps`` gradient steps (``algo.update`` on batches from d3rlpy's replay buffer, as ``fit`` does,
+    without its logging); PLAS first runs ``plas_vae_steps`` VAE steps (d3rlpy's ``warmup_steps``), then
+    ``steps`` policy steps, as ``benchmarks/batch_settings.py`` runs ours (``vae_steps`` + ``steps``).
+
+    :param algo: ``"bcq"``, ``"awac"`` or ``"plas"``
+    :param transitions: ``sb3_offline.datasets.Transitions`` (actions in the env's units)
+    :param steps: gradient steps (PLAS: of the policy phase)
+    :param seed: ``d3rlpy.seed`` (Python, numpy and torch generators)
+    :param device: our device name
+    :param small_nets: ``batch_settings.py``'s ``--small-nets`` sizes (else ``net_arch``, else our defaults)
+    :param plas_vae_steps: PLAS's VAE pre-training steps
+    :param action_space: the env's action ``Box`` (default: ``gym.make(transitions.env_id)``'s)
+    :param net_arch: our ``policy_kwargs["net_arch"]``
+    :param batch_size: ``None``: our default for ``algo``
+    :param sampling: ``"buffer"`` (d3rlpy's) or ``"arrays"`` (see :func:`batch_sampler`)
+    :param callback: ``callback(n_updates, policy)`` after every ``callback_freq`` updates (all phases
+        counted, as SB3's ``EvalCallback`` counts ours)
+    :param callback_freq: see ``callback``; 0: never
+    :param bcq_acting_samples: BCQ's candidates when acting (default: our ``action_samples``, 100)
+    """
+    import d3rlpy
+
+    if algo not in D3RLPY_ALGOS:
+        raise ValueError(f"algo: expected one of {D3RLPY_ALGOS}, found {algo!r}")
+    if small_nets:
+        net_arch = small_net_arch(algo)
+    d3rlpy.seed(seed)
+    vae_steps = plas_vae_steps if algo == "plas" else 0
+    model = make_d3rlpy(algo, device, batch_size, net_arch, plas_vae_steps=vae_steps if algo == "plas" else None)
+    low, high = _box_bounds(action_space, transitions)
+    box = _Box(low, high)
+    sample, obs_dim, action_dim = batch_sampler(transitions, model.config.batch_size, sampling, box, exact=True)
+    model.create_impl((obs_dim,), action_dim)
+    acting = None
+    if algo == "bcq":
+        acting = our_defaults("bcq")["action_samples"] if bcq_acting_samples is None else bcq_acting_samples
+    policy = D3rlpyPolicy(model, low, high, acting)
+    for update in range(1, vae_steps + steps + 1):
+        model.update(sample())
+        if callback is not None and callback_freq > 0 and update % callback_freq == 0:
+            callback(update, policy)
+    return policy
+
+
+class _Box:
+    """Just the bounds of a ``Box`` (what :func:`_box_bounds` reads)."""
+
+    def __init__(self, low: np.ndarray, high: np.ndarray) -> None:
+        self.low, self.high = low, high
