@@ -1,15 +1,17 @@
 """
 Gradient updates per second of each sb3-offline algorithm on a synthetic dataset.
 
-    python benchmarks/throughput.py                      # every algorithm, batch 256, CPU (+ CUDA if present)
-    python benchmarks/throughput.py --batch-size 0       # each algorithm at its paper batch size
+    python benchmarks/throughput.py                      # every algorithm at its paper batch size, CPU (+ CUDA)
+    python benchmarks/throughput.py --batch-size 256     # one batch size for all
     python benchmarks/throughput.py --algos batch_ddpg --batch-size 100 --steps 2000
     python benchmarks/throughput.py --algos bcq awac plas --small-nets   # batch_settings.py's 64-64 networks
 
 The data is Hopper-sized (obs dim 17, action dim 6) random transitions, 1M rows by default, held by
 ``OfflineReplayBuffer`` on the device; networks are each algorithm's defaults. The first
 ``--warmup`` updates are not timed. PLAS is measured per phase: ``plas/vae`` (VAE pre-training)
-and ``plas`` (the policy phase). Prints a table; nothing here is a test.
+and ``plas`` (the policy phase). On CUDA, ``updates/s`` is the default fast path (each update replayed as
+one CUDA graph) and ``eager updates/s`` the same update with ``cuda_graphs=False``; keep ``--warmup`` above
+the 3 eager steps before a capture. Prints a table; nothing here is a test.
 
 When d3rlpy is importable (``--d3rlpy``, on by default then; ``--no-d3rlpy`` to skip it), d3rlpy's BCQ,
 AWAC and PLAS (both phases) are measured too, in the same process, on the same data, device, batch
@@ -25,6 +27,7 @@ from __future__ import annotations
 import argparse
 import platform
 import time
+import warnings
 
 import gymnasium as gym
 import numpy as np
@@ -83,9 +86,12 @@ def measure(
     steps: int,
     warmup: int,
     policy_kwargs: dict | None = None,
+    cuda_graphs: bool = True,
 ) -> tuple[float, int]:
     """Updates per second after ``warmup`` untimed updates, and the batch size used."""
-    kwargs: dict = {} if batch_size is None else {"batch_size": batch_size}
+    kwargs: dict = (
+        {"cuda_graphs": cuda_graphs} if batch_size is None else {"batch_size": batch_size, "cuda_graphs": cuda_graphs}
+    )
     if policy_kwargs:
         kwargs["policy_kwargs"] = policy_kwargs
     if algo.startswith("plas"):
@@ -93,11 +99,13 @@ def measure(
         kwargs["vae_steps"] = 10**9 if algo == "plas/vae" else 0
         algo = "plas"
     model = ALGOS[algo]("MlpPolicy", HopperShapedEnv(), dataset=data, device=device, seed=0, **kwargs)
-    model.learn(warmup, log_interval=None)
-    if device.startswith("cuda"):
-        th.cuda.synchronize()
-    start = time.perf_counter()
-    model.learn(steps, log_interval=None, reset_num_timesteps=False)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="PLAS.learn: all")  # plas/vae never reaches the policy phase
+        model.learn(warmup, log_interval=None)
+        if device.startswith("cuda"):
+            th.cuda.synchronize()
+        start = time.perf_counter()
+        model.learn(steps, log_interval=None, reset_num_timesteps=False)
     if device.startswith("cuda"):
         th.cuda.synchronize()
     return steps / (time.perf_counter() - start), model.batch_size
@@ -108,7 +116,7 @@ def main() -> None:
     choices = sorted([*ALGOS, "plas/vae"])
     parser.add_argument("--algos", nargs="+", default=choices, choices=choices)
     parser.add_argument("--devices", nargs="+", default=["cpu", *(["cuda"] if th.cuda.is_available() else [])])
-    parser.add_argument("--batch-size", type=int, default=256, help="0: each algorithm's paper default")
+    parser.add_argument("--batch-size", type=int, default=0, help="0 (default): each algorithm's paper batch size")
     parser.add_argument("--dataset-size", type=int, default=1_000_000)
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--warmup", type=int, default=100)
@@ -154,14 +162,16 @@ def main() -> None:
         if args.d3rlpy_sampling == "buffer" and any(a in D3RLPY_ALGOS or a == "plas/vae" for a in args.algos):
             d3rlpy_data = to_mdp_dataset(data, HopperShapedEnv.action_space, exact_next_observations=False)[0]
     networks = "batch_settings.py's small networks" if args.small_nets else policy_kwargs or "defaults"
+    gpus = sorted({th.cuda.get_device_name(d) for d in args.devices if d.startswith("cuda")})
     print(
         f"torch {th.__version__}, {platform.processor() or platform.machine()}, {th.get_num_threads()} CPU threads, "
+        f"{'GPU ' + ', '.join(gpus) + ', ' if gpus else ''}"
         f"dataset {args.dataset_size} x (obs 17, action 6), {args.steps} timed updates, "
         f"networks: {networks}{d3rlpy_note}"
     )
     header = (
-        f"| {'algorithm':<12} | {'device':<6} | {'batch':>5} | {'updates/s':>10} "
-        f"| {'d3rlpy updates/s':>16} | {'ours / d3rlpy':>13} |"
+        f"| {'algorithm':<12} | {'device':<6} | {'batch':>5} | {'updates/s':>10} | {'eager updates/s':>15} "
+        f"| {'graph / eager':>13} | {'d3rlpy updates/s':>16} | {'ours / d3rlpy':>13} |"
     )
     print(header)
     print("|" + "|".join("-" * (len(part)) for part in header.split("|")[1:-1]) + "|")
@@ -170,6 +180,12 @@ def main() -> None:
         kwargs = {"net_arch": small_net_arch(base)} if args.small_nets else policy_kwargs
         for device in args.devices:
             rate, shown = measure(algo, device, data, batch_size, args.steps, args.warmup, kwargs)
+            eager, speedup = NONE, NONE
+            if device.startswith("cuda"):  # the same update without CUDA graphs: the eager reference path
+                eager_rate = measure(
+                    algo, device, data, batch_size, args.steps, args.warmup, kwargs, cuda_graphs=False
+                )[0]
+                eager, speedup = f"{eager_rate:.1f}", f"{rate / eager_rate:.2f}"
             theirs, ratio = NONE, NONE
             if use_d3rlpy and base in D3RLPY_ALGOS:
                 d3rlpy_rate = measure_d3rlpy_updates(
@@ -185,7 +201,11 @@ def main() -> None:
                     dataset=d3rlpy_data,
                 )
                 theirs, ratio = f"{d3rlpy_rate:.1f}", f"{rate / d3rlpy_rate:.2f}"
-            print(f"| {algo:<12} | {device:<6} | {shown:>5} | {rate:>10.1f} | {theirs:>16} | {ratio:>13} |", flush=True)
+            print(
+                f"| {algo:<12} | {device:<6} | {shown:>5} | {rate:>10.1f} | {eager:>15} | {speedup:>13} "
+                f"| {theirs:>16} | {ratio:>13} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":
