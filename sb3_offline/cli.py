@@ -65,6 +65,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         seed=args.seed,
         verbose=args.verbose,
         tensorboard_log=args.tensorboard_log,
+        cuda_graphs=not args.no_cuda_graphs,
     )
     assert model.replay_buffer is not None
     print(f"{args.algo} on {dataset}: {model.replay_buffer.size()} transitions, device {model.device}")
@@ -219,6 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="gradient steps")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--device", default="auto")
+    train.add_argument("--no-cuda-graphs", action="store_true", help="on CUDA: every update eager, no CUDA graphs")
     train.add_argument("--output", default=None, help="output folder (default logs/<algo>_<env>)")
     train.add_argument("--eval-freq", type=int, default=500, help="evaluate every that many gradient steps (0: never)")
     train.add_argument("--eval-episodes", type=int, default=5)

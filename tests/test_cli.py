@@ -16,11 +16,12 @@ def test_record_then_train_then_load(tmp_path: Path, capsys: pytest.CaptureFixtu
     data = tmp_path / "pendulum.npz"
     assert main(["record", "--env", "Pendulum-v1", "--steps", "400", "--output", str(data)]) == 0
     args = ["train", "--algo", "batch_ddpg", "--dataset", str(data), "--env", "Pendulum-v1", "--steps", "60"]
-    assert main([*args, "--eval-episodes", "1", "--output", str(tmp_path / "run")]) == 0
+    assert main([*args, "--eval-episodes", "1", "--output", str(tmp_path / "run"), "--no-cuda-graphs"]) == 0
     out = capsys.readouterr().out
     assert "batch_ddpg on" in out and "random" in out and "behaviour (dataset)" in out
     model = BatchDDPG.load(tmp_path / "run" / "batch_ddpg", env=gym.make("Pendulum-v1"))
     assert model.num_timesteps == 60
+    assert model.cuda_graphs is False  # the switch reaches the model and its checkpoint
 
 
 def test_default_train_needs_no_download(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
