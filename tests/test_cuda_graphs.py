@@ -149,6 +149,27 @@ def test_update_graphs_warm_up_capture_once_then_replay():
     assert "update" not in graphs
 
 
+def test_interleaved_updates_each_count_their_own_losses():
+    losses = DeviceLossAccumulator()
+    backend = ReplayByRerun(losses)
+    graphs = UpdateGraphs(losses, backend, warmup=2)
+
+    def critic() -> None:
+        losses.add("critic_loss", th.tensor(1.0))
+        losses.add("q_value", th.tensor(2.0))
+
+    def actor() -> None:
+        losses.add("actor_loss", th.tensor(3.0))
+
+    for step in range(12):
+        graphs.run("critic", critic)
+        if step % 2:  # the actor every other step, as a delayed policy update would
+            graphs.run("actor", actor)
+    assert backend.captures == 2
+    assert losses.counts() == {"critic_loss": 12, "q_value": 12, "actor_loss": 6}
+    assert losses.means() == {"critic_loss": 1.0, "q_value": 2.0, "actor_loss": 3.0}
+
+
 def test_a_failed_capture_warns_and_stays_eager():
     losses = DeviceLossAccumulator()
     graphs = UpdateGraphs(losses, FailingCapture(losses), warmup=1)

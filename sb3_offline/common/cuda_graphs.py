@@ -81,6 +81,7 @@ class UpdateGraphs:
         self._runs: dict[Hashable, int] = {}
         self._graphs: dict[Hashable, tuple[Update, dict[str, int]]] = {}
         self._eager_only: set[Hashable] = set()
+        self._increments: dict[Hashable, dict[str, int]] = {}  # losses one run of each key adds
 
     def __contains__(self, key: Hashable) -> bool:
         return key in self._graphs
@@ -101,9 +102,9 @@ class UpdateGraphs:
                 warnings.filterwarnings("ignore", message=".*capturable=True.*")
                 self.backend.eager(update)
             self._runs[key] = runs + 1
-            self._last_increments = {n: c - before.get(n, 0) for n, c in self.losses.counts().items()}
+            self._increments[key] = {n: c - before.get(n, 0) for n, c in self.losses.counts().items()}
             return
-        increments = self._last_increments
+        increments = self._increments[key]
         try:
             with self.losses.frozen():
                 replay = self.backend.capture(update)
@@ -123,7 +124,7 @@ class UpdateGraphs:
 
     def discard(self, predicate: Callable[[Any], bool]) -> None:
         """Forget the graphs (and warm-up counts) of the keys ``predicate`` accepts, freeing their memory."""
-        for store in (self._graphs, self._runs):
+        for store in (self._graphs, self._runs, self._increments):
             for key in [k for k in store if predicate(k)]:
                 del store[key]
 
@@ -132,6 +133,7 @@ class UpdateGraphs:
         self._graphs.clear()
         self._runs.clear()
         self._eager_only.clear()
+        self._increments.clear()
 
 
 def can_capture(optimizer: th.optim.Optimizer) -> bool:
