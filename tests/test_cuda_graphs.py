@@ -62,6 +62,13 @@ class FailingCapture(ReplayByRerun):
         raise RuntimeError("operation not permitted when stream is capturing")
 
 
+def _record_logged_losses(model) -> dict[str, float]:
+    """The means the model would log, kept (not flushed) at each logger dump, in the returned dict."""
+    logs: dict[str, float] = {}
+    model._dump_offline_logs = lambda: logs.update(model._losses.means())
+    return logs
+
+
 def _parameters(model) -> dict[str, th.Tensor]:
     return {k: v.detach().cpu().clone() for k, v in model.policy.state_dict().items()}
 
@@ -220,9 +227,7 @@ def test_training_through_update_graphs_equals_eager_training(algo, pendulum_tra
     backend = ReplayByRerun(graphed._losses)
     graphed._update_graphs = UpdateGraphs(graphed._losses, backend, warmup=3)
     graphed._graphs_apply = lambda: True  # type: ignore[method-assign]
-    eager_logs, graphed_logs = {}, {}
-    eager._dump_offline_logs = lambda: eager_logs.update(eager._losses.means())  # type: ignore[method-assign]
-    graphed._dump_offline_logs = lambda: graphed_logs.update(graphed._losses.means())  # type: ignore[method-assign]
+    eager_logs, graphed_logs = _record_logged_losses(eager), _record_logged_losses(graphed)
     th.manual_seed(0)
     eager.learn(20, log_interval=None)
     th.manual_seed(0)
@@ -233,6 +238,7 @@ def test_training_through_update_graphs_equals_eager_training(algo, pendulum_tra
     assert backend.replays == 20 - 3 * expected_captures
     for name, value in _parameters(eager).items():
         th.testing.assert_close(_parameters(graphed)[name], value, rtol=0, atol=0, msg=name)
+    assert eager_logs, "nothing was logged"
     assert graphed_logs.keys() == eager_logs.keys() and graphed_logs == pytest.approx(eager_logs)
     if algo is PLAS:
         assert not any(key[0] == "plas/vae" for key in graphed._update_graphs._graphs)  # freed once frozen
@@ -257,9 +263,7 @@ def test_cuda_graph_updates_match_eager_updates(algo, pendulum_transitions, tmp_
     kwargs = SMALL[algo]
     eager = algo("MlpPolicy", env, dataset=pendulum_transitions, seed=5, device="cuda", cuda_graphs=False, **kwargs)
     graphed = algo("MlpPolicy", env, dataset=pendulum_transitions, seed=5, device="cuda", **copy.deepcopy(kwargs))
-    eager_logs, graphed_logs = {}, {}
-    eager._dump_offline_logs = lambda: eager_logs.update(eager._losses.means())  # type: ignore[method-assign]
-    graphed._dump_offline_logs = lambda: graphed_logs.update(graphed._losses.means())  # type: ignore[method-assign]
+    eager_logs, graphed_logs = _record_logged_losses(eager), _record_logged_losses(graphed)
     th.manual_seed(1)
     eager.learn(30, log_interval=None)
     th.manual_seed(1)
