@@ -5,7 +5,7 @@ The same algorithms on D4RL-style datasets made locally: ``medium``, ``medium-re
     # D4RL's budgets (GPU machine; hours): 1M transitions, 1M-step expert, 300k gradient steps
     python benchmarks/d4rl_style.py --envs Hopper-v5 HalfCheetah-v5 Walker2d-v5 --transitions 1000000 --steps 300000
     # a CPU-sized run
-    python benchmarks/d4rl_style.py --envs Pendulum-v1 --transitions 10000 --steps 5000 --seeds 0 1 --small-nets
+    python benchmarks/d4rl_style.py --envs Pendulum-v1 --transitions 10000 --steps 5000 --seeds 0 1 2 --small-nets
 
 The "medium" policy is trained until its return reaches a third of the expert's normalized return
 (the expert is trained first and cached); "medium-replay" is its replay buffer up to that point.
