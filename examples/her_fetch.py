@@ -47,7 +47,8 @@ HER_DDPG: dict[str, Any] = dict(
     learning_rate=1e-3,
     actor_learning_rate=1e-3,
     critic_weight_decay=0.0,
-    policy_kwargs=dict(net_arch=[64, 64]),
+    # HER's DDPG (OpenAI baselines) feeds the action to the critic's input layer
+    policy_kwargs=dict(net_arch=[64, 64], critic_action_at_input=True),
 )
 #: The same discount, polyak and batch on BCQ (its other settings are the BCQ paper's), small networks.
 HER_BCQ: dict[str, Any] = dict(

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+import math
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, ClassVar, overload
 
 import numpy as np
 import torch as th
@@ -16,6 +19,193 @@ from sb3_offline.datasets.transitions import Observations, Transitions
 from sb3_offline.datasets.validation import DEFAULT_ACTION_BOUND_TOLERANCE, validate_transitions
 
 TensorObs = th.Tensor | dict[str, th.Tensor]
+
+#: The named reward rules ``OfflineReplayBuffer(reward_transform=...)`` resolves from the dataset.
+REWARD_TRANSFORM_RULES = ("iql_locomotion", "antmaze", "max", "max_abs")
+
+
+@dataclass(frozen=True)
+class RewardTransform:
+    """
+    An affine reward transform ``r' = scale * r + shift``, the resolved form of every
+    ``reward_transform`` an :class:`OfflineReplayBuffer` accepts. Applies to numpy arrays and torch
+    tensors alike (their dtype and device are kept).
+
+    :param scale: multiplies the reward (finite, not 0)
+    :param shift: added after scaling (finite)
+    """
+
+    scale: float = 1.0
+    shift: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name, value, nonzero in (("scale", self.scale, True), ("shift", self.shift, False)):
+            if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+                raise ValueError(f"reward_transform: expected a real number as {name}, found {value!r}")
+            if not math.isfinite(float(value)) or (nonzero and float(value) == 0.0):
+                expected = "a finite, non-zero scale" if nonzero else "a finite shift"
+                raise ValueError(f"reward_transform: expected {expected}, found {name}={value!r}")
+        object.__setattr__(self, "scale", float(self.scale))
+        object.__setattr__(self, "shift", float(self.shift))
+
+    @overload
+    def __call__(self, rewards: th.Tensor) -> th.Tensor: ...
+
+    @overload
+    def __call__(self, rewards: np.ndarray) -> np.ndarray: ...
+
+    def __call__(self, rewards: np.ndarray | th.Tensor) -> np.ndarray | th.Tensor:
+        """``scale * rewards + shift`` (same type and device as ``rewards``; same dtype if floating)."""
+        if isinstance(rewards, th.Tensor):
+            return rewards * self.scale + self.shift
+        rewards = np.asarray(rewards)
+        if not np.issubdtype(rewards.dtype, np.floating):
+            rewards = rewards.astype(np.float64)
+        return (rewards * self.scale + self.shift).astype(rewards.dtype, copy=False)
+
+    @property
+    def is_identity(self) -> bool:
+        return self.scale == 1.0 and self.shift == 0.0
+
+    def to_dict(self) -> dict[str, float]:
+        """``dict(scale=..., shift=...)``: what ``reward_transform=`` accepts to rebuild exactly this transform."""
+        return {"scale": self.scale, "shift": self.shift}
+
+
+RewardTransformSpec = RewardTransform | dict[str, float] | str | None
+
+
+def episode_returns(rewards: np.ndarray, episode_ends: np.ndarray) -> np.ndarray:
+    """
+    Undiscounted return (float64 sum) of each episode: the contiguous runs of rows closed by
+    ``episode_ends`` (termination or truncation); a last run no flag closes ends with the data.
+
+    :param rewards: ``(N,)`` rewards
+    :param episode_ends: ``(N,)`` bool, True on the row that closes an episode
+    """
+    rewards = np.asarray(rewards, dtype=np.float64).reshape(-1)
+    if len(rewards) == 0:
+        return np.zeros(0, dtype=np.float64)
+    starts, _ = _episode_bounds(np.asarray(episode_ends, dtype=bool).reshape(-1))
+    return np.add.reduceat(rewards, starts)
+
+
+def resolve_reward_transform(
+    spec: RewardTransformSpec,
+    rewards: np.ndarray | None = None,
+    episode_ends: np.ndarray | None = None,
+) -> RewardTransform:
+    """
+    Turn what ``OfflineReplayBuffer(reward_transform=...)`` accepts into a :class:`RewardTransform`.
+
+    - ``None``: the identity;
+    - a ``RewardTransform``, or a dict ``dict(scale=a, shift=b)`` (either key may be left out; ``to_dict()``'s
+      output): ``r' = a * r + b``, exactly, whatever the dataset;
+    - ``"iql_locomotion"``: ``r' = r / (max episode return - min episode return) * 1000``, the rule of IQL's
+      authors for the locomotion tasks (``normalize`` in ikostrikov/implicit_q_learning, ``train_offline.py``:
+      the dataset is split into trajectories at its ``dones_float`` (a termination, a time-limit cut or
+      the end of the data: these are the buffer's episodes), each trajectory's return is the plain sum of
+      its rewards, and the rewards are divided by the spread between the best and the worst trajectory,
+      then multiplied by 1000). Needs the dataset's ``rewards`` and ``episode_ends``;
+    - ``"antmaze"``: ``r' = r - 1`` (the same file's AntMaze rule);
+    - ``"max"``: ``r' = r / max r``, the rule of LAPO's authors for every D4RL task but AntMaze
+      (pcchenxi/LAPO-offlienRL, ``main_d4rl.py``: ``dataset['rewards'] / dataset['rewards'].max()``); it needs
+      a dataset whose largest reward is > 0 (otherwise it would flip the rewards' signs or divide by 0);
+    - ``"max_abs"``: ``r' = r / max |r|``: the same as ``"max"`` whenever ``max r >= |min r|`` (rewards >= 0,
+      or a largest reward that dominates), and defined for any data with a reward != 0 (Pendulum's are all <= 0).
+
+    :param spec: the ``reward_transform`` argument
+    :param rewards: the dataset's raw rewards ``(N,)`` (for the rules computed from the dataset)
+    :param episode_ends: ``(N,)`` bool, True on the rows that end an episode (termination or truncation)
+    :raises ValueError: naming ``reward_transform``: an unknown rule or type, a bad scale/shift, a rule that
+        needs a dataset without one, a zero spread of episode returns
+    """
+    if spec is None:
+        return RewardTransform()
+    if isinstance(spec, RewardTransform):
+        return spec
+    if isinstance(spec, dict):
+        unknown = sorted(set(spec) - {"scale", "shift"})
+        if unknown:
+            raise ValueError(f"reward_transform: expected a dict with keys 'scale' and 'shift', found keys {unknown}")
+        return RewardTransform(scale=spec.get("scale", 1.0), shift=spec.get("shift", 0.0))
+    if isinstance(spec, str):
+        if spec == "antmaze":
+            return RewardTransform(scale=1.0, shift=-1.0)
+        if spec == "iql_locomotion":
+            if rewards is None or episode_ends is None or len(rewards) == 0:
+                raise ValueError(
+                    "reward_transform: expected a dataset to compute 'iql_locomotion' from (its episode returns), "
+                    "found none; pass the resolved transform instead (dict(scale=..., shift=...))"
+                )
+            returns = episode_returns(rewards, episode_ends)
+            spread = float(returns.max() - returns.min())
+            if not spread > 0.0:
+                raise ValueError(
+                    f"reward_transform: 'iql_locomotion' expected episode returns with max > min, found "
+                    f"max = min = {float(returns.max())} over {len(returns)} episode(s)"
+                )
+            return RewardTransform(scale=1000.0 / spread, shift=0.0)
+        if spec in ("max", "max_abs"):
+            if rewards is None or len(rewards) == 0:
+                raise ValueError(
+                    f"reward_transform: expected a dataset to compute {spec!r} from (its rewards), found none; pass "
+                    "the resolved transform instead (dict(scale=..., shift=...))"
+                )
+            values = np.asarray(rewards, dtype=np.float64)
+            largest = float(values.max()) if spec == "max" else float(np.abs(values).max())
+            if not largest > 0.0:
+                expected = "a largest reward > 0" if spec == "max" else "a reward != 0"
+                raise ValueError(
+                    f"reward_transform: {spec!r} expected {expected}, found rewards in "
+                    f"[{float(values.min())}, {float(values.max())}]"
+                    + ("; 'max_abs' divides by max |r|" if spec == "max" else "")
+                )
+            return RewardTransform(scale=1.0 / largest, shift=0.0)
+        raise ValueError(f"reward_transform: expected one of {list(REWARD_TRANSFORM_RULES)}, found {spec!r}")
+    raise ValueError(
+        f"reward_transform: expected None, a RewardTransform, dict(scale=..., shift=...) or one of "
+        f"{list(REWARD_TRANSFORM_RULES)}, found {spec!r}"
+    )
+
+
+def _episode_bounds(episode_ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(starts, lengths)`` (int64) of the episodes closed by ``episode_ends`` and by the end of the data."""
+    closes = episode_ends.copy()
+    if len(closes):
+        closes[-1] = True
+    last_rows = np.flatnonzero(closes).astype(np.int64)
+    starts = np.concatenate([np.zeros(min(len(last_rows), 1), dtype=np.int64), last_rows[:-1] + 1])
+    return starts, last_rows - starts + 1
+
+
+def discounted_returns_to_go(rewards: np.ndarray, episode_ends: np.ndarray, gamma: float) -> np.ndarray:
+    """
+    Returns-to-go of consecutive transitions: ``G_t = r_t + gamma * G_{t+1} * (1 - end_t)``, with
+    ``G = 0`` after the last row. An episode end (termination *or* truncation) and the end of the data
+    stop the sum: nothing is added for the unseen steps after a time-limit cut, as Cal-QL's
+    ``calc_return_to_go`` does (nakamotoo/Cal-QL, ``JaxCQL/replay_buffer.py``:
+    ``return_to_go[-i-1] = rewards[-i-1] + gamma * prev_return * (1 - terminals[-i-1])`` from
+    ``prev_return = 0`` at each trajectory's last step).
+
+    Computed without a loop over rows: the linear recurrence ``G_t = a_t G_{t+1} + r_t`` is solved by a
+    log-depth parallel suffix scan (``ceil(log2 N)`` vectorised passes), in float64.
+
+    :param rewards: ``(N,)`` rewards (already transformed)
+    :param episode_ends: ``(N,)`` bool, True on the rows that end an episode
+    :param gamma: discount factor
+    :return: ``(N,)`` float64 returns-to-go
+    """
+    returns = np.asarray(rewards, dtype=np.float64).reshape(-1).copy()
+    coef = np.where(np.asarray(episode_ends, dtype=bool).reshape(-1), 0.0, float(gamma))
+    n = len(returns)
+    offset = 1
+    # invariant: G_t = returns_t + coef_t * G_{t + offset} (G = 0 past the data's end)
+    while offset < n:
+        returns[:-offset] = returns[:-offset] + coef[:-offset] * returns[offset:]
+        coef[:-offset] = coef[:-offset] * coef[offset:]
+        offset *= 2
+    return returns
 
 
 def _obs_dtype(space: spaces.Space) -> th.dtype:
@@ -69,6 +259,27 @@ class OfflineReplayBuffer(ReplayBuffer):
     after the dataset, in a region of ``online_capacity`` rows allocated with it; that region is a
     ring buffer, the dataset rows are never overwritten and never copied again.
 
+    **Rewards** are stored transformed by ``reward_transform`` (resolved once, from the dataset, into
+    ``self.reward_transform``, a :class:`RewardTransform`), for the dataset and for every online reward
+    ``add()`` receives; the raw rewards are not kept.
+
+    **Episodes.** The dataset's episodes are its contiguous runs of rows closed by a termination or a
+    truncation (a last run no flag closes ends with the data): ``episode_ids`` (``(buffer_size,)`` int64,
+    one per row), ``episode_starts`` / ``episode_lengths`` (``(n_episodes,)`` int64, dataset episodes
+    only) and ``n_episodes`` (the dataset's episode count). Online rows continue the numbering: each
+    env's stream of rows is its own sequence of episodes (a new id when an env starts an episode; with
+    ``n_envs > 1`` the envs' rows interleave in the ring, so an online episode is every ``n_envs``-th
+    row, not a contiguous run). Online rows not yet written have id ``-1``. When the ring wraps, a
+    row's new transition overwrites the old one *and its episode id*: an old episode keeps only the
+    rows not yet overwritten (its id then covers fewer rows; nothing else is renumbered).
+
+    **Returns-to-go** (:meth:`returns_to_go`, ``(buffer_size, 1)`` float32, cached per ``gamma``) are
+    computed from the transformed rewards. Those of an online episode exist once it has ended:
+    ``rtg_valid`` (``(buffer_size, 1)`` bool) is True on the dataset rows and on the rows of finished
+    online episodes; ``add()`` fills a finished episode's returns-to-go in every cached tensor in place
+    (the tensors are never replaced, except by :meth:`to`, so a captured CUDA graph reading them sees
+    new episodes).
+
     :param buffer_size: SB3's buffer size; ignored when a dataset is given (its length sets the size)
     :param observation_space: the env's observation space (``Box`` or ``Dict`` of ``Box``)
     :param action_space: the env's action space (a bounded ``Box``)
@@ -81,6 +292,16 @@ class OfflineReplayBuffer(ReplayBuffer):
     :param online_capacity: rows reserved after the dataset for online transitions
     :param action_bound_tolerance: accepted overshoot of the action bounds, as a fraction of the range
     :param download: allow Minari to fetch a dataset id that is not on local disk
+    :param reward_transform: applied to the dataset's rewards and to every online reward, before
+        returns-to-go: ``None`` (identity), ``dict(scale=a, shift=b)`` (``r' = a * r + b``), a
+        :class:`RewardTransform` (e.g. a trained model's ``buffer.reward_transform``, to rebuild exactly
+        the same transform from any dataset), or a rule resolved from the dataset: ``"iql_locomotion"``
+        (``r / (max - min episode return) * 1000``), ``"antmaze"`` (``r - 1``), ``"max"`` (``r / max r``) or
+        ``"max_abs"`` (``r / max |r|``); see :func:`resolve_reward_transform`
+    :param offline_fraction: ``None``: a batch is drawn uniformly from every row held (the dataset's and the
+        online ones alike); a value in [0, 1]: once online rows exist, ``int(batch_size * offline_fraction)``
+        rows of each batch come from the dataset and the rest from the online rows (Cal-QL's ``mixing_ratio``,
+        the offline share; see :meth:`sample_indices`)
     """
 
     #: ``sample`` is device work only (no host round trip), so an update that samples from this
@@ -93,6 +314,10 @@ class OfflineReplayBuffer(ReplayBuffer):
     rewards: th.Tensor  # type: ignore[assignment]
     dones: th.Tensor  # type: ignore[assignment]
     timeouts: th.Tensor  # type: ignore[assignment]
+    episode_ids: th.Tensor
+    episode_starts: th.Tensor
+    episode_lengths: th.Tensor
+    rtg_valid: th.Tensor
 
     def __init__(
         self,
@@ -107,6 +332,8 @@ class OfflineReplayBuffer(ReplayBuffer):
         online_capacity: int = 0,
         action_bound_tolerance: float = DEFAULT_ACTION_BOUND_TOLERANCE,
         download: bool = False,
+        reward_transform: RewardTransformSpec = None,
+        offline_fraction: float | None = None,
     ) -> None:
         if optimize_memory_usage:
             raise ValueError("optimize_memory_usage: expected False (OfflineReplayBuffer stores next observations)")
@@ -116,6 +343,12 @@ class OfflineReplayBuffer(ReplayBuffer):
             raise ValueError(f"action_space: expected a Box, found {type(action_space).__name__}")
         if online_capacity < 0:
             raise ValueError(f"online_capacity: expected >= 0, found {online_capacity}")
+        if offline_fraction is not None and (
+            isinstance(offline_fraction, bool)
+            or not isinstance(offline_fraction, int | float)
+            or not 0.0 <= offline_fraction <= 1.0
+        ):
+            raise ValueError(f"offline_fraction: expected None or a number in [0, 1], found {offline_fraction!r}")
         # BaseBuffer, not ReplayBuffer.__init__: that one would allocate numpy arrays we never use.
         BaseBuffer.__init__(self, buffer_size, observation_space, action_space, device=device, n_envs=n_envs)
         self.optimize_memory_usage = False
@@ -123,6 +356,7 @@ class OfflineReplayBuffer(ReplayBuffer):
         self.dataset_name = describe_source(dataset) if dataset is not None else None
         self.online_capacity = int(online_capacity)
         self.action_bound_tolerance = action_bound_tolerance
+        self.offline_fraction = None if offline_fraction is None else float(offline_fraction)
 
         transitions = None
         if dataset is not None:
@@ -131,14 +365,25 @@ class OfflineReplayBuffer(ReplayBuffer):
         self.dataset_size = len(transitions) if transitions is not None else 0
         self.metadata: dict[str, Any] = dict(transitions.metadata) if transitions is not None else {}
         self.env_id = transitions.env_id if transitions is not None else None
+        self.reward_transform = resolve_reward_transform(
+            reward_transform,
+            transitions.rewards if transitions is not None else None,
+            transitions.episode_ends if transitions is not None else None,
+        )
         self.buffer_size = self.dataset_size + self.online_capacity
         if self.buffer_size == 0:
             raise ValueError("dataset: expected a dataset or online_capacity > 0, found neither")
         self._allocate(self.buffer_size)
+        self.n_episodes = 0
+        self.episode_starts = th.zeros(0, dtype=th.int64, device=self.device)
+        self.episode_lengths = th.zeros(0, dtype=th.int64, device=self.device)
         if transitions is not None:
             self._write_dataset(transitions)
+            self._index_dataset_episodes(transitions)
         self._online_pos = 0
         self._online_full = False
+        self._rtg_cache: dict[float, th.Tensor] = {}
+        self._reset_online_episodes()
 
     # ------------------------------------------------------------------------------------ storage
     def _allocate(self, capacity: int) -> None:
@@ -149,6 +394,8 @@ class OfflineReplayBuffer(ReplayBuffer):
         self.rewards = th.zeros((capacity, 1), dtype=th.float32, device=device)
         self.dones = th.zeros((capacity, 1), dtype=th.float32, device=device)
         self.timeouts = th.zeros((capacity, 1), dtype=th.float32, device=device)
+        self.episode_ids = th.full((capacity,), -1, dtype=th.int64, device=device)
+        self.rtg_valid = th.zeros((capacity, 1), dtype=th.bool, device=device)
 
     def scale_action(self, action: np.ndarray) -> np.ndarray:
         """Env units -> [-1, 1], as SB3's ``BasePolicy.scale_action``."""
@@ -163,9 +410,44 @@ class OfflineReplayBuffer(ReplayBuffer):
         _write_obs(self.next_observations, rows, transitions.next_observations)
         scaled = self.scale_action(transitions.actions.astype(np.float64)).astype(np.float32)
         self.actions[rows] = th.as_tensor(scaled.reshape(n, self.action_dim), device=self.device)
-        self.rewards[rows, 0] = th.as_tensor(transitions.rewards, dtype=th.float32, device=self.device)
+        rewards = self.reward_transform(np.asarray(transitions.rewards, dtype=np.float32))
+        self.rewards[rows, 0] = th.as_tensor(rewards, dtype=th.float32, device=self.device)
         self.dones[rows, 0] = th.as_tensor(transitions.terminations, dtype=th.float32, device=self.device)
         self.timeouts[rows, 0] = th.as_tensor(transitions.truncations, dtype=th.float32, device=self.device)
+
+    def _index_dataset_episodes(self, transitions: Transitions) -> None:
+        """``episode_ids`` of the dataset rows, ``episode_starts``, ``episode_lengths``, ``n_episodes``."""
+        starts, lengths = _episode_bounds(np.asarray(transitions.episode_ends, dtype=bool))
+        ids = np.repeat(np.arange(len(starts), dtype=np.int64), lengths)
+        self.n_episodes = len(starts)
+        self.episode_starts = th.as_tensor(starts, device=self.device)
+        self.episode_lengths = th.as_tensor(lengths, device=self.device)
+        self.episode_ids[: self.dataset_size] = th.as_tensor(ids, device=self.device)
+        self.rtg_valid[: self.dataset_size] = True
+
+    def _reset_online_episodes(self) -> None:
+        """No online episode: ids restart after the dataset's, every online row is unwritten (id -1)."""
+        self._next_episode_id = self.n_episodes
+        self._open_episode = np.full(self.n_envs, -1, dtype=np.int64)  # per env: its running episode, -1: none
+        # per env: (row, transformed reward) of its running episode's steps still in the ring (the
+        # older ones were overwritten by its own later steps; a return-to-go needs only later rewards)
+        self._open_steps: list[deque[tuple[int, float]]] = [
+            deque(maxlen=max(self._ring_rows_per_env, 1)) for _ in range(self.n_envs)
+        ]
+        self.episode_ids[self.dataset_size :] = -1
+        self.rtg_valid[self.dataset_size :] = False
+        for cached in self._rtg_cache.values():
+            cached[self.dataset_size :] = 0.0
+
+    @property
+    def _ring_rows_per_env(self) -> int:
+        """Rows of the online ring each env cycles through (env ``e`` has rows ``dataset_size + e + k * n_envs``)."""
+        return self.online_capacity // self.n_envs
+
+    @property
+    def n_online_episodes(self) -> int:
+        """Online episodes begun since the buffer was made (or reset); their ids follow the dataset's."""
+        return self._next_episode_id - self.n_episodes
 
     def size(self) -> int:
         """Number of transitions that can be sampled: the dataset plus the online ones."""
@@ -177,9 +459,10 @@ class OfflineReplayBuffer(ReplayBuffer):
         return self.size() - self.dataset_size
 
     def reset(self) -> None:
-        """Forget the online transitions; the dataset stays."""
+        """Forget the online transitions and their episodes (online ids restart after the dataset's)."""
         self._online_pos = 0
         self._online_full = False
+        self._reset_online_episodes()
 
     # -------------------------------------------------------------------------------------- online
     def add(  # type: ignore[override]
@@ -194,7 +477,12 @@ class OfflineReplayBuffer(ReplayBuffer):
         """
         Append ``n_envs`` online transitions after the dataset (SB3's ``ReplayBuffer.add`` arguments;
         ``action`` is the buffer action, already in [-1, 1]). A done whose info says
-        ``TimeLimit.truncated`` is stored as a timeout, not a termination.
+        ``TimeLimit.truncated`` is stored as a timeout, not a termination. ``reward`` is stored
+        transformed by ``self.reward_transform``.
+
+        Episodes: an env with no running episode starts one (the next id); a done (termination or
+        timeout) ends it, and its returns-to-go are then written to every cached :meth:`returns_to_go`
+        tensor and its rows marked in ``rtg_valid`` (until then they are invalid, and 0).
         """
         if self.online_capacity < self.n_envs:
             raise ValueError(
@@ -208,17 +496,110 @@ class OfflineReplayBuffer(ReplayBuffer):
         self.actions[rows] = th.as_tensor(np.asarray(action), dtype=th.float32, device=self.device).reshape(
             self.n_envs, self.action_dim
         )
-        self.rewards[rows, 0] = th.as_tensor(np.asarray(reward), dtype=th.float32, device=self.device).reshape(-1)
+        rewards = self.reward_transform(np.asarray(reward, dtype=np.float32).reshape(-1))
+        self.rewards[rows, 0] = th.as_tensor(rewards, device=self.device)
         timeouts = np.array([info.get("TimeLimit.truncated", False) for info in infos], dtype=np.float32)
         dones = np.asarray(done, dtype=np.float32).reshape(-1)
         self.dones[rows, 0] = th.as_tensor(dones * (1.0 - timeouts), device=self.device)
         self.timeouts[rows, 0] = th.as_tensor(timeouts, device=self.device)
+        self._track_online_episodes(start, rewards, (dones > 0) | (timeouts > 0))
         self._online_pos += self.n_envs
         if self._online_pos + self.n_envs > self.online_capacity:
             self._online_full = True
             self._online_pos = 0
         self.pos = self.size() % self.buffer_size
         self.full = self.size() == self.buffer_size
+
+    def _track_online_episodes(self, start: int, rewards: np.ndarray, ends: np.ndarray) -> None:
+        """Episode ids of the ``n_envs`` rows just written from ``start``; close the episodes that ended."""
+        starting = self._open_episode < 0
+        self._open_episode[starting] = self._next_episode_id + np.arange(int(starting.sum()))
+        self._next_episode_id += int(starting.sum())
+        rows = slice(start, start + self.n_envs)
+        self.episode_ids[rows] = th.as_tensor(self._open_episode, device=self.device)
+        self.rtg_valid[rows] = False
+        for cached in self._rtg_cache.values():
+            cached[rows] = 0.0
+        for env_idx in range(self.n_envs):
+            self._open_steps[env_idx].append((start + env_idx, float(rewards[env_idx])))
+        for ended in np.flatnonzero(ends):
+            self._finish_online_episode(int(ended))
+
+    def _finish_online_episode(self, env_idx: int) -> None:
+        """Env ``env_idx``'s episode ended: write its returns-to-go (every cached gamma), mark them valid."""
+        steps = self._open_steps[env_idx]
+        self._open_episode[env_idx] = -1
+        if not steps:
+            return
+        rows = th.as_tensor([row for row, _ in steps], dtype=th.int64, device=self.device)
+        rewards = np.array([reward for _, reward in steps], dtype=np.float64)
+        ends = np.zeros(len(rewards), dtype=bool)
+        for gamma, cached in self._rtg_cache.items():
+            values = discounted_returns_to_go(rewards, ends, gamma).astype(np.float32)
+            cached[rows, 0] = th.as_tensor(values, device=self.device)
+        self.rtg_valid[rows] = True
+        steps.clear()
+
+    def truncate_last_trajectory(self) -> None:
+        """
+        End the online episodes still running as time-limit truncations (their last transition gets a
+        timeout, so it still bootstraps) and fill their returns-to-go; e.g. after loading a saved buffer
+        whose envs will start new episodes (SB3's ``HerReplayBuffer.truncate_last_trajectory``).
+        """
+        for env_idx in range(self.n_envs):
+            if self._open_steps[env_idx]:
+                last_row = self._open_steps[env_idx][-1][0]
+                self.timeouts[last_row] = 1.0
+                self._finish_online_episode(env_idx)
+
+    # ------------------------------------------------------------------------------ returns-to-go
+    def returns_to_go(self, gamma: float) -> th.Tensor:
+        """
+        Discounted returns-to-go of every row, ``(buffer_size, 1)`` float32 on the device, computed
+        from the stored (transformed) rewards within each episode: ``G_t = r_t + gamma * G_{t+1}``,
+        backwards; a termination ends the sum (``G_T = r_T``), and so does a time-limit cut or the end of
+        the data, with nothing added for the unseen steps (as Cal-QL's ``calc_return_to_go``,
+        nakamotoo/Cal-QL ``JaxCQL/replay_buffer.py``; its special case for all-failure sparse-reward
+        trajectories, ``r / (1 - gamma)``, is not applied). See :func:`discounted_returns_to_go`.
+
+        Rows of online episodes still running (and online rows never written) hold 0 and are False in
+        ``rtg_valid``: mask with it (``rtg[idx]``, ``rtg_valid[idx]``). An online episode that lost its
+        first rows to the ring keeps exact returns-to-go on its remaining rows (they need only later
+        rewards).
+
+        Cached per ``gamma``: the first call for a gamma reads the rewards back from the device (a host
+        sync: call it before capturing a CUDA graph); later calls return the same tensor, which ``add()``
+        keeps up to date in place when online episodes end.
+
+        :param gamma: discount factor, in [0, 1]
+        """
+        gamma = float(gamma)
+        if not 0.0 <= gamma <= 1.0:
+            raise ValueError(f"gamma: expected a discount factor in [0, 1], found {gamma}")
+        cached = self._rtg_cache.get(gamma)
+        if cached is not None:
+            return cached
+        values = np.zeros(self.buffer_size, dtype=np.float64)
+        rewards = self.rewards[:, 0].cpu().numpy()
+        ends = ((self.dones[:, 0] > 0) | (self.timeouts[:, 0] > 0)).cpu().numpy()
+        n = self.dataset_size
+        values[:n] = discounted_returns_to_go(rewards[:n], ends[:n], gamma)
+        for env_idx in range(self.n_envs):
+            rows = self._online_stream_rows(env_idx)
+            values[rows] = discounted_returns_to_go(rewards[rows], ends[rows], gamma)
+        valid = self.rtg_valid[:, 0].cpu().numpy()
+        values[~valid] = 0.0  # running online episodes (their tails were closed by the stream's end above)
+        cached = th.as_tensor(values.astype(np.float32).reshape(-1, 1), device=self.device)
+        self._rtg_cache[gamma] = cached
+        return cached
+
+    def _online_stream_rows(self, env_idx: int) -> np.ndarray:
+        """The rows env ``env_idx`` has written and the ring still holds, oldest first."""
+        n_written = self._ring_rows_per_env if self._online_full else self._online_pos // self.n_envs
+        slots = np.arange(n_written, dtype=np.int64)
+        if self._online_full:
+            slots = np.roll(slots, -(self._online_pos // self.n_envs))  # the next slot written is the oldest
+        return self.dataset_size + slots * self.n_envs + env_idx
 
     # ------------------------------------------------------------------------------------ sampling
     def sample(  # type: ignore[override]
@@ -230,11 +611,88 @@ class OfflineReplayBuffer(ReplayBuffer):
                 "env: expected None; OfflineReplayBuffer does not normalise with VecNormalize "
                 "(normalise the dataset itself, or train without VecNormalize)"
             )
+        return self.gather(self.sample_indices(batch_size))
+
+    def sample_indices(self, batch_size: int, finished_episodes_only: bool = False) -> th.Tensor:
+        """
+        ``batch_size`` row indices, drawn with ``th.randint`` on the device: gather them with :meth:`gather`,
+        and anything else per row (``returns_to_go(gamma)[idx]``, ``rtg_valid[idx]``, ``episode_ids[idx]``)
+        with the same indices, all on the device (no host sync: safe inside a CUDA graph; what the draw
+        depends on on the host is :meth:`graph_key`).
+
+        - ``offline_fraction`` ``None`` (default): uniformly among the rows held (one draw, as ``sample``
+          always made);
+        - ``offline_fraction`` ``f``: ``int(batch_size * f)`` rows uniformly among the dataset's, the others
+          uniformly among the online rows, with replacement however few these are (a single online row fills
+          the whole online share, as the online buffer of Cal-QL's authors, ``ReplayBuffer.sample``, is
+          sampled with ``np.random.randint``). While no online row can be drawn (before the first online step,
+          or, with ``finished_episodes_only``, before the first online episode ends), or without a dataset,
+          the batch is drawn as with ``None``;
+        - ``finished_episodes_only``: rows of online episodes still running (``rtg_valid`` False: their
+          returns-to-go do not exist yet) are never drawn; Cal-QL's authors add an online episode to their
+          buffer only once it has ended.
+
+        :param batch_size: number of rows
+        :param finished_episodes_only: leave out the rows of the online episodes still running
+        :return: ``(batch_size,)`` int64 row indices on the buffer's device
+        """
         upper = self.size()
         if upper == 0:
-            raise ValueError("OfflineReplayBuffer.sample: the buffer holds no transitions")
-        idx = th.randint(0, upper, (batch_size,), device=self.device)
-        return self.gather(idx)
+            raise ValueError(f"{type(self).__name__}.sample: the buffer holds no transitions")
+        counts = self._online_counts(finished_episodes_only)
+        n_online, n_data = sum(counts), self.dataset_size
+        if n_data + n_online == 0:
+            raise ValueError(
+                f"{type(self).__name__}.sample: expected transitions of finished episodes, found only the "
+                f"{self.online_size} rows of online episodes still running"
+            )
+        fraction = getattr(self, "offline_fraction", None)
+        if fraction is None or n_online == 0 or n_data == 0:
+            draws = th.randint(0, n_data + n_online, (batch_size,), device=self.device)
+            if not finished_episodes_only or n_online == 0:
+                return draws  # the dataset's rows, then the online ones: row = draw
+            online = self._online_rows((draws - n_data).clamp(min=0), counts)
+            return th.where(draws < n_data, draws, online)
+        n_offline = int(batch_size * fraction)
+        offline = th.randint(0, n_data, (n_offline,), device=self.device)
+        draws = th.randint(0, n_online, (batch_size - n_offline,), device=self.device)
+        online = self._online_rows(draws, counts) if finished_episodes_only else draws + n_data
+        return th.cat([offline, online])
+
+    def _online_counts(self, finished_episodes_only: bool) -> list[int]:
+        """Per env, how many of its online rows may be drawn (all it has written, or those of ended episodes)."""
+        if self.online_capacity < self.n_envs:
+            return [0] * self.n_envs
+        written = self._ring_rows_per_env if self._online_full else self._online_pos // self.n_envs
+        if not finished_episodes_only:
+            return [written] * self.n_envs
+        # an env's running episode is its newest len(open steps) rows: the others belong to ended episodes
+        return [written - len(steps) for steps in self._open_steps]
+
+    def _online_rows(self, draws: th.Tensor, counts: list[int]) -> th.Tensor:
+        """
+        Draws in ``[0, sum(counts))`` -> rows of finished online episodes: env by env (``counts[e]`` each), and
+        within an env its ``counts[e]`` oldest rows in the ring, oldest first (device arithmetic only).
+        """
+        env = th.zeros_like(draws)
+        start = th.zeros_like(draws)
+        boundary = 0
+        for count in counts[:-1]:
+            boundary += count
+            later = (draws >= boundary).long()
+            env = env + later
+            start = start + later * count
+        oldest = self._online_pos // self.n_envs if self._online_full else 0
+        slot = (oldest + draws - start) % self._ring_rows_per_env
+        return self.dataset_size + slot * self.n_envs + env
+
+    def graph_key(self) -> tuple[Any, ...]:
+        """
+        The host-side state a batch from :meth:`sample_indices` depends on (row counts, the ring's position,
+        the running episodes' lengths): an update captured in a CUDA graph with one key is valid for exactly
+        that key (``OfflineAlgorithm._gradient_step`` captures anew when it changes).
+        """
+        return (self.size(), self._online_pos, tuple(len(steps) for steps in self._open_steps))
 
     def gather(self, idx: th.Tensor) -> ReplayBufferSamples | DictReplayBufferSamples:
         """The transitions at rows ``idx`` (a tensor on the buffer's device)."""
@@ -276,5 +734,8 @@ class OfflineReplayBuffer(ReplayBuffer):
         self.next_observations = move(self.next_observations)
         self.actions, self.rewards = self.actions.to(device), self.rewards.to(device)
         self.dones, self.timeouts = self.dones.to(device), self.timeouts.to(device)
+        self.episode_ids, self.rtg_valid = self.episode_ids.to(device), self.rtg_valid.to(device)
+        self.episode_starts, self.episode_lengths = self.episode_starts.to(device), self.episode_lengths.to(device)
+        self._rtg_cache = {gamma: cached.to(device) for gamma, cached in self._rtg_cache.items()}
         self.device = device
         return self

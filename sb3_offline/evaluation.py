@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -47,12 +46,12 @@ def reference_scores(dataset: Any) -> tuple[float, float] | None:
         or an ``OfflineReplayBuffer``
     """
     from sb3_offline.buffers import OfflineReplayBuffer
-    from sb3_offline.datasets.loaders import is_minari_dataset, load_transitions, open_minari_dataset
+    from sb3_offline.datasets.loaders import is_minari_source, load_transitions, open_minari_dataset
     from sb3_offline.datasets.transitions import Transitions
 
     if isinstance(dataset, OfflineReplayBuffer | Transitions):
         metadata: dict[str, Any] = dataset.metadata
-    elif is_minari_dataset(dataset) or (isinstance(dataset, str) and not Path(dataset).is_file()):
+    elif is_minari_source(dataset):
         metadata = open_minari_dataset(dataset).storage.metadata
     else:
         metadata = load_transitions(dataset).metadata
@@ -77,6 +76,11 @@ def normalized_score(dataset: Any, returns: Any) -> Any:
             f"dataset: expected ref_min_score and ref_max_score in its metadata, found none in {dataset!r} "
             "(datasets made by sb3_offline.collect record them)"
         )
+    return _normalize(scores, returns)
+
+
+def _normalize(scores: tuple[float, float], returns: Any) -> Any:
+    """``100 * (returns - low) / (high - low)`` for ``scores = (low, high)``: the normalized score's formula."""
     low, high = scores
     if high == low:
         raise ValueError(f"dataset: expected ref_max_score != ref_min_score, found both {low}")
@@ -143,9 +147,7 @@ def evaluate(
             buffer if buffer is not None and getattr(buffer, "metadata", None) else getattr(model, "dataset", None)
         )
     scores = reference_scores(dataset) if dataset is not None else None
-    score = (
-        100.0 * (mean - scores[0]) / (scores[1] - scores[0]) if scores is not None and scores[0] != scores[1] else None
-    )
+    score = _normalize(scores, mean) if scores is not None and scores[0] != scores[1] else None
     return EvaluationResult(mean, float(np.std(values)), values, score)
 
 
@@ -176,6 +178,8 @@ def critic_estimate(model: Any, observation: Any, action: np.ndarray) -> float:
     """
     ``Q1(s, a)`` of the model's critic for one observation and one action in the env's units (rescaled to
     [-1, 1] as in the replay buffer). The first Q-network is the one the actors of DDPG/TD3/BCQ maximise.
+    A policy whose critics take actions in other units (LAPO's z-scored actions) converts them with its
+    ``critic_action_input`` method.
     """
     import torch as th
 
@@ -187,9 +191,29 @@ def critic_estimate(model: Any, observation: Any, action: np.ndarray) -> float:
         )
     obs_tensor, _ = model.policy.obs_to_tensor(observation)
     scaled = model.policy.scale_action(np.asarray(action, dtype=np.float32).reshape(1, -1))
+    to_critic_units = getattr(model.policy, "critic_action_input", None)
     with th.no_grad():
-        q_values = critic(obs_tensor, th.as_tensor(scaled, dtype=th.float32, device=model.device))
+        action_tensor = th.as_tensor(scaled, dtype=th.float32, device=model.device)
+        if to_critic_units is not None:
+            action_tensor = to_critic_units(action_tensor)
+        q_values = critic(obs_tensor, action_tensor)
     return float(q_values[0].reshape(-1)[0].item())
+
+
+def model_reward_transform(model: Any) -> Callable[[float], float]:
+    """
+    The reward transform a model trains its critics with (its buffer's, or the resolved one saved in its
+    ``replay_buffer_kwargs``); the identity for a model without one.
+    """
+    from sb3_offline.buffers import resolve_reward_transform
+
+    transform = getattr(getattr(model, "replay_buffer", None), "reward_transform", None)
+    if transform is None:
+        spec = (getattr(model, "replay_buffer_kwargs", None) or {}).get("reward_transform")
+        if spec is None or isinstance(spec, str):  # a rule not yet resolved against a dataset
+            return lambda reward: reward
+        transform = resolve_reward_transform(spec)
+    return lambda reward: float(transform(np.asarray(reward, dtype=np.float64)))
 
 
 def estimate_value_error(
@@ -203,6 +227,9 @@ def estimate_value_error(
 
     The real return is cut where the episode ends (a time limit cuts the infinite discounted sum: with
     Pendulum's 200 steps and gamma 0.99 the missing tail weighs ``0.99^200 = 0.13`` of the value there).
+    When the model trains on transformed rewards (``reward_transform``: IQL, LAPO), each reward is
+    transformed the same way before it is summed, so both numbers are in the critic's units
+    (``mean_return`` stays the env's undiscounted return).
 
     :param model: an actor-critic SB3 model (BatchDDPG, BCQ, PLAS, AWAC, or SB3's DDPG/TD3/SAC)
     :param env: the env or its id
@@ -212,6 +239,7 @@ def estimate_value_error(
     """
     env = gym.make(env) if isinstance(env, str) else env
     gamma = float(model.gamma if gamma is None else gamma)
+    transform = model_reward_transform(model)
     estimates, discounted, undiscounted = [], [], []
     for episode in range(n_episodes):
         obs, _ = env.reset(seed=seed + episode)
@@ -221,7 +249,7 @@ def estimate_value_error(
         while not done:
             obs, reward, terminated, truncated, _ = env.step(action)
             total += float(reward)
-            weighted += factor * float(reward)
+            weighted += factor * transform(float(reward))
             factor *= gamma
             done = terminated or truncated
             if not done:

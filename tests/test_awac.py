@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
@@ -10,10 +11,12 @@ import numpy as np
 import pytest
 import torch as th
 from stable_baselines3.common.evaluation import evaluate_policy
+from stable_baselines3.common.logger import Logger
 
 from sb3_offline import AWAC, OfflineReplayBuffer
-from sb3_offline.awac.awac import advantage_weights
-from sb3_offline.awac.policies import GaussianActor
+from sb3_offline.common.critics import critic_values
+from sb3_offline.common.gaussian_actor import GaussianActor
+from sb3_offline.common.weights import softmax_weights as advantage_weights
 from sb3_offline.datasets import Transitions, pendulum_imperfect_demonstrations, record_transitions, save_hdf5
 from sb3_offline.evaluation import evaluate_callable
 
@@ -60,7 +63,9 @@ def test_defaults_follow_the_authors() -> None:
         "MlpPolicy", gym.make("Pendulum-v1"), dataset=record_transitions("Pendulum-v1", 50, seed=0), device="cpu"
     )
     assert model.policy.net_arch == {"pi": [256, 256, 256, 256], "qf": [256, 256]}
-    assert (model.batch_size, model.beta, model.tau, model.gamma) == (1024, 2.0, 5e-3, 0.99)
+    # rlkit: bc_batch_size 128 in the offline phase (pretrain_q_with_bc_data), 1024 online
+    assert (model.batch_size, model.online_batch_size) == (128, 1024)
+    assert (model.beta, model.tau, model.gamma) == (2.0, 5e-3, 0.99)
     actor_group = model.actor.optimizer.param_groups[0]
     assert actor_group["lr"] == 3e-4 and actor_group["weight_decay"] == 1e-4
     assert model.critic.optimizer.param_groups[0]["lr"] == 3e-4
@@ -84,6 +89,54 @@ def test_critic_target_has_no_entropy_term(imperfect_pendulum: Transitions) -> N
         inputs = th.cat([features, next_actions], dim=1)
         next_q = th.min(model.critic_target.q_networks[0](inputs), model.critic_target.q_networks[1](inputs))
     np.testing.assert_allclose(target.numpy(), (data.rewards + (1 - data.dones) * 0.99 * next_q).numpy(), rtol=1e-6)
+
+
+def test_advantage_uses_the_critics_before_their_update(imperfect_pendulum: Transitions) -> None:
+    """rlkit computes Q(s, a_data) and V(s) = Q(s, a_pi) with the same critics, before the critic step."""
+    model = make(imperfect_pendulum, batch_size=64)
+    model.learn(5)  # critics and actor away from their initialisation
+    before = copy.deepcopy(model)
+    model._losses.flush(Logger(None, []))
+    th.manual_seed(11)
+    model._update(64)
+    logged = model._losses.means()["advantage"]
+    # the same random draws, in the same order, on the untouched copy
+    th.manual_seed(11)
+    assert before.replay_buffer is not None
+    data = before.replay_buffer.sample(64)
+    before.compute_critic_target(data)
+    with th.no_grad():
+        features = before.policy.features(data.observations)
+        q_data = critic_values(before.critic, features, data.actions).min(dim=1).values
+        value = critic_values(before.critic, features, before.actor.sample(features)).min(dim=1).values
+    assert logged == pytest.approx((q_data - value).mean().item(), rel=1e-5, abs=1e-6)
+
+
+def test_learn_online_uses_the_online_batch_size(imperfect_pendulum: Transitions) -> None:
+    model = make(imperfect_pendulum, batch_size=32, online_batch_size=48, buffer_size=100, learning_starts=10)
+    sizes: list[int] = []
+    sample = model.replay_buffer.sample  # type: ignore[union-attr]
+    model.replay_buffer.sample = lambda n, env=None: sizes.append(n) or sample(n, env)  # type: ignore[union-attr,func-returns-value]
+    model.learn(2)
+    model.learn_online(12)
+    assert sizes[:2] == [32, 32] and set(sizes[2:]) == {48} and model.batch_size == 32
+
+
+def test_gaussian_actor_follows_rlkit() -> None:
+    """tanh on the mean, last layer initialised in +-init_w (mean ~ 0 at start), log sigma -3 at start."""
+    th.manual_seed(0)
+    actor = GaussianActor(features_dim=3, action_dim=2, net_arch=[16, 16])
+    linears = [m for m in actor.mu if isinstance(m, th.nn.Linear)]
+    assert linears[-1].weight.abs().max().item() <= 1e-3 and linears[-1].bias.abs().max().item() == 0.0
+    assert all(layer.bias.abs().max().item() == 0.0 for layer in linears[:-1])
+    assert linears[0].weight.abs().max().item() <= 1 / 16**0.5  # fanin_init: +-1/sqrt(weight.shape[0])
+    assert isinstance(actor.mu[-1], th.nn.Tanh)
+    assert actor.log_std().detach().numpy() == pytest.approx([-3.0, -3.0])
+    with th.no_grad():
+        linears[-1].bias.fill_(100.0)
+    assert th.all(actor.mu(th.zeros(4, 3)).abs() <= 1.0)  # the mean never leaves the action range
+    linear_mean = GaussianActor(features_dim=3, action_dim=2, net_arch=[16], squash_mean=False, init_w=None)
+    assert not isinstance(linear_mean.mu[-1], th.nn.Tanh)
 
 
 def test_gaussian_actor_log_std_bounds_and_boundary_actions() -> None:

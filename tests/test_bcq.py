@@ -12,8 +12,8 @@ import torch as th
 from stable_baselines3.common.evaluation import evaluate_policy
 
 from sb3_offline import BCQ
+from sb3_offline.common.critics import soft_clipped_target
 from sb3_offline.common.perturbation import PerturbationActor
-from sb3_offline.common.policies import soft_clipped_target
 from sb3_offline.common.vae import ConditionalVAE, vae_loss
 from sb3_offline.datasets import Transitions, pendulum_imperfect_demonstrations, record_transitions, save_hdf5
 from sb3_offline.evaluation import evaluate_callable

@@ -43,7 +43,7 @@ def constant_critic(model: BatchDDPG, value: float) -> None:
         for q_net in model.policy.critic.q_networks:
             for parameter in q_net.parameters():
                 parameter.zero_()
-            q_net[-1].bias.fill_(value)
+            [m for m in q_net.modules() if isinstance(m, th.nn.Linear)][-1].bias.fill_(value)
 
 
 def test_known_case_estimate_and_monte_carlo_return() -> None:
@@ -57,6 +57,26 @@ def test_known_case_estimate_and_monte_carlo_return() -> None:
     assert estimate.overestimation == pytest.approx(7.5 - (1 - GAMMA**HORIZON) / (1 - GAMMA))
     # gamma given explicitly overrides the model's
     assert estimate_value_error(model, env, 1, gamma=1.0).discounted_return == pytest.approx(HORIZON)
+
+
+def test_monte_carlo_return_in_the_critics_reward_units() -> None:
+    """A model trained on transformed rewards (r' = 2 r - 1) is compared with the return of transformed rewards."""
+    env = make_env()
+    model = BatchDDPG(
+        "MlpPolicy",
+        env,
+        dataset=record_transitions(make_env(), 50, seed=0),
+        gamma=GAMMA,
+        replay_buffer_kwargs=dict(reward_transform=dict(scale=2.0, shift=-1.0)),
+        device="cpu",
+    )
+    estimate = estimate_value_error(model, env, n_episodes=2)
+    assert estimate.discounted_return == pytest.approx((1 - GAMMA**HORIZON) / (1 - GAMMA))  # r' = 1 as well
+    model.replay_buffer_kwargs["reward_transform"] = dict(scale=3.0, shift=0.0)
+    model.replay_buffer = None  # a loaded model before learn: the saved, resolved transform is used
+    estimate = estimate_value_error(model, env, n_episodes=1)
+    assert estimate.discounted_return == pytest.approx(3 * (1 - GAMMA**HORIZON) / (1 - GAMMA))
+    assert estimate.mean_return == pytest.approx(HORIZON)  # the env's own return
 
 
 def test_known_case_after_learning_the_value() -> None:

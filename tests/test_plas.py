@@ -86,10 +86,10 @@ def test_phases_count_in_learn_and_log_separately(noisy_expert_pendulum: Transit
     writer = MemoryWriter()
     model.set_logger(Logger(folder=None, output_formats=[writer]))
     model.learn(20, log_interval=10)
-    assert model._vae_updates == 20 and model._n_updates == 0 and not model.vae_pretrained
+    assert model._vae_updates == 20 and model._n_updates == 20 and not model.vae_pretrained  # n_updates: all
     assert "vae/loss" in writer.dumps[-1] and "train/critic_loss" not in writer.dumps[-1]
     model.learn(30, log_interval=10, reset_num_timesteps=False)  # 10 more VAE steps, then 20 policy steps
-    assert model.num_timesteps == 50 and model._vae_updates == 30 and model._n_updates == 20
+    assert model.num_timesteps == 50 and model._vae_updates == 30 and model._n_updates == 50
     assert model.vae_pretrained
     assert "train/critic_loss" in writer.dumps[-1] and "vae/loss" not in writer.dumps[-1]
 
@@ -101,7 +101,7 @@ def test_warns_when_learn_never_reaches_the_policy_phase(noisy_expert_pendulum: 
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         model.learn(15, reset_num_timesteps=False)  # reaches the policy phase: no warning
-    assert model._n_updates == 5
+    assert model._n_updates - model._vae_updates == 5
 
 
 def test_frozen_decoder_receives_no_gradient(noisy_expert_pendulum: Transitions) -> None:
@@ -157,7 +157,7 @@ def test_save_load_box_before_pretraining_ends(noisy_expert_pendulum: Transition
     assert loaded.dataset is None and loaded._dataset_object is noisy_expert_pendulum
     loaded.save(tmp_path / "plas_again")  # and the arrays do not end up in the next checkpoint
     assert (tmp_path / "plas_again.zip").stat().st_size < (tmp_path / "plas.zip").stat().st_size * 1.5
-    assert loaded.vae_pretrained and loaded._n_updates == 10
+    assert loaded.vae_pretrained and loaded._n_updates - loaded._vae_updates == 10
     obs = noisy_expert_pendulum.observations[:5]
     assert loaded.predict(obs, deterministic=True)[0].shape == (5, 1)
 

@@ -7,59 +7,50 @@ from typing import Any, ClassVar, TypeVar
 import torch as th
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.noise import ActionNoise
-from stable_baselines3.common.policies import BasePolicy
+from stable_baselines3.common.policies import BasePolicy, ContinuousCritic
 from stable_baselines3.common.type_aliases import DictReplayBufferSamples, GymEnv, ReplayBufferSamples, Schedule
 
 from sb3_offline.awac.policies import AWACPolicy, GaussianActor, MlpPolicy, MultiInputPolicy
-from sb3_offline.common.actor_critic import ActorCriticAlgorithm
-from sb3_offline.common.policies import critic_values, soft_clipped_target
+from sb3_offline.common.critics import critic_loss, critic_values, soft_clipped_target
+from sb3_offline.common.offline_algorithm import OfflineAlgorithm
+from sb3_offline.common.training import minimize
+from sb3_offline.common.weights import softmax_weights
 from sb3_offline.datasets.loaders import DatasetSource
 
 SelfAWAC = TypeVar("SelfAWAC", bound="AWAC")
 
 
-def advantage_weights(advantages: th.Tensor, beta: float) -> th.Tensor:
-    """
-    AWAC's weights of the dataset's actions in the policy's maximum-likelihood loss, normalised over
-    the batch as the authors' code does (rlkit ``AWACTrainer``, ``normalize_over_batch=True``):
-    ``w_i = N * softmax(A / beta)_i = N * exp(A_i / beta) / sum_j exp(A_j / beta)``. They average to
-    one, are invariant to a constant added to every advantage, and never overflow.
-
-    :param advantages: ``(N,)`` or ``(N, 1)`` advantages ``Q(s, a) - V(s)``
-    :param beta: temperature (the paper's lambda; 2 in the authors' MuJoCo setup)
-    :return: the weights, shaped like ``advantages``
-    """
-    return advantages.shape[0] * th.softmax(advantages / beta, dim=0)
-
-
-class AWAC(ActorCriticAlgorithm):
+class AWAC(OfflineAlgorithm):
     """
     Advantage-Weighted Actor-Critic: Nair, Gupta, Dalal, Levine, "AWAC: Accelerating Online
     Reinforcement Learning with Offline Datasets", 2020 (https://arxiv.org/abs/2006.09359). Where the
-    paper is silent, the authors' code (rlkit ``AWACTrainer`` and ``examples/awac/mujoco``).
+    paper is silent, the authors' code: rlkit (``rail-berkeley/rlkit``, commit ac45a9d),
+    ``rlkit/torch/sac/awac_trainer.py`` (``AWACTrainer``) and ``examples/awac/mujoco/awac1.py``.
 
     The policy improvement step is the projection of ``pi* ∝ pi_beta exp(A / lambda)`` onto the policy
     class by weighted maximum likelihood on the *dataset's* actions:
     ``max_pi E[log pi(a | s) * w(s, a)]`` with ``w = N * softmax(A / lambda)`` over the batch,
     ``A(s, a) = min_j Q_j(s, a) - V(s)`` and ``V(s) = min_j Q_j(s, a_pi)`` for one ``a_pi ~ pi(s)``
-    (rlkit: ``awr_min_q=True``, ``awr_sample_actions=False``). The critics regress on the clipped
-    double-Q target ``r + gamma * (1 - termination) * min_j Q'_j(s', a')``, ``a' ~ pi(s')``, with **no
-    entropy term** (rlkit runs AWAC with ``alpha = 0``; d3rlpy 2.8.1 inherits SAC's target and adds
-    one at temperature 1.0: we do not).
+    (rlkit: ``awr_min_q=True``, ``awr_sample_actions=False``, ``awr_use_mle_for_vf=False``). Both terms
+    of ``A`` come from the critics *before* this step's critic update, as in rlkit's
+    ``train_from_torch``, which computes every loss first and then steps the optimizers. The critics
+    regress on the clipped double-Q target ``r + gamma * (1 - termination) * min_j Q'_j(s', a')``,
+    ``a' ~ pi(s')``, with no entropy term (the MuJoCo setup has ``alpha = 0``). Actions are in
+    [-1, 1], the units of rlkit's ``NormalizedBoxEnv``.
 
-    Offline training is ``learn(total_timesteps)`` (gradient steps). Fine-tuning is
-    ``learn_online(total_timesteps)``: SB3's ordinary off-policy loop, acting with samples of the
+    Offline training is ``learn(total_timesteps)`` (gradient steps), with rlkit's offline batch:
+    ``pretrain_q_with_bc_data`` samples ``bc_batch_size`` (128) transitions for its 50k offline steps
+    (``q_num_pretrain2_steps``). Fine-tuning is ``learn_online(total_timesteps)``: SB3's ordinary
+    off-policy loop with rlkit's online batch (``online_batch_size``, 1024), acting with samples of the
     Gaussian (no extra noise), appending each transition after the dataset in the same buffer, whose
     ``buffer_size`` rows are reserved for that; the dataset keeps being replayed and is never copied.
 
-    Defaults, checked against the authors' rlkit config for MuJoCo (``examples/awac/mujoco/awac1.py``):
-    policy ``GaussianPolicy`` 4 x 256 with a state-independent ``log sigma`` in [-6, 0]
-    (``std_architecture="values"``), Q 2 x 256, Adam lr 3e-4 for both, ``beta`` 2 (set by that file's
-    ``search_space`` for HalfCheetah/Ant/Walker2d; the variant's own default is 1), ``alpha`` 0, policy
-    weight decay 1e-4, tau 5e-3, gamma 0.99, replay buffer 1M (here: 1M online rows after the
-    dataset), batch 1024 (rlkit's AWAC ``algo_kwargs``); weights by batch softmax (``AWACTrainer``'s
-    ``normalize_over_batch=True``). The paper's appendix is not among our references, so these were
-    not checked against it.
+    Defaults (``examples/awac/mujoco/awac1.py``): policy rlkit ``GaussianPolicy`` 4 x 256 (tanh mean,
+    ``log sigma`` in [-6, 0] from state-independent values, last layer initialised in +-1e-3), Q 2 x 256,
+    Adam lr 3e-4 for both, ``beta`` 2 (that file's ``search_space`` for HalfCheetah/Ant/Walker2d; the
+    variant's own value is 1), policy weight decay 1e-4, tau 5e-3, gamma 0.99, replay buffer 1M (here:
+    1M online rows after the dataset), batch 128 offline and 1024 online; weights by batch softmax
+    (``normalize_over_batch=True``).
 
     :param policy: ``"MlpPolicy"``, ``"MultiInputPolicy"`` or a policy class
     :param env: the environment (``None``: recovered from the dataset)
@@ -70,7 +61,8 @@ class AWAC(ActorCriticAlgorithm):
     :param actor_weight_decay: weight decay of the actor's Adam
     :param buffer_size: rows for online transitions after the dataset (``learn_online``)
     :param learning_starts: env steps before training in ``learn_online``
-    :param batch_size: minibatch size
+    :param batch_size: minibatch size of offline training (``learn``)
+    :param online_batch_size: minibatch size of fine-tuning (``learn_online``)
     :param tau: target update rate
     :param gamma: discount factor
     :param train_freq: for ``learn_online``: update every ``train_freq`` env steps
@@ -94,6 +86,8 @@ class AWAC(ActorCriticAlgorithm):
     }
     policy: AWACPolicy
     actor: GaussianActor
+    critic: ContinuousCritic
+    critic_target: ContinuousCritic
 
     def __init__(
         self,
@@ -106,7 +100,8 @@ class AWAC(ActorCriticAlgorithm):
         actor_weight_decay: float = 1e-4,
         buffer_size: int = 1_000_000,
         learning_starts: int = 0,
-        batch_size: int = 1024,
+        batch_size: int = 128,
+        online_batch_size: int = 1024,
         tau: float = 5e-3,
         gamma: float = 0.99,
         train_freq: int | tuple[int, str] = 1,
@@ -126,6 +121,7 @@ class AWAC(ActorCriticAlgorithm):
         if beta <= 0:
             raise ValueError(f"beta: expected > 0, found {beta}")
         self.beta = beta
+        self.online_batch_size = online_batch_size
         policy_kwargs = dict(policy_kwargs or {})
         policy_kwargs.setdefault("actor_lr", actor_learning_rate)
         policy_kwargs.setdefault("actor_optimizer_kwargs", {"weight_decay": actor_weight_decay})
@@ -162,9 +158,9 @@ class AWAC(ActorCriticAlgorithm):
             next_q = critic_values(self.critic_target, next_features, next_actions)
             return soft_clipped_target(next_q, data.rewards, data.dones, self.gamma, lmbda=1.0)
 
-    def train(self, gradient_steps: int, batch_size: int = 1024) -> None:
+    def train(self, gradient_steps: int, batch_size: int = 128) -> None:
         self.policy.set_training_mode(True)
-        self._update_learning_rate([self.critic.optimizer])
+        self._update_learning_rates()
         for _ in range(gradient_steps):
             self._n_updates += 1
             self._gradient_step("awac", self._update, batch_size)
@@ -178,29 +174,29 @@ class AWAC(ActorCriticAlgorithm):
 
         target_q = self.compute_critic_target(data)
         current_q = critic_values(self.critic, features, data.actions)
-        critic_loss = (current_q - target_q).pow(2).mean(dim=0).sum()
-        self.critic.optimizer.zero_grad()
-        critic_loss.backward()
-        self.critic.optimizer.step()
+        q_loss = critic_loss(current_q, target_q)
 
-        # Weighted maximum likelihood of the dataset's actions (the projection of pi*).
+        # The advantage of the dataset's actions, with the critics of this step before their update (rlkit).
         state_features = features.detach()
         with th.no_grad():
             q_data = current_q.min(dim=1).values
             policy_actions = self.actor.sample(state_features)
             value = critic_values(self.critic, state_features, policy_actions).min(dim=1).values
-            weights = advantage_weights(q_data - value, self.beta)
+            advantages = q_data - value
+            weights = softmax_weights(advantages, self.beta)
+
+        minimize(self.critic.optimizer, q_loss)
+
+        # Weighted maximum likelihood of the dataset's actions (the projection of pi*).
         log_prob = self.actor.distribution(state_features).log_prob(data.actions)
         actor_loss = -(log_prob * weights).mean()
-        self.actor.optimizer.zero_grad()
-        actor_loss.backward()
-        self.actor.optimizer.step()
+        minimize(self.actor.optimizer, actor_loss)
 
         self._update_targets()
 
-        self._losses.add("critic_loss", critic_loss)
+        self._losses.add("critic_loss", q_loss)
         self._losses.add("actor_loss", actor_loss)
         self._losses.add("q_value", q_data.mean())
-        self._losses.add("advantage", (q_data - value).mean())
+        self._losses.add("advantage", advantages.mean())
         self._losses.add("max_weight", weights.max())
         self._losses.add("log_std", self.actor.log_std().mean())

@@ -5,17 +5,17 @@ from __future__ import annotations
 from typing import Any, ClassVar, TypeVar
 
 import torch as th
-import torch.nn.functional as F
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.policies import BasePolicy, ContinuousCritic
 from stable_baselines3.common.type_aliases import GymEnv, Schedule
-from stable_baselines3.common.utils import FloatSchedule, get_parameters_by_name
 from stable_baselines3.td3.policies import Actor
 
 from sb3_offline.batch_ddpg.policies import BatchDDPGPolicy, MlpPolicy, MultiInputPolicy
+from sb3_offline.common.critics import critic_loss
 from sb3_offline.common.offline_algorithm import OfflineAlgorithm
-from sb3_offline.common.training import copy_buffers, set_learning_rate, soft_update
+from sb3_offline.common.schedules import StepSchedule
+from sb3_offline.common.training import minimize
 from sb3_offline.datasets.loaders import DatasetSource
 
 SelfBatchDDPG = TypeVar("SelfBatchDDPG", bound="BatchDDPG")
@@ -30,9 +30,11 @@ class BatchDDPG(OfflineAlgorithm):
     Paper: Lillicrap et al., "Continuous control with deep reinforcement learning", ICLR 2016
     (https://arxiv.org/abs/1509.02971), used as a batch baseline in Fujimoto, Meger, Precup,
     "Off-Policy Deep Reinforcement Learning without Exploration", ICML 2019.
-    Defaults: the BCQ authors' DDPG (``sfujim/BCQ``, ``DDPG.py``): actor and critic 400-300, actor lr
-    1e-4, critic lr 1e-3 (Adam's default there) with L2 weight decay 1e-2 on the critic, batch 100,
-    tau 0.005, gamma 0.99 (the DDPG paper uses tau 0.001 and batch 64; the BCQ experiments use these).
+    Networks and defaults: the BCQ authors' 2018 DDPG, the baseline of the paper's experiments
+    (``sfujim/BCQ``, commit 115f77d, ``DDPG.py``): actor 400-300, critic with the action entering at
+    its second layer (400 + a -> 300, :class:`~sb3_offline.batch_ddpg.policies.BatchDDPGPolicy`), actor
+    Adam lr 1e-4, critic Adam lr 1e-3 (Adam's default there) with L2 weight decay 1e-2, batch 100,
+    tau 0.005, gamma 0.99.
 
     Update (Algorithm 1 of the DDPG paper): ``y = r + gamma * (1 - termination) * Q'(s', mu'(s'))``,
     critic on ``(Q(s, a) - y)^2``, actor on ``-Q(s, mu(s))``, Polyak-averaged targets. Losses stay on
@@ -43,7 +45,8 @@ class BatchDDPG(OfflineAlgorithm):
     :param dataset: the data (Minari id or ``MinariDataset``, ``.hdf5``/``.npz``/SB3 ``.pkl`` path, ``Transitions``)
     :param learning_rate: critic learning rate (constant or schedule)
     :param actor_learning_rate: actor learning rate (constant or schedule)
-    :param critic_weight_decay: L2 weight decay of the critic's optimizer
+    :param critic_weight_decay: L2 weight decay of the critic's optimizer (``optimizer_kwargs`` may not set
+        ``weight_decay``: it would reach the actor too)
     :param buffer_size: rows for online transitions after the dataset (``learn_online``)
     :param learning_starts: env steps before training in ``learn_online``
     :param batch_size: minibatch size
@@ -80,7 +83,7 @@ class BatchDDPG(OfflineAlgorithm):
         env: GymEnv | str | None,
         dataset: DatasetSource | None = None,
         learning_rate: float | Schedule = 1e-3,
-        actor_learning_rate: float | Schedule = 1e-4,
+        actor_learning_rate: float | Schedule | StepSchedule = 1e-4,
         critic_weight_decay: float = 1e-2,
         buffer_size: int = 0,
         learning_starts: int = 0,
@@ -101,8 +104,9 @@ class BatchDDPG(OfflineAlgorithm):
         cuda_graphs: bool = True,
         _init_setup_model: bool = True,
     ) -> None:
-        self.actor_learning_rate = actor_learning_rate
-        self.critic_weight_decay = critic_weight_decay
+        policy_kwargs = dict(policy_kwargs or {})
+        policy_kwargs.setdefault("actor_lr", actor_learning_rate)
+        policy_kwargs.setdefault("critic_weight_decay", critic_weight_decay)
         super().__init__(
             policy,
             env,
@@ -128,40 +132,6 @@ class BatchDDPG(OfflineAlgorithm):
             _init_setup_model=_init_setup_model,
         )
 
-    def _setup_model(self) -> None:
-        super()._setup_model()
-        self.actor = self.policy.actor
-        self.actor_target = self.policy.actor_target
-        self.critic = self.policy.critic
-        self.critic_target = self.policy.critic_target
-        # Separate optimizers as in the BCQ authors' DDPG: actor lr 1e-4, critic lr 1e-3 + weight decay.
-        self.actor_lr_schedule = FloatSchedule(self.actor_learning_rate)
-        optimizer_kwargs = dict(self.policy.optimizer_kwargs)
-        self.actor.optimizer = self.policy.optimizer_class(  # type: ignore[call-arg]
-            self.actor.parameters(), lr=self.actor_lr_schedule(1.0), **optimizer_kwargs
-        )
-        critic_kwargs = {"weight_decay": self.critic_weight_decay, **optimizer_kwargs}
-        self.critic.optimizer = self.policy.optimizer_class(  # type: ignore[call-arg]
-            self.critic.parameters(), lr=self.lr_schedule(1.0), **critic_kwargs
-        )
-        self._actor_params = list(self.actor.parameters())
-        self._actor_target_params = list(self.actor_target.parameters())
-        self._critic_params = list(self.critic.parameters())
-        self._critic_target_params = list(self.critic_target.parameters())
-        self._actor_batch_norm_stats = get_parameters_by_name(self.actor, ["running_"])
-        self._critic_batch_norm_stats = get_parameters_by_name(self.critic, ["running_"])
-        self._actor_batch_norm_stats_target = get_parameters_by_name(self.actor_target, ["running_"])
-        self._critic_batch_norm_stats_target = get_parameters_by_name(self.critic_target, ["running_"])
-
-    def _update_learning_rates(self) -> None:
-        progress = self._current_progress_remaining
-        critic_lr = self.lr_schedule(progress)
-        actor_lr = self.actor_lr_schedule(progress)
-        set_learning_rate(self.critic.optimizer, critic_lr)
-        set_learning_rate(self.actor.optimizer, actor_lr)
-        self.logger.record("train/learning_rate", critic_lr)
-        self.logger.record("train/actor_learning_rate", actor_lr)
-
     def train(self, gradient_steps: int, batch_size: int = 100) -> None:
         self.policy.set_training_mode(True)
         self._update_learning_rates()
@@ -180,41 +150,14 @@ class BatchDDPG(OfflineAlgorithm):
             target_q = data.rewards + (1.0 - data.dones) * self.gamma * next_q
 
         current_q = self.critic(data.observations, data.actions)[0]
-        critic_loss = F.mse_loss(current_q, target_q)
-        self.critic.optimizer.zero_grad()
-        critic_loss.backward()
-        self.critic.optimizer.step()
+        q_loss = critic_loss(current_q, target_q)
+        minimize(self.critic.optimizer, q_loss)
 
         actor_loss = -self.critic.q1_forward(data.observations, self.actor(data.observations)).mean()
-        self.actor.optimizer.zero_grad()
-        actor_loss.backward()
-        self.actor.optimizer.step()
+        minimize(self.actor.optimizer, actor_loss)
 
-        soft_update(self._critic_params, self._critic_target_params, self.tau)
-        soft_update(self._actor_params, self._actor_target_params, self.tau)
-        copy_buffers(self._critic_batch_norm_stats, self._critic_batch_norm_stats_target)
-        copy_buffers(self._actor_batch_norm_stats, self._actor_batch_norm_stats_target)
+        self._update_targets()
 
-        self._losses.add("critic_loss", critic_loss)
+        self._losses.add("critic_loss", q_loss)
         self._losses.add("actor_loss", actor_loss)
         self._losses.add("q_value", current_q.mean())
-
-    def _excluded_save_params(self) -> list[str]:
-        return [
-            *super()._excluded_save_params(),
-            "actor",
-            "critic",
-            "actor_target",
-            "critic_target",
-            "_actor_params",
-            "_actor_target_params",
-            "_critic_params",
-            "_critic_target_params",
-            "_actor_batch_norm_stats",
-            "_critic_batch_norm_stats",
-            "_actor_batch_norm_stats_target",
-            "_critic_batch_norm_stats_target",
-        ]
-
-    def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
-        return ["policy", "actor.optimizer", "critic.optimizer"], []

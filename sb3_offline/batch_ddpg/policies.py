@@ -1,4 +1,4 @@
-"""Networks of BatchDDPG: SB3's deterministic actor and one critic, at the BCQ paper's 400-300 sizes."""
+"""Networks of BatchDDPG: the actor and critic of the BCQ authors' 2018 DDPG, on SB3's ``TD3Policy``."""
 
 from __future__ import annotations
 
@@ -6,36 +6,112 @@ from typing import Any
 
 import torch as th
 from gymnasium import spaces
-from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, CombinedExtractor, FlattenExtractor
+from stable_baselines3.common.policies import ContinuousCritic
+from stable_baselines3.common.preprocessing import get_action_dim
+from stable_baselines3.common.torch_layers import (
+    BaseFeaturesExtractor,
+    FlattenExtractor,
+    create_mlp,
+)
 from stable_baselines3.common.type_aliases import Schedule
 from stable_baselines3.td3.policies import TD3Policy
 from torch import nn
+
+from sb3_offline.common.multi_input import multi_input_policy
+from sb3_offline.common.schedules import StepSchedule, initial_value
 
 #: Hidden sizes of actor and critic in the DDPG paper (Lillicrap et al. 2016) and the BCQ authors' DDPG.
 DDPG_NET_ARCH = [400, 300]
 
 
+class ActionAtSecondLayerQNetwork(nn.Module):
+    """
+    ``Q(s, a)`` with the action entering at the second layer, as in the DDPG paper (section 7: "actions
+    were not included until the 2nd hidden layer of Q") and the BCQ authors' 2018 ``DDPG.py``:
+    ``l1: s -> 400``, ``l2: [h1, a] -> 300``, ``l3: -> 1``, ReLU between.
+
+    It takes SB3's critic input ``[features, actions]`` (one tensor) and splits it, so it stands in for
+    a Q-network of SB3's ``ContinuousCritic``.
+
+    :param features_dim: size of the state features
+    :param action_dim: size of the action
+    :param net_arch: hidden sizes (at least one layer: the action joins after the first)
+    :param activation_fn: activation function
+    """
+
+    def __init__(
+        self, features_dim: int, action_dim: int, net_arch: list[int], activation_fn: type[nn.Module] = nn.ReLU
+    ) -> None:
+        super().__init__()
+        if not net_arch:
+            raise ValueError("net_arch: expected at least one hidden layer (the action joins after it), found none")
+        self.features_dim = features_dim
+        self.state_layer = nn.Sequential(nn.Linear(features_dim, net_arch[0]), activation_fn())
+        self.head = nn.Sequential(*create_mlp(net_arch[0] + action_dim, 1, list(net_arch[1:]), activation_fn))
+
+    def forward(self, inputs: th.Tensor) -> th.Tensor:
+        features, actions = inputs[:, : self.features_dim], inputs[:, self.features_dim :]
+        return self.head(th.cat([self.state_layer(features), actions], dim=1))
+
+
+class ActionAtSecondLayerCritic(ContinuousCritic):
+    """SB3's ``ContinuousCritic`` whose Q-networks are :class:`ActionAtSecondLayerQNetwork` (same arguments)."""
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Box,
+        net_arch: list[int],
+        features_extractor: BaseFeaturesExtractor,
+        features_dim: int,
+        activation_fn: type[nn.Module] = nn.ReLU,
+        normalize_images: bool = True,
+        n_critics: int = 2,
+        share_features_extractor: bool = True,
+    ) -> None:
+        super().__init__(
+            observation_space,
+            action_space,
+            net_arch,
+            features_extractor,
+            features_dim,
+            activation_fn=activation_fn,
+            normalize_images=normalize_images,
+            n_critics=n_critics,
+            share_features_extractor=share_features_extractor,
+        )
+        action_dim = get_action_dim(action_space)
+        for idx in range(n_critics):
+            q_net = ActionAtSecondLayerQNetwork(features_dim, action_dim, net_arch, activation_fn)
+            self.add_module(f"qf{idx}", q_net)  # replaces SB3's action-at-the-input network
+            self.q_networks[idx] = q_net
+
+
 class BatchDDPGPolicy(TD3Policy):
     """
-    Deterministic actor (tanh output, rescaled to the action Box) and a single critic with a target
-    copy of each, as in DDPG. SB3's ``TD3Policy`` with ``n_critics=1`` and 400-300 layers.
-
-    The critic takes ``[s, a]`` at its input (SB3's ``ContinuousCritic``); the DDPG paper and the BCQ
-    authors' DDPG feed ``a`` at the second layer instead. We keep SB3's layout so the critic is the
-    one every SB3 off-policy algorithm uses.
+    DDPG's networks as the BCQ paper's baseline ran them (the authors' 2018 ``DDPG.py``, ``sfujim/BCQ``
+    commit 115f77d): a deterministic actor 400-300 (tanh output, rescaled to the action Box) and one
+    critic whose action enters at the second layer (400 + a -> 300), each with a target copy. Built on
+    SB3's ``TD3Policy`` (``n_critics=1``). Each network's optimizer is built here: the actor's with
+    ``actor_lr`` and no weight decay, the critic's with the critic learning rate and
+    ``critic_weight_decay`` (L2), as in that file (actor Adam lr 1e-4; critic Adam, weight decay 1e-2).
 
     :param observation_space: observation space
     :param action_space: action space (a bounded Box)
-    :param lr_schedule: learning rate schedule (the critic's; the actor's is set by the algorithm)
+    :param lr_schedule: learning rate schedule of the critic
     :param net_arch: hidden sizes, for both networks or ``dict(pi=[...], qf=[...])``
     :param activation_fn: activation function
     :param features_extractor_class: features extractor
     :param features_extractor_kwargs: keyword arguments of the features extractor
     :param normalize_images: divide image observations by 255
-    :param optimizer_class: optimizer
-    :param optimizer_kwargs: keyword arguments of the optimizer (both networks)
+    :param optimizer_class: optimizer of both networks
+    :param optimizer_kwargs: keyword arguments of both optimizers, except ``weight_decay`` (see ``critic_weight_decay``)
     :param n_critics: number of critics (1 for DDPG)
     :param share_features_extractor: whether actor and critic share the features extractor
+    :param actor_lr: learning rate of the actor, constant or schedule (default: the critic's)
+    :param critic_weight_decay: L2 weight decay of the critic's optimizer (the actor has none)
+    :param critic_action_at_input: ``True`` feeds ``[s, a]`` to the critic's first layer (SB3's ``ContinuousCritic``,
+        the layout of the BCQ repo's later ``DDPG.py``) instead of the 2018 layout
     """
 
     def __init__(
@@ -52,7 +128,20 @@ class BatchDDPGPolicy(TD3Policy):
         optimizer_kwargs: dict[str, Any] | None = None,
         n_critics: int = 1,
         share_features_extractor: bool = False,
+        actor_lr: float | Schedule | StepSchedule | None = None,
+        critic_weight_decay: float = 0.0,
+        critic_action_at_input: bool = False,
     ) -> None:
+        if optimizer_kwargs and "weight_decay" in optimizer_kwargs:
+            raise ValueError(
+                f"optimizer_kwargs['weight_decay']: expected none (it would reach the actor too), found "
+                f"{optimizer_kwargs['weight_decay']}; set the critic's with critic_weight_decay"
+            )
+        if critic_weight_decay < 0:
+            raise ValueError(f"critic_weight_decay: expected >= 0, found {critic_weight_decay}")
+        self.actor_lr = actor_lr
+        self.critic_weight_decay = critic_weight_decay
+        self.critic_action_at_input = critic_action_at_input
         super().__init__(
             observation_space,
             action_space,
@@ -68,21 +157,36 @@ class BatchDDPGPolicy(TD3Policy):
             share_features_extractor=share_features_extractor,
         )
 
+    def _build(self, lr_schedule: Schedule) -> None:
+        super()._build(lr_schedule)
+        # TD3Policy gave both optimizers lr_schedule(1) and optimizer_kwargs; rebuild them on the same parameters.
+        actor_params = self.actor.optimizer.param_groups[0]["params"]
+        critic_params = self.critic.optimizer.param_groups[0]["params"]
+        actor_lr = lr_schedule(1) if self.actor_lr is None else initial_value(self.actor_lr)
+        self.actor.optimizer = self.optimizer_class(  # type: ignore[call-arg]
+            actor_params, lr=actor_lr, **self.optimizer_kwargs
+        )
+        self.critic.optimizer = self.optimizer_class(  # type: ignore[call-arg]
+            critic_params, lr=lr_schedule(1), weight_decay=self.critic_weight_decay, **self.optimizer_kwargs
+        )
+
+    def make_critic(self, features_extractor: BaseFeaturesExtractor | None = None) -> ContinuousCritic:
+        if self.critic_action_at_input:
+            return super().make_critic(features_extractor)
+        critic_kwargs = self._update_features_extractor(self.critic_kwargs, features_extractor)
+        return ActionAtSecondLayerCritic(**critic_kwargs).to(self.device)
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = super()._get_constructor_parameters()
+        data.update(
+            actor_lr=self.actor_lr,
+            critic_weight_decay=self.critic_weight_decay,
+            critic_action_at_input=self.critic_action_at_input,
+        )
+        return data
+
 
 MlpPolicy = BatchDDPGPolicy
 
 
-class MultiInputPolicy(BatchDDPGPolicy):
-    """:class:`BatchDDPGPolicy` for ``Dict`` observations (goal-conditioned data), with SB3's ``CombinedExtractor``."""
-
-    def __init__(
-        self,
-        observation_space: spaces.Dict,
-        action_space: spaces.Box,
-        lr_schedule: Schedule,
-        features_extractor_class: type[BaseFeaturesExtractor] = CombinedExtractor,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(
-            observation_space, action_space, lr_schedule, features_extractor_class=features_extractor_class, **kwargs
-        )
+MultiInputPolicy = multi_input_policy(BatchDDPGPolicy, __name__)

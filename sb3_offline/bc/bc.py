@@ -5,15 +5,15 @@ from __future__ import annotations
 from typing import Any, ClassVar, TypeVar
 
 import torch as th
-import torch.nn.functional as F
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, Schedule
 from stable_baselines3.td3.policies import Actor
 
 from sb3_offline.bc.policies import BCPolicy, MlpPolicy, MultiInputPolicy
+from sb3_offline.common.actions import action_squared_error
 from sb3_offline.common.offline_algorithm import OfflineAlgorithm
-from sb3_offline.common.training import set_learning_rate
+from sb3_offline.common.training import minimize
 from sb3_offline.datasets.loaders import DatasetSource
 
 SelfBC = TypeVar("SelfBC", bound="BC")
@@ -22,7 +22,8 @@ SelfBC = TypeVar("SelfBC", bound="BC")
 class BC(OfflineAlgorithm):
     """
     Behaviour cloning: a deterministic policy regressed on the dataset's actions,
-    ``min E_(s,a)~B ||mu(s) - a||^2`` (actions rescaled to [-1, 1]); no critic, no reward used.
+    ``min E_(s,a)~B ||mu(s) - a||^2`` with the squared error in the env's units (as a DDPG actor's
+    ``max_action * tanh`` output is regressed there); no critic, no reward used.
     The imitation baseline of Fujimoto, Meger, Precup, "Off-Policy Deep Reinforcement Learning
     without Exploration", ICML 2019 (section 5, "Behavioral Cloning"): good when the data comes from
     one good policy (``imitation``), weaker on mixed or noisy data (``final``, ``imperfect``).
@@ -56,6 +57,7 @@ class BC(OfflineAlgorithm):
         "MlpPolicy": MlpPolicy,
         "MultiInputPolicy": MultiInputPolicy,
     }
+    action_units = "env"
     policy: BCPolicy
     actor: Actor
 
@@ -105,15 +107,9 @@ class BC(OfflineAlgorithm):
             _init_setup_model=_init_setup_model,
         )
 
-    def _setup_model(self) -> None:
-        super()._setup_model()
-        self.actor = self.policy.actor
-
     def train(self, gradient_steps: int, batch_size: int = 100) -> None:
         self.policy.set_training_mode(True)
-        learning_rate = self.lr_schedule(self._current_progress_remaining)
-        set_learning_rate(self.actor.optimizer, learning_rate)
-        self.logger.record("train/learning_rate", learning_rate)
+        self._update_learning_rates()
         for _ in range(gradient_steps):
             self._n_updates += 1
             self._gradient_step("bc", self._update, batch_size)
@@ -122,14 +118,6 @@ class BC(OfflineAlgorithm):
         """One gradient step (device work only: it may be replayed as a CUDA graph)."""
         assert self.replay_buffer is not None
         data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)
-        loss = F.mse_loss(self.actor(data.observations), data.actions)
-        self.actor.optimizer.zero_grad()
-        loss.backward()
-        self.actor.optimizer.step()
+        loss = action_squared_error(self.actor(data.observations), data.actions, self._action_scale)
+        minimize(self.actor.optimizer, loss)
         self._losses.add("actor_loss", loss)
-
-    def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), "actor"]
-
-    def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
-        return ["policy", "actor.optimizer"], []

@@ -7,12 +7,13 @@ from typing import Any
 import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.policies import BasePolicy
-from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, CombinedExtractor, FlattenExtractor
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, FlattenExtractor
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from stable_baselines3.td3.policies import Actor
 from torch import nn
 
 from sb3_offline.batch_ddpg.policies import DDPG_NET_ARCH
+from sb3_offline.common.multi_input import multi_input_policy
 
 
 class BCPolicy(BasePolicy):
@@ -100,17 +101,4 @@ class BCPolicy(BasePolicy):
 MlpPolicy = BCPolicy
 
 
-class MultiInputPolicy(BCPolicy):
-    """:class:`BCPolicy` for ``Dict`` observations, with SB3's ``CombinedExtractor``."""
-
-    def __init__(
-        self,
-        observation_space: spaces.Dict,
-        action_space: spaces.Box,
-        lr_schedule: Schedule,
-        features_extractor_class: type[BaseFeaturesExtractor] = CombinedExtractor,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(
-            observation_space, action_space, lr_schedule, features_extractor_class=features_extractor_class, **kwargs
-        )
+MultiInputPolicy = multi_input_policy(BCPolicy, __name__)

@@ -5,48 +5,49 @@ from __future__ import annotations
 from typing import Any, ClassVar, TypeVar
 
 import torch as th
-import torch.nn.functional as F
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.policies import BasePolicy, ContinuousCritic
 from stable_baselines3.common.type_aliases import GymEnv, Schedule
 
 from sb3_offline.bcq.policies import BCQPolicy, MlpPolicy, MultiInputPolicy
-from sb3_offline.common.actor_critic import VAEActorCriticAlgorithm
+from sb3_offline.common.critics import critic_loss, critic_values, q1_values, soft_clipped_target
+from sb3_offline.common.offline_algorithm import OfflineAlgorithm
 from sb3_offline.common.perturbation import PerturbationActor
-from sb3_offline.common.policies import critic_values, soft_clipped_target
-from sb3_offline.common.vae import ConditionalVAE, vae_loss
+from sb3_offline.common.training import minimize
+from sb3_offline.common.vae import ConditionalVAE, fit_vae
 from sb3_offline.datasets.loaders import DatasetSource
 
 SelfBCQ = TypeVar("SelfBCQ", bound="BCQ")
 
 
-class BCQ(VAEActorCriticAlgorithm):
+class BCQ(OfflineAlgorithm):
     """
     Batch-Constrained deep Q-learning (BCQ), continuous actions: Algorithm 1 of
     Fujimoto, Meger, Precup, "Off-Policy Deep Reinforcement Learning without Exploration", ICML 2019
     (https://arxiv.org/abs/1812.02900). Follows the paper; where it is silent, the authors' code
     (``sfujim/BCQ``, ``continuous_BCQ/BCQ.py``).
 
-    Each gradient step: the VAE ``G`` is fit to the batch's actions (MSE reconstruction + 0.5 * KL, the
-    authors' weight); ``n = target_action_samples`` (10) actions are sampled from ``G(s')``, perturbed by
-    the target perturbation model, and scored with Eq. 13 (``lmbda``-weighted min/max over the two
+    Each gradient step: the VAE ``G`` is fit to the batch's actions (MSE reconstruction in the env's
+    units, as the authors' decoder outputs ``max_action * tanh``, + 0.5 * KL, the authors' weight);
+    ``n = target_action_samples`` (10) actions are sampled from ``G(s')``, perturbed by the target
+    perturbation model, and scored with Eq. 13 (``lmbda``-weighted min/max over the two
     target critics, max over the samples, ``r + gamma * (1 - termination) * that``); both critics
     regress on it; the perturbation model maximises ``Q_theta1(s, a + xi(s, a))`` for ``a ~ G(s)``
     (Eq. 12); the targets of critics and perturbation model are Polyak-averaged with ``tau``.
     Acting (Eq. 11) samples ``action_samples`` (100) candidates and takes the argmax of ``Q_theta1``.
-    d3rlpy uses one number for both and pays 10x the work in every update; we follow the authors.
 
     Defaults (paper appendix and authors' code): perturbation model and critics 400-300, VAE 750-750,
     latent ``2 * action_dim``, Adam with lr 1e-3 for all networks, batch 100, tau 0.005, gamma 0.99,
     lambda 0.75, Phi 0.05. Actions live in SB3's [-1, 1] scale, so Phi bounds the perturbation to
-    ``Phi * (high - low) / 2`` in the env's units, for any Box bounds.
+    ``Phi * (high - low) / 2`` in the env's units, the authors' ``Phi * max_action`` on a symmetric Box.
 
     :param policy: ``"MlpPolicy"``, ``"MultiInputPolicy"`` or a policy class
     :param env: the environment (``None``: recovered from the dataset)
     :param dataset: the data (Minari id or ``MinariDataset``, ``.hdf5``/``.npz``/SB3 ``.pkl`` path, ``Transitions``)
-    :param learning_rate: learning rate of the perturbation model and the critics (constant or schedule)
-    :param vae_learning_rate: learning rate of the VAE (default: ``learning_rate``'s initial value)
+    :param learning_rate: learning rate of the critics, and of the perturbation model unless
+        ``policy_kwargs["actor_lr"]`` sets its own (constant or schedule)
+    :param vae_learning_rate: learning rate of the VAE, constant or schedule (default: ``learning_rate``)
     :param buffer_size: rows for online transitions after the dataset (``learn_online``)
     :param learning_starts: env steps before training in ``learn_online``
     :param batch_size: minibatch size (N)
@@ -76,6 +77,7 @@ class BCQ(VAEActorCriticAlgorithm):
         "MlpPolicy": MlpPolicy,
         "MultiInputPolicy": MultiInputPolicy,
     }
+    action_units = "env"
     policy: BCQPolicy
     vae: ConditionalVAE
     actor: PerturbationActor
@@ -89,7 +91,7 @@ class BCQ(VAEActorCriticAlgorithm):
         env: GymEnv | str | None,
         dataset: DatasetSource | None = None,
         learning_rate: float | Schedule = 1e-3,
-        vae_learning_rate: float | None = None,
+        vae_learning_rate: float | Schedule | None = None,
         buffer_size: int = 0,
         learning_starts: int = 0,
         batch_size: int = 100,
@@ -154,7 +156,7 @@ class BCQ(VAEActorCriticAlgorithm):
 
     def train(self, gradient_steps: int, batch_size: int = 100) -> None:
         self.policy.set_training_mode(True)
-        self._update_learning_rate([self.actor.optimizer, self.critic.optimizer])
+        self._update_learning_rates()
         for _ in range(gradient_steps):
             self._n_updates += 1
             self._gradient_step("bcq", self._update, batch_size)
@@ -168,11 +170,9 @@ class BCQ(VAEActorCriticAlgorithm):
         features = policy.features(data.observations)
 
         # Generative model: reconstruct the dataset's actions.
-        reconstruction, mean, std = self.vae(features.detach(), data.actions)
-        vae_total, reconstruction_loss, kl = vae_loss(reconstruction, data.actions, mean, std, self.kl_weight)
-        self.vae.optimizer.zero_grad()
-        vae_total.backward()
-        self.vae.optimizer.step()
+        vae_total, reconstruction_loss, kl = fit_vae(
+            self.vae, features.detach(), data.actions, self.kl_weight, self._action_scale
+        )
 
         # Critics: the soft clipped double-Q target of Eq. 13 over n perturbed samples of G(s').
         with th.no_grad():
@@ -181,26 +181,22 @@ class BCQ(VAEActorCriticAlgorithm):
             next_q = critic_values(self.critic_target, repeated, next_actions)
             target_q = soft_clipped_target(next_q, data.rewards, data.dones, self.gamma, self.lmbda, n)
         current_q = critic_values(self.critic, features, data.actions)
-        critic_loss = F.mse_loss(current_q, target_q.expand_as(current_q), reduction="none").mean(0).sum()
-        self.critic.optimizer.zero_grad()
-        critic_loss.backward()
-        self.critic.optimizer.step()
+        q_loss = critic_loss(current_q, target_q)
+        minimize(self.critic.optimizer, q_loss)
 
         # Perturbation model (Eq. 12): maximise Q_theta1(s, a + xi(s, a)), a ~ G(s).
         state_features = features.detach()
         with th.no_grad():
             sampled = self.vae.decode(state_features)
         perturbed = self.actor(state_features, sampled)
-        actor_loss = -self.critic.q_networks[0](th.cat([state_features, perturbed], dim=1)).mean()
-        self.actor.optimizer.zero_grad()
-        actor_loss.backward()
-        self.actor.optimizer.step()
+        actor_loss = -q1_values(self.critic, state_features, perturbed).mean()
+        minimize(self.actor.optimizer, actor_loss)
 
         self._update_targets()
 
         self._losses.add("vae_loss", vae_total)
         self._losses.add("reconstruction_loss", reconstruction_loss)
         self._losses.add("kl_loss", kl)
-        self._losses.add("critic_loss", critic_loss)
+        self._losses.add("critic_loss", q_loss)
         self._losses.add("actor_loss", actor_loss)
         self._losses.add("q_value", current_q[:, 0].mean())

@@ -6,9 +6,10 @@ from typing import Any
 
 import torch as th
 from gymnasium import spaces
-from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, CombinedExtractor
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 
+from sb3_offline.common.critics import q1_values
+from sb3_offline.common.multi_input import multi_input_policy
 from sb3_offline.common.perturbation import PerturbationActor
 from sb3_offline.common.policies import VAEActorCriticPolicy
 
@@ -74,7 +75,7 @@ class BCQPolicy(VAEActorCriticPolicy):
         """Eq. 11: the argmax of ``Q_theta1`` over ``n`` perturbed samples of ``G(s)``, for each state."""
         n = self.n_action_samples if n is None else n
         repeated, actions = self.sample_perturbed(features, n)
-        q1 = self.critic.q_networks[0](th.cat([repeated, actions], dim=1))
+        q1 = q1_values(self.critic, repeated, actions)
         best = q1.view(-1, n).argmax(dim=1)
         return actions.view(-1, n, actions.shape[-1])[th.arange(features.shape[0], device=features.device), best]
 
@@ -85,17 +86,4 @@ class BCQPolicy(VAEActorCriticPolicy):
 MlpPolicy = BCQPolicy
 
 
-class MultiInputPolicy(BCQPolicy):
-    """:class:`BCQPolicy` for ``Dict`` observations (goal-conditioned data), with SB3's ``CombinedExtractor``."""
-
-    def __init__(
-        self,
-        observation_space: spaces.Dict,
-        action_space: spaces.Box,
-        lr_schedule: Schedule,
-        features_extractor_class: type[BaseFeaturesExtractor] = CombinedExtractor,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(
-            observation_space, action_space, lr_schedule, features_extractor_class=features_extractor_class, **kwargs
-        )
+MultiInputPolicy = multi_input_policy(BCQPolicy, __name__)

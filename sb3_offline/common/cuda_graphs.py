@@ -3,19 +3,16 @@ One CUDA graph per kind of gradient update: the whole update (sampling from the 
 buffer, every loss, backward passes, optimizer steps, target updates, loss sums) is captured once and
 replayed, so a gradient step costs one graph launch instead of a few hundred kernel launches.
 
-Why ``torch.cuda.graphs`` and not ``torch.compile(mode="reduce-overhead")``: the issue's measurement on
-one H100 (BCQ at the paper's sizes) gave about 620 updates/s for the update captured in one graph with
-capturable Adam, about 1000 updates/s with ``fused=True`` Adam, and about 1150 updates/s when each network
-is additionally compiled; the graph is where the factor is, it needs no compiler toolchain, no
-recompilation when shapes or Python-side values change, and it replays the *same* Python update code
-that the eager path runs, so the eager path stays the reference. The optimizers are switched to
+The graph replays the *same* Python update code that the eager path runs, so the eager path stays the
+reference (why graphs rather than ``torch.compile``: ``docs/design.md``). The optimizers are switched to
 ``capturable=True, fused=True`` Adam (their learning rate becomes a device tensor, which
 :func:`~sb3_offline.common.training.set_learning_rate` fills in place); checkpoints keep the optimizers'
 original settings (:func:`portable_optimizer_state`).
 
 What the captured function may do: tensor work on the device only. No ``.item()``, no ``if`` on a tensor,
 no new tensor that must outlive the step except through the loss accumulator (whose sums are allocated by
-the eager warm-up runs). Python-side counters (``_n_updates`` ...) are updated outside.
+the eager warm-up runs). Python-side counters (``_n_updates`` ...) are updated outside. The test suite
+checks every registered algorithm's updates for host syncs on CPU (``tests/test_graph_safety.py``).
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ import time
 import warnings
 from collections import deque
 from collections.abc import Callable
-from typing import Any, TypeVar, cast
+from typing import Any, ClassVar, TypeVar, cast
 
 import torch as th
 from gymnasium import spaces
@@ -20,11 +20,13 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.policies import BasePolicy
-from stable_baselines3.common.save_util import recursive_getattr
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
+from stable_baselines3.common.utils import FloatSchedule, get_parameters_by_name
 from stable_baselines3.her.her_replay_buffer import HerReplayBuffer
+from torch import nn
 
 from sb3_offline.buffers import OfflineReplayBuffer
+from sb3_offline.common.actions import loss_action_scale
 from sb3_offline.common.cuda_graphs import (
     CudaGraphBackend,
     UpdateGraphs,
@@ -32,7 +34,9 @@ from sb3_offline.common.cuda_graphs import (
     make_capturable,
     portable_optimizer_state,
 )
-from sb3_offline.common.training import DeviceLossAccumulator, set_learning_rate
+from sb3_offline.common.normalization import fit_normalizers
+from sb3_offline.common.schedules import StepSchedule, as_schedule, initial_value, schedule_value
+from sb3_offline.common.training import DeviceLossAccumulator, copy_buffers, set_learning_rate, soft_update
 from sb3_offline.datasets.loaders import DatasetSource, is_minari_dataset, recover_env
 
 SelfOfflineAlgorithm = TypeVar("SelfOfflineAlgorithm", bound="OfflineAlgorithm")
@@ -64,9 +68,19 @@ class OfflineAlgorithm(OffPolicyAlgorithm):
     never the data; ``load`` gives a model that predicts without the dataset, which is read again
     only when ``learn`` needs it (or pass ``dataset=...`` to ``load``).
 
+    The plumbing every algorithm shares, whatever its policy class (ours or SB3's ``TD3Policy``):
+    the policy's networks named in ``policy_networks`` are aliased on the algorithm (``self.actor``,
+    ``self.critic`` ...); the targets named in ``target_networks`` are Polyak-averaged by
+    :meth:`_update_targets` (batch-norm statistics copied); each network's ``optimizer`` (built in
+    the policy) goes into the checkpoint; and each optimizer has its own learning-rate schedule
+    (:meth:`learning_rate_schedules`), applied by :meth:`_update_learning_rates` before every update,
+    CUDA graphs included (a captured learning rate is a device tensor filled in place).
+
     :param policy: the policy model to use (``MlpPolicy``, ``MultiInputPolicy``, ...)
     :param env: the environment (or its id); ``None`` to recover it from the dataset
-    :param learning_rate: learning rate, constant or a function of the remaining progress
+    :param learning_rate: learning rate, constant, a function of the remaining progress (SB3's schedules)
+        or a :class:`~sb3_offline.common.schedules.StepSchedule` over gradient steps; the main
+        network's (the critics', or the only network's); others may have their own
     :param dataset: the data: Minari id or ``MinariDataset``, a path (``.hdf5``/``.h5``, ``.npz``,
         SB3 replay buffer ``.pkl``, Minari folder) or :class:`~sb3_offline.datasets.Transitions`;
         alternatively ``replay_buffer_kwargs=dict(dataset=...)``
@@ -94,6 +108,13 @@ class OfflineAlgorithm(OffPolicyAlgorithm):
         be sampled inside a graph (HER's relabelling reads the env)
     :param _init_setup_model: whether to build the networks (and read the dataset) on creation
     """
+
+    #: the policy's networks aliased on the algorithm, those the policy has (``self.actor`` is ``policy.actor``)
+    policy_networks: ClassVar[tuple[str, ...]] = ("vae", "actor", "actor_target", "critic", "critic_target")
+    #: target network -> the network it follows (Polyak averaging with ``tau``), those the policy has
+    target_networks: ClassVar[dict[str, str]] = {"actor_target": "actor", "critic_target": "critic"}
+    #: the units of the action losses, the authors' (:mod:`sb3_offline.common.actions`): ``"env"`` or ``"normalized"``
+    action_units: ClassVar[str] = "normalized"
 
     def __init__(
         self,
@@ -175,6 +196,10 @@ class OfflineAlgorithm(OffPolicyAlgorithm):
             self._dataset_object = dataset
             self.dataset = str(cast(Any, dataset).spec.dataset_id) if is_minari_dataset(dataset) else None
 
+    def _setup_lr_schedule(self) -> None:
+        """SB3's, keeping a :class:`~sb3_offline.common.schedules.StepSchedule` a schedule over steps."""
+        self.lr_schedule = as_schedule(self.learning_rate)  # type: ignore[assignment]
+
     def _setup_model(self) -> None:
         """Build the policy; unlike SB3, the replay buffer (the dataset) is read later, on demand."""
         self._setup_lr_schedule()
@@ -184,7 +209,7 @@ class OfflineAlgorithm(OffPolicyAlgorithm):
         self.policy = self.policy_class(
             self.observation_space,
             self.action_space,
-            self.lr_schedule,
+            FloatSchedule(initial_value(self.lr_schedule)),  # what the policy builds its optimizers with
             **self.policy_kwargs,
         )
         self.policy = self.policy.to(self.device)
@@ -192,6 +217,78 @@ class OfflineAlgorithm(OffPolicyAlgorithm):
         self._losses = DeviceLossAccumulator()
         self._update_graphs: UpdateGraphs | None = None
         self._graphs_unavailable = False
+        #: per action dimension, [-1, 1] -> the units of the action losses (``action_units``)
+        self._action_scale = loss_action_scale(self.action_space, self.action_units, self.device)
+        self._setup_networks()
+
+    def _setup_networks(self) -> None:
+        """Alias the policy's networks, pair the targets with what they follow, and give each optimizer its schedule."""
+        self._networks: dict[str, nn.Module] = {}
+        for name in self.policy_networks:
+            module = getattr(self.policy, name, None)
+            if isinstance(module, nn.Module):
+                self._networks[name] = module
+                setattr(self, name, module)
+        self._target_pairs: dict[str, tuple[list[Any], list[Any], list[th.Tensor], list[th.Tensor]]] = {}
+        for target, online in self.target_networks.items():
+            if target in self._networks and online in self._networks:
+                params = list(self._networks[online].parameters())
+                target_params = list(self._networks[target].parameters())
+                if len(params) != len(target_params):
+                    raise ValueError(
+                        f"{target}: expected a copy of {online} ({len(params)} parameter tensors), found "
+                        f"{len(target_params)} parameter tensors"
+                    )
+                self._target_pairs[target] = (
+                    params,
+                    target_params,
+                    get_parameters_by_name(self._networks[online], ["running_"]),
+                    get_parameters_by_name(self._networks[target], ["running_"]),
+                )
+        schedules = self.learning_rate_schedules()
+        self._optimizer_schedules: list[tuple[str, th.optim.Optimizer, Schedule | StepSchedule]] = []
+        for name, module in self._networks.items():
+            optimizer = getattr(module, "optimizer", None)
+            if isinstance(optimizer, th.optim.Optimizer):
+                self._optimizer_schedules.append((name, optimizer, schedules.get(name, self.lr_schedule)))
+
+    def learning_rate_schedules(self) -> dict[str, Schedule | StepSchedule]:
+        """
+        The learning-rate schedule of each network's optimizer, by network name. A network whose policy
+        sets ``<name>_lr`` (``actor_lr``, ``vae_lr``, a constant or a schedule) follows it; every other
+        one follows ``learning_rate``. Subclasses may override.
+        """
+        schedules: dict[str, Schedule | StepSchedule] = {}
+        for name in self._networks:
+            value = getattr(self.policy, f"{name}_lr", None)
+            schedules[name] = self.lr_schedule if value is None else as_schedule(value)
+        return schedules
+
+    def _update_learning_rates(self) -> None:
+        """
+        Set every optimizer's learning rate from its schedule: a :class:`StepSchedule` at the number of
+        gradient updates done (``_n_updates``), others at SB3's progress remaining. Logs
+        ``train/learning_rate`` (``learning_rate``'s) and ``train/<network>_learning_rate`` for a network
+        with a schedule of its own.
+        """
+        progress, step = self._current_progress_remaining, self._n_updates
+        self.logger.record("train/learning_rate", schedule_value(self.lr_schedule, progress, step))
+        for name, optimizer, schedule in self._optimizer_schedules:
+            value = schedule_value(schedule, progress, step)
+            set_learning_rate(optimizer, value)
+            if schedule is not self.lr_schedule:
+                self.logger.record(f"train/{name}_learning_rate", value)
+
+    def _update_learning_rate(self, optimizers: list[th.optim.Optimizer] | th.optim.Optimizer) -> None:
+        """SB3's entry point, routed to :meth:`_update_learning_rates` (each optimizer keeps its own schedule)."""
+        self._update_learning_rates()
+
+    def _update_targets(self, *names: str) -> None:
+        """Polyak-average the named targets (default: all) with ``tau``; copy their batch-norm statistics."""
+        for name in names or tuple(self._target_pairs):
+            params, target_params, stats, target_stats = self._target_pairs[name]
+            soft_update(params, target_params, self.tau)
+            copy_buffers(stats, target_stats)
 
     def _setup_replay_buffer(self) -> None:
         """Read the dataset into the replay buffer (on ``self.device``)."""
@@ -238,6 +335,25 @@ class OfflineAlgorithm(OffPolicyAlgorithm):
             optimize_memory_usage=self.optimize_memory_usage,
             **kwargs,
         )
+        transform = getattr(self.replay_buffer, "reward_transform", None)
+        if kwargs.get("reward_transform") is not None and transform is not None:
+            # the resolved transform (a rule such as "iql_locomotion" read from this dataset) is what the model
+            # was trained with: saved with it, and applied as is when the buffer is rebuilt, whatever the dataset
+            self.replay_buffer_kwargs["reward_transform"] = transform.to_dict()
+        self._fit_normalizers()
+
+    def _fit_normalizers(self) -> None:
+        """Fit the policy's normalisers (observations, actions) that have no statistics yet on the dataset's rows."""
+        buffer = self.replay_buffer
+        if isinstance(buffer, OfflineReplayBuffer) and buffer.dataset_size > 0:
+            rows = slice(0, buffer.dataset_size)
+            observations = buffer.observations
+            dataset_rows = (
+                {key: value[rows] for key, value in observations.items()}
+                if isinstance(observations, dict)
+                else observations[rows]
+            )
+            fit_normalizers(self.policy, dataset_rows, buffer.actions[rows])
 
     def load_replay_buffer(self, path: str | pathlib.Path | io.BufferedIOBase, truncate_last_traj: bool = True) -> None:
         """SB3's ``load_replay_buffer``; an ``OfflineReplayBuffer``'s tensors are moved to ``self.device``."""
@@ -253,12 +369,21 @@ class OfflineAlgorithm(OffPolicyAlgorithm):
             "_losses",
             "_update_graphs",
             "_graphs_unavailable",
+            "_networks",
+            "_target_pairs",
+            "_optimizer_schedules",
+            "_action_scale",
+            *self.policy_networks,
         ]
+
+    def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
+        """The policy and every network's optimizer."""
+        optimizers = [f"{name}.optimizer" for name, _, _ in self._optimizer_schedules]
+        return ["policy", *optimizers], []
 
     def _optimizers(self) -> list[th.optim.Optimizer]:
         """Every optimizer the checkpoint holds (``_get_torch_save_params``)."""
-        names = self._get_torch_save_params()[0]
-        return [recursive_getattr(self, name) for name in names if name.split(".")[-1] == "optimizer"]
+        return [optimizer for _, optimizer, _ in self._optimizer_schedules]
 
     def get_parameters(self) -> dict[str, dict]:
         """SB3's ``get_parameters``; optimizers switched for CUDA graphs are saved with their original settings."""
@@ -279,13 +404,6 @@ class OfflineAlgorithm(OffPolicyAlgorithm):
         self._graphs_unavailable = False
 
     # ------------------------------------------------------------------------------ gradient steps
-    def _update_learning_rate(self, optimizers: list[th.optim.Optimizer] | th.optim.Optimizer) -> None:
-        """SB3's, through :func:`set_learning_rate` (keeps a CUDA graph's learning-rate tensor in place)."""
-        learning_rate = self.lr_schedule(self._current_progress_remaining)
-        self.logger.record("train/learning_rate", learning_rate)
-        for optimizer in optimizers if isinstance(optimizers, list) else [optimizers]:
-            set_learning_rate(optimizer, learning_rate)
-
     def _graphs_apply(self) -> bool:
         """Whether this offline update is run through CUDA graphs (switching the optimizers the first time)."""
         if not getattr(self, "cuda_graphs", True) or self._graphs_unavailable or self._online_mode:
@@ -325,8 +443,14 @@ class OfflineAlgorithm(OffPolicyAlgorithm):
             update(batch_size)
             return
         assert self._update_graphs is not None and self.replay_buffer is not None
-        # A graph bakes in the batch size and the buffer's row count: a change captures a new one.
-        key = (name, batch_size, id(self.replay_buffer), self.replay_buffer.size())
+        # A graph bakes in the batch size and the buffer's host-side sampling state (its row count, ...): a
+        # change captures a new one.
+        buffer_state = (
+            self.replay_buffer.graph_key()
+            if isinstance(self.replay_buffer, OfflineReplayBuffer)
+            else self.replay_buffer.size()
+        )
+        key = (name, batch_size, id(self.replay_buffer), buffer_state)
         if key not in self._update_graphs:
             self._update_graphs.discard(lambda other: other[0] == name and other != key)  # stale: free it
         self._update_graphs.run(key, lambda: update(batch_size))
@@ -430,8 +554,11 @@ class OfflineAlgorithm(OffPolicyAlgorithm):
         SB3's ordinary off-policy ``learn``: step the env for ``total_timesteps`` env steps, append each
         transition to the buffer that holds the dataset (its online region, ``buffer_size`` rows) and
         train on both. Arguments as ``OffPolicyAlgorithm.learn`` (``log_interval`` counts episodes).
+        An algorithm with an ``online_batch_size`` (AWAC) trains with it here, with ``batch_size`` offline.
         """
         self._online_mode = True
+        offline_batch_size = self.batch_size
+        self.batch_size = getattr(self, "online_batch_size", None) or offline_batch_size
         try:
             OffPolicyAlgorithm.learn(
                 self,
@@ -444,6 +571,7 @@ class OfflineAlgorithm(OffPolicyAlgorithm):
             )
         finally:
             self._online_mode = False
+            self.batch_size = offline_batch_size
         return self
 
     def _dump_logs(self) -> None:

@@ -13,47 +13,11 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, Flatten
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from torch import nn
 
+from sb3_offline.common.schedules import StepSchedule, initial_value
 from sb3_offline.common.vae import VAE_NET_ARCH, ConditionalVAE
 
 #: Hidden sizes of actors and critics in BCQ (paper appendix) and PLAS (authors' code).
 ACTOR_CRITIC_NET_ARCH = [400, 300]
-
-
-def critic_values(critic: ContinuousCritic, features: th.Tensor, actions: th.Tensor) -> th.Tensor:
-    """All of ``critic``'s Q-values, ``(rows, n_critics)``, on already extracted state features."""
-    inputs = th.cat([features, actions], dim=1)
-    return th.cat([q_net(inputs) for q_net in critic.q_networks], dim=1)
-
-
-def q_network_parameters(critic: ContinuousCritic) -> list[th.Tensor]:
-    """The Q-networks' parameters only (a shared features extractor is no target copy)."""
-    return [p for q_net in critic.q_networks for p in q_net.parameters()]
-
-
-def soft_clipped_target(
-    next_q: th.Tensor,
-    rewards: th.Tensor,
-    dones: th.Tensor,
-    gamma: float,
-    lmbda: float,
-    n_samples: int = 1,
-) -> th.Tensor:
-    """
-    The value target of BCQ's Eq. 13 (PLAS uses it with one action, ``n_samples=1``):
-    ``y = r + gamma * (1 - termination) * max_i [lmbda * min_j Q'_j(s', a_i) + (1 - lmbda) * max_j Q'_j(s', a_i)]``.
-
-    :param next_q: ``(batch * n_samples, n_critics)`` target critics' values, state-major
-        (rows ``k * n .. k * n + n - 1`` belong to state ``k``)
-    :param rewards: ``(batch, 1)``
-    :param dones: ``(batch, 1)`` terminations (a timeout is not one: it bootstraps)
-    :param gamma: discount factor
-    :param lmbda: weight of the minimum over critics (BCQ and PLAS: 0.75)
-    :param n_samples: actions per next state
-    :return: ``(batch, 1)``
-    """
-    soft_clipped = lmbda * next_q.min(dim=1).values + (1.0 - lmbda) * next_q.max(dim=1).values
-    best = soft_clipped.view(-1, n_samples).max(dim=1).values.unsqueeze(1)
-    return rewards + (1.0 - dones) * gamma * best
 
 
 class OfflineActorCriticPolicy(BasePolicy):
@@ -71,13 +35,15 @@ class OfflineActorCriticPolicy(BasePolicy):
     :param net_arch: hidden sizes: a list for actor and critics, or ``dict(pi=[...], qf=[...])``
         (and ``vae=[...]`` for the VAE policies); defaults: the class's ``default_net_arch``
     :param activation_fn: activation function
-    :param features_extractor_class: features extractor (shared; trained with the critics if it has parameters)
+    :param features_extractor_class: features extractor, shared by every network; it may hold statistics
+        (buffers, e.g. an input normaliser) but no trainable parameters: the critics' targets share it, so a
+        trained extractor would have no target copy (a ``ValueError`` says so)
     :param features_extractor_kwargs: keyword arguments of the features extractor
     :param normalize_images: divide image observations by 255
     :param optimizer_class: optimizer of every network
     :param optimizer_kwargs: keyword arguments of the optimizers
     :param n_critics: number of critics
-    :param actor_lr: learning rate of the actor (default: the critics' initial one)
+    :param actor_lr: learning rate of the actor, a constant or a schedule (default: the critics')
     :param actor_optimizer_kwargs: extra keyword arguments of the actor's optimizer (e.g. ``weight_decay``)
     """
 
@@ -103,7 +69,7 @@ class OfflineActorCriticPolicy(BasePolicy):
         optimizer_class: type[th.optim.Optimizer] = th.optim.Adam,
         optimizer_kwargs: dict[str, Any] | None = None,
         n_critics: int = 2,
-        actor_lr: float | None = None,
+        actor_lr: float | Schedule | StepSchedule | None = None,
         actor_optimizer_kwargs: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(
@@ -136,6 +102,13 @@ class OfflineActorCriticPolicy(BasePolicy):
     def _build(self, lr_schedule: Schedule) -> None:
         """Build every network and optimizer; subclasses call it at the end of their ``__init__``."""
         self.features_extractor = self.make_features_extractor()
+        trainable = sum(p.numel() for p in self.features_extractor.parameters() if p.requires_grad)
+        if trainable:
+            raise ValueError(
+                "features_extractor_class: expected an extractor without trainable parameters (the critics' "
+                "targets share it, so a trained one would have no target copy), found "
+                f"{type(self.features_extractor).__name__} with {trainable} trainable parameters"
+            )
         features_dim = self.features_extractor.features_dim
         self._build_extra(features_dim, lr_schedule)
         self.actor = self._build_actor(features_dim)
@@ -163,10 +136,9 @@ class OfflineActorCriticPolicy(BasePolicy):
         lr = lr_schedule(1)
         self.actor.optimizer = self.optimizer_class(  # type: ignore[call-arg,assignment]
             self.actor.parameters(),
-            lr=self.actor_lr if self.actor_lr is not None else lr,
+            lr=initial_value(self.actor_lr) if self.actor_lr is not None else lr,
             **{**self.optimizer_kwargs, **self.actor_optimizer_kwargs},
         )
-        # The critic's parameters include the shared features extractor's, if it has any.
         self.critic.optimizer = self.optimizer_class(  # type: ignore[call-arg]
             self.critic.parameters(), lr=lr, **self.optimizer_kwargs
         )
@@ -215,7 +187,7 @@ class VAEActorCriticPolicy(OfflineActorCriticPolicy):
 
     :param latent_dim: VAE latent size (default ``2 * action_dim``)
     :param latent_clip: clip of the prior's latent when the VAE samples on its own
-    :param vae_lr: learning rate of the VAE (default: the critics' initial one)
+    :param vae_lr: learning rate of the VAE, a constant or a schedule (default: the critics')
     :param kwargs: :class:`OfflineActorCriticPolicy`'s arguments; ``net_arch`` may set ``vae=[...]``
         (default 750-750)
     """
@@ -231,7 +203,7 @@ class VAEActorCriticPolicy(OfflineActorCriticPolicy):
         lr_schedule: Schedule,
         latent_dim: int | None = None,
         latent_clip: float = 0.5,
-        vae_lr: float | None = None,
+        vae_lr: float | Schedule | StepSchedule | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(observation_space, action_space, lr_schedule, **kwargs)
@@ -239,13 +211,17 @@ class VAEActorCriticPolicy(OfflineActorCriticPolicy):
         self.latent_clip = latent_clip
         self.vae_lr = vae_lr
 
-    def _build_extra(self, features_dim: int, lr_schedule: Schedule) -> None:
-        self.vae = ConditionalVAE(
+    def _make_vae(self, features_dim: int) -> ConditionalVAE:
+        """The VAE (without its optimizer); subclasses may build it with other options (LAPO)."""
+        return ConditionalVAE(
             features_dim, self.action_dim, self.latent_dim, self.net_arch["vae"], self.activation_fn, self.latent_clip
         )
+
+    def _build_extra(self, features_dim: int, lr_schedule: Schedule) -> None:
+        self.vae = self._make_vae(features_dim)
         self.vae.optimizer = self.optimizer_class(  # type: ignore[call-arg]
             self.vae.parameters(),
-            lr=self.vae_lr if self.vae_lr is not None else lr_schedule(1),
+            lr=initial_value(self.vae_lr) if self.vae_lr is not None else lr_schedule(1),
             **self.optimizer_kwargs,
         )
 

@@ -79,6 +79,13 @@ class DeviceLossAccumulator:
         return means
 
 
+def minimize(optimizer: th.optim.Optimizer, loss: th.Tensor) -> None:
+    """One optimizer step on ``loss``: zero the gradients, back-propagate, step (device work only)."""
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+
+
 def set_learning_rate(optimizer: th.optim.Optimizer, learning_rate: float) -> None:
     """
     SB3's ``update_learning_rate``, which also keeps a tensor learning rate (that of an optimizer

@@ -48,6 +48,21 @@ def is_minari_dataset(obj: object) -> bool:
     return isinstance(obj, MinariDataset)
 
 
+def is_minari_source(source: Any) -> bool:
+    """
+    Whether ``source`` names a Minari dataset: a ``MinariDataset``, a dataset folder, or a string shaped
+    like a Minari id (``namespace/name-vN``) that names no existing path. The one place that decides it.
+    """
+    if is_minari_dataset(source):
+        return True
+    if not isinstance(source, str | os.PathLike):
+        return False
+    path = Path(source).expanduser()
+    if path.is_dir():
+        return True
+    return not path.exists() and bool(_MINARI_ID.match(os.fspath(source)))
+
+
 def describe_source(source: DatasetSource) -> str:
     """A short name for a source, for messages and for saving a reference in a checkpoint."""
     if isinstance(source, Transitions):
@@ -76,7 +91,7 @@ def open_minari_dataset(dataset: Any, download: bool = False) -> Any:
 
     if is_minari_dataset(dataset):
         return dataset
-    path = Path(dataset)
+    path = Path(dataset).expanduser()
     if path.is_dir():
         data_dir = path / "data" if (path / "data").is_dir() else path
         return minari.MinariDataset(data_dir)
@@ -356,8 +371,8 @@ def load_transitions(
     """
     if isinstance(source, Transitions):
         return source
-    if is_minari_dataset(source):
-        return load_minari(source)
+    if is_minari_source(source):
+        return load_minari(source, download=download)
     if not isinstance(source, str | os.PathLike):
         raise TypeError(
             f"dataset: expected a Minari id, a path (.hdf5, .npz, .pkl, Minari folder), a MinariDataset or "
@@ -373,12 +388,8 @@ def load_transitions(
         if suffix in (".pkl", ".pickle"):
             return load_sb3_replay_buffer(path, action_space)
         raise ValueError(f"dataset '{source}': expected a .hdf5, .h5, .npz or .pkl file, found suffix '{suffix}'")
-    if path.is_dir():
-        return load_minari(path)
     if suffix in (".hdf5", ".h5", ".npz", ".pkl", ".pickle"):
         raise DatasetNotFoundError(f"dataset '{source}': no such file")
-    if _MINARI_ID.match(str(source)):
-        return load_minari(str(source), download=download)
     raise DatasetNotFoundError(
         f"dataset '{source}': expected an existing file (.hdf5, .npz, .pkl), a Minari dataset folder, "
         "or a Minari id such as 'pendulum/random-v0', found nothing of that name"
@@ -389,15 +400,10 @@ def dataset_env_id(source: DatasetSource) -> str | None:
     """The gymnasium id recorded by a dataset (Minari env spec, HDF5 attribute, npz key), if any."""
     if isinstance(source, Transitions):
         return source.env_id
-    if is_minari_dataset(source) or (
-        isinstance(source, str) and _MINARI_ID.match(source) and not Path(source).exists()
-    ):
+    if is_minari_source(source):
         spec = open_minari_dataset(source).spec.env_spec
         return spec.id if spec is not None else None
     path = Path(str(source)).expanduser()
-    if path.is_dir():
-        spec = open_minari_dataset(path).spec.env_spec
-        return spec.id if spec is not None else None
     if path.suffix.lower() in (".hdf5", ".h5") and path.is_file():
         import h5py
 
@@ -420,10 +426,7 @@ def recover_env(source: DatasetSource) -> Any:
     """
     import gymnasium as gym
 
-    if is_minari_dataset(source) or (
-        isinstance(source, str | os.PathLike)
-        and (Path(source).is_dir() or (_MINARI_ID.match(str(source)) and not Path(source).exists()))
-    ):
+    if is_minari_source(source):
         ds = open_minari_dataset(source)
         if ds.spec.env_spec is not None:
             return ds.recover_environment()

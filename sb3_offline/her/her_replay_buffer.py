@@ -344,6 +344,7 @@ class OfflineHerReplayBuffer(OfflineReplayBuffer, HerReplayBuffer):  # type: ign
 
     def truncate_last_trajectory(self) -> None:
         """Close the online episodes still running as time-limit truncations (as SB3's ``HerReplayBuffer``)."""
+        super().truncate_last_trajectory()  # the episode index and returns-to-go of OfflineReplayBuffer
         for env_idx in np.flatnonzero(self._current_ep_start >= 0):
             steps = int(self._current_ep_steps[env_idx])
             last = self._episode_rows(
@@ -362,6 +363,13 @@ class OfflineHerReplayBuffer(OfflineReplayBuffer, HerReplayBuffer):  # type: ign
         self._valid_rows = None
 
     # ------------------------------------------------------------------------------------ sampling
+    def sample_indices(self, batch_size: int, finished_episodes_only: bool = False) -> th.Tensor:
+        """
+        The rows a batch is drawn from: those of complete episodes (see :meth:`_sample_rows`), whatever
+        ``finished_episodes_only`` says; ``offline_fraction`` does not apply here.
+        """
+        return self._sample_rows(batch_size)
+
     def _sample_rows(self, batch_size: int) -> th.Tensor:
         """Rows drawn uniformly among the transitions of complete episodes (SB3's ``is_valid``)."""
         if self.online_size == 0:

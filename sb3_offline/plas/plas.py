@@ -11,16 +11,18 @@ from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.policies import BasePolicy, ContinuousCritic
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 
-from sb3_offline.common.actor_critic import VAEActorCriticAlgorithm
-from sb3_offline.common.policies import critic_values, soft_clipped_target
-from sb3_offline.common.vae import ConditionalVAE, vae_loss
+from sb3_offline.common.critics import critic_loss, critic_values, q1_values, soft_clipped_target
+from sb3_offline.common.latent_actor import LatentActor
+from sb3_offline.common.offline_algorithm import OfflineAlgorithm
+from sb3_offline.common.training import minimize
+from sb3_offline.common.vae import ConditionalVAE, fit_vae
 from sb3_offline.datasets.loaders import DatasetSource
-from sb3_offline.plas.policies import LatentActor, MlpPolicy, MultiInputPolicy, PLASPolicy
+from sb3_offline.plas.policies import MlpPolicy, MultiInputPolicy, PLASPolicy
 
 SelfPLAS = TypeVar("SelfPLAS", bound="PLAS")
 
 
-class PLAS(VAEActorCriticAlgorithm):
+class PLAS(OfflineAlgorithm):
     """
     Policy in the Latent Action Space (PLAS): Zhou, Bajracharya, Held, "PLAS: Latent Action Space for
     Offline Reinforcement Learning", CoRL 2020 (https://arxiv.org/abs/2011.07213). Where the paper is
@@ -29,7 +31,8 @@ class PLAS(VAEActorCriticAlgorithm):
     Two phases, both counted by ``learn``'s ``total_timesteps`` (one gradient step each):
 
     1. the first ``vae_steps`` gradient steps pre-train the conditional VAE on the dataset
-       (reconstruction + 0.5 * KL, its own Adam with ``vae_learning_rate``; logged under ``vae/``);
+       (reconstruction in the env's units, as the authors' decoder outputs ``max_action * tanh``,
+       + 0.5 * KL, its own Adam with ``vae_learning_rate``; logged under ``vae/``);
     2. then the VAE is frozen and each step trains the two critics on the soft clipped double-Q
        target ``r + gamma * (1 - termination) * [lmbda * min_j Q'_j + (1 - lmbda) * max_j Q'_j](s', a')``
        with ``a' = D(s', pi'(s'))`` (lambda-weighted min/max as in the authors' ``Latent.train``; one
@@ -39,8 +42,8 @@ class PLAS(VAEActorCriticAlgorithm):
     So ``learn(vae_steps + n)`` pre-trains the VAE and then trains the policy for ``n`` steps; the
     authors run 500k + 500k. Calling ``learn`` again continues where the phases stand.
     ``perturbation=True`` is PLAS-P (the paper's "PLAS with perturbation"): a layer adds
-    ``xi(s, a)`` in ``[-phi, phi]`` (of the [-1, 1] action range) to the decoded action, so the policy
-    may leave the data's support by a small amount.
+    ``xi(s, a)`` in ``[-phi, phi]`` (in the env's units, as the authors' ``ActorPerturbation``) to the
+    decoded action, so the policy may leave the data's support by a small amount.
 
     Defaults (authors' ``main.py``): VAE 750-750, latent ``2 * action_dim``, VAE lr 1e-4 for 500k
     steps; latent policy and critics 400-300, actor lr 1e-4, critic lr 1e-3, batch 100, tau 0.005,
@@ -55,7 +58,7 @@ class PLAS(VAEActorCriticAlgorithm):
     :param vae_steps: gradient steps of VAE pre-training before the policy phase
     :param max_latent_action: bound of the latent action
     :param perturbation: add PLAS-P's perturbation layer
-    :param phi: bound of the perturbation (with ``perturbation=True``)
+    :param phi: bound of the perturbation in the env's units (with ``perturbation=True``)
     :param lmbda: weight of the minimum in the soft clipped double-Q target
     :param kl_weight: weight of the KL term of the VAE loss
     :param buffer_size: rows for online transitions after the dataset (``learn_online``)
@@ -82,6 +85,7 @@ class PLAS(VAEActorCriticAlgorithm):
         "MlpPolicy": MlpPolicy,
         "MultiInputPolicy": MultiInputPolicy,
     }
+    action_units = "env"
     policy: PLASPolicy
     vae: ConditionalVAE
     actor: LatentActor
@@ -206,14 +210,14 @@ class PLAS(VAEActorCriticAlgorithm):
         policy = self.policy
         policy.set_training_mode(True)
         for _ in range(gradient_steps):
+            self._update_learning_rates()
+            self._n_updates += 1
             if not self.vae_pretrained:
                 self._gradient_step("plas/vae", self._vae_update, batch_size)
                 self._vae_updates += 1
                 if self.vae_pretrained:
                     self._freeze_vae()
                 continue
-            self._n_updates += 1
-            self._update_learning_rate([self.critic.optimizer])
             self._gradient_step("plas", self._policy_update, batch_size)
 
     def _policy_update(self, batch_size: int) -> None:
@@ -229,22 +233,18 @@ class PLAS(VAEActorCriticAlgorithm):
             next_q = critic_values(self.critic_target, next_features, next_actions)
             target_q = soft_clipped_target(next_q, data.rewards, data.dones, self.gamma, self.lmbda)
         current_q = critic_values(self.critic, features, data.actions)
-        critic_loss = (current_q - target_q).pow(2).mean(dim=0).sum()
-        self.critic.optimizer.zero_grad()
-        critic_loss.backward()
-        self.critic.optimizer.step()
+        q_loss = critic_loss(current_q, target_q)
+        minimize(self.critic.optimizer, q_loss)
 
         # The latent policy's gradient flows through the frozen decoder into z.
         state_features = features.detach()
         latent, _, actions = self.actor(state_features, self.vae.decode)
-        actor_loss = -self.critic.q_networks[0](th.cat([state_features, actions], dim=1)).mean()
-        self.actor.optimizer.zero_grad()
-        actor_loss.backward()
-        self.actor.optimizer.step()
+        actor_loss = -q1_values(self.critic, state_features, actions).mean()
+        minimize(self.actor.optimizer, actor_loss)
 
         self._update_targets()
 
-        self._losses.add("critic_loss", critic_loss)
+        self._losses.add("critic_loss", q_loss)
         self._losses.add("actor_loss", actor_loss)
         self._losses.add("q_value", current_q[:, 0].mean())
         self._losses.add("latent_action_norm", latent.detach().norm(dim=1).mean())
@@ -254,11 +254,7 @@ class PLAS(VAEActorCriticAlgorithm):
         assert self.replay_buffer is not None
         data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)
         features = self.policy.features(data.observations).detach()
-        reconstruction, mean, std = self.vae(features, data.actions)
-        total, reconstruction_loss, kl = vae_loss(reconstruction, data.actions, mean, std, self.kl_weight)
-        self.vae.optimizer.zero_grad()
-        total.backward()
-        self.vae.optimizer.step()
+        total, reconstruction_loss, kl = fit_vae(self.vae, features, data.actions, self.kl_weight, self._action_scale)
         self._losses.add("vae/loss", total)
         self._losses.add("vae/reconstruction_loss", reconstruction_loss)
         self._losses.add("vae/kl_loss", kl)

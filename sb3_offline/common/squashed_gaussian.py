@@ -1,0 +1,65 @@
+"""
+The tanh-squashed Gaussian of SAC's actor, as functions of its parameters (device work only).
+
+SB3's ``SquashedDiagGaussianDistribution`` computes the same numbers, but it is stateful (one distribution
+per actor, replaced by each call) and builds a ``torch.distributions.Normal`` whose argument validation reads
+values back to the host; these functions draw any number of actions per row in one call and never sync, so
+an update that uses them can be captured in a CUDA graph. Formulas: SB3's (``a = tanh(u)``,
+``u ~ N(mean, exp(log_std)^2)``, ``log pi(a) = log N(u) - sum log(1 - a^2 + 1e-6)``; a given action is mapped
+back by ``atanh`` after clipping it to ``+-(1 - float eps)``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch as th
+
+#: SB3's ``SquashedDiagGaussianDistribution.epsilon`` in the tanh correction of the log-density
+TANH_EPSILON = 1e-6
+_LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
+
+
+def _gaussian_log_prob(gaussian_actions: th.Tensor, mean: th.Tensor, log_std: th.Tensor) -> th.Tensor:
+    return (-0.5 * ((gaussian_actions - mean) / log_std.exp()).pow(2) - log_std - _LOG_SQRT_2PI).sum(
+        dim=-1, keepdim=True
+    )
+
+
+def _tanh_correction(actions: th.Tensor) -> th.Tensor:
+    return th.log(1.0 - actions.pow(2) + TANH_EPSILON).sum(dim=-1, keepdim=True)
+
+
+def squashed_gaussian_sample(mean: th.Tensor, log_std: th.Tensor, n_samples: int = 1) -> tuple[th.Tensor, th.Tensor]:
+    """
+    ``n_samples`` reparameterised actions per row and their log-densities.
+
+    :param mean: ``(rows, action_dim)`` mean of the Gaussian before the ``tanh``
+    :param log_std: ``(rows, action_dim)`` its log standard deviation
+    :param n_samples: actions per row
+    :return: actions ``(rows * n_samples, action_dim)`` in (-1, 1) and log-densities ``(rows * n_samples, 1)``,
+        row-major (rows ``k * n .. k * n + n - 1`` belong to row ``k``)
+    """
+    if n_samples != 1:
+        mean = mean.repeat_interleave(n_samples, dim=0)
+        log_std = log_std.repeat_interleave(n_samples, dim=0)
+    gaussian_actions = mean + log_std.exp() * th.randn_like(mean)
+    actions = th.tanh(gaussian_actions)
+    log_prob = _gaussian_log_prob(gaussian_actions, mean, log_std) - _tanh_correction(actions)
+    return actions, log_prob
+
+
+def squashed_gaussian_log_prob(mean: th.Tensor, log_std: th.Tensor, actions: th.Tensor) -> th.Tensor:
+    """
+    The log-density of given actions in [-1, 1] (e.g. the dataset's), ``(rows, 1)``, as SB3's
+    ``SquashedDiagGaussianDistribution.log_prob``: actions on the bounds are clipped to ``+-(1 - float eps)``
+    before ``atanh`` (``TanhBijector.inverse``), the tanh correction takes them as given.
+
+    :param mean: ``(rows, action_dim)``
+    :param log_std: ``(rows, action_dim)``
+    :param actions: ``(rows, action_dim)``
+    """
+    eps = th.finfo(actions.dtype).eps
+    clipped = actions.clamp(-1.0 + eps, 1.0 - eps)
+    gaussian_actions = th.atanh(clipped)
+    return _gaussian_log_prob(gaussian_actions, mean, log_std) - _tanh_correction(actions)
