@@ -1,6 +1,6 @@
 """
-The BCQ paper's batch-settings experiment: BatchDDPG, BC, BCQ, AWAC and PLAS trained on datasets
-made with the ``final``, ``concurrent``, ``imitation`` and ``imperfect`` protocols.
+The BCQ paper's batch-settings experiment: BatchDDPG, BC, BCQ, AWAC, PLAS, LAPO, IQL, TD3+BC, CQL and
+Cal-QL trained on datasets made with the ``final``, ``concurrent``, ``imitation`` and ``imperfect`` protocols.
 
     # the paper's budgets (GPU machine; hours)
     python benchmarks/batch_settings.py --envs Pendulum-v1 Hopper-v5 --transitions 1000000 --steps 300000
@@ -14,13 +14,15 @@ so an interrupted benchmark resumes. Prints (and writes ``table.md``) mean ± st
 score per (setting, algorithm) over seeds, with the behaviour policy's return (the dataset's episodes);
 draws one learning-curve PNG and one value-estimate PNG per setting. Nothing here is a test.
 
-``--d3rlpy`` (d3rlpy must be importable; it is no dependency of sb3-offline) adds d3rlpy's BCQ, AWAC and
-PLAS, for those of them among ``--algos``, as rows ``d3rlpy-bcq``, ``d3rlpy-awac``, ``d3rlpy-plas``:
-trained with our hyperparameters and network sizes (``benchmarks/d3rlpy_compat.py``, which also lists
-where d3rlpy's algorithms differ) on the same datasets (``load_transitions``), for the same gradient
-steps (PLAS: ``--plas-vae-steps`` VAE steps first) and seeds, evaluated every ``--eval-freq`` steps and at
-the end exactly as ours (SB3's ``evaluate_policy``), stored and resumed the same way and drawn in the
-same learning-curve PNGs; they have no value-estimate curves.
+``--d3rlpy`` (d3rlpy must be importable; it is no dependency of sb3-offline) adds d3rlpy's BCQ, AWAC,
+PLAS, IQL, TD3+BC, CQL and Cal-QL, for those of them among ``--algos``, as rows ``d3rlpy-bcq``,
+``d3rlpy-awac``, ``d3rlpy-plas``, ``d3rlpy-iql``, ``d3rlpy-td3bc``, ``d3rlpy-cql``, ``d3rlpy-calql``: trained
+with our hyperparameters and network sizes (``benchmarks/d3rlpy_compat.py``, which also lists where d3rlpy's
+algorithms differ) on the same datasets (``load_transitions``), for the same gradient steps (PLAS:
+``--plas-vae-steps`` VAE steps first; CQL: ``--cql-bc-steps`` of them behaviour cloning, ours only: d3rlpy
+has none) and seeds, evaluated every ``--eval-freq`` steps and at the end exactly as ours (SB3's
+``evaluate_policy``), stored and resumed the same way and drawn in the same learning-curve PNGs; they have no
+value-estimate curves.
 """
 
 from __future__ import annotations
@@ -48,8 +50,26 @@ from sb3_offline.evaluation import evaluate, reference_scores
 from sb3_offline.plotting import plot_curves, plot_value_estimates
 
 SETTINGS = ("final", "concurrent", "imitation", "imperfect")
-ALGO_ORDER = ("batch_ddpg", "bc", "bcq", "awac", "plas")
-NAMES = {"batch_ddpg": "BatchDDPG", "bc": "BC", "bcq": "BCQ", "awac": "AWAC", "plas": "PLAS"}
+ALGO_ORDER = ("batch_ddpg", "bc", "bcq", "awac", "plas", "lapo", "iql", "td3bc", "cql", "calql")
+#: rows that are one of ALGOS with other settings: name -> (algorithm, constructor kwargs, policy kwargs)
+VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
+    "plas_p": ("plas", dict(perturbation=True), {}),  # PLAS-P: the paper's PLAS with perturbation
+    "awac_linear_mean": ("awac", {}, dict(squash_mean=False, init_w=None)),  # AWAC before rlkit's tanh mean
+}
+NAMES = {
+    "batch_ddpg": "BatchDDPG",
+    "bc": "BC",
+    "bcq": "BCQ",
+    "awac": "AWAC",
+    "plas": "PLAS",
+    "lapo": "LAPO",
+    "iql": "IQL",
+    "td3bc": "TD3+BC",
+    "cql": "CQL",
+    "calql": "Cal-QL",
+    "plas_p": "PLAS-P",
+    "awac_linear_mean": "AWAC (linear mean)",
+}
 D3RLPY_PREFIX = "d3rlpy-"  # rows of d3rlpy's algorithms: "d3rlpy-bcq", "d3rlpy-awac", "d3rlpy-plas"
 SMALL_NETS: dict[str, dict[str, Any]] = {
     "batch_ddpg": dict(net_arch=[64, 64]),
@@ -57,6 +77,11 @@ SMALL_NETS: dict[str, dict[str, Any]] = {
     "bcq": dict(net_arch=dict(pi=[64, 64], qf=[64, 64], vae=[128, 128])),
     "awac": dict(net_arch=dict(pi=[64, 64], qf=[64, 64])),
     "plas": dict(net_arch=dict(pi=[64, 64], qf=[64, 64], vae=[128, 128])),
+    "lapo": dict(net_arch=dict(pi=[64, 64], qf=[64, 64], vae=[128, 128], vf=[64, 64])),  # as PLAS, and V
+    "iql": dict(net_arch=[64, 64]),  # actor, critics and value
+    "td3bc": dict(net_arch=[64, 64]),  # actor and critics
+    "cql": dict(net_arch=[64, 64]),  # actor and critics
+    "calql": dict(net_arch=[64, 64]),  # actor and critics (the authors' critics are twice as deep as the actor)
 }
 
 
@@ -76,14 +101,18 @@ def run_one(env_id: str, dataset_id: str, algo: str, seed: int, folder: Path, ar
     result_path = folder / "run.json"
     if result_path.exists():
         return json.loads(result_path.read_text())
-    kwargs: dict[str, Any] = {}
-    if args.small_nets:
-        kwargs["policy_kwargs"] = SMALL_NETS[algo]
+    base, extra, policy_extra = VARIANTS.get(algo, (algo, {}, {}))
+    kwargs: dict[str, Any] = dict(extra)
+    kwargs["policy_kwargs"] = {**(SMALL_NETS[base] if args.small_nets else {}), **policy_extra}
     steps = args.steps
-    if algo == "plas":  # the VAE is pre-trained first (its own steps), then the policy gets `steps`
+    if base == "cql":  # the behaviour-cloning warm-up counts within `steps`
+        kwargs["bc_steps"] = args.cql_bc_steps
+    if base == "calql":  # offline runs: no rows for online transitions
+        kwargs["buffer_size"] = 0
+    if base == "plas":  # the VAE is pre-trained first (its own steps), then the policy gets `steps`
         kwargs["vae_steps"] = args.plas_vae_steps
         steps += args.plas_vae_steps
-    model = ALGOS[algo]("MlpPolicy", gym.make(env_id), dataset=dataset_id, seed=seed, device=args.device, **kwargs)
+    model = ALGOS[base]("MlpPolicy", gym.make(env_id), dataset=dataset_id, seed=seed, device=args.device, **kwargs)
     callbacks: list[Any] = [
         EvalCallback(
             Monitor(gym.make(env_id)),
@@ -180,7 +209,7 @@ def main(
     parser = argparse.ArgumentParser(description=description.split("\n\n")[0])
     parser.add_argument("--envs", nargs="+", default=list(envs))
     parser.add_argument("--settings", nargs="+", default=list(settings), choices=list(PROTOCOLS))
-    parser.add_argument("--algos", nargs="+", default=list(ALGO_ORDER), choices=ALGO_ORDER)
+    parser.add_argument("--algos", nargs="+", default=list(ALGO_ORDER), choices=[*ALGO_ORDER, *VARIANTS])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument(
         "--transitions", type=int, default=100_000, help="dataset size (training steps for final/concurrent)"
@@ -189,6 +218,12 @@ def main(
     parser.add_argument("--behaviour-algo", default="td3", choices=["ddpg", "td3", "sac"])
     parser.add_argument("--steps", type=int, default=30_000, help="gradient steps per run (PLAS: after its VAE)")
     parser.add_argument("--plas-vae-steps", type=int, default=5_000)
+    parser.add_argument(
+        "--cql-bc-steps",
+        type=int,
+        default=0,
+        help="CQL's behaviour-cloning steps, within --steps (default 0, CORL's and d3rlpy's; the authors: 40k of 1M)",
+    )
     parser.add_argument("--eval-freq", type=int, default=1_000)
     parser.add_argument("--eval-episodes", type=int, default=5)
     parser.add_argument("--final-episodes", type=int, default=10)
@@ -198,7 +233,8 @@ def main(
     parser.add_argument(
         "--d3rlpy",
         action="store_true",
-        help="also d3rlpy's bcq, awac, plas with our settings (rows d3rlpy-<algo>; d3rlpy must be importable)",
+        help="also d3rlpy's bcq, awac, plas, iql, td3bc, cql, calql with our settings (rows d3rlpy-<algo>; d3rlpy "
+        "must be importable)",
     )
     args = parser.parse_args(argv)
     output = Path(args.output)

@@ -1,18 +1,40 @@
 """
-An optional bridge to d3rlpy (https://github.com/takuseno/d3rlpy, written against 2.8.1): its BCQ, AWAC
-and PLAS built with *our* defaults, for the benchmarks' side-by-side rows and columns. d3rlpy is imported
-lazily and is never a dependency of sb3-offline; :func:`d3rlpy_available` says whether it can be used.
+An optional bridge to d3rlpy (https://github.com/takuseno/d3rlpy, written against 2.8.1): its BCQ, AWAC,
+PLAS, IQL, TD3+BC, CQL and Cal-QL built with *our* defaults, for the benchmarks' side-by-side rows and
+columns. d3rlpy is imported lazily and is never a dependency of sb3-offline; :func:`d3rlpy_available` says
+whether it can be used.
 
 Every hyperparameter is read from our own constructors at run time (``inspect.signature`` of
 ``ALGOS[algo].__init__`` and the policy's ``default_net_arch``), so the two sides cannot drift apart:
 
 - BCQ: perturbation model and critics 400-300, VAE 750-750, latent ``2 * action_dim``, Adam lr 1e-3 for
   all three, batch 100, tau 0.005, gamma 0.99, lambda 0.75, Phi 0.05, KL weight 0.5, 10 target samples;
-- AWAC: actor 4 x 256, critics 2 x 256, Adam lr 3e-4 (actor weight decay 1e-4), batch 1024, tau 0.005,
-  gamma 0.99, temperature 2 (d3rlpy's ``lam``), one policy sample for ``V(s)``;
+- AWAC: actor 4 x 256, critics 2 x 256, Adam lr 3e-4 (actor weight decay 1e-4), batch 128 (rlkit's offline
+  batch), tau 0.005, gamma 0.99, temperature 2 (d3rlpy's ``lam``), one policy sample for ``V(s)``;
 - PLAS: latent policy and critics 400-300, VAE 750-750, lr critic 1e-3, actor 1e-4, VAE 1e-4, batch 100,
   tau 0.005, gamma 0.99, lambda 0.75, KL weight 0.5, max latent action 2; ``warmup_steps`` = our
-  ``vae_steps`` (VAE pre-training, then the policy phase).
+  ``vae_steps`` (VAE pre-training, then the policy phase);
+- IQL: actor, critics and value 256-256, Adam lr 3e-4 for all, batch 256, tau 0.005, gamma 0.99, expectile
+  0.7, temperature 3 (d3rlpy's ``weight_temp``), weight clip 100 (``max_weight``); the actor's learning rate
+  on a cosine decay over ``actor_lr_decay_steps`` (d3rlpy: ``CosineAnnealingLRFactory(T_max=...)`` on the
+  actor's Adam); our ``reward_transform`` resolved on the same data and given to d3rlpy as its
+  ``reward_scaler`` (``ConstantShiftRewardScaler(shift, multiplier=scale, multiply_first=True)``: d3rlpy
+  transforms no rewards by default);
+- TD3+BC (d3rlpy's ``TD3PlusBC``): actor and critics 256-256, Adam lr 3e-4 for both, batch 256, tau 0.005,
+  gamma 0.99, alpha 2.5, target smoothing noise 0.2 clipped at 0.5 (``target_smoothing_sigma``/``_clip``),
+  actor and targets every 2 updates (``update_actor_interval``); our state normalisation
+  ``(s - mean) / (std + 1e-3)`` with the dataset's statistics given to d3rlpy as its ``observation_scaler``
+  (``StandardObservationScaler(mean, std, eps=1e-3)``, the same formula: d3rlpy normalises no
+  observations by default).
+- CQL (``CQLConfig``) and Cal-QL (``CalQLConfig``): policy and critics at our sizes (CQL 3 x 256; Cal-QL
+  policy 2 x 256, critics 4 x 256), critic lr 3e-4, actor lr 1e-4 and the temperature's (our entropy
+  coefficient's) lr the actor's, initial temperature 1, ``conservative_weight`` = ``alpha_cql`` 5,
+  ``n_action_samples`` = ``n_actions`` 10, no soft backup (no entropy in the target), ``max_q_backup`` ours
+  (CQL off, Cal-QL on), batch 256, tau 0.005, gamma 0.99. The Lagrange multiplier: with our
+  ``target_action_gap`` set (Cal-QL's 0.8), ``alpha_threshold`` = it, ``alpha_learning_rate`` = the critic lr
+  and ``initial_alpha`` ours (Cal-QL: e); without it (CQL), ``alpha_learning_rate=0`` (d3rlpy then keeps
+  ``alpha`` fixed), ``initial_alpha=1`` and ``alpha_threshold=0``, so its loss ``1 * weight * (gap - 0)`` is ours.
+  d3rlpy's conservative loss is our form ``alpha' * weight * (gap - threshold)``, summed over the critics.
 
 Where d3rlpy's algorithms necessarily differ from ours (none of these can be set through its configs):
 
@@ -23,15 +45,45 @@ Where d3rlpy's algorithms necessarily differ from ours (none of these can be set
   too; pass ``bcq_acting_samples`` to change that). d3rlpy's perturbation-model loss back-propagates through
   the VAE decoder (the decoded actions are not detached; only the actor's optimizer steps, so the result is
   the same, but the backward pass is longer); ours decodes under ``no_grad``.
-- AWAC: d3rlpy's Gaussian actor has a ``tanh``-squashed mean (the log-likelihood is of an unsquashed Normal
-  around ``tanh(mu)``), ours a linear mean clipped to [-1, 1] when acting; d3rlpy's critic target is SAC's,
+- AWAC: both Gaussian actors have a ``tanh`` mean (the log-likelihood is of an unsquashed Normal around
+  ``tanh(mu)``, as rlkit's); d3rlpy's critic target is SAC's,
   with ``a' ~ tanh(Normal)`` and an entropy term at a fixed temperature ``exp(0) = 1`` (ours: no entropy
   term, ``a'`` a clipped sample); d3rlpy's actor loss is a *sum* over the batch (ours a mean), so with Adam
   the same ``weight_decay=1e-4`` weighs ~``batch_size`` times less there; d3rlpy's ``V(s)`` sample is not
-  clipped to [-1, 1]; acting takes ``tanh(mu)`` (ours ``clip(mu)``).
-- PLAS: d3rlpy builds the VAE's optimizer from ``critic_optim_factory`` (both are plain Adam here: no
-  effect); it never freezes the VAE but stops stepping it after ``warmup_steps``, so the policy phase still
-  computes the decoder's parameter gradients (ours sets ``requires_grad=False``: a shorter backward pass).
+  clipped to [-1, 1]; d3rlpy's ``V(s)`` comes from the critics after their update (ours, as rlkit, before).
+- PLAS: d3rlpy 2.8.1's VAE decoder has **no** ``tanh`` (``VAEDecoder.forward`` in
+  ``models/torch/imitators.py`` returns the raw linear output when ``with_squash=True``, the default every
+  PLAS call uses: the flag is inverted), so its reconstructions, target actions and acted actions are
+  unbounded (the bridge clips what it acts with); ours and the authors' end in ``tanh``. Its target latent
+  policy starts as an independent random network (``PLASImpl`` derives from ``DDPGBaseImpl``, which copies
+  only the critics into their targets); ours and the authors' start it as a copy. With both patched,
+  ``benchmarks/plas_parity.py`` finds every loss, gradient and parameter of both phases equal to ~1e-7 on
+  Hopper-sized data with bounds [-1, 1]. Also: d3rlpy builds the VAE's optimizer from
+  ``critic_optim_factory`` (both plain Adam here: no effect); it never freezes the VAE but stops stepping it
+  after ``warmup_steps`` (ours sets ``requires_grad=False``: a shorter backward pass); its VAE loss is on
+  [-1, 1] actions (the bridge rescales), ours in the env's units as the authors' (differs where bounds != 1).
+- IQL: d3rlpy steps the critics and ``V`` together, with one optimizer (``critic_learning_rate``; ours: one
+  each, the same rate), and first: its Q target ``r + gamma * V(s')`` uses ``V`` *before* this step's update
+  (ours, as the authors, after); its actor then uses the new ``V``, as ours. Its actor's ``log sigma`` is a
+  sigmoid of a parameter into [-5, 2] (starts at -1.5; ours: the authors' clipped parameter, starts at 0);
+  its mean layer has PyTorch's initialisation (ours rlkit's, last layer in +-1e-3). Past ``T_max``, PyTorch's
+  ``CosineAnnealingLR`` climbs back up (ours stays at 0).
+- TD3+BC: d3rlpy's BC term ``mean (a - pi(s))^2`` is taken on the [-1, 1] actions it sees; ours, as the
+  authors', in the env's units: the same on a Box with bound 1 (MuJoCo), a quarter of ours on Pendulum
+  (bound 2), i.e. a 4x larger weight on the Q term there. d3rlpy counts its updates from 0 and updates the
+  actor and the targets on the 1st, 3rd, ... (ours, as the authors, on the 2nd, 4th, ...); it puts the
+  critics in eval mode for the actor's loss (no effect on these MLPs).
+- CQL and Cal-QL: d3rlpy's target (without ``max_q_backup``) takes the policy's *mean* action at ``s'``
+  (``squashed_mu``); ours a sample, as the authors. d3rlpy has no behaviour-cloning warm-up (our ``bc_steps``:
+  the benchmarks' rows run both without it). Its temperature loss is ``-exp(log t) * (log pi - |A|)``, a
+  gradient ``exp(log t)`` times ours (SB3's and the authors' ``-log alpha * (log pi + target)``). Its update
+  steps the critics first, then the temperature and the actor on the updated critics, and its critics use the
+  Lagrange multiplier after that step's update; ours computes every loss from the networks at the start of
+  the step (Cal-QL's JAX code, CORL). Networks: d3rlpy's default initialisation, ours SB3's.
+- Cal-QL: d3rlpy computes each sampled transition's return-to-go in a Python loop over the rest of its
+  episode (``TorchMiniBatch.from_batch``); ours are read from the buffer's cached tensor on the device. So
+  its Cal-QL needs ``sampling="buffer"`` (the ``"arrays"`` batches carry no episodes). Both stop the sum at the
+  episode's end, termination or timeout.
 - Data and sampling: d3rlpy keeps episodes of observations and takes ``s'`` from the next row;
   :func:`to_mdp_dataset` cuts an episode wherever our ``next_observations`` differ from the next row and
   appends the true final ``s'`` of every episode that does not terminate, so nothing is lost. Batches come
@@ -56,7 +108,7 @@ from typing import Any
 import numpy as np
 
 #: our algorithms that have a d3rlpy counterpart here (``measure_d3rlpy_updates`` also takes "plas/vae", the VAE phase)
-D3RLPY_ALGOS = ("bcq", "awac", "plas")
+D3RLPY_ALGOS = ("bcq", "awac", "plas", "iql", "td3bc", "cql", "calql")
 SAMPLING = ("buffer", "arrays")
 
 
@@ -85,10 +137,36 @@ def our_defaults(algo: str) -> dict[str, Any]:
     return {p.name: p.default for p in parameters if p.default is not inspect.Parameter.empty}
 
 
+def our_reward_transform(algo: str, transitions: Any) -> Any:
+    """
+    The reward transform our ``algo`` trains ``transitions`` with by default (its ``reward_transform``
+    argument, resolved on the data's episodes as our buffer does), or ``None`` for an algorithm without one.
+    """
+    reward_transform = our_defaults(algo).get("reward_transform")
+    if reward_transform is None:
+        return None
+    from sb3_offline.buffers import resolve_reward_transform
+
+    ends = np.asarray(transitions.terminations, dtype=bool) | np.asarray(transitions.truncations, dtype=bool)
+    return resolve_reward_transform(reward_transform, np.asarray(transitions.rewards, dtype=np.float64), ends)
+
+
+def our_observation_statistics(algo: str, transitions: Any) -> tuple[np.ndarray, np.ndarray] | None:
+    """
+    The dataset's observation mean and (population) standard deviation when our ``algo`` normalises
+    observations by default (its ``normalize_observations``, TD3+BC), else ``None``.
+    """
+    if not our_defaults(algo).get("normalize_observations", False):
+        return None
+    observations = _flat(transitions.observations, "observations").astype(np.float64)
+    return observations.mean(axis=0), observations.std(axis=0)
+
+
 def network_sizes(algo: str, net_arch: list[int] | dict[str, list[int]] | None = None) -> dict[str, list[int]]:
     """
-    Hidden sizes ``{"pi": ..., "qf": ..., ("vae": ...)}`` our policy builds for ``net_arch`` (as its
-    ``policy_kwargs["net_arch"]``): a dict overrides the keys it names, a list sets ``pi`` and ``qf``.
+    Hidden sizes ``{"pi": ..., "qf": ..., ("vae": ..., "vf": ...)}`` our policy builds for ``net_arch`` (as its
+    ``policy_kwargs["net_arch"]``): a dict overrides the keys it names, a list sets ``pi`` and ``qf`` (and IQL's
+    value network ``vf``).
     """
     from sb3_offline.algorithms import ALGOS
 
@@ -101,6 +179,8 @@ def network_sizes(algo: str, net_arch: list[int] | dict[str, list[int]] | None =
         sizes.update({key: list(value) for key, value in net_arch.items()})
     elif net_arch is not None:
         sizes["pi"], sizes["qf"] = list(net_arch), list(net_arch)
+        if "vf" in sizes:
+            sizes["vf"] = list(net_arch)
     return sizes
 
 
@@ -129,15 +209,22 @@ def make_d3rlpy(
     batch_size: int | None = None,
     net_arch: list[int] | dict[str, list[int]] | None = None,
     plas_vae_steps: int | None = None,
+    reward_transform: Any = None,
+    observation_statistics: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Any:
     """
     d3rlpy's algorithm (not built yet) with our defaults.
 
-    :param algo: ``"bcq"``, ``"awac"`` or ``"plas"``
+    :param algo: ``"bcq"``, ``"awac"``, ``"plas"``, ``"iql"``, ``"td3bc"``, ``"cql"`` or ``"calql"``
     :param device: our device name
     :param batch_size: ``None``: our default batch size for ``algo``
     :param net_arch: our ``policy_kwargs["net_arch"]`` (``None``: our defaults)
     :param plas_vae_steps: d3rlpy PLAS's ``warmup_steps`` (``None``: our ``vae_steps`` default)
+    :param reward_transform: IQL: our resolved ``sb3_offline.buffers.RewardTransform`` (see
+        :func:`our_reward_transform`), given to d3rlpy as its ``reward_scaler``; ``None``: rewards as recorded
+    :param observation_statistics: TD3+BC: the dataset's observation ``(mean, std)`` (see
+        :func:`our_observation_statistics`), given to d3rlpy as its ``observation_scaler``; required when our
+        TD3+BC normalises observations by default
     """
     if not d3rlpy_available():
         raise ImportError("d3rlpy is not importable in this Python (it is no dependency of sb3-offline)")
@@ -183,6 +270,82 @@ def make_d3rlpy(
             actor_optim_factory=AdamFactory(weight_decay=ours["actor_weight_decay"]),
             lam=ours["beta"],
             n_action_samples=1,
+        )
+    elif algo == "iql":
+        from d3rlpy.optimizers.lr_schedulers import CosineAnnealingLRFactory
+        from d3rlpy.preprocessing import ConstantShiftRewardScaler
+
+        decay = ours["actor_lr_decay_steps"]
+        scaler = None
+        if reward_transform is not None and not reward_transform.is_identity:
+            scaler = ConstantShiftRewardScaler(
+                shift=reward_transform.shift, multiplier=reward_transform.scale, multiply_first=True
+            )
+        config = d3rlpy.algos.IQLConfig(
+            **common,
+            actor_learning_rate=ours["actor_learning_rate"],
+            critic_learning_rate=lr,
+            actor_optim_factory=AdamFactory(
+                lr_scheduler_factory=CosineAnnealingLRFactory(T_max=decay) if decay else None
+            ),
+            value_encoder_factory=encoder("vf"),
+            expectile=ours["expectile"],
+            weight_temp=ours["temperature"],
+            max_weight=ours["max_weight"],
+            reward_scaler=scaler,
+        )
+    elif algo in ("cql", "calql"):
+        from sb3_offline.calql.calql import CALQL_INITIAL_ALPHA_PRIME
+        from sb3_offline.common.schedules import initial_value
+        from sb3_offline.cql.policies import CQLPolicy
+
+        if ours["ent_coef"] != "auto" or ours["target_entropy"] != "auto":
+            raise ValueError("d3rlpy's CQL tunes the temperature from 1 towards -|A|; our defaults changed")
+        initial_alpha = (
+            CALQL_INITIAL_ALPHA_PRIME
+            if algo == "calql"
+            else inspect.signature(CQLPolicy.__init__).parameters["initial_alpha_prime"].default
+        )
+        gap = ours["target_action_gap"]
+        actor_lr = float(initial_value(ours["actor_learning_rate"]))
+        config_class = d3rlpy.algos.CQLConfig if algo == "cql" else d3rlpy.algos.CalQLConfig
+        config = config_class(
+            **common,
+            actor_learning_rate=actor_lr,
+            critic_learning_rate=lr,
+            temp_learning_rate=actor_lr,
+            alpha_learning_rate=lr if gap is not None else 0.0,
+            initial_temperature=1.0,
+            initial_alpha=initial_alpha if gap is not None else 1.0,
+            alpha_threshold=gap if gap is not None else 0.0,
+            conservative_weight=ours["alpha_cql"],
+            n_action_samples=ours["n_actions"],
+            soft_q_backup=False,
+            max_q_backup=ours["max_q_backup"],
+        )
+    elif algo == "td3bc":
+        from d3rlpy.preprocessing import StandardObservationScaler
+
+        from sb3_offline.td3bc.td3bc import NORMALIZATION_EPS
+
+        observation_scaler = None
+        if ours["normalize_observations"]:
+            if observation_statistics is None:
+                raise ValueError(
+                    "observation_statistics: expected the dataset's (mean, std) (our TD3+BC normalises observations "
+                    "by default; see our_observation_statistics), found None"
+                )
+            mean, std = observation_statistics
+            observation_scaler = StandardObservationScaler(mean=mean, std=std, eps=NORMALIZATION_EPS)
+        config = d3rlpy.algos.TD3PlusBCConfig(
+            **common,
+            actor_learning_rate=ours["actor_learning_rate"],
+            critic_learning_rate=lr,
+            target_smoothing_sigma=ours["target_policy_noise"],
+            target_smoothing_clip=ours["target_noise_clip"],
+            alpha=ours["alpha"],
+            update_actor_interval=ours["policy_delay"],
+            observation_scaler=observation_scaler,
         )
     else:
         if ours["max_latent_action"] != 2.0 or ours["perturbation"]:
@@ -286,6 +449,18 @@ def to_mdp_dataset(
         action_size=actions.shape[1],
     )
     return dataset, low, high
+
+
+#: d3rlpy algorithms whose batches need each transition's episode (their returns-to-go): ``"buffer"`` sampling only
+NEEDS_EPISODES = ("calql",)
+
+
+def _check_sampling(algo: str, sampling: str) -> None:
+    if algo in NEEDS_EPISODES and sampling != "buffer":
+        raise ValueError(
+            f"sampling: expected 'buffer' for d3rlpy's {algo} (its returns-to-go come from each transition's "
+            f"episode, which the 'arrays' batches do not carry), found {sampling!r}"
+        )
 
 
 def batch_sampler(
@@ -405,8 +580,9 @@ def measure_d3rlpy_updates(
     ``warmup`` updates are not timed. The random data of the throughput benchmark is converted with
     ``exact_next_observations=False`` (see :func:`to_mdp_dataset`); the work per update does not depend on it.
 
-    :param algo: ``"bcq"``, ``"awac"``, ``"plas"`` (policy phase: ``warmup_steps=0``, every timed step a
-        critic + actor update) or ``"plas/vae"`` (VAE phase: ``warmup_steps`` never reached)
+    :param algo: ``"bcq"``, ``"awac"``, ``"iql"``, ``"td3bc"``, ``"cql"``, ``"calql"`` (``"buffer"`` sampling
+        only: its returns-to-go come from the episodes), ``"plas"`` (policy phase: ``warmup_steps=0``,
+        every timed step a critic + actor update) or ``"plas/vae"`` (VAE phase: ``warmup_steps`` never reached)
     :param transitions: ``sb3_offline.datasets.Transitions``
     :param device: our device name
     :param steps: timed updates
@@ -424,11 +600,21 @@ def measure_d3rlpy_updates(
     import torch as th
 
     base = "plas" if algo.startswith("plas") else algo
+    _check_sampling(base, sampling)
     if small_nets:
         net_arch = small_net_arch(base)
     vae_steps = (10**9 if algo == "plas/vae" else 0) if base == "plas" else None
     d3rlpy.seed(seed)
-    model = make_d3rlpy(base, device, batch_size, net_arch, plas_vae_steps=vae_steps)
+    transform = our_reward_transform(base, transitions)
+    model = make_d3rlpy(
+        base,
+        device,
+        batch_size,
+        net_arch,
+        plas_vae_steps=vae_steps,
+        reward_transform=transform,
+        observation_statistics=our_observation_statistics(base, transitions),
+    )
     sample, obs_dim, action_dim = batch_sampler(
         transitions, model.config.batch_size, sampling, action_space, exact=False, dataset=dataset
     )
@@ -472,7 +658,7 @@ def train_d3rlpy(
     without its logging); PLAS first runs ``plas_vae_steps`` VAE steps (d3rlpy's ``warmup_steps``), then
     ``steps`` policy steps, as ``benchmarks/batch_settings.py`` runs ours (``vae_steps`` + ``steps``).
 
-    :param algo: ``"bcq"``, ``"awac"`` or ``"plas"``
+    :param algo: ``"bcq"``, ``"awac"``, ``"plas"``, ``"iql"``, ``"td3bc"``, ``"cql"`` or ``"calql"``
     :param transitions: ``sb3_offline.datasets.Transitions`` (actions in the env's units)
     :param steps: gradient steps (PLAS: of the policy phase)
     :param seed: ``d3rlpy.seed`` (Python, numpy and torch generators)
@@ -492,11 +678,20 @@ def train_d3rlpy(
 
     if algo not in D3RLPY_ALGOS:
         raise ValueError(f"algo: expected one of {D3RLPY_ALGOS}, found {algo!r}")
+    _check_sampling(algo, sampling)
     if small_nets:
         net_arch = small_net_arch(algo)
     d3rlpy.seed(seed)
     vae_steps = plas_vae_steps if algo == "plas" else 0
-    model = make_d3rlpy(algo, device, batch_size, net_arch, plas_vae_steps=vae_steps if algo == "plas" else None)
+    model = make_d3rlpy(
+        algo,
+        device,
+        batch_size,
+        net_arch,
+        plas_vae_steps=vae_steps if algo == "plas" else None,
+        reward_transform=our_reward_transform(algo, transitions),
+        observation_statistics=our_observation_statistics(algo, transitions),
+    )
     low, high = _box_bounds(action_space, transitions)
     box = _Box(low, high)
     sample, obs_dim, action_dim = batch_sampler(transitions, model.config.batch_size, sampling, box, exact=True)

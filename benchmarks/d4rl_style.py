@@ -10,7 +10,7 @@ The same algorithms on D4RL-style datasets made locally: ``medium``, ``medium-re
 The "medium" policy is trained until its return reaches a third of the expert's normalized return
 (the expert is trained first and cached); "medium-replay" is its replay buffer up to that point.
 Arguments, outputs and resuming are those of ``benchmarks/batch_settings.py``, including ``--d3rlpy``
-(rows ``d3rlpy-bcq``, ``d3rlpy-awac``, ``d3rlpy-plas``: d3rlpy's algorithms with our hyperparameters, see
+(rows ``d3rlpy-<algo>`` for BCQ, AWAC, PLAS, IQL, TD3+BC, CQL, Cal-QL: d3rlpy's algorithms with our hyperparameters, see
 ``benchmarks/d3rlpy_compat.py``; d3rlpy must be importable, it is no dependency of sb3-offline):
 
     python benchmarks/d4rl_style.py --envs Pendulum-v1 --transitions 10000 --steps 5000 --small-nets --d3rlpy

@@ -14,12 +14,13 @@ one CUDA graph) and ``eager updates/s`` the same update with ``cuda_graphs=False
 the 3 eager steps before a capture. Prints a table; nothing here is a test.
 
 When d3rlpy is importable (``--d3rlpy``, on by default then; ``--no-d3rlpy`` to skip it), d3rlpy's BCQ,
-AWAC and PLAS (both phases) are measured too, in the same process, on the same data, device, batch
-size and network sizes (see ``benchmarks/d3rlpy_compat.py`` for how its configs follow our defaults and
-where its algorithms differ), and two columns are added: ``d3rlpy updates/s`` and ``ours / d3rlpy``
+AWAC, PLAS (both phases), IQL, TD3+BC, CQL and Cal-QL are measured too, in the same process, on the same
+data, device, batch size and network sizes (see ``benchmarks/d3rlpy_compat.py`` for how its configs follow
+our defaults and where its algorithms differ), and two columns are added: ``d3rlpy updates/s`` and ``ours / d3rlpy``
 (an en dash where there is no d3rlpy counterpart or d3rlpy is absent). Both sides' timings include sampling:
 ours on the device, d3rlpy's with its ``ReplayBuffer.sample_transition_batch`` on the host (what its
-``fit`` does) or, with ``--d3rlpy-sampling arrays``, numpy indexing of the same arrays (its update alone).
+``fit`` does) or, with ``--d3rlpy-sampling arrays``, numpy indexing of the same arrays (its update alone; not for
+d3rlpy's Cal-QL, whose returns-to-go come from the buffer's episodes: an en dash then).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import numpy as np
 import torch as th
 from d3rlpy_compat import (
     D3RLPY_ALGOS,
+    NEEDS_EPISODES,
     SAMPLING,
     d3rlpy_available,
     measure_d3rlpy_updates,
@@ -132,7 +134,7 @@ def main() -> None:
         "--d3rlpy",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="also measure d3rlpy's bcq, awac, plas (default: when d3rlpy is importable)",
+        help="also measure d3rlpy's bcq, awac, plas, iql, td3bc, cql, calql (default: when d3rlpy is importable)",
     )
     parser.add_argument(
         "--d3rlpy-sampling",
@@ -187,7 +189,8 @@ def main() -> None:
                 )[0]
                 eager, speedup = f"{eager_rate:.1f}", f"{rate / eager_rate:.2f}"
             theirs, ratio = NONE, NONE
-            if use_d3rlpy and base in D3RLPY_ALGOS:
+            sampled = base not in NEEDS_EPISODES or args.d3rlpy_sampling == "buffer"
+            if use_d3rlpy and base in D3RLPY_ALGOS and sampled:
                 d3rlpy_rate = measure_d3rlpy_updates(
                     algo,
                     data,

@@ -5,9 +5,14 @@ from sb3_offline.batch_ddpg import BatchDDPG
 from sb3_offline.bc import BC
 from sb3_offline.bcq import BCQ
 from sb3_offline.buffers import OfflineReplayBuffer
+from sb3_offline.calql import CalQL
 from sb3_offline.common.offline_algorithm import OfflineAlgorithm
+from sb3_offline.cql import CQL
 from sb3_offline.datasets import DatasetValidationError, Transitions
+from sb3_offline.iql import IQL
+from sb3_offline.lapo import LAPO
 from sb3_offline.plas import PLAS
+from sb3_offline.td3bc import TD3BC
 
 __version__ = "0.1.0"
 
@@ -15,8 +20,13 @@ __all__ = [
     "AWAC",
     "BC",
     "BCQ",
+    "CQL",
+    "IQL",
+    "LAPO",
     "PLAS",
+    "TD3BC",
     "BatchDDPG",
+    "CalQL",
     "DatasetValidationError",
     "OfflineAlgorithm",
     "OfflineReplayBuffer",

@@ -15,7 +15,7 @@ import pytest
 import torch as th
 from stable_baselines3.common.logger import Logger
 
-from sb3_offline import AWAC, BC, BCQ, PLAS, BatchDDPG
+from sb3_offline import AWAC, BC, BCQ, IQL, PLAS, TD3BC, BatchDDPG
 from sb3_offline.common.cuda_graphs import (
     UpdateGraphs,
     can_capture,
@@ -30,6 +30,8 @@ SMALL = {
     PLAS: dict(vae_steps=8, policy_kwargs=dict(net_arch=dict(pi=[32, 32], qf=[32, 32], vae=[32, 32]))),
     BatchDDPG: dict(policy_kwargs=dict(net_arch=[32, 32])),
     BC: dict(policy_kwargs=dict(net_arch=[32, 32])),
+    TD3BC: dict(batch_size=64, policy_kwargs=dict(net_arch=[32, 32])),
+    IQL: dict(batch_size=64, policy_kwargs=dict(net_arch=[32, 32])),
 }
 cuda = pytest.mark.skipif(not th.cuda.is_available(), reason="CUDA graphs need a CUDA device")
 
@@ -217,7 +219,7 @@ def test_a_failed_capture_warns_and_stays_eager():
     assert value.item() == 5.0 and losses.counts() == {"loss": 5}
 
 
-@pytest.mark.parametrize("algo", [BCQ, AWAC, PLAS, BatchDDPG, BC], ids=lambda a: a.__name__)
+@pytest.mark.parametrize("algo", [BCQ, AWAC, PLAS, BatchDDPG, BC, TD3BC, IQL], ids=lambda a: a.__name__)
 def test_training_through_update_graphs_equals_eager_training(algo, pendulum_transitions):
     """Each algorithm's update, run by UpdateGraphs (warm-up, capture, replays), trains exactly as the
     plain eager loop: same parameters, same logged losses, PLAS's two phases each with their own graph."""
@@ -233,7 +235,7 @@ def test_training_through_update_graphs_equals_eager_training(algo, pendulum_tra
     th.manual_seed(0)
     graphed.learn(20, log_interval=None)
 
-    expected_captures = 2 if algo is PLAS else 1
+    expected_captures = 2 if algo in (PLAS, TD3BC) else 1  # two kinds of update each
     assert backend.captures == expected_captures
     assert backend.replays == 20 - 3 * expected_captures
     for name, value in _parameters(eager).items():
@@ -255,7 +257,7 @@ def test_graphs_are_off_on_cpu_and_with_cuda_graphs_false(pendulum_transitions):
 
 # ------------------------------------------------------------------------------------ CUDA only
 @cuda
-@pytest.mark.parametrize("algo", [BCQ, AWAC, PLAS, BatchDDPG, BC], ids=lambda a: a.__name__)
+@pytest.mark.parametrize("algo", [BCQ, AWAC, PLAS, BatchDDPG, BC, TD3BC, IQL], ids=lambda a: a.__name__)
 def test_cuda_graph_updates_match_eager_updates(algo, pendulum_transitions, tmp_path):
     """Same seed, eager (``cuda_graphs=False``) against captured and replayed: same parameters after
     30 steps (tolerance: fused vs foreach Adam round differently), then a checkpoint that trains on CPU."""

@@ -154,6 +154,11 @@ SMALL_NETS: dict[str, dict[str, Any]] = {
     "bcq": dict(policy_kwargs=dict(net_arch=dict(pi=[32], qf=[32], vae=[32]))),
     "plas": dict(policy_kwargs=dict(net_arch=dict(pi=[32], qf=[32], vae=[32])), vae_steps=100),
     "awac": dict(policy_kwargs=dict(net_arch=dict(pi=[32], qf=[32])), batch_size=64, buffer_size=0),
+    "lapo": dict(policy_kwargs=dict(net_arch=dict(pi=[32], qf=[32], vae=[32], vf=[32])), batch_size=64),
+    "cql": dict(policy_kwargs=dict(net_arch=[32]), batch_size=64, bc_steps=100),  # through both kinds of update
+    "calql": dict(policy_kwargs=dict(net_arch=[32]), batch_size=64, bc_steps=100, buffer_size=0),
+    "iql": dict(policy_kwargs=dict(net_arch=[32]), batch_size=64),
+    "td3bc": dict(policy_kwargs=dict(net_arch=[32]), batch_size=64),  # through both kinds of update
 }
 
 

@@ -41,7 +41,7 @@ from sb3_offline.zoo import main as zoo_main
 from sb3_offline.zoo.hyperparams_opt import HYPERPARAMS_CONVERTER, HYPERPARAMS_SAMPLER
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIGS = ["awac", "batch_ddpg", "bc", "bcq", "her", "plas"]
+CONFIGS = ["awac", "batch_ddpg", "bc", "bcq", "calql", "cql", "her", "iql", "lapo", "plas", "td3bc"]
 REQUIRED_ENVS = {"Pendulum-v1", "Hopper-v5", "HalfCheetah-v5", "Walker2d-v5", "FetchReach-v4"}
 # fast settings every rl-zoo3 run here shares: one torch thread, CPU, quiet
 FAST = ["--device", "cpu", "--num-threads", "1", "--verbose", "0"]
@@ -69,8 +69,11 @@ def one_torch_thread() -> Iterator[None]:
 def recorded(registered: None) -> dict[str, Transitions]:
     """A little real data per env the configs name (shared by the tests; never mutated)."""
     data = {"Pendulum-v1": pendulum_imperfect_demonstrations(400, seed=0)}
-    for env_id, steps in (("Hopper-v5", 60), ("HalfCheetah-v5", 60), ("Walker2d-v5", 60), ("FetchReach-v4", 100)):
+    # HalfCheetah never terminates: 1010 steps give two episodes, whose returns differ (IQL's "iql_locomotion")
+    for env_id, steps in (("Hopper-v5", 60), ("HalfCheetah-v5", 1010), ("Walker2d-v5", 60), ("FetchReach-v4", 100)):
         data[env_id] = record_transitions(env_id, steps, seed=0)
+    # iql.yml's AntMaze entry; the env is made as its Minari dataset records it (D4RL/antmaze/umaze-v1)
+    data["AntMaze_UMaze-v4"] = record_transitions("AntMaze_UMaze-v4", 60, seed=0)
     return data
 
 

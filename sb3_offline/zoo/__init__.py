@@ -6,8 +6,9 @@ rl-zoo3 integration: our algorithms trained, watched and tuned with rl-zoo3's ow
     python -m sb3_offline.zoo enjoy --algo bcq --env Pendulum-v1 -f logs/ --no-render
     python -m sb3_offline.zoo train --algo bcq --env Pendulum-v1 -optimize --storage sqlite:///study.db
 
-:func:`register` adds ``bcq``, ``awac``, ``plas``, ``bc`` and ``batch_ddpg`` to ``rl_zoo3.ALGOS`` (read by
-rl-zoo3's ``--algo`` choices), their Optuna samplers to rl-zoo3's ``HYPERPARAMS_SAMPLER`` and
+:func:`register` adds ``bcq``, ``awac``, ``plas``, ``lapo``, ``iql``, ``td3bc``, ``cql``, ``calql``, ``bc`` and
+``batch_ddpg`` to
+``rl_zoo3.ALGOS`` (read by rl-zoo3's ``--algo`` choices), their Optuna samplers to rl-zoo3's ``HYPERPARAMS_SAMPLER`` and
 ``HYPERPARAMS_CONVERTER``, and makes rl-zoo3's ``train`` build an
 :class:`~sb3_offline.zoo.experiment.OfflineExperimentManager` (our packaged ``configs/<algo>.yml``
 as the default ``-conf``; offline learning versus ``learn_online: True`` entries). Every other
@@ -101,7 +102,8 @@ def config_path(algo: str) -> Path:
     """
     The packaged rl-zoo3 config of an algorithm: the default ``-conf`` of our ``train``.
 
-    :param algo: ``"bcq"``, ``"awac"``, ``"plas"``, ``"bc"``, ``"batch_ddpg"`` (or ``"her"`` for the online HER entries)
+    :param algo: ``"bcq"``, ``"awac"``, ``"plas"``, ``"lapo"``, ``"iql"``, ``"td3bc"``, ``"cql"``, ``"calql"``,
+        ``"bc"``, ``"batch_ddpg"`` (or ``"her"`` for the online HER entries)
     """
     path = CONFIG_DIR / f"{algo}.yml"
     if not path.is_file():

@@ -1,0 +1,208 @@
+"""Cal-QL: Calibrated Offline RL Pre-Training for Efficient Online Fine-Tuning (Nakamoto et al. 2023)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar
+
+import torch as th
+from stable_baselines3.common.buffers import ReplayBuffer
+from stable_baselines3.common.noise import ActionNoise
+from stable_baselines3.common.policies import BasePolicy
+from stable_baselines3.common.type_aliases import GymEnv, Schedule
+from stable_baselines3.her.her_replay_buffer import HerReplayBuffer
+
+from sb3_offline.buffers import OfflineReplayBuffer
+from sb3_offline.calql.policies import CalQLPolicy, MlpPolicy, MultiInputPolicy
+from sb3_offline.common.schedules import StepSchedule
+from sb3_offline.cql.cql import CQL, Samples
+from sb3_offline.datasets.loaders import DatasetSource
+
+#: Cal-QL's authors start ``log alpha'`` at 1 (``JaxCQL/conservative_sac.py``: ``Scalar(1.0)``), the CQL authors at 0
+CALQL_INITIAL_ALPHA_PRIME = math.e
+
+
+class CalQL(CQL):
+    """
+    Cal-QL: Nakamoto, Zhai, Singh, Sobol Mark, Ma, Finn, Kumar, Levine, "Cal-QL: Calibrated Offline RL
+    Pre-Training for Efficient Online Fine-Tuning", NeurIPS 2023 (https://arxiv.org/abs/2303.05479). Following
+    the authors' code, ``nakamotoo/Cal-QL`` commit ac6eafe (``JaxCQL/conservative_sac.py``,
+    ``conservative_sac_main.py``, ``replay_buffer.py``, ``sampler.py``, ``scripts/run_antmaze.sh``).
+
+    :class:`~sb3_offline.cql.CQL`, with the Q-values of the policy's actions in the CQL regulariser bounded
+    below by a reference value, ``max(Q_j(s, a~), V_ref(s))`` for the ``n_actions`` actions drawn at ``s`` and
+    the ``n_actions`` drawn at ``s'`` (both scored at ``s``; the uniform actions and the dataset's action are
+    not bounded), before the importance-sampled log-sum-exp (``enable_calql``: ``jnp.maximum(cql_q1_current_actions,
+    lower_bounds)``). ``V_ref(s)`` is the Monte-Carlo discounted return-to-go of the transition's episode
+    (``calc_return_to_go``), the buffer's :meth:`~sb3_offline.buffers.OfflineReplayBuffer.returns_to_go`
+    of the same rows (``G_t = r_t + gamma * G_{t+1}``, the sum stopped by a termination or a time-limit cut,
+    from the rewards as the buffer holds them, i.e. after ``reward_transform``), fetched on the device with the
+    batch. The authors' special case for sparse-reward episodes that never succeed (``r / (1 - gamma)`` on
+    every step) is not applied.
+
+    Offline-to-online (``learn_online``), as the authors' ``conservative_sac_main.py``:
+
+    - each batch takes ``int(batch_size * offline_fraction)`` rows from the dataset and the rest from the
+      online rows (``offline_fraction``, the authors' ``mixing_ratio``, 0.5 in their scripts; a replay-buffer
+      option, :class:`~sb3_offline.buffers.OfflineReplayBuffer`, ``sample_indices``), online rows drawn
+      with replacement however few they are; while none can be drawn, the whole batch comes from the dataset;
+    - rows of an online episode that has not ended are never drawn (their returns-to-go do not exist yet):
+      the authors add an episode to their buffer once it has ended;
+    - training after each episode, as many updates as it had steps (``train_freq=(1, "episode")``,
+      ``gradient_steps=-1``: their ``n_online_traj_per_epoch=1``, ``online_utd_ratio=1``); the regulariser
+      stays on, with the same weight (their ``online_use_cql=True``, ``cql_min_q_weight_online=-1``).
+
+    Defaults: the authors' AntMaze script (``run_antmaze.sh``) over ``ConservativeSAC.get_default_config``:
+    ``cql_min_q_weight`` 5, Lagrange tuning towards ``cql_target_action_gap`` 0.8 (the multiplier starting at
+    ``e``), max backup, policy 2 x 256 and critics 4 x 256, policy lr 1e-4 and critic lr 3e-4, tau 5e-3,
+    batch 256, gamma 0.99, 10 sampled actions, no behaviour-cloning warm-up, no backup entropy. Their AntMaze
+    rewards ``10 r - 5`` are ``replay_buffer_kwargs=dict(reward_transform=dict(scale=10, shift=-5))``.
+    Everything else (networks, order of the updates, the Lagrange form) is CQL's here.
+
+    :param policy: ``"MlpPolicy"``, ``"MultiInputPolicy"`` or a policy class
+    :param env: the environment (``None``: recovered from the dataset)
+    :param dataset: the data (Minari id or ``MinariDataset``, ``.hdf5``/``.npz``/SB3 ``.pkl`` path, ``Transitions``)
+    :param learning_rate: learning rate of the critics and of the Lagrange multiplier (constant or schedule)
+    :param actor_learning_rate: learning rate of the actor and of the entropy coefficient
+    :param alpha_cql: weight of the CQL regulariser (the authors' ``cql_min_q_weight``)
+    :param n_actions: actions of each kind in the log-sum-exp estimate, and of the max backup
+    :param cql_temperature: temperature of the log-sum-exp
+    :param target_action_gap: ``None``: a fixed ``alpha_cql``; a value: Lagrange tuning towards this gap
+    :param max_q_backup: the target takes the best of ``n_actions`` actions at ``s'``
+    :param bc_steps: the first ``bc_steps`` updates train the actor by behaviour cloning
+    :param ent_coef: ``"auto"``, ``"auto_<x>"`` or a fixed value
+    :param target_entropy: ``"auto"`` (``-|A|``) or a value
+    :param normalize_observations: standardise observations with the dataset's statistics
+    :param offline_fraction: the dataset's share of each batch once online rows exist (``None``: uniform over
+        all rows); set in ``replay_buffer_kwargs`` unless that has one
+    :param buffer_size: rows for online transitions after the dataset (``learn_online``)
+    :param learning_starts: env steps before training in ``learn_online``
+    :param batch_size: minibatch size
+    :param tau: target update rate
+    :param gamma: discount factor (also of the returns-to-go)
+    :param train_freq: for ``learn_online``: after each episode, by default
+    :param gradient_steps: for ``learn_online``: -1, as many as the episode's steps
+    :param action_noise: for ``learn_online`` (none by default: the policy samples)
+    :param replay_buffer_class: defaults to ``OfflineReplayBuffer`` (one that relabels rewards, HER's, is refused)
+    :param replay_buffer_kwargs: keyword arguments of the replay buffer
+    :param policy_kwargs: keyword arguments of the policy (``net_arch``, ...)
+    :param stats_window_size: window for rollout logging (``learn_online``)
+    :param tensorboard_log: the log location for tensorboard (if None, no logging)
+    :param verbose: 0 no output, 1 info, 2 debug
+    :param device: ``"auto"``, ``"cpu"`` or ``"cuda"``
+    :param seed: seed for the pseudo random generators
+    :param cuda_graphs: on CUDA, replay each offline update as one captured CUDA graph (``False``: eager)
+    :param _init_setup_model: whether to build the networks on creation
+    """
+
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
+        "MlpPolicy": MlpPolicy,
+        "MultiInputPolicy": MultiInputPolicy,
+    }
+    update_kind: ClassVar[str] = "calql"
+    policy: CalQLPolicy
+
+    def __init__(
+        self,
+        policy: str | type[CalQLPolicy],
+        env: GymEnv | str | None,
+        dataset: DatasetSource | None = None,
+        learning_rate: float | Schedule = 3e-4,
+        actor_learning_rate: float | Schedule | StepSchedule = 1e-4,
+        alpha_cql: float = 5.0,
+        n_actions: int = 10,
+        cql_temperature: float = 1.0,
+        target_action_gap: float | None = 0.8,
+        max_q_backup: bool = True,
+        bc_steps: int = 0,
+        ent_coef: str | float = "auto",
+        target_entropy: str | float = "auto",
+        normalize_observations: bool = False,
+        offline_fraction: float | None = 0.5,
+        buffer_size: int = 1_000_000,
+        learning_starts: int = 0,
+        batch_size: int = 256,
+        tau: float = 0.005,
+        gamma: float = 0.99,
+        train_freq: int | tuple[int, str] = (1, "episode"),
+        gradient_steps: int = -1,
+        action_noise: ActionNoise | None = None,
+        replay_buffer_class: type[ReplayBuffer] | None = None,
+        replay_buffer_kwargs: dict[str, Any] | None = None,
+        policy_kwargs: dict[str, Any] | None = None,
+        stats_window_size: int = 100,
+        tensorboard_log: str | None = None,
+        verbose: int = 0,
+        device: th.device | str = "auto",
+        seed: int | None = None,
+        cuda_graphs: bool = True,
+        _init_setup_model: bool = True,
+    ) -> None:
+        if replay_buffer_class is not None and (
+            not issubclass(replay_buffer_class, OfflineReplayBuffer) or issubclass(replay_buffer_class, HerReplayBuffer)
+        ):
+            raise ValueError(
+                f"replay_buffer_class: expected OfflineReplayBuffer (or a subclass keeping the recorded rewards: "
+                f"Cal-QL's bound is their returns-to-go), found {replay_buffer_class.__name__}"
+            )
+        self.offline_fraction = offline_fraction
+        replay_buffer_kwargs = dict(replay_buffer_kwargs or {})
+        replay_buffer_kwargs.setdefault("offline_fraction", offline_fraction)
+        policy_kwargs = dict(policy_kwargs or {})
+        policy_kwargs.setdefault("initial_alpha_prime", CALQL_INITIAL_ALPHA_PRIME)
+        super().__init__(
+            policy,
+            env,
+            dataset=dataset,
+            learning_rate=learning_rate,
+            actor_learning_rate=actor_learning_rate,
+            alpha_cql=alpha_cql,
+            n_actions=n_actions,
+            cql_temperature=cql_temperature,
+            target_action_gap=target_action_gap,
+            max_q_backup=max_q_backup,
+            bc_steps=bc_steps,
+            ent_coef=ent_coef,
+            target_entropy=target_entropy,
+            normalize_observations=normalize_observations,
+            buffer_size=buffer_size,
+            learning_starts=learning_starts,
+            batch_size=batch_size,
+            tau=tau,
+            gamma=gamma,
+            train_freq=train_freq,
+            gradient_steps=gradient_steps,
+            action_noise=action_noise,
+            replay_buffer_class=replay_buffer_class,
+            replay_buffer_kwargs=replay_buffer_kwargs,
+            policy_kwargs=policy_kwargs,
+            stats_window_size=stats_window_size,
+            tensorboard_log=tensorboard_log,
+            verbose=verbose,
+            device=device,
+            seed=seed,
+            cuda_graphs=cuda_graphs,
+            _init_setup_model=_init_setup_model,
+        )
+
+    def _excluded_save_params(self) -> list[str]:
+        return [*super()._excluded_save_params(), "_returns_to_go"]
+
+    def _prepare_updates(self) -> None:
+        """The buffer's returns-to-go at ``gamma`` (computed once, then kept up to date by the buffer in place)."""
+        buffer = self.replay_buffer
+        assert isinstance(buffer, OfflineReplayBuffer)
+        self._returns_to_go = buffer.returns_to_go(self.gamma)
+
+    def _sample(self, batch_size: int) -> tuple[Samples, th.Tensor | None]:
+        """A batch with no row of a running online episode, and the returns-to-go of its rows, ``(batch, 1)``."""
+        buffer = self.replay_buffer
+        assert isinstance(buffer, OfflineReplayBuffer)
+        idx = buffer.sample_indices(batch_size, finished_episodes_only=True)
+        return buffer.gather(idx), self._returns_to_go[idx]
+
+    def _bound_policy_values(self, q_values: th.Tensor, reference: th.Tensor | None) -> th.Tensor:
+        """``max(Q, V_ref)``: ``q_values`` ``(batch, n, n_critics)``, ``reference`` ``(batch, 1)`` (``None``: as is)."""
+        if reference is None:
+            return q_values
+        return th.maximum(q_values, reference.view(-1, 1, 1))

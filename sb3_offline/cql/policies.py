@@ -1,0 +1,143 @@
+"""Networks of CQL: SAC's tanh-Gaussian actor, twin critics and target, on SB3's ``SACPolicy``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, FlattenExtractor
+from stable_baselines3.common.type_aliases import Schedule
+from stable_baselines3.sac.policies import SACPolicy
+from torch import nn
+
+from sb3_offline.common.multi_input import multi_input_policy
+from sb3_offline.common.scalars import LogScalar
+from sb3_offline.common.schedules import StepSchedule, initial_value
+
+#: Hidden sizes of the policy and the Q-functions in the CQL authors' MuJoCo script (``cql_mujoco_new.py``:
+#: ``hidden_sizes=[M, M, M]``, ``M = 256``), CORL's too (``q_n_hidden_layers=3``, a 3 x 256 policy)
+CQL_NET_ARCH = [256, 256, 256]
+
+#: SAC's constructor arguments that our policies leave at SB3's defaults (no gSDE)
+_SDE_PARAMETERS = ("use_sde", "log_std_init", "use_expln", "clip_mean")
+
+
+class CQLPolicy(SACPolicy):
+    """
+    SAC's networks for CQL: SB3's ``SACPolicy`` (a tanh-squashed Gaussian actor whose mean and
+    ``log sigma`` are linear heads on one MLP, ``log sigma`` clipped to [-20, 2]; ``n_critics`` critics with
+    the action at their input, one target copy; one features extractor per network), plus two scalars learned
+    through their logs (:class:`~sb3_offline.common.scalars.LogScalar`): SAC's entropy coefficient
+    ``log_ent_coef`` and CQL's Lagrange multiplier ``log_alpha_prime`` (trained only when the algorithm tunes
+    its weight). Each has its optimizer built here: the critics' with the critic learning rate, the actor's with
+    ``actor_lr``, the entropy coefficient's with ``ent_coef_lr`` (default: the actor's, as the authors'
+    ``alpha_optimizer`` takes ``policy_lr``), the multiplier's with the critic learning rate (the authors'
+    ``alpha_prime_optimizer`` takes ``qf_lr``).
+
+    :param observation_space: observation space (``Box``, or ``Dict`` with ``MultiInputPolicy``)
+    :param action_space: action space (a bounded ``Box``)
+    :param lr_schedule: learning rate schedule of the critics
+    :param net_arch: hidden sizes, for both networks or ``dict(pi=[...], qf=[...])`` (default 3 x 256)
+    :param activation_fn: activation function
+    :param features_extractor_class: features extractor
+    :param features_extractor_kwargs: keyword arguments of the features extractor
+    :param normalize_images: divide image observations by 255
+    :param optimizer_class: optimizer of every network and scalar
+    :param optimizer_kwargs: keyword arguments of every optimizer
+    :param n_critics: number of critics (2)
+    :param share_features_extractor: whether actor and critic share the features extractor
+    :param actor_lr: learning rate of the actor, constant or schedule (default: the critics')
+    :param ent_coef_lr: learning rate of the entropy coefficient (default: the actor's)
+    :param initial_ent_coef: initial entropy coefficient (> 0)
+    :param initial_alpha_prime: initial Lagrange multiplier (> 0)
+    """
+
+    default_net_arch: dict[str, list[int]] = {"pi": CQL_NET_ARCH, "qf": CQL_NET_ARCH}
+    log_ent_coef: LogScalar
+    log_alpha_prime: LogScalar
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Box,
+        lr_schedule: Schedule,
+        net_arch: list[int] | dict[str, list[int]] | None = None,
+        activation_fn: type[nn.Module] = nn.ReLU,
+        features_extractor_class: type[BaseFeaturesExtractor] = FlattenExtractor,
+        features_extractor_kwargs: dict[str, Any] | None = None,
+        normalize_images: bool = True,
+        optimizer_class: type[th.optim.Optimizer] = th.optim.Adam,
+        optimizer_kwargs: dict[str, Any] | None = None,
+        n_critics: int = 2,
+        share_features_extractor: bool = False,
+        actor_lr: float | Schedule | StepSchedule | None = None,
+        ent_coef_lr: float | Schedule | StepSchedule | None = None,
+        initial_ent_coef: float = 1.0,
+        initial_alpha_prime: float = 1.0,
+    ) -> None:
+        for name, value in (("initial_ent_coef", initial_ent_coef), ("initial_alpha_prime", initial_alpha_prime)):
+            if not value > 0:
+                raise ValueError(f"{name}: expected a value > 0, found {value}")
+        self.actor_lr = actor_lr
+        self.ent_coef_lr = ent_coef_lr
+        # the schedule the shared plumbing gives the entropy coefficient's optimizer (`<network>_lr`)
+        self.log_ent_coef_lr = ent_coef_lr if ent_coef_lr is not None else actor_lr
+        self.initial_ent_coef = initial_ent_coef
+        self.initial_alpha_prime = initial_alpha_prime
+        if net_arch is None:
+            net_arch = {key: list(value) for key, value in self.default_net_arch.items()}
+        super().__init__(
+            observation_space,
+            action_space,
+            lr_schedule,
+            net_arch=net_arch,
+            activation_fn=activation_fn,
+            features_extractor_class=features_extractor_class,
+            features_extractor_kwargs=features_extractor_kwargs,
+            normalize_images=normalize_images,
+            optimizer_class=optimizer_class,
+            optimizer_kwargs=optimizer_kwargs,
+            n_critics=n_critics,
+            share_features_extractor=share_features_extractor,
+        )
+
+    def _build(self, lr_schedule: Schedule) -> None:
+        super()._build(lr_schedule)
+        kwargs = self.optimizer_kwargs
+        if self.actor_lr is not None:
+            # SACPolicy gave the actor lr_schedule(1); rebuild its optimizer on the same parameters.
+            actor_params = self.actor.optimizer.param_groups[0]["params"]
+            self.actor.optimizer = self.optimizer_class(  # type: ignore[call-arg]
+                actor_params, lr=initial_value(self.actor_lr), **kwargs
+            )
+        ent_coef_lr = lr_schedule(1) if self.log_ent_coef_lr is None else initial_value(self.log_ent_coef_lr)
+        self.log_ent_coef = LogScalar(self.initial_ent_coef)
+        self.log_ent_coef.optimizer = self.optimizer_class(  # type: ignore[call-arg]
+            self.log_ent_coef.parameters(), lr=ent_coef_lr, **kwargs
+        )
+        self.log_alpha_prime = LogScalar(self.initial_alpha_prime)
+        self.log_alpha_prime.optimizer = self.optimizer_class(  # type: ignore[call-arg]
+            self.log_alpha_prime.parameters(), lr=lr_schedule(1), **kwargs
+        )
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = super()._get_constructor_parameters()
+        for name in _SDE_PARAMETERS:
+            data.pop(name, None)
+        data.update(
+            n_critics=self.critic_kwargs["n_critics"],
+            share_features_extractor=self.share_features_extractor,
+            normalize_images=self.normalize_images,
+            actor_lr=self.actor_lr,
+            ent_coef_lr=self.ent_coef_lr,
+            initial_ent_coef=self.initial_ent_coef,
+            initial_alpha_prime=self.initial_alpha_prime,
+        )
+        return data
+
+
+MlpPolicy = CQLPolicy
+
+
+MultiInputPolicy = multi_input_policy(CQLPolicy, __name__)

@@ -1,0 +1,4 @@
+from sb3_offline.iql.iql import IQL
+from sb3_offline.iql.policies import IQLPolicy, MlpPolicy, MultiInputPolicy
+
+__all__ = ["IQL", "IQLPolicy", "MlpPolicy", "MultiInputPolicy"]

@@ -1,0 +1,308 @@
+"""IQL: Implicit Q-Learning (Kostrikov, Nair, Levine 2022)."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, ClassVar, TypeVar
+
+import torch as th
+from stable_baselines3.common.buffers import ReplayBuffer
+from stable_baselines3.common.noise import ActionNoise
+from stable_baselines3.common.policies import BasePolicy, ContinuousCritic
+from stable_baselines3.common.type_aliases import DictReplayBufferSamples, GymEnv, ReplayBufferSamples, Schedule
+
+from sb3_offline.buffers import RewardTransformSpec
+from sb3_offline.common.critics import ValueNetwork, critic_loss, critic_values
+from sb3_offline.common.gaussian_actor import GaussianActor
+from sb3_offline.common.normalization import (
+    NormalizedCombinedExtractor,
+    NormalizedFlattenExtractor,
+    observation_normalizer_kwargs,
+)
+from sb3_offline.common.offline_algorithm import OfflineAlgorithm
+from sb3_offline.common.schedules import CosineDecaySchedule, initial_value
+from sb3_offline.common.training import minimize, set_learning_rate
+from sb3_offline.common.weights import exp_weights, expectile_loss
+from sb3_offline.datasets.loaders import DatasetSource
+from sb3_offline.iql.policies import IQLPolicy, MlpPolicy, MultiInputPolicy
+
+SelfIQL = TypeVar("SelfIQL", bound="IQL")
+
+#: CORL's state normalisation for IQL (``tinkoff-ai/CORL`` commit f608d88, ``algorithms/offline/iql.py``,
+#: ``compute_mean_std(..., eps=1e-3)``): ``(s - mean) / (std + 1e-3)``
+OBSERVATION_NORMALIZER_EPS = 1e-3
+
+
+class IQL(OfflineAlgorithm):
+    """
+    Implicit Q-Learning: Kostrikov, Nair, Levine, "Offline Reinforcement Learning with Implicit
+    Q-Learning", ICLR 2022 (https://arxiv.org/abs/2110.06169). The update follows the authors' code,
+    ``ikostrikov/implicit_q_learning`` (commit 09d7002): ``learner.py`` (``_update_jit``), ``critic.py``
+    (``update_v``, ``update_q``), ``actor.py`` (``update``), ``value_net.py``, ``policy.py``, ``train_offline.py``,
+    ``train_finetune.py`` and ``configs/``; PyTorch details as rlkit's port
+    (``rail-berkeley/rlkit`` commit ac45a9d, ``rlkit/torch/sac/iql_trainer.py``), whose order differs (see below).
+
+    One gradient step, in the authors' order, on one batch:
+
+    1. ``V`` by expectile regression on the *target* critics:
+       ``L_V = mean(|expectile - 1(u < 0)| u^2)``, ``u = min_j Q'_j(s, a) - V(s)``;
+    2. the actor by advantage-weighted regression with the **new** ``V``:
+       ``L_pi = -mean(min(exp(temperature * (min_j Q'_j(s, a) - V(s))), 100) * log pi(a | s))``;
+    3. the twin critics on ``r + gamma * (1 - termination) * V(s')`` with the **new** ``V``, the sum of
+       the two mean squared errors;
+    4. Polyak averaging of the target critics (``tau``); the actor and ``V`` have no target.
+
+    rlkit's ``IQLTrainer`` computes every loss first and then steps the optimizers, so its Q target and
+    advantage use ``V`` before its update; we follow the authors. No step ever evaluates a critic on an
+    action that is not in the dataset.
+
+    The policy is a Gaussian with a ``tanh`` mean and unsquashed samples (the authors'
+    ``NormalTanhPolicy`` with ``tanh_squash_distribution=False``, state-independent ``log sigma``
+    clipped to [-5, 2]); the shared :class:`~sb3_offline.common.gaussian_actor.GaussianActor` with
+    ``log_std_mode="clip"``. Acting: the mean (``deterministic=True``, the authors' evaluation) or a
+    sample clipped to [-1, 1] (fine-tuning).
+
+    The actor's learning rate decays as optax's ``cosine_decay_schedule(-actor_lr, max_steps)`` with
+    ``max_steps`` = 1M (``train_offline.py``): a
+    :class:`~sb3_offline.common.schedules.CosineDecaySchedule` over ``actor_lr_decay_steps`` gradient
+    updates, which continues across ``learn`` calls and checkpoints. In ``learn_online`` the actor's
+    learning rate is the constant ``actor_lr`` (its initial value), as ``configs/antmaze_finetune_config.py``
+    turns the decay off (``opt_decay_schedule = None``); ``actor_lr_decay_steps=None`` turns it off
+    offline too (that config's offline phase).
+
+    Rewards are transformed in the buffer, for the dataset and for online rewards alike
+    (``reward_transform``): ``"iql_locomotion"`` is ``train_offline.py``'s ``normalize`` for the
+    locomotion tasks, ``r * 1000 / (max - min episode return)``; ``"antmaze"`` its AntMaze rule ``r - 1``.
+    The authors normalise no states; ``normalize_observations=True`` standardises them with the
+    dataset's mean and ``std + 1e-3``, as CORL's IQL does.
+
+    Offline training is ``learn(total_timesteps)`` (gradient steps); fine-tuning is
+    ``learn_online(total_timesteps)``: SB3's off-policy loop acting with samples of the Gaussian,
+    appending each transition after the dataset in the same buffer (``buffer_size`` rows reserved),
+    one update per env step on batches from dataset and new transitions together (``train_finetune.py``).
+
+    Defaults (``configs/mujoco_config.py``, ``train_offline.py``): actor, critics and value 256-256, Adam lr
+    3e-4 for all three, batch 256, tau 0.005, gamma 0.99, ``expectile`` 0.7, ``temperature`` 3, weight clip
+    100. AntMaze (``configs/antmaze_config.py``): ``expectile=0.9``, ``temperature=10``,
+    ``reward_transform="antmaze"``.
+
+    :param policy: ``"MlpPolicy"``, ``"MultiInputPolicy"`` or a policy class
+    :param env: the environment (``None``: recovered from the dataset)
+    :param dataset: the data (Minari id or ``MinariDataset``, ``.hdf5``/``.npz``/SB3 ``.pkl`` path, ``Transitions``)
+    :param learning_rate: learning rate of the critics and of the value network (constant or schedule)
+    :param actor_learning_rate: the actor's (initial) learning rate
+    :param actor_lr_decay_steps: gradient updates over which the actor's learning rate decays to 0 along a
+        cosine (offline); ``None``: constant
+    :param expectile: the expectile of the value regression, in (0, 1) (the paper's tau)
+    :param temperature: inverse temperature of the advantage weights (the paper's beta; it multiplies ``A``)
+    :param max_weight: clip of the advantage weights
+    :param reward_transform: the buffer's reward transform: ``"iql_locomotion"``, ``"antmaze"``,
+        ``dict(scale=..., shift=...)`` or ``None`` (rewards as recorded); a ``reward_transform`` in
+        ``replay_buffer_kwargs`` takes precedence (a loaded model's, resolved)
+    :param normalize_observations: standardise observations with the dataset's statistics (CORL), kept in
+        the policy (its features extractor)
+    :param buffer_size: rows for online transitions after the dataset (``learn_online``)
+    :param learning_starts: env steps before training in ``learn_online``
+    :param batch_size: minibatch size
+    :param online_batch_size: minibatch size of ``learn_online`` (``None``: ``batch_size``, as the authors)
+    :param tau: target update rate
+    :param gamma: discount factor
+    :param train_freq: for ``learn_online``: update every ``train_freq`` env steps
+    :param gradient_steps: for ``learn_online``: gradient steps per update
+    :param action_noise: for ``learn_online`` (none by default: the Gaussian explores)
+    :param replay_buffer_class: defaults to ``OfflineReplayBuffer``
+    :param replay_buffer_kwargs: keyword arguments of the replay buffer
+    :param policy_kwargs: keyword arguments of the policy (``net_arch``, ``min_log_std``, ``value_lr``, ...)
+    :param stats_window_size: window for rollout logging (``learn_online``)
+    :param tensorboard_log: the log location for tensorboard (if None, no logging)
+    :param verbose: 0 no output, 1 info, 2 debug
+    :param device: ``"auto"``, ``"cpu"`` or ``"cuda"``
+    :param seed: seed for the pseudo random generators
+    :param cuda_graphs: on CUDA, replay each offline update as one captured CUDA graph (``False``: eager)
+    :param _init_setup_model: whether to build the networks on creation
+    """
+
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
+        "MlpPolicy": MlpPolicy,
+        "MultiInputPolicy": MultiInputPolicy,
+    }
+    policy_networks: ClassVar[tuple[str, ...]] = (*OfflineAlgorithm.policy_networks, "value")
+    policy: IQLPolicy
+    actor: GaussianActor
+    critic: ContinuousCritic
+    critic_target: ContinuousCritic
+    value: ValueNetwork
+
+    def __init__(
+        self,
+        policy: str | type[IQLPolicy],
+        env: GymEnv | str | None,
+        dataset: DatasetSource | None = None,
+        learning_rate: float | Schedule = 3e-4,
+        actor_learning_rate: float = 3e-4,
+        actor_lr_decay_steps: int | None = 1_000_000,
+        expectile: float = 0.7,
+        temperature: float = 3.0,
+        max_weight: float = 100.0,
+        reward_transform: RewardTransformSpec = "iql_locomotion",
+        normalize_observations: bool = False,
+        buffer_size: int = 1_000_000,
+        learning_starts: int = 0,
+        batch_size: int = 256,
+        online_batch_size: int | None = None,
+        tau: float = 0.005,
+        gamma: float = 0.99,
+        train_freq: int | tuple[int, str] = 1,
+        gradient_steps: int = 1,
+        action_noise: ActionNoise | None = None,
+        replay_buffer_class: type[ReplayBuffer] | None = None,
+        replay_buffer_kwargs: dict[str, Any] | None = None,
+        policy_kwargs: dict[str, Any] | None = None,
+        stats_window_size: int = 100,
+        tensorboard_log: str | None = None,
+        verbose: int = 0,
+        device: th.device | str = "auto",
+        seed: int | None = None,
+        cuda_graphs: bool = True,
+        _init_setup_model: bool = True,
+    ) -> None:
+        if not 0.0 < expectile < 1.0:
+            raise ValueError(f"expectile: expected a value in (0, 1), found {expectile}")
+        if temperature < 0:
+            raise ValueError(f"temperature: expected >= 0, found {temperature}")
+        if max_weight <= 0:
+            raise ValueError(f"max_weight: expected > 0, found {max_weight}")
+        if actor_lr_decay_steps is not None and actor_lr_decay_steps < 1:
+            raise ValueError(f"actor_lr_decay_steps: expected None or >= 1 gradient step, found {actor_lr_decay_steps}")
+        if online_batch_size is not None and online_batch_size < 1:
+            raise ValueError(f"online_batch_size: expected None or >= 1, found {online_batch_size}")
+        self.expectile = expectile
+        self.temperature = temperature
+        self.max_weight = max_weight
+        self.actor_learning_rate = actor_learning_rate
+        self.actor_lr_decay_steps = actor_lr_decay_steps
+        self.reward_transform = reward_transform
+        self.normalize_observations = normalize_observations
+        self.online_batch_size = online_batch_size
+        policy_kwargs = dict(policy_kwargs or {})
+        policy_kwargs.setdefault(
+            "actor_lr",
+            actor_learning_rate
+            if actor_lr_decay_steps is None
+            else CosineDecaySchedule(actor_learning_rate, actor_lr_decay_steps),
+        )
+        replay_buffer_kwargs = dict(replay_buffer_kwargs or {})
+        if reward_transform is not None and "reward_transform" not in replay_buffer_kwargs:
+            if (
+                replay_buffer_class is not None
+                and "reward_transform" not in inspect.signature(replay_buffer_class).parameters
+            ):
+                raise ValueError(
+                    f"reward_transform: expected None with {replay_buffer_class.__name__} (it takes no reward "
+                    f"transform), found {reward_transform!r}"
+                )
+            replay_buffer_kwargs["reward_transform"] = reward_transform
+        super().__init__(
+            policy,
+            env,
+            learning_rate,
+            dataset=dataset,
+            buffer_size=buffer_size,
+            learning_starts=learning_starts,
+            batch_size=batch_size,
+            tau=tau,
+            gamma=gamma,
+            train_freq=train_freq,
+            gradient_steps=gradient_steps,
+            action_noise=action_noise,
+            replay_buffer_class=replay_buffer_class,
+            replay_buffer_kwargs=replay_buffer_kwargs,
+            policy_kwargs=policy_kwargs,
+            stats_window_size=stats_window_size,
+            tensorboard_log=tensorboard_log,
+            verbose=verbose,
+            device=device,
+            seed=seed,
+            cuda_graphs=cuda_graphs,
+            _init_setup_model=_init_setup_model,
+        )
+
+    def _setup_model(self) -> None:
+        if self.normalize_observations:
+            extractor = self.policy_kwargs.get("features_extractor_class")
+            if extractor is None:
+                self.policy_kwargs.update(
+                    observation_normalizer_kwargs(self.observation_space, eps=OBSERVATION_NORMALIZER_EPS)
+                )
+            elif not (
+                isinstance(extractor, type)
+                and issubclass(extractor, NormalizedFlattenExtractor | NormalizedCombinedExtractor)
+            ):
+                raise ValueError(
+                    "normalize_observations: expected no features_extractor_class in policy_kwargs (it sets a "
+                    f"normalising one), found {extractor!r}"
+                )
+        super()._setup_model()
+
+    def _update_learning_rates(self) -> None:
+        """The schedules of :class:`OfflineAlgorithm`; in ``learn_online`` the actor's is its constant initial value."""
+        super()._update_learning_rates()
+        if self._online_mode:
+            actor_lr = self.policy.actor_lr
+            value = initial_value(actor_lr) if actor_lr is not None else self.actor_learning_rate
+            set_learning_rate(self.actor.optimizer, value)
+            self.logger.record("train/actor_learning_rate", value)
+
+    def compute_critic_target(self, data: ReplayBufferSamples | DictReplayBufferSamples) -> th.Tensor:
+        """``r + gamma * (1 - termination) * V(s')`` with the value network as it is now, ``(batch, 1)``."""
+        with th.no_grad():
+            next_value = self.value(self.policy.features(data.next_observations))
+            return data.rewards + (1.0 - data.dones) * self.gamma * next_value
+
+    def target_q_values(self, features: th.Tensor, actions: th.Tensor) -> th.Tensor:
+        """``min_j Q'_j(s, a)`` of the target critics, ``(batch, 1)``, no gradient."""
+        with th.no_grad():
+            return critic_values(self.critic_target, features, actions).min(dim=1, keepdim=True).values
+
+    def train(self, gradient_steps: int, batch_size: int = 256) -> None:
+        self.policy.set_training_mode(True)
+        self._update_learning_rates()
+        for _ in range(gradient_steps):
+            self._n_updates += 1
+            self._gradient_step("iql", self._update, batch_size)
+
+    def _update(self, batch_size: int) -> None:
+        """One gradient step (device work only: it may be replayed as a CUDA graph)."""
+        assert self.replay_buffer is not None
+        data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)
+        features = self.policy.features(data.observations)  # no trainable parameters in the extractor
+        target_q = self.target_q_values(features, data.actions)
+
+        # 1. V: expectile regression on the target critics' minimum
+        value = self.value(features)
+        value_loss = expectile_loss(target_q - value, self.expectile)
+        minimize(self.value.optimizer, value_loss)
+
+        # 2. the actor: advantage-weighted regression with the new V
+        with th.no_grad():
+            advantages = target_q - self.value(features)
+            weights = exp_weights(advantages, self.temperature, self.max_weight)
+        log_prob = self.actor.distribution(features).log_prob(data.actions)
+        actor_loss = -(weights.squeeze(1) * log_prob).mean()
+        minimize(self.actor.optimizer, actor_loss)
+
+        # 3. the critics on r + gamma * (1 - d) * V(s'), the new V
+        current_q = critic_values(self.critic, features, data.actions)
+        q_loss = critic_loss(current_q, self.compute_critic_target(data))
+        minimize(self.critic.optimizer, q_loss)
+
+        self._update_targets()
+
+        self._losses.add("value_loss", value_loss)
+        self._losses.add("actor_loss", actor_loss)
+        self._losses.add("critic_loss", q_loss)
+        self._losses.add("value", value.detach().mean())
+        self._losses.add("q_value", current_q.detach().mean())
+        self._losses.add("advantage", advantages.mean())
+        self._losses.add("max_weight", weights.max())
+        self._losses.add("log_std", self.actor.log_std().detach().mean())

@@ -1,0 +1,123 @@
+"""Networks of IQL: a Gaussian actor (tanh mean, unsquashed samples), twin critics with targets, a state value."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
+
+from sb3_offline.common.critics import ValueNetwork
+from sb3_offline.common.gaussian_actor import GaussianActor
+from sb3_offline.common.multi_input import multi_input_policy
+from sb3_offline.common.policies import OfflineActorCriticPolicy
+from sb3_offline.common.schedules import StepSchedule, initial_value
+
+#: IQL's authors (``configs/mujoco_config.py``, ``antmaze_config.py``): every network 256-256.
+IQL_NET_ARCH = {"pi": [256, 256], "qf": [256, 256], "vf": [256, 256]}
+
+
+class IQLPolicy(OfflineActorCriticPolicy):
+    """
+    The networks of IQL (Kostrikov, Nair, Levine 2022): a Gaussian actor (no target copy), two critics
+    with targets, and a state-value network ``value`` (the shared
+    :class:`~sb3_offline.common.critics.ValueNetwork`; no target) with its own optimizer (``value.optimizer``).
+    ``predict(deterministic=True)`` returns the mean (the authors evaluate with ``temperature=0``),
+    ``deterministic=False`` a clipped sample (what online fine-tuning acts with).
+
+    The actor is the shared :class:`~sb3_offline.common.gaussian_actor.GaussianActor` with the authors'
+    ``log sigma``: a free parameter clipped to [-5, 2] (``log_std_mode="clip"``; ``NormalTanhPolicy`` with
+    ``log_std_min=-5`` and its ``LOG_STD_MAX = 2``), started at 0.
+
+    :param observation_space: observation space (``Box``, or ``Dict`` with ``MultiInputPolicy``)
+    :param action_space: action space (a bounded ``Box``)
+    :param lr_schedule: learning rate schedule of the critics
+    :param net_arch: hidden sizes: a list sets the actor, the critics and the value network; or
+        ``dict(pi=[...], qf=[...], vf=[...])``; default 256-256 for all three
+    :param min_log_std: lower bound of the actor's ``log sigma``
+    :param max_log_std: upper bound of the actor's ``log sigma``
+    :param log_std_mode: ``"clip"`` (the authors') or ``"sigmoid"`` (rlkit's, as AWAC)
+    :param squash_mean: ``tanh`` on the actor's mean (both the authors and rlkit)
+    :param init_w: bound of the actor's last-layer initial weights (rlkit: 1e-3); ``None``: PyTorch's initialisation
+    :param value_lr: learning rate of the value network, a constant or a schedule (default: the critics')
+    :param kwargs: :class:`~sb3_offline.common.policies.OfflineActorCriticPolicy`'s arguments
+        (``actor_lr``, ``actor_optimizer_kwargs``, ``features_extractor_class``, ...)
+    """
+
+    actor: GaussianActor
+    value: ValueNetwork
+    default_net_arch = IQL_NET_ARCH
+    has_actor_target = False
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Box,
+        lr_schedule: Schedule,
+        net_arch: list[int] | dict[str, list[int]] | None = None,
+        min_log_std: float = -5.0,
+        max_log_std: float = 2.0,
+        log_std_mode: str = "clip",
+        squash_mean: bool = True,
+        init_w: float | None = 1e-3,
+        value_lr: float | Schedule | StepSchedule | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(observation_space, action_space, lr_schedule, net_arch=net_arch, **kwargs)
+        if isinstance(net_arch, list):
+            self.net_arch["vf"] = list(net_arch)
+        self.min_log_std = min_log_std
+        self.max_log_std = max_log_std
+        self.log_std_mode = log_std_mode
+        self.squash_mean = squash_mean
+        self.init_w = init_w
+        self.value_lr = value_lr
+        self._build(lr_schedule)
+
+    def _build_extra(self, features_dim: int, lr_schedule: Schedule) -> None:
+        self.value = ValueNetwork(features_dim, self.net_arch["vf"], self.activation_fn)
+        self.value.optimizer = self.optimizer_class(  # type: ignore[call-arg]
+            self.value.parameters(),
+            lr=initial_value(self.value_lr) if self.value_lr is not None else lr_schedule(1),
+            **self.optimizer_kwargs,
+        )
+
+    def _build_actor(self, features_dim: int) -> GaussianActor:
+        return GaussianActor(
+            features_dim,
+            self.action_dim,
+            self.net_arch["pi"],
+            self.activation_fn,
+            self.min_log_std,
+            self.max_log_std,
+            self.squash_mean,
+            self.init_w,
+            self.log_std_mode,
+        )
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = super()._get_constructor_parameters()
+        data.update(
+            min_log_std=self.min_log_std,
+            max_log_std=self.max_log_std,
+            log_std_mode=self.log_std_mode,
+            squash_mean=self.squash_mean,
+            init_w=self.init_w,
+            value_lr=self.value_lr,
+        )
+        return data
+
+    def _predict(self, observation: PyTorchObs, deterministic: bool = True) -> th.Tensor:
+        features = self.features(observation)
+        return self.actor.mode(features) if deterministic else self.actor.sample(features)
+
+    def set_training_mode(self, mode: bool) -> None:
+        super().set_training_mode(mode)
+        self.value.train(mode)
+
+
+MlpPolicy = IQLPolicy
+
+
+MultiInputPolicy = multi_input_policy(IQLPolicy, __name__)

@@ -1,0 +1,268 @@
+"""Cal-QL: the bound of the policy actions' values by the returns-to-go (by hand), the returns-to-go it samples
+against a hand computation with terminations and timeouts, its defaults, save/load, learning on imperfect Pendulum
+demonstrations, and offline -> online with half of each batch from the dataset and no running episode's rows."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch as th
+
+from sb3_offline import CQL, CalQL, OfflineReplayBuffer
+from sb3_offline.cql.cql import importance_sampled_logsumexp
+from sb3_offline.datasets import Transitions, pendulum_imperfect_demonstrations
+from sb3_offline.evaluation import evaluate, evaluate_callable
+from sb3_offline.her import OfflineHerReplayBuffer
+
+TINY = dict(net_arch=[16, 32])
+
+
+@pytest.fixture(scope="module")
+def imperfect_pendulum() -> Transitions:
+    return pendulum_imperfect_demonstrations(5000, seed=0)
+
+
+def make(data: Any, algo: type = CalQL, **kwargs: Any) -> Any:
+    kwargs.setdefault("policy_kwargs", TINY)
+    kwargs.setdefault("batch_size", 64)
+    kwargs.setdefault("buffer_size", 1000)
+    if algo is CQL:
+        kwargs.pop("buffer_size")
+        kwargs.setdefault("bc_steps", 0)
+    return algo("MlpPolicy", "Pendulum-v1", dataset=data, device="cpu", seed=0, **kwargs)
+
+
+def hand_loop_rtg(rewards: np.ndarray, ends: np.ndarray, gamma: float) -> np.ndarray:
+    """Cal-QL's ``calc_return_to_go`` run on each episode in turn (an episode ends at a termination or a timeout)."""
+    out, episode = np.zeros(len(rewards)), []
+    for i in range(len(rewards)):
+        episode.append(i)
+        if ends[i] or i == len(rewards) - 1:
+            prev = 0.0
+            for j in reversed(episode):
+                out[j] = rewards[j] + gamma * prev
+                prev = out[j]
+            episode = []
+    return out
+
+
+# ------------------------------------------------------------------------------------------ defaults
+def test_defaults_follow_the_authors_script(pendulum_transitions: Transitions) -> None:
+    model = CalQL("MlpPolicy", "Pendulum-v1", dataset=pendulum_transitions, device="cpu", buffer_size=100)
+    assert isinstance(model, CQL)
+    assert model.policy.net_arch == {"pi": [256, 256], "qf": [256, 256, 256, 256]}
+    assert (model.alpha_cql, model.target_action_gap, model.max_q_backup, model.bc_steps) == (5.0, 0.8, True, 0)
+    assert model.log_alpha_prime().item() == pytest.approx(math.e)  # Scalar(1.0) for log alpha'
+    assert model.offline_fraction == 0.5 and model.replay_buffer.offline_fraction == 0.5
+    assert model.train_freq.frequency == 1 and model.train_freq.unit.value == "episode" and model.gradient_steps == -1
+    optimizer_rates = {name: o.param_groups[0]["lr"] for name, o, _ in model._optimizer_schedules}
+    assert optimizer_rates == {"actor": 1e-4, "critic": 3e-4, "log_ent_coef": 1e-4, "log_alpha_prime": 3e-4}
+    kept = CalQL(
+        "MlpPolicy", "Pendulum-v1", dataset=pendulum_transitions, device="cpu", buffer_size=100,
+        replay_buffer_kwargs=dict(offline_fraction=0.25),
+    )  # fmt: skip
+    assert kept.replay_buffer.offline_fraction == 0.25  # the buffer's own setting wins
+
+
+def test_relabelling_buffers_are_refused(pendulum_transitions: Transitions) -> None:
+    with pytest.raises(ValueError, match="replay_buffer_class"):
+        make(pendulum_transitions, replay_buffer_class=OfflineHerReplayBuffer)
+
+
+# ---------------------------------------------------------------------------------------- the bound
+def test_policy_values_bounded_below_by_the_reference_on_a_hand_made_batch(imperfect_pendulum: Transitions) -> None:
+    model = make(imperfect_pendulum, n_actions=6)
+    model.learn(3)
+    obs = th.as_tensor(imperfect_pendulum.observations[:4])
+    next_obs = th.as_tensor(imperfect_pendulum.next_observations[:4])
+    actions = th.as_tensor(imperfect_pendulum.actions[:4]) / 2.0
+    with th.no_grad():
+        features = model.critic_features(obs)
+        mean, log_std = model.policy_parameters(obs)
+        next_mean, next_log_std = model.policy_parameters(next_obs)
+        q_data = th.cat(model.critic(obs, actions), dim=1)
+    # rows 0, 1: a reference far above every Q-value; row 2: far below; row 3: in the middle of its values
+    reference = th.tensor([[500.0], [40.0], [-500.0], [0.0]])
+    th.manual_seed(7)
+    with th.no_grad():
+        terms = model.conservative_terms(features, actions, mean, log_std, next_mean, next_log_std, reference)
+    th.manual_seed(7)
+    with th.no_grad():
+        unbounded = CQL.conservative_terms(model, features, actions, mean, log_std, next_mean, next_log_std, None)
+    for bounded, raw in ((terms.q_current, unbounded.q_current), (terms.q_next, unbounded.q_next)):
+        assert bool((bounded >= reference.view(4, 1, 1)).all())  # never below the reference
+        th.testing.assert_close(bounded, th.maximum(raw, reference.view(4, 1, 1)))
+        assert bool((bounded[:2] == reference[:2].view(2, 1, 1)).all())
+        th.testing.assert_close(bounded[2], raw[2])  # a reference below every value changes nothing
+    # only the policy actions are bounded: the uniform ones and the dataset's action keep their values
+    th.testing.assert_close(terms.q_random, unbounded.q_random)
+    th.testing.assert_close(terms.q_data, q_data)
+    assert terms.logsumexp.shape == (4, 2)
+    # row 0: the policy terms are 500 - log pi, so the estimate sits near 500 + log(2 n) + a small correction
+    assert bool((terms.logsumexp[0] > 500.0).all()) and bool((terms.logsumexp[0] < 520.0).all())
+    below = (unbounded.q_current < reference.view(4, 1, 1)).float().sum() + (
+        unbounded.q_next < reference.view(4, 1, 1)
+    ).float().sum()
+    assert terms.bound_rate.item() == pytest.approx(below.item() / (2 * 4 * 6 * 2))
+
+
+def test_bounded_logsumexp_by_hand() -> None:
+    """The same arithmetic as the authors' JAX code on tiny tensors: max(Q, V) - log pi inside the log-sum-exp."""
+    q_random = th.tensor([[[1.0]]])
+    q_current, q_next = th.tensor([[[-3.0]]]), th.tensor([[[2.0]]])
+    log_pi_current, log_pi_next = th.tensor([[[0.5]]]), th.tensor([[[-0.5]]])
+    reference = 0.0
+    value = importance_sampled_logsumexp(
+        q_random, th.clamp(q_current, min=reference), log_pi_current, th.clamp(q_next, min=reference), log_pi_next, 1
+    )
+    expected = math.log(math.exp(1.0 - math.log(0.5)) + math.exp(0.0 - 0.5) + math.exp(2.0 + 0.5))
+    assert value.item() == pytest.approx(expected)
+
+
+# ------------------------------------------------------------------------------------ returns-to-go
+def test_sampled_reference_is_the_discounted_return_to_go(inverted_transitions: Transitions) -> None:
+    """Terminations and timeouts end the sum (nothing is added after a time-limit cut), as calc_return_to_go."""
+    env = gym.make("InvertedPendulum-v5")
+    gamma = 0.9
+    model = CalQL(
+        "MlpPolicy", env, dataset=inverted_transitions, gamma=gamma, batch_size=len(inverted_transitions),
+        buffer_size=10, policy_kwargs=TINY, device="cpu", seed=0,
+    )  # fmt: skip
+    buffer = model.replay_buffer
+    assert isinstance(buffer, OfflineReplayBuffer)
+    n = len(inverted_transitions)
+    buffer.sample_indices = lambda size, finished_episodes_only=False: th.arange(size)  # type: ignore[method-assign]
+    model._prepare_updates()
+    data, reference = model._sample(n)
+    ends = inverted_transitions.terminations | inverted_transitions.truncations
+    expected = hand_loop_rtg(inverted_transitions.rewards.astype(np.float64), ends, gamma)
+    assert reference is not None and reference.shape == (n, 1)
+    np.testing.assert_allclose(reference[:, 0].numpy(), expected, rtol=1e-5)
+    np.testing.assert_allclose(data.rewards[:, 0].numpy(), inverted_transitions.rewards)
+    # a row cut by a timeout: its reference is its reward alone, and it still bootstraps in the target
+    cut = int(np.flatnonzero(inverted_transitions.truncations & ~inverted_transitions.terminations)[0])
+    assert reference[cut, 0].item() == pytest.approx(float(inverted_transitions.rewards[cut]))
+    assert data.dones[cut, 0].item() == 0.0
+
+
+def test_reference_uses_the_transformed_rewards(pendulum_transitions: Transitions) -> None:
+    model = make(pendulum_transitions, replay_buffer_kwargs=dict(reward_transform=dict(scale=10.0, shift=-5.0)))
+    model._prepare_updates()
+    rewards = 10.0 * pendulum_transitions.rewards.astype(np.float64) - 5.0
+    ends = pendulum_transitions.terminations | pendulum_transitions.truncations
+    np.testing.assert_allclose(
+        model._returns_to_go[:1000, 0].numpy(), hand_loop_rtg(rewards, ends, 0.99), rtol=1e-4, atol=1e-3
+    )
+
+
+# ------------------------------------------------------------------------------------------ save/load
+def test_save_load(imperfect_pendulum: Transitions, tmp_path: Path) -> None:
+    model = make(imperfect_pendulum, bc_steps=2)
+    model.learn(6)
+    model.save(tmp_path / "calql")
+    loaded = CalQL.load(tmp_path / "calql", env=gym.make("Pendulum-v1"), device="cpu", dataset=imperfect_pendulum)
+    obs = imperfect_pendulum.observations[:10]
+    np.testing.assert_array_equal(model.predict(obs, deterministic=True)[0], loaded.predict(obs, deterministic=True)[0])
+    assert loaded.log_alpha_prime().item() == pytest.approx(model.log_alpha_prime().item())
+    assert "_returns_to_go" not in loaded.__dict__ or loaded._returns_to_go is None
+    loaded.learn(2, reset_num_timesteps=False)
+    assert loaded.replay_buffer.offline_fraction == 0.5 and loaded._n_updates == 8
+
+
+# --------------------------------------------------------------------------------- offline -> online
+def test_offline_then_online_with_half_of_each_batch_from_the_dataset(imperfect_pendulum: Transitions) -> None:
+    env = gym.make("Pendulum-v1", max_episode_steps=50)
+    model = CalQL(
+        "MlpPolicy", env, dataset=imperfect_pendulum, policy_kwargs=TINY, batch_size=64, buffer_size=1000,
+        device="cpu", seed=0,
+    )  # fmt: skip
+    model.learn(20)
+    buffer = model.replay_buffer
+    assert isinstance(buffer, OfflineReplayBuffer)
+    batches: list[tuple[float, bool, int]] = []
+    sample = buffer.sample_indices
+
+    def spy(batch_size: int, finished_episodes_only: bool = False) -> th.Tensor:
+        assert finished_episodes_only
+        rows = sample(batch_size, finished_episodes_only)
+        online_rows = int((rows >= buffer.dataset_size).sum())
+        batches.append(
+            ((rows < buffer.dataset_size).float().mean().item(), bool(buffer.rtg_valid[rows].all()), online_rows)
+        )
+        return rows
+
+    buffer.sample_indices = spy  # type: ignore[method-assign]
+    actor = [p.detach().clone() for p in model.actor.parameters()]
+    model.learn_online(150)  # three 50-step episodes, each followed by 50 updates (the authors' schedule)
+    assert buffer.online_size == 150 and buffer.n_online_episodes == 3
+    assert model._n_updates == 20 + 150 and len(batches) == 150
+    assert all(share == 0.5 and valid and online == 32 for share, valid, online in batches)
+    assert not all(th.equal(a, p) for a, p in zip(actor, model.actor.parameters(), strict=True))
+
+
+def test_online_before_an_episode_ends_uses_the_dataset_only(imperfect_pendulum: Transitions) -> None:
+    """With per-step training, the running episode's rows stay out until it ends (then half of each batch)."""
+    env = gym.make("Pendulum-v1", max_episode_steps=30)
+    model = CalQL(
+        "MlpPolicy", env, dataset=imperfect_pendulum, policy_kwargs=TINY, batch_size=64, buffer_size=1000,
+        train_freq=1, gradient_steps=1, device="cpu", seed=0,
+    )  # fmt: skip
+    buffer = model.replay_buffer
+    assert isinstance(buffer, OfflineReplayBuffer)
+    shares: list[float] = []
+    sample = buffer.sample_indices
+
+    def spy(batch_size: int, finished_episodes_only: bool = False) -> th.Tensor:
+        rows = sample(batch_size, finished_episodes_only)
+        assert bool(buffer.rtg_valid[rows].all())
+        shares.append((rows < buffer.dataset_size).float().mean().item())
+        return rows
+
+    buffer.sample_indices = spy  # type: ignore[method-assign]
+    model.learn_online(45)
+    assert shares == [1.0] * 29 + [0.5] * 16  # the first episode ends at step 30, before its update
+
+
+# ------------------------------------------------------------------------------------------- learning
+def test_calql_learns_from_imperfect_demonstrations(imperfect_pendulum: Transitions) -> None:
+    threads = th.get_num_threads()
+    th.set_num_threads(1)
+    try:
+        model = make(
+            imperfect_pendulum, batch_size=256, actor_learning_rate=3e-4, policy_kwargs=dict(net_arch=[64, 64])
+        )
+        model.learn(3000, log_interval=None)
+    finally:
+        th.set_num_threads(threads)
+    env = gym.make("Pendulum-v1")
+    calql_return = evaluate(model, env, n_episodes=10, seed=100).mean_return
+    random_return, _ = evaluate_callable(env, None, n_episodes=10, seed=100)
+    assert calql_return > random_return + 400, (calql_return, random_return)
+
+
+def test_cuda_graphs_are_keyed_on_the_buffers_sampling_state(imperfect_pendulum: Transitions) -> None:
+    """With a full ring the row count stays the same while the running episode moves: a new graph is captured."""
+    from graph_safety import strict_update_graphs
+
+    model = make(imperfect_pendulum, buffer_size=4, batch_size=32)
+    buffer = model.replay_buffer
+    assert isinstance(buffer, OfflineReplayBuffer)
+
+    def step(done: bool) -> None:
+        obs = np.zeros((1, 3), np.float32)
+        buffer.add(obs, obs, np.zeros((1, 1), np.float32), np.ones(1, np.float32), np.array([done]), [{}])
+
+    for done in (False, True, False, False):  # the ring is full: one ended episode, one running
+        step(done)
+    backend = strict_update_graphs(model, warmup=2)
+    model.learn(5)
+    step(False)  # the same row count, the running episode one row longer
+    model.learn(5, reset_num_timesteps=False)
+    keys = [key for key in backend.kinds if key[0] == "calql"]
+    assert len(keys) == 2 and keys[0][3] != keys[1][3] and keys[0][3][0] == keys[1][3][0] == buffer.size()
+    assert backend.violations == []

@@ -1,0 +1,363 @@
+"""CQL: the importance-sampled log-sum-exp against a fine grid, the target without entropy, the max backup, the
+Lagrange multiplier, the behaviour-cloning warm-up, save/load, Dict observations, online fine-tuning with the
+offline/online mixing, and learning on imperfect Pendulum demonstrations."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch as th
+from stable_baselines3.common.type_aliases import ReplayBufferSamples
+from stable_baselines3.sac.policies import SACPolicy
+
+from sb3_offline import CQL, OfflineReplayBuffer
+from sb3_offline.common.critics import critic_values
+from sb3_offline.common.scalars import LogScalar
+from sb3_offline.common.squashed_gaussian import squashed_gaussian_sample
+from sb3_offline.cql.cql import importance_sampled_logsumexp
+from sb3_offline.datasets import Transitions, pendulum_imperfect_demonstrations, save_hdf5
+from sb3_offline.evaluation import evaluate, evaluate_callable
+
+TINY = dict(net_arch=[16, 32])
+
+
+@pytest.fixture(scope="module")
+def imperfect_pendulum() -> Transitions:
+    """A decent but noisy swing-up controller (the BCQ paper's imperfect demonstrations), 5000 transitions."""
+    return pendulum_imperfect_demonstrations(5000, seed=0)
+
+
+def make(data: Any, env: gym.Env | str = "Pendulum-v1", **kwargs: Any) -> CQL:
+    kwargs.setdefault("policy_kwargs", TINY)
+    kwargs.setdefault("batch_size", 64)
+    kwargs.setdefault("bc_steps", 0)
+    return CQL("MlpPolicy", env, dataset=data, device="cpu", seed=0, **kwargs)
+
+
+def batch(data: Transitions, rows: slice, dones: list[float] | None = None) -> ReplayBufferSamples:
+    """Rows of the dataset as a minibatch, actions in [-1, 1] (Pendulum: env action / 2)."""
+    n = rows.stop - rows.start
+    return ReplayBufferSamples(
+        observations=th.as_tensor(data.observations[rows]),
+        actions=th.as_tensor(data.actions[rows]) / 2.0,
+        next_observations=th.as_tensor(data.next_observations[rows]),
+        dones=th.tensor(dones if dones is not None else [0.0] * n).reshape(n, 1),
+        rewards=th.as_tensor(data.rewards[rows]).reshape(n, 1),
+        discounts=None,
+    )
+
+
+def learning_rates(model: CQL) -> dict[str, float]:
+    return {name: float(optimizer.param_groups[0]["lr"]) for name, optimizer, _ in model._optimizer_schedules}
+
+
+def parameters(module: th.nn.Module) -> list[th.Tensor]:
+    return [p.detach().clone() for p in module.parameters()]
+
+
+# ------------------------------------------------------------------------------------------ defaults
+def test_defaults_follow_the_authors(pendulum_transitions: Transitions) -> None:
+    model = CQL("MlpPolicy", "Pendulum-v1", dataset=pendulum_transitions, device="cpu")
+    assert isinstance(model.policy, SACPolicy)  # SB3's SAC networks
+    assert model.policy.net_arch == {"pi": [256, 256, 256], "qf": [256, 256, 256]}
+    assert [m.out_features for m in model.actor.latent_pi if isinstance(m, th.nn.Linear)] == [256, 256, 256]
+    assert len(model.critic.q_networks) == 2 and model.critic.q_networks[0][0].in_features == 3 + 1
+    assert (model.alpha_cql, model.n_actions, model.cql_temperature, model.bc_steps) == (5.0, 10, 1.0, 40_000)
+    assert model.target_action_gap is None and not model.max_q_backup and not model.normalize_observations
+    assert (model.batch_size, model.tau, model.gamma) == (256, 0.005, 0.99)
+    # the entropy coefficient's optimizer follows the actor's rate, the Lagrange multiplier's the critics'
+    assert learning_rates(model) == {"actor": 1e-4, "critic": 3e-4, "log_ent_coef": 1e-4, "log_alpha_prime": 3e-4}
+    assert isinstance(model.log_ent_coef, LogScalar) and model.log_ent_coef is model.policy.log_ent_coef
+    assert model.log_ent_coef().item() == pytest.approx(1.0) and model._tune_ent_coef
+    assert model._target_entropy == -1.0  # -|A|
+    assert not hasattr(model, "actor_target")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        (dict(alpha_cql=-1.0), "alpha_cql"),
+        (dict(n_actions=0), "n_actions"),
+        (dict(cql_temperature=0.0), "cql_temperature"),
+        (dict(target_action_gap=float("nan")), "target_action_gap"),
+        (dict(bc_steps=-1), "bc_steps"),
+        (dict(ent_coef="autox"), "ent_coef"),
+        (dict(ent_coef=-0.1), "ent_coef"),
+        (dict(target_entropy="max"), "target_entropy"),
+        (dict(policy_kwargs=dict(initial_alpha_prime=0.0)), "initial_alpha_prime"),
+    ],
+)
+def test_bad_hyper_parameters_are_refused(pendulum_transitions: Transitions, kwargs: dict, field: str) -> None:
+    with pytest.raises(ValueError, match=field):
+        make(pendulum_transitions, **kwargs)
+
+
+# -------------------------------------------------------------------------------- the log-sum-exp estimate
+def test_importance_sampled_logsumexp_by_hand() -> None:
+    q_random, q_current, q_next = th.tensor([[[1.0], [2.0]]]), th.tensor([[[0.5], [0.0]]]), th.tensor([[[3.0], [1.0]]])
+    log_pi_current, log_pi_next = th.tensor([[[-0.2], [0.1]]]), th.tensor([[[0.3], [-1.0]]])
+    terms = [1.0 - math.log(0.25), 2.0 - math.log(0.25), 3.0 - 0.3, 1.0 + 1.0, 0.5 + 0.2, 0.0 - 0.1]  # 2-D actions
+    for temperature in (1.0, 0.5):
+        expected = temperature * math.log(sum(math.exp(t / temperature) for t in terms))
+        value = importance_sampled_logsumexp(q_random, q_current, log_pi_current, q_next, log_pi_next, 2, temperature)
+        assert value.shape == (1, 1) and value.item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_logsumexp_estimate_against_a_fine_grid(imperfect_pendulum: Transitions) -> None:
+    """
+    Pendulum's action is 1-D: ``log integral exp Q(s, a) da`` over [-1, 1] is computed on a grid of 20001
+    actions. The importance-sampled estimate sums ``exp(Q - log p)`` over its ``3 n`` draws, so it estimates
+    ``log(3 n)`` plus that log-integral; the grid's own log-sum-exp is the log-integral minus ``log(da)``.
+    """
+    model = make(imperfect_pendulum)
+    model.learn(200)  # critics with some shape
+    model.n_actions = 400
+    with th.no_grad():  # steeper, so that the estimate has something to get right
+        for q_net in model.critic.q_networks:
+            q_net[-1].weight.mul_(15.0)
+    state = imperfect_pendulum.observations[123]
+    obs = th.as_tensor(np.repeat(state[None], 32, axis=0))
+    data = batch(imperfect_pendulum, slice(123, 155))
+    with th.no_grad():
+        features = model.critic_features(obs)
+        mean, log_std = model.policy_parameters(obs)
+        next_mean, next_log_std = model.policy_parameters(data.next_observations)
+        terms = model.conservative_terms(features, data.actions, mean, log_std, next_mean, next_log_std)
+        grid = th.linspace(-1.0, 1.0, 20001).unsqueeze(1)
+        q_grid = critic_values(model.critic, features[:1].expand(len(grid), -1), grid)  # (grid, 2)
+    spacing = 2.0 / (len(grid) - 1)
+    grid_logsumexp = th.logsumexp(q_grid, dim=0)  # per critic
+    log_integral = grid_logsumexp + math.log(spacing)
+    assert q_grid.max(dim=0).values.sub(q_grid.min(dim=0).values).min() > 2.0  # not a flat function
+    estimate = terms.logsumexp.mean(dim=0)  # each of the 32 rows is an estimate for the same state
+    th.testing.assert_close(estimate - math.log(3 * 400), log_integral, atol=0.03, rtol=0.0)
+    # what a plain log-sum-exp of the grid would need: the constant of the grid's spacing and the 3 n draws
+    th.testing.assert_close(estimate, grid_logsumexp + math.log(spacing) + math.log(1200), atol=0.03, rtol=0.0)
+    # the gap the regulariser pushes down: the estimate minus the dataset action's value, per critic
+    th.testing.assert_close(terms.gap, (terms.logsumexp - terms.q_data).mean(dim=0))
+    with th.no_grad():
+        q_data = th.cat(model.critic(obs, data.actions), dim=1)
+    th.testing.assert_close(terms.q_data, q_data)
+
+
+def test_one_batched_critic_pass_per_update(imperfect_pendulum: Transitions) -> None:
+    """The dataset's actions and all 3 n sampled actions of a state go through each critic once, together."""
+    model = make(imperfect_pendulum, n_actions=7, batch_size=16)
+    rows: list[int] = []
+    hooks = [model.critic.q_networks[0].register_forward_hook(lambda m, i, o: rows.append(i[0].shape[0]))]
+    model.learn(1)
+    for hook in hooks:
+        hook.remove()
+    assert rows == [16, 16 * (1 + 3 * 7)]  # the actor's Q(s, pi(s)), then the conservative pass
+
+
+# ------------------------------------------------------------------------------------------- the target
+def test_target_has_no_entropy_term_and_uses_a_policy_sample(
+    imperfect_pendulum: Transitions, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = make(imperfect_pendulum)
+    model.learn(5)
+    data = batch(imperfect_pendulum, slice(200, 204), dones=[0.0, 1.0, 0.0, 0.0])
+    noise = th.tensor([[0.3], [-1.2], [0.0], [2.0]])
+    monkeypatch.setattr(th, "randn_like", lambda like: noise.clone())
+    with th.no_grad():
+        next_mean, next_log_std = model.policy_parameters(data.next_observations)
+    target = model.compute_critic_target(data, next_mean, next_log_std)
+    next_actions = th.tanh(next_mean + next_log_std.exp() * noise)
+    with th.no_grad():
+        next_q = (
+            th.cat(model.critic_target(data.next_observations, next_actions), dim=1).min(dim=1, keepdim=True).values
+        )
+    expected = data.rewards + 0.99 * (1.0 - data.dones) * next_q
+    th.testing.assert_close(target, expected)
+    with th.no_grad():
+        model.log_ent_coef.log_value.fill_(3.0)  # a large entropy coefficient changes nothing in the target
+    th.testing.assert_close(model.compute_critic_target(data, next_mean, next_log_std), expected)
+
+
+def test_max_backup_takes_the_best_sample_of_the_minimum_over_critics(
+    imperfect_pendulum: Transitions, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = make(imperfect_pendulum, max_q_backup=True, n_actions=3)
+    model.learn(5)
+    data = batch(imperfect_pendulum, slice(300, 302))
+    noise = th.tensor([[0.5], [-2.0], [1.0], [0.0], [-0.3], [1.5]])  # 3 draws per next state
+    monkeypatch.setattr(th, "randn_like", lambda like: noise.clone())
+    with th.no_grad():
+        next_mean, next_log_std = model.policy_parameters(data.next_observations)
+        target = model.compute_critic_target(data, next_mean, next_log_std)
+        actions = th.tanh(next_mean.repeat_interleave(3, 0) + next_log_std.exp().repeat_interleave(3, 0) * noise)
+        q = th.cat(model.critic_target(data.next_observations.repeat_interleave(3, 0), actions), dim=1)
+        best = q.min(dim=1).values.view(2, 3).max(dim=1).values.unsqueeze(1)
+    th.testing.assert_close(target, data.rewards + 0.99 * best)
+
+
+# -------------------------------------------------------------------------------- Lagrange, BC, entropy
+@pytest.mark.parametrize(("target_gap", "direction"), [(100.0, -1), (-100.0, 1)])
+def test_lagrange_multiplier_moves_towards_the_target_gap(
+    imperfect_pendulum: Transitions, target_gap: float, direction: int
+) -> None:
+    """alpha' grows while the gap exceeds its target (more penalty) and shrinks while it is below."""
+    model = make(imperfect_pendulum, target_action_gap=target_gap)
+    before = model.log_alpha_prime.log_value.item()
+    model.learn(20)
+    after = model.log_alpha_prime.log_value.item()
+    assert direction * (after - before) > 0.0
+    assert after == pytest.approx(before + direction * 20 * 3e-4, rel=0.05)  # Adam: lr per step, one sign
+
+    fixed = make(imperfect_pendulum)  # without target_action_gap the multiplier is never trained
+    fixed.learn(5)
+    assert fixed.log_alpha_prime.log_value.item() == 0.0
+
+
+def test_behaviour_cloning_warm_up_then_cql(imperfect_pendulum: Transitions) -> None:
+    model = make(imperfect_pendulum, bc_steps=3)
+    kinds: list[str] = []
+    step = model._gradient_step
+
+    def gradient_step(name: str, update: Any, size: int) -> None:
+        kinds.append(name)
+        model.critic.optimizer.zero_grad(set_to_none=True)  # what the last critic step left
+        step(name, update, size)
+
+    model._gradient_step = gradient_step  # type: ignore[method-assign]
+    critic_grads: list[bool] = []
+    original = model.actor.optimizer.step
+
+    def record(*args: Any, **kwargs: Any) -> Any:  # during BC the actor's loss never reaches the critics
+        critic_grads.append(any(p.grad is not None for p in model.critic.parameters()))
+        return original(*args, **kwargs)
+
+    model.actor.optimizer.step = record  # type: ignore[method-assign]
+    model.learn(5)
+    assert kinds == ["cql/bc"] * 3 + ["cql"] * 2
+    assert critic_grads == [False] * 3 + [True] * 2
+    model.learn(2, reset_num_timesteps=False)  # the count continues (saved as _n_updates)
+    assert kinds[-2:] == ["cql", "cql"]
+
+
+def test_behaviour_cloning_raises_the_likelihood_of_the_datasets_actions(imperfect_pendulum: Transitions) -> None:
+    from sb3_offline.common.squashed_gaussian import squashed_gaussian_log_prob
+
+    model = make(imperfect_pendulum, bc_steps=400, actor_learning_rate=1e-3)
+    data = batch(imperfect_pendulum, slice(0, 500))
+
+    def likelihood() -> float:
+        with th.no_grad():
+            mean, log_std = model.policy_parameters(data.observations)
+            return squashed_gaussian_log_prob(mean, log_std, data.actions.clamp(-0.99, 0.99)).mean().item()
+
+    before = likelihood()
+    model.learn(400)
+    cloned = likelihood()
+    without = make(imperfect_pendulum, actor_learning_rate=1e-3)  # the same steps, CQL's actor loss from the start
+    without.learn(400)
+    model = without
+    assert cloned > before + 0.1 and cloned > likelihood() + 0.1
+
+
+def test_entropy_coefficient_auto_and_fixed(imperfect_pendulum: Transitions) -> None:
+    tuned = make(imperfect_pendulum, ent_coef="auto_0.1")
+    assert tuned.log_ent_coef().item() == pytest.approx(0.1)
+    tuned.learn(10)
+    assert tuned.log_ent_coef().item() != pytest.approx(0.1)
+    fixed = make(imperfect_pendulum, ent_coef=0.2, target_entropy=-3.0)
+    fixed.learn(10)
+    assert fixed.log_ent_coef().item() == pytest.approx(0.2) and fixed._target_entropy == -3.0
+
+
+# ------------------------------------------------------------------------------------------ save/load
+def test_save_load_predicts_identically(imperfect_pendulum: Transitions, tmp_path: Path) -> None:
+    path = save_hdf5(imperfect_pendulum, tmp_path / "imperfect.hdf5")
+    model = make(str(path), target_action_gap=1.0, bc_steps=4)
+    model.learn(12)
+    model.save(tmp_path / "cql")
+    loaded = CQL.load(tmp_path / "cql", env=gym.make("Pendulum-v1"), device="cpu")
+    obs = imperfect_pendulum.observations[:20]
+    np.testing.assert_array_equal(model.predict(obs, deterministic=True)[0], loaded.predict(obs, deterministic=True)[0])
+    for name in ("actor", "critic", "critic_target", "log_ent_coef", "log_alpha_prime"):
+        for a, b in zip(parameters(getattr(model, name)), parameters(getattr(loaded, name)), strict=True):
+            assert th.equal(a, b), name
+        assert getattr(loaded, name) is getattr(loaded.policy, name)
+    for name in ("actor", "critic", "log_ent_coef", "log_alpha_prime"):
+        assert getattr(loaded, name).optimizer.state_dict()["state"][0]["step"] == 12, name
+    assert learning_rates(loaded) == learning_rates(model)
+    assert (loaded.target_action_gap, loaded.bc_steps, loaded._tune_ent_coef) == (1.0, 4, True)
+    loaded.learn(3, reset_num_timesteps=False)  # the dataset is read again from the saved path
+    assert loaded._n_updates == 15
+
+
+# ------------------------------------------------------------------------------------ Dict observations
+def test_multi_input_policy_on_fetch_reach(fetch_transitions: Transitions, tmp_path: Path) -> None:
+    import gymnasium_robotics
+
+    gym.register_envs(gymnasium_robotics)
+    env = gym.make("FetchReach-v4")
+    model = CQL(
+        "MultiInputPolicy", env, dataset=fetch_transitions, policy_kwargs=TINY, batch_size=32, bc_steps=2,
+        normalize_observations=True, device="cpu", seed=0,
+    )  # fmt: skip
+    model.learn(6)
+    obs_dict, _ = env.reset(seed=0)
+    action = model.predict(obs_dict, deterministic=True)[0]
+    assert action.shape == (4,)
+    model.save(tmp_path / "cql_fetch")
+    loaded = CQL.load(tmp_path / "cql_fetch", env=env, device="cpu")
+    np.testing.assert_array_equal(loaded.predict(obs_dict, deterministic=True)[0], action)
+
+
+# ------------------------------------------------------------------------------------------- online
+def test_learn_online_with_the_offline_fraction(imperfect_pendulum: Transitions) -> None:
+    model = make(imperfect_pendulum, buffer_size=500, replay_buffer_kwargs=dict(offline_fraction=0.5))
+    model.learn(10)
+    buffer = model.replay_buffer
+    assert isinstance(buffer, OfflineReplayBuffer) and buffer.offline_fraction == 0.5
+    shares: list[float] = []
+    sample = buffer.sample_indices
+
+    def spy(batch_size: int, finished_episodes_only: bool = False) -> th.Tensor:
+        rows = sample(batch_size, finished_episodes_only)
+        shares.append((rows < buffer.dataset_size).float().mean().item())
+        return rows
+
+    buffer.sample_indices = spy  # type: ignore[method-assign]
+    model.learn_online(100)
+    assert buffer.online_size == 100 and model._n_updates == 110
+    assert shares == [0.5] * 100  # CQL's batches may hold rows of the running episode (online rows from step 1)
+
+
+# ------------------------------------------------------------------------------------------- learning
+def test_cql_learns_from_imperfect_demonstrations(imperfect_pendulum: Transitions) -> None:
+    threads = th.get_num_threads()
+    th.set_num_threads(1)
+    try:
+        # the README's other actor rate (3e-4) and no BC warm-up: a short budget on one core
+        model = make(
+            imperfect_pendulum, batch_size=256, actor_learning_rate=3e-4, policy_kwargs=dict(net_arch=[64, 64])
+        )
+        model.learn(3000, log_interval=None)
+    finally:
+        th.set_num_threads(threads)
+    env = gym.make("Pendulum-v1")
+    cql_return = evaluate(model, env, n_episodes=10, seed=100).mean_return
+    random_return, _ = evaluate_callable(env, None, n_episodes=10, seed=100)
+    assert cql_return > random_return + 400, (cql_return, random_return)
+
+
+def test_squashed_samples_feed_the_regulariser_without_gradient(imperfect_pendulum: Transitions) -> None:
+    """The sampled actions are constants for the critics' loss: no gradient reaches the actor through them."""
+    model = make(imperfect_pendulum)
+    data = batch(imperfect_pendulum, slice(0, 8))
+    features = model.critic_features(data.observations)
+    mean, log_std = model.policy_parameters(data.observations)
+    next_mean, next_log_std = model.policy_parameters(data.next_observations)
+    terms = model.conservative_terms(features, data.actions, mean, log_std, next_mean, next_log_std)
+    model.actor.optimizer.zero_grad()
+    terms.gap.sum().backward()
+    assert all(p.grad is None for p in model.actor.parameters())
+    assert squashed_gaussian_sample(mean, log_std, 3)[0].shape == (24, 1)

@@ -1,0 +1,430 @@
+"""IQL: losses on hand-made tensors and fixed batches, the order of the updates, the actor's cosine decay,
+save/load, Dict observations, offline -> online, and learning on Pendulum."""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch as th
+from stable_baselines3.common.evaluation import evaluate_policy
+from stable_baselines3.common.logger import Logger
+
+from sb3_offline import IQL, OfflineReplayBuffer
+from sb3_offline.common.critics import critic_values
+from sb3_offline.common.gaussian_actor import GaussianActor
+from sb3_offline.common.normalization import NormalizedCombinedExtractor, NormalizedFlattenExtractor
+from sb3_offline.common.schedules import CosineDecaySchedule
+from sb3_offline.common.training import minimize
+from sb3_offline.common.weights import exp_weights, expectile_loss
+from sb3_offline.datasets import Transitions, pendulum_imperfect_demonstrations, save_hdf5
+from sb3_offline.evaluation import evaluate_callable
+from sb3_offline.her import OfflineHerReplayBuffer
+
+TINY = dict(net_arch=[16, 32])
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread() -> Iterator[None]:
+    """One torch thread: small networks on a shared CPU run several times faster than with two."""
+    threads = th.get_num_threads()
+    th.set_num_threads(1)
+    yield
+    th.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def imperfect_pendulum() -> Transitions:
+    return pendulum_imperfect_demonstrations(5000, seed=0)
+
+
+@pytest.fixture(scope="module")
+def small_pendulum() -> Transitions:
+    return pendulum_imperfect_demonstrations(600, seed=0)
+
+
+def make(data: Any, env: gym.Env | None = None, **kwargs: Any) -> IQL:
+    kwargs.setdefault("policy_kwargs", TINY)
+    kwargs.setdefault("buffer_size", 0)
+    return IQL("MlpPolicy", env or gym.make("Pendulum-v1"), dataset=data, device="cpu", seed=0, **kwargs)
+
+
+def fix_batch(model: IQL, batch_size: int) -> Any:
+    """Sample one batch and make the buffer return it from now on (for the model and its deep copies)."""
+    assert model.replay_buffer is not None
+    data = model.replay_buffer.sample(batch_size)
+    model.replay_buffer.sample = lambda n, env=None: data  # type: ignore[method-assign]
+    return data
+
+
+def hand_log_prob(actor: GaussianActor, features: th.Tensor, actions: th.Tensor) -> np.ndarray:
+    """The diagonal Gaussian's log-density written out: sum_i -((a - mu) / sigma)^2 / 2 - log sigma - log(2 pi) / 2."""
+    with th.no_grad():
+        mean = actor.mu(features).numpy().astype(np.float64)
+        log_std = actor.log_std().numpy().astype(np.float64)
+    z = (actions.numpy().astype(np.float64) - mean) / np.exp(log_std)
+    return (-0.5 * z**2 - log_std - 0.5 * math.log(2 * math.pi)).sum(axis=1)
+
+
+def flushed(model: IQL) -> IQL:
+    model._losses.flush(Logger(None, []))
+    return model
+
+
+# ------------------------------------------------------------------------------------------- defaults
+def test_defaults_follow_the_authors(small_pendulum: Transitions) -> None:
+    model = IQL("MlpPolicy", gym.make("Pendulum-v1"), dataset=small_pendulum, device="cpu")
+    assert model.policy.net_arch == {"pi": [256, 256], "qf": [256, 256], "vf": [256, 256]}
+    assert (model.batch_size, model.tau, model.gamma) == (256, 0.005, 0.99)
+    assert (model.expectile, model.temperature, model.max_weight) == (0.7, 3.0, 100.0)
+    for network in (model.actor, model.critic, model.value):
+        assert network.optimizer.param_groups[0]["lr"] == 3e-4
+        assert network.optimizer.param_groups[0]["weight_decay"] == 0
+    schedule = model.policy.actor_lr
+    assert isinstance(schedule, CosineDecaySchedule) and (schedule.initial, schedule.horizon) == (3e-4, 1_000_000)
+    # the authors' policy: log sigma a parameter clipped to [-5, 2], started at 0; tanh mean
+    assert (model.actor.log_std_mode, model.actor.min_log_std, model.actor.max_log_std) == ("clip", -5.0, 2.0)
+    assert model.actor.log_std().detach().numpy() == pytest.approx([0.0])
+    assert isinstance(model.actor.mu[-1], th.nn.Tanh)
+    # only the critics have targets; V is a network of the policy with its own optimizer
+    assert model.policy.actor_target is None and model.value is model.policy.value
+    assert list(model._target_pairs) == ["critic_target"]
+    assert "value.optimizer" in model._get_torch_save_params()[0]
+    # rewards: r * 1000 / (max - min episode return), resolved from the dataset and kept with the model
+    buffer = model.replay_buffer
+    assert isinstance(buffer, OfflineReplayBuffer)
+    ends = small_pendulum.terminations | small_pendulum.truncations
+    ends[-1] = True
+    returns = np.add.reduceat(small_pendulum.rewards.astype(np.float64), np.r_[0, np.flatnonzero(ends)[:-1] + 1])
+    assert buffer.reward_transform.scale == pytest.approx(1000.0 / (returns.max() - returns.min()))
+    assert model.replay_buffer_kwargs["reward_transform"] == buffer.reward_transform.to_dict()
+    np.testing.assert_allclose(
+        buffer.rewards[: len(small_pendulum), 0].numpy(),
+        small_pendulum.rewards * buffer.reward_transform.scale,
+        rtol=1e-6,
+    )
+    assert model.buffer_size == 1_000_000 and model.online_batch_size is None
+
+
+def test_reward_transform_argument(small_pendulum: Transitions, fetch_transitions: Transitions) -> None:
+    model = make(small_pendulum, reward_transform="antmaze")
+    assert model.replay_buffer is not None
+    np.testing.assert_allclose(model.replay_buffer.rewards[:10, 0].numpy(), small_pendulum.rewards[:10] - 1.0)
+    model = make(small_pendulum, reward_transform=None)
+    assert model.replay_buffer is not None
+    np.testing.assert_allclose(model.replay_buffer.rewards[:10, 0].numpy(), small_pendulum.rewards[:10])
+    # a buffer that takes no reward transform (HER's rewards come from compute_reward) asks for None
+    with pytest.raises(ValueError, match=r"reward_transform: expected None with OfflineHerReplayBuffer"):
+        IQL("MultiInputPolicy", "FetchReach-v4", dataset=fetch_transitions, replay_buffer_class=OfflineHerReplayBuffer)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (dict(expectile=1.0), r"expectile: expected a value in \(0, 1\), found 1.0"),
+        (dict(temperature=-1.0), r"temperature: expected >= 0, found -1.0"),
+        (dict(max_weight=0.0), r"max_weight: expected > 0, found 0.0"),
+        (dict(actor_lr_decay_steps=0), r"actor_lr_decay_steps: expected None or >= 1 gradient step, found 0"),
+        (
+            dict(normalize_observations=True, policy_kwargs=dict(features_extractor_class=th.nn.Identity)),
+            r"normalize_observations: expected no features_extractor_class",
+        ),
+    ],
+)
+def test_bad_arguments_name_the_field(kwargs: dict[str, Any], message: str, small_pendulum: Transitions) -> None:
+    with pytest.raises(ValueError, match=message):
+        make(small_pendulum, **kwargs)
+
+
+# ------------------------------------------------------------------------------------- the losses
+def test_expectile_loss_is_asymmetric() -> None:
+    u = th.tensor([1.0, -1.0, 2.0, -2.0])
+    # |tau - 1(u < 0)| u^2: 0.7 on the positive differences, 0.3 on the negative ones
+    assert expectile_loss(u, 0.7).item() == pytest.approx((0.7 * 1 + 0.3 * 1 + 0.7 * 4 + 0.3 * 4) / 4)
+    assert expectile_loss(th.tensor([1.0]), 0.9).item() == pytest.approx(0.9)
+    assert expectile_loss(th.tensor([-1.0]), 0.9).item() == pytest.approx(0.1)
+    assert expectile_loss(u, 0.5).item() == pytest.approx(0.5 * (u**2).mean().item())  # 0.5: half the MSE
+    # minimising it over a constant v gives the expectile: above the mean for tau > 0.5
+    samples = th.tensor([0.0, 0.0, 0.0, 10.0])
+    v = th.zeros((), requires_grad=True)
+    optimizer = th.optim.Adam([v], lr=0.1)
+    for _ in range(2000):
+        minimize(optimizer, expectile_loss(samples - v, 0.9))
+    # the 0.9-expectile of {0, 0, 0, 10}: 0.9 * (10 - v) = 0.1 * 3 * v  ->  v = 9 / 1.2 = 7.5
+    assert v.item() == pytest.approx(7.5, abs=1e-2)
+    assert v.item() > samples.mean().item()
+
+
+def test_awr_weights_are_clipped_at_100() -> None:
+    advantages = th.tensor([[0.0], [1.0], [-1.0], [2.0], [50.0]])
+    weights = exp_weights(advantages, 3.0, 100.0)
+    expected = np.minimum(np.exp(3.0 * np.array([0.0, 1.0, -1.0, 2.0, 50.0])), 100.0)
+    np.testing.assert_allclose(weights[:, 0].numpy(), expected, rtol=1e-6)
+    assert weights.max().item() == 100.0 and th.isfinite(exp_weights(th.tensor([1e4]), 3.0)).all()
+
+
+def test_value_loss_regresses_on_the_target_critics(small_pendulum: Transitions) -> None:
+    model = make(small_pendulum, batch_size=64)
+    model.learn(10)
+    with th.no_grad():  # critics and targets apart, so that using the wrong ones shows
+        for p in model.critic.parameters():
+            p.add_(0.3 * th.randn_like(p))
+    data = fix_batch(model, 64)
+    with th.no_grad():
+        features = model.policy.features(data.observations)
+        q_target = th.min(*[q(th.cat([features, data.actions], 1)) for q in model.critic_target.q_networks])
+        q_online = critic_values(model.critic, features, data.actions).min(dim=1, keepdim=True).values
+        v = model.value(features)
+    diff = (q_target - v).numpy().astype(np.float64)
+    by_hand = np.mean(np.where(diff > 0, 0.7, 0.3) * diff**2)
+    online = (q_online - v).numpy().astype(np.float64)
+    assert abs(by_hand - np.mean(np.where(online > 0, 0.7, 0.3) * online**2)) > 1e-3 * by_hand  # they differ
+    flushed(model)._update(64)
+    assert model._losses.means()["value_loss"] == pytest.approx(by_hand, rel=1e-5)
+
+
+def test_critic_target_bootstraps_from_v_and_not_at_terminations(inverted_transitions: Transitions) -> None:
+    model = make(inverted_transitions, env=gym.make("InvertedPendulum-v5"), batch_size=64, reward_transform=None)
+    model.learn(5)
+    assert model.replay_buffer is not None
+    data = model.replay_buffer.gather(th.arange(len(inverted_transitions)))
+    assert data.dones.any() and not data.dones.all()
+    target = model.compute_critic_target(data)
+    with th.no_grad():
+        next_v = model.value(model.policy.features(data.next_observations))
+    expected = data.rewards + 0.99 * (1.0 - data.dones) * next_v
+    np.testing.assert_allclose(target.numpy(), expected.numpy(), rtol=1e-6)
+    terminated = data.dones[:, 0] == 1.0
+    np.testing.assert_allclose(target[terminated].numpy(), data.rewards[terminated].numpy())
+
+
+def test_one_step_replayed_by_hand_v_first_then_actor_and_q_with_the_new_v(small_pendulum: Transitions) -> None:
+    """
+    The authors' order (learner.py ``_update_jit``): V on the target critics, then the actor and the twin Q
+    both with the *new* V, then the targets. A replay of the same batch on a copy gives the same networks;
+    the same replay with the V from before its update does not.
+    """
+    model = make(small_pendulum, batch_size=64)
+    model.learn(10)
+    data = fix_batch(model, 64)
+    reference, old_v_replay = copy.deepcopy(model), copy.deepcopy(model)
+    flushed(model)._update(64)
+    logged = model._losses.means()
+
+    def replay(m: IQL, new_v: bool) -> dict[str, float]:
+        features = m.policy.features(data.observations)
+        with th.no_grad():
+            q_min = critic_values(m.critic_target, features, data.actions).min(dim=1, keepdim=True).values
+            v_before = m.value(features)
+            next_v_before = m.value(m.policy.features(data.next_observations))
+        value_loss = expectile_loss(q_min - m.value(features), 0.7)
+        minimize(m.value.optimizer, value_loss)
+        with th.no_grad():
+            v = m.value(features) if new_v else v_before
+            next_v = m.value(m.policy.features(data.next_observations)) if new_v else next_v_before
+        weights = np.minimum(np.exp(3.0 * (q_min - v).numpy().astype(np.float64)[:, 0]), 100.0)
+        actor_by_hand = -np.mean(weights * hand_log_prob(m.actor, features, data.actions))
+        actor_loss = -(th.as_tensor(weights, dtype=th.float32) * m.actor.distribution(features).log_prob(data.actions))
+        minimize(m.actor.optimizer, actor_loss.mean())
+        q_target = data.rewards + 0.99 * (1.0 - data.dones) * next_v
+        current = critic_values(m.critic, features, data.actions)
+        critic_loss = ((current - q_target) ** 2).mean(dim=0).sum()
+        minimize(m.critic.optimizer, critic_loss)
+        with th.no_grad():
+            for p, tp in zip(m.critic.parameters(), m.critic_target.parameters(), strict=True):
+                tp.mul_(0.995).add_(0.005 * p)
+        return {"value_loss": value_loss.item(), "actor_loss": actor_by_hand, "critic_loss": critic_loss.item()}
+
+    by_hand = replay(reference, new_v=True)
+    for name in ("value_loss", "actor_loss", "critic_loss"):
+        assert logged[name] == pytest.approx(by_hand[name], rel=1e-4, abs=1e-6), name
+    for name in ("value", "actor", "critic", "critic_target"):
+        for ours, theirs in zip(getattr(model, name).parameters(), getattr(reference, name).parameters(), strict=True):
+            th.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-6)
+    # the same step with the V from before its update (rlkit's order) ends elsewhere
+    replay(old_v_replay, new_v=False)
+    moved = [
+        not th.allclose(ours, theirs, rtol=1e-5, atol=1e-6)
+        for name in ("actor", "critic")
+        for ours, theirs in zip(
+            getattr(model, name).parameters(), getattr(old_v_replay, name).parameters(), strict=True
+        )
+    ]
+    assert any(moved)
+
+
+# --------------------------------------------------------------------------------- learning rates
+def test_actor_learning_rate_decays_along_a_cosine_across_learn_calls(small_pendulum: Transitions) -> None:
+    model = make(small_pendulum, batch_size=32, actor_lr_decay_steps=10, buffer_size=50)
+    used: list[tuple[float, float, float]] = []
+    update = model._update
+
+    def recording(batch_size: int) -> None:
+        used.append(tuple(float(n.optimizer.param_groups[0]["lr"]) for n in (model.actor, model.critic, model.value)))
+        update(batch_size)
+
+    model._update = recording  # type: ignore[method-assign]
+    model.learn(4)
+    model.learn(4)  # a new learn call (step count reset) continues the schedule: it counts gradient updates
+    expected = [3e-4 * 0.5 * (1 + math.cos(math.pi * k / 10)) for k in range(8)]
+    np.testing.assert_allclose([u[0] for u in used], expected, rtol=1e-9)
+    assert {u[1] for u in used} == {3e-4} and {u[2] for u in used} == {3e-4}  # critics and V: constant
+    model.learn(4)
+    # updates 8 .. 11: the last two of the decay, then 0 past its horizon
+    tail = [3e-4 * 0.5 * (1 + math.cos(math.pi * k / 10)) for k in (8, 9)] + [0.0, 0.0]
+    assert [u[0] for u in used[8:]] == pytest.approx(tail, rel=1e-9, abs=1e-15)
+    # fine-tuning: the actor's learning rate is its constant initial value (antmaze_finetune_config.py)
+    used.clear()
+    model.learn_online(6)
+    assert used and {u[0] for u in used} == {3e-4}
+    # and offline again: the cosine at the number of updates done (past its horizon: 0)
+    used.clear()
+    model.learn(1)
+    assert used[0][0] == 0.0
+
+
+def test_no_decay_when_actor_lr_decay_steps_is_none(small_pendulum: Transitions) -> None:
+    model = make(small_pendulum, batch_size=32, actor_lr_decay_steps=None, actor_learning_rate=1e-4)
+    model.learn(3)
+    assert model.policy.actor_lr == 1e-4 and model.actor.optimizer.param_groups[0]["lr"] == 1e-4
+
+
+# ------------------------------------------------------------------------------------ the actor
+def test_gaussian_actor_log_std_modes() -> None:
+    # "sigmoid" (rlkit, AWAC; the default): unchanged, log sigma -3 at start within [-6, 0]
+    sigmoid = GaussianActor(features_dim=3, action_dim=2, net_arch=[8])
+    assert sigmoid.log_std_mode == "sigmoid" and hasattr(sigmoid, "log_std_logits")
+    assert not hasattr(sigmoid, "log_std_values")
+    assert sigmoid.log_std().detach().numpy() == pytest.approx([-3.0, -3.0])
+    # "clip" (IQL's authors): a free parameter started at 0, clipped to [min, max], no gradient beyond
+    clip = GaussianActor(
+        features_dim=3, action_dim=2, net_arch=[8], min_log_std=-5.0, max_log_std=2.0, log_std_mode="clip"
+    )
+    assert clip.log_std().detach().numpy() == pytest.approx([0.0, 0.0])
+    with th.no_grad():
+        clip.log_std_values.copy_(th.tensor([-9.0, 0.5]))
+    assert clip.log_std().detach().numpy() == pytest.approx([-5.0, 0.5])
+    clip.log_std().sum().backward()
+    assert clip.log_std_values.grad is not None
+    assert clip.log_std_values.grad.numpy() == pytest.approx([0.0, 1.0])
+    with th.no_grad():
+        clip.log_std_values.fill_(100.0)
+    assert clip.log_std().detach().numpy() == pytest.approx([2.0, 2.0])
+    assert th.isfinite(clip.distribution(th.zeros(2, 3)).log_prob(th.tensor([[1.0, -1.0], [1.0, 1.0]]))).all()
+    # a range without 0: the parameter starts at the nearest bound
+    shifted = GaussianActor(3, 2, [8], min_log_std=-6.0, max_log_std=-1.0, log_std_mode="clip")
+    assert shifted.log_std().detach().numpy() == pytest.approx([-1.0, -1.0])
+    with pytest.raises(ValueError, match=r"log_std_mode: expected one of \('sigmoid', 'clip'\), found 'tanh'"):
+        GaussianActor(3, 2, [8], log_std_mode="tanh")
+
+
+def test_the_policy_accepts_rlkits_log_std(small_pendulum: Transitions) -> None:
+    model = make(
+        small_pendulum, policy_kwargs=dict(net_arch=[16], log_std_mode="sigmoid", min_log_std=-6.0, max_log_std=0.0)
+    )
+    assert model.actor.log_std().detach().numpy() == pytest.approx([-3.0])
+    model.learn(3)
+
+
+# ------------------------------------------------------------------------- save / load / Dict / online
+def test_save_load_keeps_networks_schedule_and_reward_transform(small_pendulum: Transitions, tmp_path: Path) -> None:
+    path = save_hdf5(small_pendulum, tmp_path / "pendulum.hdf5")
+    model = make(str(path), batch_size=32, actor_lr_decay_steps=50, normalize_observations=True)
+    assert isinstance(model.policy.features_extractor, NormalizedFlattenExtractor)
+    model.learn(20)
+    obs = small_pendulum.observations[:8]
+    before = model.predict(obs, deterministic=True)[0]
+    with th.no_grad():
+        values = model.value(model.policy.features(th.as_tensor(obs)))
+    model.save(tmp_path / "iql")
+
+    loaded = IQL.load(tmp_path / "iql", env=gym.make("Pendulum-v1"), device="cpu")
+    assert loaded.replay_buffer is None  # not read yet: predict needs no dataset (the normaliser is in the policy)
+    np.testing.assert_allclose(loaded.predict(obs, deterministic=True)[0], before)
+    with th.no_grad():
+        th.testing.assert_close(loaded.value(loaded.policy.features(th.as_tensor(obs))), values)
+    for name in ("actor", "critic", "value"):
+        saved = getattr(model, name).optimizer.state_dict()["state"]
+        restored = getattr(loaded, name).optimizer.state_dict()["state"]
+        assert saved.keys() == restored.keys() and all(
+            th.equal(saved[k]["exp_avg"], restored[k]["exp_avg"]) for k in saved
+        )
+    assert loaded.replay_buffer_kwargs["reward_transform"] == model.replay_buffer_kwargs["reward_transform"]
+    assert isinstance(loaded.policy.actor_lr, CosineDecaySchedule) and loaded._n_updates == 20
+    loaded.learn(2)  # the dataset is read again; the schedule continues at update 20
+    assert loaded.actor.optimizer.param_groups[0]["lr"] == pytest.approx(3e-4 * 0.5 * (1 + math.cos(math.pi * 21 / 50)))
+    assert (
+        loaded.replay_buffer is not None
+        and loaded.replay_buffer.reward_transform == model.replay_buffer.reward_transform
+    )  # type: ignore[union-attr]
+
+
+def test_multi_input_policy_on_fetch_reach(fetch_transitions: Transitions) -> None:
+    import gymnasium_robotics
+
+    gym.register_envs(gymnasium_robotics)
+    env = gym.make("FetchReach-v4")
+    model = IQL(
+        "MultiInputPolicy", env, dataset=fetch_transitions, policy_kwargs=TINY, batch_size=32, buffer_size=0,
+        normalize_observations=True, device="cpu", seed=0,
+    )  # fmt: skip
+    assert isinstance(model.policy.features_extractor, NormalizedCombinedExtractor)
+    model.learn(10)
+    obs, _ = env.reset(seed=0)
+    assert model.predict(obs, deterministic=True)[0].shape == (4,)
+    assert model.predict(obs, deterministic=False)[0].shape == (4,)
+
+
+class CountingWrapper(gym.Wrapper):
+    def __init__(self, env: gym.Env) -> None:
+        super().__init__(env)
+        self.steps = 0
+
+    def step(self, action: Any) -> Any:
+        self.steps += 1
+        return super().step(action)
+
+
+def test_offline_then_online_appends_to_the_same_buffer(small_pendulum: Transitions) -> None:
+    env = CountingWrapper(gym.make("Pendulum-v1"))
+    model = make(small_pendulum, env=env, batch_size=32, online_batch_size=48, buffer_size=500)
+    model.learn(20)
+    assert env.steps == 0
+    sizes: list[int] = []
+    sample = model.replay_buffer.sample  # type: ignore[union-attr]
+    model.replay_buffer.sample = lambda n, env=None: sizes.append(n) or sample(n, env)  # type: ignore[union-attr,method-assign,func-returns-value]
+    model.learn_online(250)
+    buffer = model.replay_buffer
+    assert isinstance(buffer, OfflineReplayBuffer)
+    assert env.steps == 250 and buffer.dataset_size == len(small_pendulum)
+    assert buffer.size() == len(small_pendulum) + 250
+    # the dataset's rows are untouched; the new rewards are transformed like the dataset's
+    scale = buffer.reward_transform.scale
+    np.testing.assert_allclose(
+        buffer.rewards[: buffer.dataset_size, 0].numpy(), small_pendulum.rewards * scale, rtol=1e-6
+    )
+    assert buffer.rewards[buffer.dataset_size : buffer.size()].max().item() <= 0.0
+    assert model._n_updates == 20 + 250 and set(sizes) == {48} and model.batch_size == 32
+    model.learn(5, reset_num_timesteps=False)
+    assert env.steps == 250 and sizes[-1] == 32
+
+
+# ------------------------------------------------------------------------------------------ learning
+def test_iql_learns_offline_on_imperfect_demonstrations(imperfect_pendulum: Transitions) -> None:
+    """
+    3000 steps, 64-64 networks. ``temperature=0.5``: with ``"iql_locomotion"`` rewards, Pendulum's 200-step
+    episodes make each step's reward about 5 times a MuJoCo step's (the spread of episode returns is 1000 in
+    both), so the authors' 3 weighs advantages as sharply as ~15 would there.
+    """
+    env = gym.make("Pendulum-v1")
+    model = make(imperfect_pendulum, policy_kwargs=dict(net_arch=[64, 64]), temperature=0.5)
+    model.learn(3000)
+    iql_return, _ = evaluate_policy(model, env, n_eval_episodes=5, deterministic=True)
+    random_return, _ = evaluate_callable(env, None, n_episodes=5, seed=100)
+    assert iql_return > random_return + 400, (iql_return, random_return)
