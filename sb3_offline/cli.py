@@ -5,6 +5,10 @@ The ``sb3-offline`` command.
   it as it learns; save the SB3 checkpoint, the evaluations and a learning-curve PNG, and compare the
   final policy with the behaviour policy (the dataset's own episode returns) and a random policy.
   The default (BCQ on the shipped ``pendulum/imperfect-v0``) needs no collection and no download.
+  ``--validation-fraction 0.1`` holds out whole episodes (written beside the checkpoint), logs offline
+  metrics on them and keeps the best model by one of them.
+- ``sb3-offline evaluate``: the true return (and normalized score) of a saved model in its env.
+- ``sb3-offline ope``: model selection without the env: FQE for each checkpoint, a ranked table, a PNG.
 - ``sb3-offline collect``: make a dataset under a named protocol (BCQ paper, D4RL) as a local Minari dataset.
 - ``sb3-offline record``: record transitions of a random policy into ``.hdf5``, ``.npz`` or a Minari id.
 - ``sb3-offline plot``: the extrapolation-error picture (Q estimate vs true return) from ``value_estimates.csv`` files.
@@ -57,6 +61,18 @@ def cmd_train(args: argparse.Namespace) -> int:
     env_id = env.spec.id if env.spec is not None else "env"
     output = Path(args.output or f"logs/{args.algo}_{env_id}")
     output.mkdir(parents=True, exist_ok=True)
+    validation = None
+    if args.validation_fraction:
+        from sb3_offline.ope import split_episodes
+
+        split = split_episodes(
+            dataset, args.validation_fraction, seed=args.seed, output=(output / "datasets").resolve(), overwrite=True
+        )
+        dataset, validation = split.train, split.validation
+        print(
+            f"held out {len(split.validation_episodes)} of {split.n_episodes} episodes "
+            f"({split.n_validation_transitions} transitions): training on {dataset}, validating on {validation}"
+        )
     model = algo_class(
         "MultiInputPolicy" if isinstance(env.observation_space, gym.spaces.Dict) else "MlpPolicy",
         env,
@@ -83,6 +99,19 @@ def cmd_train(args: argparse.Namespace) -> int:
     if callback is not None and getattr(model.policy, "critic", None) is not None:
         # the extrapolation-error diagnostic next to the returns: value_estimates.csv, for `sb3-offline plot`
         callbacks.append(ValueEstimateCallback(gym.make(env_id), args.eval_freq, args.eval_episodes, log_path=output))
+    offline_eval = None
+    if validation is not None:
+        from sb3_offline.ope import OfflineEvalCallback
+
+        # offline metrics on the held-out episodes; best_model.zip by the first metric with a direction
+        offline_eval = OfflineEvalCallback(
+            validation,
+            eval_freq=args.eval_freq if args.eval_freq > 0 else args.log_interval,
+            best_model_save_path=output,
+            log_path=output,
+            verbose=args.verbose,
+        )
+        callbacks.append(offline_eval)
     start = time.perf_counter()
     model.learn(
         total_timesteps=args.steps, callback=callbacks, progress_bar=args.progress_bar, log_interval=args.log_interval
@@ -92,6 +121,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(
         f"{args.steps} gradient steps in {seconds:.1f} s ({args.steps / seconds:.0f}/s); saved {output / args.algo}.zip"
     )
+    if offline_eval is not None and offline_eval.best_value is not None:
+        print(
+            f"best on the held-out episodes by {offline_eval.best_metric}: {offline_eval.best_value:.4g}; "
+            f"saved {output / 'best_model'}.zip"
+        )
     if args.eval_episodes <= 0:
         return 0
 
@@ -137,6 +171,78 @@ def _normalized(dataset: Any, value: float) -> float | None:
     if scores is None or scores[0] == scores[1]:
         return None
     return 100.0 * (value - scores[0]) / (scores[1] - scores[0])
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    import gymnasium as gym
+
+    from sb3_offline.datasets import recover_env
+    from sb3_offline.evaluation import evaluate, reference_scores
+    from sb3_offline.ope import load_model
+
+    model = load_model(args.model, algo=args.algo, device=args.device)
+    dataset = args.dataset if args.dataset is not None else getattr(model, "dataset", None)
+    if dataset is not None and args.dataset is None:
+        try:  # the checkpoint's own dataset, for its reference scores: it may not be on this machine
+            reference_scores(dataset)
+        except (FileNotFoundError, ValueError) as error:
+            print(f"normalized score: n/a (the model's dataset {dataset!r} cannot be read: {error})")
+            dataset = None
+    if args.env is not None:
+        env = gym.make(args.env)
+    elif dataset is not None:
+        env = recover_env(dataset)
+    else:
+        raise ValueError(f"--env: expected a gymnasium id (the checkpoint {args.model} records no readable dataset)")
+    if hasattr(model, "dataset") and args.dataset is None:
+        model.dataset = dataset  # evaluate() reads the model's own dataset for reference scores: only a readable one
+    result = evaluate(
+        model, env, n_episodes=args.episodes, dataset=dataset, deterministic=not args.stochastic, seed=args.seed
+    )
+    env_id = env.spec.id if env.spec is not None else "env"
+    score = f"{result.normalized_score:.1f}" if result.normalized_score is not None else "n/a"
+    print(
+        f"{type(model).__name__} {args.model} on {env_id}: return {result.mean_return:.1f} ± {result.std_return:.1f} "
+        f"over {args.episodes} episodes; normalized score {score}"
+    )
+    return 0
+
+
+def cmd_ope(args: argparse.Namespace) -> int:
+    from sb3_offline.ope.report import evaluate_checkpoints, format_table, plot_report, summarize, write_csv
+
+    output = Path(args.output)
+    output.mkdir(parents=True, exist_ok=True)
+    fqe_kwargs: dict[str, Any] = dict(batch_size=args.batch_size, cuda_graphs=not args.no_cuda_graphs)
+    if args.net_arch:
+        fqe_kwargs["policy_kwargs"] = dict(net_arch=[int(n) for n in args.net_arch.split(",")])
+    reports = evaluate_checkpoints(
+        args.checkpoints,
+        args.dataset,
+        validation=args.validation,
+        env_id=args.env,
+        steps=args.steps,
+        gamma=args.gamma,
+        n_episodes=args.episodes,
+        output=output,
+        device=args.device,
+        seed=args.seed,
+        algo=args.algo,
+        fqe_kwargs=fqe_kwargs,
+        progress_bar=args.progress_bar,
+        verbose=args.verbose,
+    )
+    print(format_table(reports))
+    summary = summarize(reports)
+    print(f"FQE's pick: {summary.pick}")
+    if summary.regret_at_1 is not None:
+        print(
+            f"against the true returns: Spearman {summary.spearman:.2f} (discounted), {summary.spearman_return:.2f} "
+            f"(undiscounted); mean |FQE - true discounted| {summary.mean_absolute_error:.2f}; "
+            f"regret@1 {summary.regret_at_1:.1f}"
+        )
+    print(f"wrote {write_csv(reports, output / 'ope.csv')} and {plot_report(reports, output / 'ope.png')}")
+    return 0
 
 
 def cmd_collect(args: argparse.Namespace) -> int:
@@ -228,7 +334,44 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--tensorboard-log", default=None)
     train.add_argument("--verbose", type=int, default=0)
     train.add_argument("--progress-bar", action="store_true")
+    train.add_argument(
+        "--validation-fraction",
+        type=float,
+        default=0.0,
+        help="hold out this fraction of the episodes (whole ones, drawn with --seed; written to <output>/datasets), "
+        "log offline metrics on them and save best_model.zip by TD error",
+    )
     train.set_defaults(func=cmd_train)
+
+    evaluate = sub.add_parser("evaluate", help="the true return (and normalized score) of a saved model")
+    evaluate.add_argument("model", help="an SB3 checkpoint (.zip) of any of our algorithms or SB3's")
+    evaluate.add_argument("--env", default=None, help="gymnasium id (default: recovered from the model's dataset)")
+    evaluate.add_argument("--dataset", default=None, help="dataset whose reference scores normalize the return")
+    evaluate.add_argument("--episodes", type=int, default=10)
+    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--stochastic", action="store_true", help="sample actions instead of the deterministic ones")
+    evaluate.add_argument("--algo", default=None, help="the checkpoint's algorithm, when it cannot be read from it")
+    evaluate.add_argument("--device", default="auto")
+    evaluate.set_defaults(func=cmd_evaluate)
+
+    ope = sub.add_parser("ope", help="rank checkpoints by FQE on a dataset (and compare with the true return)")
+    ope.add_argument("checkpoints", nargs="+", help="SB3 checkpoints (.zip), e.g. logs/run_a/*.zip logs/run_b/*.zip")
+    ope.add_argument("--dataset", required=True, help="FQE's data: Minari id or .hdf5/.npz/.pkl path")
+    ope.add_argument("--validation", default=None, help="held-out episodes for the metrics (default: --dataset)")
+    ope.add_argument("--env", default=None, help="gymnasium id: also roll each policy out for its true return")
+    ope.add_argument("--steps", type=int, default=10_000, help="FQE gradient steps per checkpoint")
+    ope.add_argument("--gamma", type=float, default=0.99)
+    ope.add_argument("--batch-size", type=int, default=100)
+    ope.add_argument("--net-arch", default=None, help="FQE's hidden sizes, e.g. 256,256 (the default)")
+    ope.add_argument("--episodes", type=int, default=10, help="rollouts per checkpoint with --env")
+    ope.add_argument("--output", default="ope_report", help="folder of ope.csv, ope.png and the FQE checkpoints")
+    ope.add_argument("--seed", type=int, default=0)
+    ope.add_argument("--device", default="auto")
+    ope.add_argument("--no-cuda-graphs", action="store_true")
+    ope.add_argument("--algo", default=None, help="the checkpoints' algorithm, when it cannot be read from them")
+    ope.add_argument("--progress-bar", action="store_true")
+    ope.add_argument("--verbose", type=int, default=0)
+    ope.set_defaults(func=cmd_ope)
 
     from sb3_offline.collect import BEHAVIOUR_ALGOS, PROTOCOLS
 
