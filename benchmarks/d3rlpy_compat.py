@@ -398,56 +398,17 @@ def to_mdp_dataset(
     transitions: Any, action_space: Any = None, exact_next_observations: bool = True
 ) -> tuple[Any, np.ndarray, np.ndarray]:
     """
-    An ``sb3_offline.datasets.Transitions`` as a d3rlpy ``MDPDataset``, actions rescaled to [-1, 1].
-
-    d3rlpy stores episodes of observations and reads ``s'`` from the next row, ``terminals`` (no bootstrap)
-    and ``timeouts`` (episode cut, bootstraps) apart. An episode is closed at every termination (a row that
-    is both terminated and truncated counts as terminated) and every truncation; with
-    ``exact_next_observations`` also wherever ``next_observations[i] != observations[i + 1]``. Each closed
-    episode that does not terminate gets one extra row holding its true last ``s'`` (zero action and reward,
-    ``timeout=1``), which d3rlpy never samples as a transition of its own (it samples ``size - 1`` transitions
-    of a timed-out episode). So the d3rlpy dataset has exactly our transitions.
-    ``exact_next_observations=False`` (the throughput benchmark's random data, whose ``s'`` are unrelated to
-    the next row) keeps only the episode structure: ``s'`` is the next row, and an extra row closes only
-    the episodes that end in a truncation.
+    An ``sb3_offline.datasets.Transitions`` as a d3rlpy ``MDPDataset``, actions rescaled to [-1, 1] with the
+    env's bounds (default: ``gym.make(transitions.env_id)``'s): :func:`sb3_offline.datasets.d3rlpy.to_mdp_dataset`
+    (which says how our transitions become d3rlpy's episodes, all of them kept), on flat observations.
 
     :return: ``(dataset, low, high)``, the env's action bounds used for the scaling
     """
-    from d3rlpy.constants import ActionSpace
-    from d3rlpy.dataset import MDPDataset
+    from sb3_offline.datasets.d3rlpy import to_mdp_dataset as as_mdp_dataset
 
     low, high = _box_bounds(action_space, transitions)
-    obs = _flat(transitions.observations, "observations")
-    next_obs = _flat(transitions.next_observations, "next_observations")
-    actions = scale_actions(np.asarray(transitions.actions, dtype=np.float32).reshape(len(obs), -1), low, high)
-    rewards = np.asarray(transitions.rewards, dtype=np.float32).reshape(-1)
-    terminations = np.asarray(transitions.terminations, dtype=bool)
-    n = len(obs)
-    ends = terminations | np.asarray(transitions.truncations, dtype=bool)
-    if exact_next_observations and n > 1:
-        ends[:-1] |= np.any(next_obs[:-1] != obs[1:], axis=1)
-    ends[-1] = True  # a trailing episode that nothing closes: its last s' is known, so it is kept
-    extra = ends & ~terminations
-    rows = np.arange(n) + np.cumsum(extra) - extra  # where row i goes once the extra rows are inserted
-    size = n + int(extra.sum())
-    out_obs = np.empty((size, obs.shape[1]), dtype=np.float32)
-    out_actions = np.zeros((size, actions.shape[1]), dtype=np.float32)
-    out_rewards = np.zeros((size, 1), dtype=np.float32)
-    out_terminals = np.zeros(size, dtype=np.float32)
-    out_timeouts = np.zeros(size, dtype=np.float32)
-    out_obs[rows], out_actions[rows], out_rewards[rows, 0] = obs, actions, rewards
-    out_terminals[rows[terminations]] = 1.0
-    out_obs[rows[extra] + 1] = next_obs[extra]
-    out_timeouts[rows[extra] + 1] = 1.0
-    dataset = MDPDataset(
-        out_obs,
-        out_actions,
-        out_rewards,
-        out_terminals,
-        out_timeouts,
-        action_space=ActionSpace.CONTINUOUS,
-        action_size=actions.shape[1],
-    )
+    _flat(transitions.observations, "observations")  # the bridge's d3rlpy algorithms take flat Box observations
+    dataset = as_mdp_dataset(transitions, _Box(low, high), exact_next_observations=exact_next_observations)
     return dataset, low, high
 
 

@@ -9,6 +9,7 @@ from sb3_offline.calql import CalQL
 from sb3_offline.common.offline_algorithm import OfflineAlgorithm
 from sb3_offline.cql import CQL
 from sb3_offline.datasets import DatasetValidationError, Transitions
+from sb3_offline.exporting import export
 from sb3_offline.iql import IQL
 from sb3_offline.lapo import LAPO
 from sb3_offline.plas import PLAS
@@ -32,4 +33,5 @@ __all__ = [
     "OfflineReplayBuffer",
     "Transitions",
     "__version__",
+    "export",
 ]

@@ -13,6 +13,10 @@ The ``sb3-offline`` command.
 - ``sb3-offline record``: record transitions of a random policy into ``.hdf5``, ``.npz`` or a Minari id.
 - ``sb3-offline plot``: the extrapolation-error picture (Q estimate vs true return) from ``value_estimates.csv`` files.
 - ``sb3-offline datasets``: list the Minari datasets on local disk and the ones shipped with the package.
+- ``sb3-offline convert SRC DST``: a dataset from any format we read (Minari, HDF5, npz, SB3 ``.pkl``, d3rlpy ``.h5``,
+  imitation's trajectories) to HDF5, npz, a local Minari dataset or a d3rlpy ``.h5``.
+- ``sb3-offline export``: a saved model's ``predict(deterministic=True)`` as a TorchScript or ONNX file (no
+  sb3_offline needed to run it).
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ from typing import Any
 DEFAULT_DATASET = "pendulum/imperfect-v0"
 DEFAULT_ALGO = "bcq"
 DEFAULT_STEPS = 5_000
+#: The exit status of a command stopped by Ctrl-C (128 + SIGINT, as shells report it).
+INTERRUPTED = 130
 
 
 def _write_dataset(transitions: object, target: str, overwrite: bool) -> str:
@@ -112,15 +118,24 @@ def cmd_train(args: argparse.Namespace) -> int:
             verbose=args.verbose,
         )
         callbacks.append(offline_eval)
+    progress_bar = sys.stdout.isatty() if args.progress_bar is None else args.progress_bar
+    print(f"training for {args.steps} gradient steps (Ctrl-C: save a checkpoint of where it stopped)", flush=True)
     start = time.perf_counter()
-    model.learn(
-        total_timesteps=args.steps, callback=callbacks, progress_bar=args.progress_bar, log_interval=args.log_interval
-    )
+    try:
+        model.learn(
+            total_timesteps=args.steps, callback=callbacks, progress_bar=progress_bar, log_interval=args.log_interval
+        )
+    except KeyboardInterrupt:
+        path = _save_atomically(model, output / f"{args.algo}_interrupted.zip")
+        print(
+            f"\ninterrupted after {model.num_timesteps} of {args.steps} gradient steps; saved {path} "
+            f"(load it with {type(model).__name__}.load; learn(..., reset_num_timesteps=False) continues it)",
+            flush=True,
+        )
+        return INTERRUPTED
     seconds = time.perf_counter() - start
-    model.save(output / args.algo)
-    print(
-        f"{args.steps} gradient steps in {seconds:.1f} s ({args.steps / seconds:.0f}/s); saved {output / args.algo}.zip"
-    )
+    saved = _save_atomically(model, output / f"{args.algo}.zip")
+    print(f"{args.steps} gradient steps in {seconds:.1f} s ({args.steps / seconds:.0f}/s); saved {saved}")
     if offline_eval is not None and offline_eval.best_value is not None:
         print(
             f"best on the held-out episodes by {offline_eval.best_metric}: {offline_eval.best_value:.4g}; "
@@ -155,6 +170,31 @@ def cmd_train(args: argparse.Namespace) -> int:
         )
         print(f"learning curve: {curve}")
     return 0
+
+
+def _save_atomically(model: Any, path: Path) -> Path:
+    """
+    ``model.save`` into a temporary file beside ``path``, then ``os.replace``: ``path`` is the previous file or
+    the complete new one, never a partial zip. A second Ctrl-C while it writes waits until the file is in place.
+    """
+    import os
+    import signal
+    import threading
+    import uuid
+
+    # a fresh name beside it (same file system, so os.replace is atomic), created by the save with the umask's mode
+    temporary = path.with_name(f".{path.stem}-{uuid.uuid4().hex[:8]}.zip")
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main_thread else None
+    try:
+        model.save(temporary)
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        if main_thread:
+            signal.signal(signal.SIGINT, previous)
+    return path
 
 
 def _dataset_episode_returns(dataset: Any) -> Any:
@@ -248,6 +288,13 @@ def cmd_ope(args: argparse.Namespace) -> int:
 def cmd_collect(args: argparse.Namespace) -> int:
     from sb3_offline.collect import collect_dataset
 
+    if (args.ref_min is None) != (args.ref_max is None):
+        given, missing = ("--ref-min", "--ref-max") if args.ref_max is None else ("--ref-max", "--ref-min")
+        print(f"sb3-offline collect: error: {missing}: expected with {given} (both or neither)", file=sys.stderr)
+        return 2
+    if args.ref_min is not None and args.no_ref_scores:
+        print("sb3-offline collect: error: --no-ref-scores: not with --ref-min/--ref-max", file=sys.stderr)
+        return 2
     result = collect_dataset(
         args.env,
         args.protocol,
@@ -259,14 +306,25 @@ def cmd_collect(args: argparse.Namespace) -> int:
         ref_episodes=args.ref_episodes,
         overwrite=args.overwrite,
         progress_bar=not args.no_progress_bar,
+        ref_min=args.ref_min,
+        ref_max=args.ref_max,
+        ref_scores=not args.no_ref_scores,
     )
     scores = result.scores
+    if scores is None:
+        normalized, written = "", "no ref scores (--no-ref-scores)"
+    elif scores.expert is None:
+        normalized = ""
+        written = (
+            f"random return {scores.random:.1f}, no expert: no ref scores written (--ref-min/--ref-max to give them)"
+        )
+    else:
+        normalized = f" (normalized {scores.normalize(result.behaviour_return):.1f})"
+        written = f"ref scores: random {scores.random:.1f}, expert {scores.expert:.1f}"
     print(
         f"wrote '{result.dataset_id}': {len(result.transitions)} transitions of {args.env} "
         f"({args.protocol}, {args.algo}) "
-        f"in {result.seconds:.0f} s; behaviour return {result.behaviour_return:.1f} "
-        f"(normalized {scores.normalize(result.behaviour_return):.1f}); "
-        f"ref scores: random {scores.random:.1f}, expert {scores.expert:.1f}"
+        f"in {result.seconds:.0f} s; behaviour return {result.behaviour_return:.1f}{normalized}; {written}"
     )
     return 0
 
@@ -309,6 +367,46 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from sb3_offline.exporting import FORMAT_SUFFIXES, FORMATS, export, read_metadata
+    from sb3_offline.ope import load_model
+
+    model_path = Path(args.model)
+    format = args.format or ("onnx" if args.output is not None and Path(args.output).suffix == ".onnx" else FORMATS[0])
+    output = Path(args.output) if args.output is not None else model_path.with_suffix(f".{FORMAT_SUFFIXES[format]}")
+    model = load_model(model_path, algo=args.algo, device="cpu")
+    written = export(model, output, format=format, noise_input=args.noise_input)
+    metadata = read_metadata(written)
+
+    def shape(entry: dict[str, Any]) -> str:
+        return "(" + ", ".join(str(n) for n in entry["shape"]) + ")"
+
+    inputs = ", ".join(f"{entry['name']} {shape(entry)}" for entry in metadata["inputs"])
+    print(f"wrote {written} ({format}, {metadata['algorithm']}): {inputs} -> action {shape(metadata['output'])}")
+    return 0
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    from sb3_offline.datasets.convert import convert_dataset
+
+    result = convert_dataset(
+        args.source,
+        args.target,
+        to=args.to,
+        env=args.env,
+        imitation_terminal=args.imitation_terminal,
+        reward_fill=args.reward_fill,
+        overwrite=args.overwrite,
+    )
+    data = result.transitions
+    print(
+        f"wrote {len(data)} transitions ({len(data.episode_slices())} episodes: {int(data.terminations.sum())} "
+        f"terminations, {int(data.truncations.sum())} truncations) from {args.source} to {result.target} "
+        f"({result.format})"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from sb3_offline.algorithms import ALGOS
 
@@ -333,7 +431,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--log-interval", type=int, default=1000)
     train.add_argument("--tensorboard-log", default=None)
     train.add_argument("--verbose", type=int, default=0)
-    train.add_argument("--progress-bar", action="store_true")
+    train.add_argument(
+        "--progress-bar",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="show a progress bar (default: when stdout is a terminal)",
+    )
     train.add_argument(
         "--validation-fraction",
         type=float,
@@ -383,8 +486,28 @@ def build_parser() -> argparse.ArgumentParser:
     collect.add_argument("--steps", type=int, required=True, help="transitions (training steps for final/concurrent)")
     collect.add_argument("--algo", choices=sorted(BEHAVIOUR_ALGOS), default="td3", help="SB3 behaviour agent")
     collect.add_argument("--dataset-id", default=None, help="Minari id (default <env>/<protocol>-v0)")
-    collect.add_argument("--expert-steps", type=int, default=None, help="training steps of the expert")
+    collect.add_argument(
+        "--expert-steps",
+        type=int,
+        default=None,
+        help="training steps of the expert (default: 20k on the pendulum tasks, else 1M); announced with a time "
+        "estimate when no expert is cached",
+    )
     collect.add_argument("--ref-episodes", type=int, default=20, help="episodes per reference score")
+    collect.add_argument(
+        "--ref-min",
+        type=float,
+        default=None,
+        help="ref_min_score to record (the random policy's return; with --ref-max): no expert trained for the scores",
+    )
+    collect.add_argument("--ref-max", type=float, default=None, help="ref_max_score to record (with --ref-min)")
+    collect.add_argument(
+        "--no-ref-scores",
+        action="store_true",
+        help="record no reference scores (no expert trained for them; protocols that roll an expert out still "
+        "need one). --protocol random never trains one: without --ref-min/--ref-max it takes a cached expert's "
+        "scores or records none",
+    )
     collect.add_argument("--seed", type=int, default=0)
     collect.add_argument("--overwrite", action="store_true")
     collect.add_argument("--no-progress-bar", action="store_true")
@@ -405,6 +528,44 @@ def build_parser() -> argparse.ArgumentParser:
 
     datasets = sub.add_parser("datasets", help="list the local Minari datasets")
     datasets.set_defaults(func=cmd_datasets)
+
+    from sb3_offline.datasets.convert import FORMATS as DATASET_FORMATS
+    from sb3_offline.datasets.imitation import TERMINAL_MODES
+
+    convert = sub.add_parser("convert", help="convert a dataset: HDF5, npz, Minari, d3rlpy .h5 (imitation's files too)")
+    convert.add_argument("source", help="Minari id or folder, .hdf5/.h5 (D4RL or d3rlpy), .npz, .pkl, imitation files")
+    convert.add_argument("target", help="a .hdf5/.h5 or .npz path, a Minari id, or a .h5 path with --to d3rlpy")
+    convert.add_argument("--to", choices=DATASET_FORMATS, default=None, help="output format (default: from TARGET)")
+    convert.add_argument(
+        "--env",
+        default=None,
+        help="the data's gymnasium id (needed for .pkl, and for Minari output when the source records none); "
+        "the data is checked against its spaces",
+    )
+    convert.add_argument(
+        "--imitation-terminal",
+        choices=TERMINAL_MODES,
+        default="infos",
+        help="imitation trajectories: whether terminal=True is a termination or a timeout (default: read SB3's "
+        "TimeLimit.truncated from the last info)",
+    )
+    convert.add_argument("--reward-fill", type=float, default=None, help="imitation Trajectory without rewards")
+    convert.add_argument("--overwrite", action="store_true")
+    convert.set_defaults(func=cmd_convert)
+
+    export = sub.add_parser(
+        "export", help="write a saved model's predict(deterministic=True) as a TorchScript or ONNX file"
+    )
+    export.add_argument("model", help="an SB3 checkpoint (.zip) of any of our algorithms")
+    export.add_argument(
+        "--format", choices=["torchscript", "onnx"], default=None, help="default: onnx for an --output ending in .onnx"
+    )
+    export.add_argument("--output", default=None, help="the file to write (default: the model's path with .pt/.onnx)")
+    export.add_argument(
+        "--noise-input", action="store_true", help="BCQ: take the prior's normal draws as an input 'noise'"
+    )
+    export.add_argument("--algo", default=None, help="the checkpoint's algorithm, when it cannot be read from it")
+    export.set_defaults(func=cmd_export)
     return parser
 
 
@@ -417,10 +578,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if wants_zoo(argv):
         from sb3_offline.zoo import main as zoo_main
+        from sb3_offline.zoo import progress_options
 
-        return zoo_main(argv)
+        return zoo_main(progress_options(argv))
     args = build_parser().parse_args(argv)
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:  # train saves its checkpoint itself; collect and record write all or nothing
+        print(f"\nsb3-offline {args.command}: interrupted", file=sys.stderr)
+        return INTERRUPTED
 
 
 if __name__ == "__main__":

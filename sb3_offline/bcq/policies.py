@@ -59,28 +59,42 @@ class BCQPolicy(VAEActorCriticPolicy):
         return data
 
     def sample_perturbed(
-        self, features: th.Tensor, n: int, actor: PerturbationActor | None = None
+        self,
+        features: th.Tensor,
+        n: int,
+        actor: PerturbationActor | None = None,
+        noise: th.Tensor | None = None,
     ) -> tuple[th.Tensor, th.Tensor]:
         """
         ``n`` candidates per state: ``a_i ~ G(s)``, perturbed by ``actor`` (default ``self.actor``).
 
+        :param noise: the standard normal draws of the prior's latents, ``(batch, n, latent_dim)``
+            (``None``: drawn here, from torch's global generator)
         :return: ``(repeated_features, actions)``, both of ``batch * n`` rows, state-major
             (rows ``i * n .. i * n + n - 1`` belong to state ``i``)
         """
         repeated = features.repeat_interleave(n, dim=0)
-        candidates = self.vae.decode(repeated)
+        latent = None if noise is None else self.vae.prior_latent(noise.reshape(-1, self.latent_dim))
+        candidates = self.vae.decode(repeated, latent)
         return repeated, (actor or self.actor)(repeated, candidates)
 
-    def select_action(self, features: th.Tensor, n: int | None = None) -> th.Tensor:
+    def acting_noise_shape(self) -> tuple[int, ...]:
+        """The shape, per state, of the standard normal draws acting makes (``noise`` of :meth:`_predict`)."""
+        return (self.n_action_samples, self.latent_dim)
+
+    def select_action(self, features: th.Tensor, n: int | None = None, noise: th.Tensor | None = None) -> th.Tensor:
         """Eq. 11: the argmax of ``Q_theta1`` over ``n`` perturbed samples of ``G(s)``, for each state."""
         n = self.n_action_samples if n is None else n
-        repeated, actions = self.sample_perturbed(features, n)
+        repeated, actions = self.sample_perturbed(features, n, noise=noise)
         q1 = q1_values(self.critic, repeated, actions)
         best = q1.view(-1, n).argmax(dim=1)
         return actions.view(-1, n, actions.shape[-1])[th.arange(features.shape[0], device=features.device), best]
 
-    def _predict(self, observation: PyTorchObs, deterministic: bool = True) -> th.Tensor:
-        return self.select_action(self.features(observation))
+    def _predict(
+        self, observation: PyTorchObs, deterministic: bool = True, noise: th.Tensor | None = None
+    ) -> th.Tensor:
+        """:param noise: the prior's standard normal draws, ``(batch, *acting_noise_shape())`` (``None``: drawn here)"""
+        return self.select_action(self.features(observation), noise=noise)
 
 
 MlpPolicy = BCQPolicy

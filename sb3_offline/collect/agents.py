@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -153,14 +154,71 @@ def greedy(model: OffPolicyAlgorithm) -> Callable[[Any], np.ndarray]:
 
 @dataclass
 class ReferenceScores:
-    """D4RL's reference returns of an env: ``random`` (uniform policy) and ``expert``; 0 and 100 normalized."""
+    """
+    D4RL's reference returns of an env: ``random`` (uniform policy) and ``expert``; 0 and 100 normalized.
+    ``expert`` is ``None`` where only the random score is known (a ``random`` dataset collected without an
+    expert): nothing can be normalized then.
+    """
 
     random: float
-    expert: float
+    expert: float | None
 
     def normalize(self, returns: Any) -> Any:
         """``100 * (returns - random) / (expert - random)`` (array or float)."""
+        if self.expert is None:
+            raise ValueError("expert: expected the expert's reference score to normalize with, found None")
         return 100.0 * (np.asarray(returns, dtype=np.float64) - self.random) / (self.expert - self.random)
+
+
+def format_duration(seconds: float) -> str:
+    """``42 s``, ``7 min 05 s``, ``3 h 20 min``: a duration for people."""
+    seconds = max(float(seconds), 0.0)
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    if seconds < 3600:
+        return f"{int(seconds // 60)} min {int(seconds % 60):02d} s"
+    return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60):02d} min"
+
+
+class TimeEstimate(BaseCallback):
+    """
+    Times the first ``fraction`` (1%) of a training run and prints the projected total and remaining time
+    once, so that a long run says how long it will take before most of it has passed.
+
+    :param label: what is trained, for the printed line (e.g. ``"TD3 expert of Hopper-v5"``)
+    :param fraction: the share of the run that is timed
+    """
+
+    def __init__(self, label: str, fraction: float = 0.01) -> None:
+        super().__init__()
+        if not 0.0 < fraction <= 1.0:
+            raise ValueError(f"fraction: expected a share of the run in (0, 1], found {fraction}")
+        self.label, self.fraction = label, fraction
+        self.estimate_s: float | None = None
+        self._start = 0.0
+        self._at_start = 0
+        self._checkpoint = 1
+        self._total = 1
+
+    def _on_training_start(self) -> None:
+        self._start = time.perf_counter()
+        self._at_start = self.model.num_timesteps
+        self._total = max(int(self.locals.get("total_timesteps", 1)) - self._at_start, 1)
+        self._checkpoint = max(int(self._total * self.fraction), 1)
+        self.estimate_s = None
+
+    def _on_step(self) -> bool:
+        done = self.model.num_timesteps - self._at_start
+        if self.estimate_s is None and done >= self._checkpoint:
+            elapsed = time.perf_counter() - self._start
+            self.estimate_s = elapsed * self._total / done
+            print(
+                f"{self.label}: the first {done:,} of {self._total:,} steps took {format_duration(elapsed)}; "
+                f"about {format_duration(self.estimate_s)} in all ({format_duration(self.estimate_s - elapsed)} "
+                "to go)",
+                flush=True,
+            )
+        return True
 
 
 class _StopAtReturn(BaseCallback):
@@ -197,6 +255,46 @@ def _cache_key(env_id: str, algo: str, steps: int, seed: int, behaviour_kwargs: 
     return key
 
 
+def expert_folder(
+    env_id: str,
+    algo: str = "td3",
+    steps: int | None = None,
+    seed: int = 0,
+    cache_dir: str | os.PathLike | None = None,
+    behaviour_kwargs: dict[str, Any] | None = None,
+) -> Path:
+    """The cache folder of the expert :func:`expert_agent` trains (``agent.zip`` and ``scores.json``)."""
+    steps = default_expert_steps(env_id) if steps is None else steps
+    return agents_dir(cache_dir) / _cache_key(env_id, algo, steps, seed, behaviour_kwargs) / "expert"
+
+
+def cached_expert_scores(
+    env_id: str,
+    algo: str = "td3",
+    steps: int | None = None,
+    seed: int = 0,
+    cache_dir: str | os.PathLike | None = None,
+    behaviour_kwargs: dict[str, Any] | None = None,
+) -> ReferenceScores | None:
+    """
+    The reference scores of the cached expert of :func:`expert_agent` (read from its ``scores.json``; the agent
+    itself is not loaded), or ``None`` when no such expert is cached. Never trains anything.
+    """
+    path = expert_folder(env_id, algo, steps, seed, cache_dir, behaviour_kwargs) / "scores.json"
+    if not path.exists():
+        return None
+    scores = json.loads(path.read_text())
+    return ReferenceScores(float(scores["random"]), float(scores["expert"]))
+
+
+def random_score(env_id: str, ref_episodes: int = 20, seed: int = 0) -> float:
+    """
+    The uniformly random policy's mean return over ``ref_episodes`` episodes: ``ReferenceScores.random``, drawn
+    with the seeds :func:`expert_agent` uses, so that both give the same number.
+    """
+    return policy_return(gym.make(env_id), None, ref_episodes, seed=seed + 10_000)
+
+
 def expert_agent(
     env_id: str,
     algo: str = "td3",
@@ -206,6 +304,7 @@ def expert_agent(
     cache_dir: str | os.PathLike | None = None,
     progress_bar: bool = False,
     behaviour_kwargs: dict[str, Any] | None = None,
+    reason: str | None = None,
 ) -> tuple[OffPolicyAlgorithm, ReferenceScores]:
     """
     The trained expert of ``env_id`` and the env's reference scores, from the cache or trained now.
@@ -215,18 +314,30 @@ def expert_agent(
     policy's mean return and ``.expert`` the expert's deterministic mean return, each over
     ``ref_episodes`` episodes. Both are cached in ``cache_dir`` (see :func:`agents_dir`), written
     atomically, so every dataset of an env shares one expert and one normalization.
+
+    Training one is announced before it starts (algorithm, env, steps, cache folder, ``reason``), and a time
+    estimate measured on its first 1% is printed (:class:`TimeEstimate`).
+
+    :param reason: why the expert is needed, for the announcement (e.g. ``"the 'imperfect' rollouts"``)
     """
     steps = default_expert_steps(env_id) if steps is None else steps
-    folder = agents_dir(cache_dir) / _cache_key(env_id, algo, steps, seed, behaviour_kwargs) / "expert"
+    folder = expert_folder(env_id, algo, steps, seed, cache_dir, behaviour_kwargs)
     env = gym.make(env_id)
     if (folder / "scores.json").exists():
         model = BEHAVIOUR_ALGOS[algo].load(folder / "agent.zip", env=env)
         scores = json.loads((folder / "scores.json").read_text())
         return model, ReferenceScores(scores["random"], scores["expert"])
+    label = f"{algo.upper()} expert of {env_id}"
+    print(
+        f"no cached expert of {env_id}: training {label} for {steps:,} env steps"
+        + (f" (needed for {reason})" if reason else "")
+        + f", then caching it in {folder}",
+        flush=True,
+    )
     model = make_behaviour_agent(env, algo, EXPERT_TRAINING_NOISE, seed=seed, **(behaviour_kwargs or {}))
-    model.learn(steps, progress_bar=progress_bar)
+    model.learn(steps, callback=TimeEstimate(label), progress_bar=progress_bar)
     scores = ReferenceScores(
-        random=policy_return(env, None, ref_episodes, seed=seed + 10_000),
+        random=random_score(env_id, ref_episodes, seed),
         expert=policy_return(env, greedy(model), ref_episodes, seed=seed + 10_000),
     )
     staging = _atomic_dir(folder)
@@ -248,29 +359,41 @@ def medium_agent(
     cache_dir: str | os.PathLike | None = None,
     progress_bar: bool = False,
     behaviour_kwargs: dict[str, Any] | None = None,
+    user_scores: bool = False,
 ) -> tuple[OffPolicyAlgorithm, Any, int]:
     """
     D4RL's "medium" policy: an SB3 ``algo`` trained (N(0, 0.1) noise) until its deterministic
     return reaches ``fraction`` of the expert's normalized return, checked every ``eval_freq`` steps,
     and stopped there (or after ``max_steps``). Returns the agent, its replay buffer up to the stop
     (D4RL's "medium-replay") as ``Transitions``, and the steps it trained; cached like the expert.
+    Training one is announced, with a time estimate from its first 1%, as for :func:`expert_agent`.
+
+    :param user_scores: ``scores`` were given by the user rather than measured with the cached expert: the
+        cache entry is then keyed by the target return too
     """
+    if scores.expert is None:
+        raise ValueError("scores: expected the expert's reference score (the medium policy's target), found None")
     from sb3_offline.datasets import load_npz, save_npz
     from sb3_offline.datasets.loaders import transitions_from_replay_buffer
 
     max_steps = default_expert_steps(env_id) if max_steps is None else max_steps
     eval_freq = eval_freq or max(max_steps // 40, 1)
-    folder = (
-        agents_dir(cache_dir) / _cache_key(env_id, algo, max_steps, seed, behaviour_kwargs) / f"medium-{fraction:.3f}"
-    )
+    target = scores.random + fraction * (scores.expert - scores.random)
+    name = f"medium-{fraction:.3f}" + (f"-target{target:.6g}" if user_scores else "")
+    folder = agents_dir(cache_dir) / _cache_key(env_id, algo, max_steps, seed, behaviour_kwargs) / name
     env = gym.make(env_id)
     if (folder / "info.json").exists():
         model = BEHAVIOUR_ALGOS[algo].load(folder / "agent.zip", env=env)
         return model, load_npz(folder / "replay.npz"), int(json.loads((folder / "info.json").read_text())["steps"])
-    target = scores.random + fraction * (scores.expert - scores.random)
+    label = f"{algo.upper()} medium policy of {env_id}"
+    print(
+        f"no cached medium policy of {env_id}: training {label} until its return reaches {target:.1f}, for at most "
+        f"{max_steps:,} env steps, then caching it in {folder}",
+        flush=True,
+    )
     model = make_behaviour_agent(env, algo, EXPERT_TRAINING_NOISE, seed=seed + 1, **(behaviour_kwargs or {}))
     stop = _StopAtReturn(gym.make(env_id), target, eval_freq, ref_episodes, seed=seed + 10_000)
-    model.learn(max_steps, callback=stop, progress_bar=progress_bar)
+    model.learn(max_steps, callback=[TimeEstimate(label + " (at most)"), stop], progress_bar=progress_bar)
     replay = transitions_from_replay_buffer(model.replay_buffer, env.action_space, source=f"{env_id} medium-replay")
     replay.env_id = env_id
     staging = _atomic_dir(folder)
@@ -285,11 +408,16 @@ __all__ = [
     "BEHAVIOUR_ALGOS",
     "ActingPolicy",
     "ReferenceScores",
+    "TimeEstimate",
     "agents_dir",
+    "cached_expert_scores",
     "default_expert_steps",
     "expert_agent",
+    "expert_folder",
+    "format_duration",
     "greedy",
     "make_behaviour_agent",
     "medium_agent",
     "policy_return",
+    "random_score",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import time
@@ -14,9 +15,12 @@ import numpy as np
 from sb3_offline.collect.agents import (
     ActingPolicy,
     ReferenceScores,
+    TimeEstimate,
+    cached_expert_scores,
     expert_agent,
     make_behaviour_agent,
     medium_agent,
+    random_score,
 )
 from sb3_offline.collect.protocols import MEDIUM_FRACTION, get_protocol
 from sb3_offline.datasets.rollouts import record_transitions
@@ -45,7 +49,9 @@ class CollectedDataset:
     :param dataset_id: the Minari id it was written under
     :param protocol: the protocol's name
     :param transitions: the data as written
-    :param scores: the env's reference scores (random and expert mean returns)
+    :param scores: the env's reference scores (random and expert mean returns) written with the data; ``None``
+        when none were (``ref_scores=False``); for a ``random`` dataset without an expert, ``expert`` is ``None``
+        and nothing was written (Minari and D4RL keep the two scores as a pair)
     :param behaviour_return: mean return of the complete episodes in the data
     :param seconds: wall-clock time of the collection (training included)
     :param random_actions: per transition, whether the action was uniformly random (rollout protocols)
@@ -55,7 +61,7 @@ class CollectedDataset:
     dataset_id: str
     protocol: str
     transitions: Transitions
-    scores: ReferenceScores
+    scores: ReferenceScores | None
     behaviour_return: float
     seconds: float
     random_actions: np.ndarray | None = None
@@ -71,6 +77,32 @@ def _rollouts(
     return data, flags
 
 
+#: The protocol sources that roll the trained expert out: they need the expert itself, whatever the scores.
+EXPERT_SOURCES = ("expert", "medium-expert")
+
+
+def _user_scores(ref_min: float | None, ref_max: float | None, ref_scores: bool) -> ReferenceScores | None:
+    if (ref_min is None) != (ref_max is None):
+        given, missing = ("ref_min", "ref_max") if ref_max is None else ("ref_max", "ref_min")
+        raise ValueError(
+            f"{missing}: expected a score with {given}={ref_min if ref_max is None else ref_max} "
+            "(give both reference scores or neither), found None"
+        )
+    if ref_min is None or ref_max is None:
+        return None
+    if not ref_scores:
+        raise ValueError(
+            f"ref_scores: expected True with ref_min={ref_min} and ref_max={ref_max} (they are scores to write), "
+            "found False"
+        )
+    for name, value in (("ref_min", ref_min), ("ref_max", ref_max)):
+        if not math.isfinite(value):
+            raise ValueError(f"{name}: expected a finite return, found {value}")
+    if ref_max == ref_min:
+        raise ValueError(f"ref_max: expected a return other than ref_min ({ref_min}) to normalize by, found {ref_max}")
+    return ReferenceScores(float(ref_min), float(ref_max))
+
+
 def collect_dataset(
     env_id: str,
     protocol: str,
@@ -84,6 +116,9 @@ def collect_dataset(
     agents_cache: str | os.PathLike | None = None,
     overwrite: bool = False,
     progress_bar: bool = True,
+    ref_min: float | None = None,
+    ref_max: float | None = None,
+    ref_scores: bool = True,
 ) -> CollectedDataset:
     """
     Make a dataset of ``env_id`` the way ``protocol`` says (see :data:`~sb3_offline.collect.PROTOCOLS`)
@@ -101,6 +136,16 @@ def collect_dataset(
       ``medium-replay``: its replay buffer up to the stop (its size is what training took, not
       ``n_transitions``); ``medium-expert``: half medium, half expert rollouts.
 
+    The reference scores (``ref_min_score``, ``ref_max_score``) are, in this order: ``ref_min``/``ref_max``
+    when given; else those of the cached expert (trained first when none is cached, announced with a time
+    estimate) except for ``random``, which never trains nor loads an expert: it takes the cached expert's
+    scores when there are some (read from the cache, the agent not loaded) and otherwise only measures the
+    random policy's return (``scores.expert`` is ``None``) and writes no reference scores, since Minari and
+    D4RL keep them as a pair. ``ref_scores=False`` writes none. An expert is still trained (or loaded) for the
+    protocols that roll it out (``imitation``, ``imperfect``, ``expert``, ``medium-expert``), and for
+    ``medium``/``medium-replay`` when ``ref_min``/``ref_max`` are not given (their policy stops at a third
+    of the expert's normalized return).
+
     :param env_id: a gymnasium id with a bounded Box action space
     :param protocol: one of :data:`~sb3_offline.collect.PROTOCOLS`
     :param n_transitions: transitions to collect (training steps for ``final``/``concurrent``)
@@ -113,10 +158,14 @@ def collect_dataset(
     :param agents_cache: where trained experts are cached (default ``$SB3_OFFLINE_AGENTS`` or ``~/.cache``)
     :param overwrite: replace an existing local dataset of that id
     :param progress_bar: show progress bars
+    :param ref_min: the random policy's return to record as ``ref_min_score`` (with ``ref_max``; both or neither)
+    :param ref_max: the expert's return to record as ``ref_max_score`` (with ``ref_min``)
+    :param ref_scores: record reference scores (``False``: none, and no expert trained only for them)
     """
     spec = get_protocol(protocol)
     if n_transitions <= 0:
         raise ValueError(f"n_transitions: expected a positive number of transitions, found {n_transitions}")
+    given = _user_scores(ref_min, ref_max, ref_scores)
     dataset_id = dataset_id or default_dataset_id(env_id, protocol)
     if not overwrite:
         import minari
@@ -127,8 +176,26 @@ def collect_dataset(
     common: dict[str, Any] = dict(
         algo=algo, seed=seed, ref_episodes=ref_episodes, cache_dir=agents_cache, progress_bar=progress_bar
     )
-    expert, scores = expert_agent(env_id, steps=expert_steps, behaviour_kwargs=behaviour_kwargs, **common)
-    action_space = expert.action_space
+    expert_options: dict[str, Any] = dict(steps=expert_steps, behaviour_kwargs=behaviour_kwargs, **common)
+    expert: Any = None
+    scores: ReferenceScores | None = given
+    skip_hint = "give ref_min/ref_max (--ref-min/--ref-max) or ref_scores=False (--no-ref-scores) to skip it"
+    if spec.source in EXPERT_SOURCES:
+        expert, measured = expert_agent(env_id, reason=f"the '{protocol}' rollouts", **expert_options)
+        scores = scores or measured
+    elif spec.source in ("medium", "medium-replay") and scores is None:
+        _, scores = expert_agent(
+            env_id,
+            reason=f"its return, a third of which is where the '{protocol}' policy stops (or give ref_min/ref_max)",
+            **expert_options,
+        )
+    elif spec.source == "training" and scores is None and ref_scores:
+        _, scores = expert_agent(env_id, reason=f"the reference scores only; {skip_hint}", **expert_options)
+    elif spec.source == "random" and scores is None and ref_scores:
+        scores = cached_expert_scores(env_id, algo, expert_steps, seed, agents_cache, behaviour_kwargs)
+        if scores is None:  # no expert for random data: the random score only, written nowhere (see above)
+            scores = ReferenceScores(random_score(env_id, ref_episodes, seed), None)
+    action_space = gym.make(env_id).action_space
     random_actions: np.ndarray | None = None
     info: dict[str, Any] = {"behaviour_algo": algo}
     # a stochastic rollout is the policy's own exploration: SAC samples, DDPG/TD3 add their N(0, 0.1)
@@ -140,7 +207,7 @@ def collect_dataset(
         env = gym.make(env_id)
         options = {**(behaviour_kwargs or {}), "buffer_size": max(n_transitions, 1)}
         agent = make_behaviour_agent(env, algo, spec.noise_std, seed=seed + 2, **options)
-        agent.learn(n_transitions, progress_bar=progress_bar)
+        agent.learn(n_transitions, callback=TimeEstimate(f"{algo.upper()} behaviour agent"), progress_bar=progress_bar)
         data = transitions_from_replay_buffer(agent.replay_buffer, env.action_space, source=f"{env_id} {protocol}")
         info["behaviour_training_steps"] = n_transitions
     elif spec.source == "expert":
@@ -153,12 +220,14 @@ def collect_dataset(
             env_id, ActingPolicy(None, action_space, seed=seed), n_transitions, seed, False
         )
     else:
+        assert scores is not None
         medium, replay, medium_steps = medium_agent(
             env_id,
             scores,
             max_steps=expert_steps,
             fraction=MEDIUM_FRACTION,
             behaviour_kwargs=behaviour_kwargs,
+            user_scores=given is not None,
             **common,
         )
         info["medium_training_steps"] = medium_steps
@@ -180,7 +249,9 @@ def collect_dataset(
 
     data.env_id = env_id
     data.source = f"{env_id} {protocol}"
-    data.metadata.update(ref_min_score=scores.random, ref_max_score=scores.expert)
+    written = scores if ref_scores else None
+    if written is not None and written.expert is not None:
+        data.metadata.update(ref_min_score=written.random, ref_max_score=written.expert)
     save_minari(
         data,
         dataset_id,
@@ -194,7 +265,7 @@ def collect_dataset(
         dataset_id=dataset_id,
         protocol=protocol,
         transitions=data,
-        scores=scores,
+        scores=written,
         behaviour_return=float(returns.mean()) if len(returns) else float("nan"),
         seconds=time.perf_counter() - start,
         random_actions=random_actions,
@@ -202,4 +273,4 @@ def collect_dataset(
     )
 
 
-__all__ = ["CollectedDataset", "collect_dataset", "default_dataset_id", "episode_returns"]
+__all__ = ["EXPERT_SOURCES", "CollectedDataset", "collect_dataset", "default_dataset_id", "episode_returns"]

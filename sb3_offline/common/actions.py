@@ -28,8 +28,10 @@ def action_half_range(action_space: spaces.Space) -> np.ndarray:
         raise ValueError(
             f"action_space: expected finite bounds, found low={action_space.low}, high={action_space.high}"
         )
-    return ((action_space.high.astype(np.float64) - action_space.low.astype(np.float64)) / 2.0).reshape(-1).astype(
-        np.float32
+    return (
+        ((action_space.high.astype(np.float64) - action_space.low.astype(np.float64)) / 2.0)
+        .reshape(-1)
+        .astype(np.float32)
     )
 
 

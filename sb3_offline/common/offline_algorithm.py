@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import pathlib
+import random
 import sys
 import time
 import warnings
+import zipfile
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, ClassVar, TypeVar, cast
 
+import numpy as np
 import torch as th
 from gymnasium import spaces
 from stable_baselines3.common import utils
@@ -20,6 +24,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.policies import BasePolicy
+from stable_baselines3.common.save_util import open_path
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 from stable_baselines3.common.utils import FloatSchedule, get_parameters_by_name
 from stable_baselines3.her.her_replay_buffer import HerReplayBuffer
@@ -40,6 +45,86 @@ from sb3_offline.common.training import DeviceLossAccumulator, copy_buffers, set
 from sb3_offline.datasets.loaders import DatasetSource, is_minari_dataset, recover_env
 
 SelfOfflineAlgorithm = TypeVar("SelfOfflineAlgorithm", bound="OfflineAlgorithm")
+
+#: The checkpoint's entry naming the class that saved it (``{"class": ..., "algorithm": ...}``, see
+#: :func:`algorithm_name`); a checkpoint without it (saved before it existed) loads with any class.
+CHECKPOINT_CLASS_KEY = "_checkpoint_class"
+#: The checkpoint's entry holding the random generators' states at the time of saving (see
+#: :func:`capture_random_states`), restored by ``load`` so that training resumes exactly.
+RANDOM_STATES_KEY = "_random_states"
+
+
+def algorithm_name(cls: type) -> str:
+    """
+    The algorithm a class of models implements, for the check of a checkpoint's class at load: the nearest class
+    in its MRO that sb3-offline defines (``BCQ`` for a user's ``class MyBCQ(BCQ)``), or, for an algorithm built
+    directly on :class:`OfflineAlgorithm` outside sb3-offline, the class of the MRO just below it. Compared by
+    name, so checkpoints survive a module being moved.
+    """
+    below = cls
+    for base in cls.__mro__:
+        if base is OfflineAlgorithm:
+            return below.__name__
+        if base.__module__.split(".")[0] == "sb3_offline":
+            return base.__name__
+        below = base
+    return cls.__name__
+
+
+def capture_random_states(device: th.device) -> dict[str, Any]:
+    """
+    The states of the generators sampling and exploration draw from: Python's ``random``, numpy's global
+    generator, torch's CPU generator and, for a model on CUDA, that device's generator (the replay buffer draws
+    its batches with ``torch.randint`` from these; it has no generator of its own).
+    """
+    states: dict[str, Any] = {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": th.get_rng_state(),
+    }
+    if device.type == "cuda" and th.cuda.is_available():
+        states["torch_cuda"] = th.cuda.get_rng_state(device)
+    return states
+
+
+def restore_random_states(states: dict[str, Any], device: th.device) -> None:
+    """Set the generators to ``states`` (from :func:`capture_random_states`); a CUDA state only on a CUDA device."""
+    if "python" in states:
+        python_state = states["python"]
+        # JSON round trips may turn the tuple's inner tuple into a list
+        random.setstate((python_state[0], tuple(python_state[1]), python_state[2]))
+    if "numpy" in states:
+        np.random.set_state(states["numpy"])
+    if "torch" in states:
+        th.set_rng_state(th.as_tensor(states["torch"], dtype=th.uint8).cpu())
+    if "torch_cuda" in states and device.type == "cuda" and th.cuda.is_available():
+        th.cuda.set_rng_state(th.as_tensor(states["torch_cuda"], dtype=th.uint8).cpu(), device)
+
+
+def _saved_entry(path: str | pathlib.Path | io.BufferedIOBase, key: str) -> Any:
+    """
+    One JSON-serialisable entry of a checkpoint's ``data``, read without the networks (``None`` when absent or
+    when the file cannot be read: ``load`` then reports that itself). A file object is left where it was.
+    """
+    is_file_object = isinstance(path, io.BufferedIOBase)
+    try:
+        file = open_path(path, "r", verbose=0, suffix="zip")
+    except (OSError, ValueError):
+        return None
+    position = file.tell() if is_file_object else 0
+    try:
+        with zipfile.ZipFile(file) as archive:
+            if "data" not in archive.namelist():
+                return None
+            data = json.loads(archive.read("data").decode())
+        return data.get(key) if isinstance(data, dict) else None
+    except (OSError, ValueError, zipfile.BadZipFile):
+        return None
+    finally:
+        if is_file_object:
+            file.seek(position)
+        else:
+            file.close()
 
 
 def _same_source(a: Any, b: Any) -> bool:
@@ -66,7 +151,15 @@ class OfflineAlgorithm(OffPolicyAlgorithm):
 
     ``save`` writes an ordinary SB3 ``.zip`` holding a *reference* to the dataset (its id or path),
     never the data; ``load`` gives a model that predicts without the dataset, which is read again
-    only when ``learn`` needs it (or pass ``dataset=...`` to ``load``).
+    only when ``learn`` needs it (or pass ``dataset=...`` to ``load``). The checkpoint records the class
+    that saved it (``load`` refuses another algorithm's, naming both classes) and the random generators'
+    states (Python's, numpy's and torch's global generators, which sampling and exploration draw from),
+    restored by ``load``: ``learn(n)``, ``save``, ``load``, ``learn(m, reset_num_timesteps=False)`` gives
+    the same parameters on CPU as ``learn(n + m)`` with the same seed, counters such as ``_n_updates``
+    (and the phases that depend on them) included. Learning rates resume exactly when constant or a
+    :class:`~sb3_offline.common.schedules.StepSchedule` (a fixed horizon in gradient steps); an SB3 schedule
+    of the progress remaining is relative to each ``learn`` call's total, as in SB3, so ``learn(n)``
+    followed by ``learn(m)`` runs it over another horizon than ``learn(n + m)``.
 
     The plumbing every algorithm shares, whatever its policy class (ours or SB3's ``TD3Policy``):
     the policy's networks named in ``policy_networks`` are aliased on the algorithm (``self.actor``,
@@ -361,6 +454,69 @@ class OfflineAlgorithm(OffPolicyAlgorithm):
         super().load_replay_buffer(path, truncate_last_traj)
         if isinstance(self.replay_buffer, OfflineReplayBuffer):
             self.replay_buffer.to(self.device)
+
+    def save(
+        self,
+        path: str | pathlib.Path | io.BufferedIOBase,
+        exclude: Iterable[str] | None = None,
+        include: Iterable[str] | None = None,
+    ) -> None:
+        """
+        SB3's ``save``, and in the checkpoint: the class that saved it (``load`` refuses a checkpoint of another
+        algorithm) and the states of the random generators (``load`` restores them: ``learn``, ``save``,
+        ``load``, ``learn(reset_num_timesteps=False)`` trains as one uninterrupted ``learn``).
+        """
+        entries = {
+            CHECKPOINT_CLASS_KEY: {"class": type(self).__name__, "algorithm": algorithm_name(type(self))},
+            RANDOM_STATES_KEY: capture_random_states(self.device),
+        }
+        self.__dict__.update(entries)
+        try:
+            super().save(path, exclude=exclude, include=include)
+        finally:
+            for key in entries:
+                self.__dict__.pop(key, None)
+
+    @classmethod
+    def load(  # type: ignore[override]
+        cls: type[SelfOfflineAlgorithm],
+        path: str | pathlib.Path | io.BufferedIOBase,
+        env: GymEnv | None = None,
+        device: th.device | str = "auto",
+        custom_objects: dict[str, Any] | None = None,
+        print_system_info: bool = False,
+        force_reset: bool = True,
+        **kwargs: Any,
+    ) -> SelfOfflineAlgorithm:
+        """
+        SB3's ``load`` (arguments as there), which first checks that the checkpoint was saved by this algorithm:
+        by this class, a subclass of it, or a class of the same sb3-offline algorithm (:func:`algorithm_name`: a
+        user's ``MyBCQ(BCQ)`` and ``BCQ`` load each other's checkpoints; ``CalQL``, though a subclass of ``CQL``,
+        is another algorithm). Another algorithm's checkpoint raises ``ValueError`` naming both classes; one saved
+        before the class was recorded loads as before. The random generators are then set to their state at
+        saving (Python's ``random``, numpy's, torch's), after SB3's re-seeding with ``seed``.
+        """
+        saved = _saved_entry(path, CHECKPOINT_CLASS_KEY)
+        if isinstance(saved, dict) and saved.get("algorithm") not in (None, algorithm_name(cls)):
+            where = os.fspath(path) if isinstance(path, str | os.PathLike) else "checkpoint"
+            raise ValueError(
+                f"{where}: expected a {cls.__name__} checkpoint, found a {saved.get('class')} checkpoint "
+                f"(load it with {saved.get('class')}.load)"
+            )
+        model = super().load(
+            path,
+            env=env,
+            device=device,
+            custom_objects=custom_objects,
+            print_system_info=print_system_info,
+            force_reset=force_reset,
+            **kwargs,
+        )
+        model.__dict__.pop(CHECKPOINT_CLASS_KEY, None)
+        states = model.__dict__.pop(RANDOM_STATES_KEY, None)
+        if isinstance(states, dict):
+            restore_random_states(states, model.device)
+        return model
 
     def _excluded_save_params(self) -> list[str]:
         return [

@@ -82,11 +82,14 @@ class ConditionalVAE(nn.Module):
         mean, log_std = self.posterior(features, actions)
         return mean, log_std.exp()
 
+    def prior_latent(self, noise: th.Tensor) -> th.Tensor:
+        """A sample of the clipped prior from standard normal draws ``noise`` (``(batch, latent_dim)``)."""
+        return noise.clamp(-self.latent_clip, self.latent_clip)
+
     def decode(self, features: th.Tensor, latent: th.Tensor | None = None) -> th.Tensor:
         """An action for each state; ``latent=None`` samples it from the clipped prior."""
         if latent is None:
-            latent = th.randn(features.shape[0], self.latent_dim, device=features.device)
-            latent = latent.clamp(-self.latent_clip, self.latent_clip)
+            latent = self.prior_latent(th.randn(features.shape[0], self.latent_dim, device=features.device))
         return self.decoder(th.cat([features, latent], dim=1))
 
     def forward(self, features: th.Tensor, actions: th.Tensor) -> tuple[th.Tensor, th.Tensor, th.Tensor]:

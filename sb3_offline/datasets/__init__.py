@@ -1,10 +1,12 @@
-"""Dataset sources (Minari, D4RL-style HDF5, npz, SB3 replay buffers), validation and writers."""
+"""Dataset sources (Minari, D4RL-style HDF5, npz, SB3 replay buffers, d3rlpy, imitation), validation and writers."""
 
 from sb3_offline.datasets.behaviour import (
     PendulumSwingUp,
     ensure_pendulum_imperfect_file,
     pendulum_imperfect_demonstrations,
 )
+from sb3_offline.datasets.d3rlpy import from_d3rlpy, load_d3rlpy, save_d3rlpy, to_mdp_dataset
+from sb3_offline.datasets.imitation import from_imitation, load_imitation
 from sb3_offline.datasets.loaders import (
     DatasetNotFoundError,
     dataset_env_id,
@@ -28,7 +30,11 @@ __all__ = [
     "dataset_env_id",
     "derive_next_observations",
     "ensure_pendulum_imperfect_file",
+    "from_d3rlpy",
+    "from_imitation",
+    "load_d3rlpy",
     "load_hdf5",
+    "load_imitation",
     "load_minari",
     "load_npz",
     "load_sb3_replay_buffer",
@@ -36,8 +42,10 @@ __all__ = [
     "pendulum_imperfect_demonstrations",
     "record_transitions",
     "recover_env",
+    "save_d3rlpy",
     "save_hdf5",
     "save_minari",
     "save_npz",
+    "to_mdp_dataset",
     "validate_transitions",
 ]

@@ -9,6 +9,9 @@ import numpy as np
 
 Observations = np.ndarray | dict[str, np.ndarray]
 
+#: The key of ``Transitions.metadata`` holding how the source spells our field names (see ``source_field``).
+FIELD_NAMES = "field_names"
+
 
 def obs_len(observations: Observations) -> int:
     """Number of rows of an observation array, or of the first key of a dict of arrays."""
@@ -51,7 +54,9 @@ class Transitions:
     :param truncations: ``(N,)`` bool
     :param source: where the data came from, used in error messages
     :param env_id: the gymnasium id of the environment that produced the data, when known
-    :param metadata: anything else the source recorded (reference scores, ...)
+    :param metadata: anything else the source recorded (reference scores, ...); under ``"field_names"``, how
+        the source spells a field whose name differs from ours (``{"terminations": "terminals"}`` for D4RL's
+        layout), used in error messages (:meth:`source_field`)
     """
 
     observations: Observations
@@ -66,6 +71,10 @@ class Transitions:
 
     def __len__(self) -> int:
         return len(self.actions)
+
+    def source_field(self, name: str) -> str:
+        """How the source spells field ``name`` (``"terminals"`` for ``"terminations"`` in a D4RL file)."""
+        return str(self.metadata.get(FIELD_NAMES, {}).get(name, name))
 
     @property
     def episode_ends(self) -> np.ndarray:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 from gymnasium import spaces
 
@@ -10,9 +12,17 @@ from sb3_offline.datasets.transitions import Transitions
 #: Default tolerance on action bounds, as a fraction of each dimension's range ``high - low``.
 DEFAULT_ACTION_BOUND_TOLERANCE = 1e-3
 
+#: Arrays are checked (and converted) this many bytes of rows at a time, so that no check needs a temporary
+#: array the size of the dataset.
+CHUNK_BYTES = 1 << 24
+
 
 class DatasetValidationError(ValueError):
-    """A dataset does not fit the environment it is meant to train an agent for."""
+    """
+    A dataset is not what it should be: a field does not fit the environment it is meant to train an agent for
+    (``field`` names it, as the source spells it), or the file cannot be read as its format at all (``field``
+    is ``""``: a truncated download, another format under the suffix, ...).
+    """
 
     def __init__(self, source: str, field: str, expected: str, found: str, hint: str = "") -> None:
         self.source = source
@@ -20,7 +30,8 @@ class DatasetValidationError(ValueError):
         self.expected = expected
         self.found = found
         self.hint = hint
-        message = f"{source}: field '{field}': expected {expected}, found {found}"
+        where = f"{source}: field '{field}'" if field else source
+        message = f"{where}: expected {expected}, found {found}"
         if hint:
             message += f". {hint}"
         super().__init__(message)
@@ -29,24 +40,38 @@ class DatasetValidationError(ValueError):
         return (type(self), (self.source, self.field, self.expected, self.found, self.hint))
 
 
+def row_chunks(array: np.ndarray, chunk_bytes: int = CHUNK_BYTES) -> Iterator[slice]:
+    """Slices of ``array``'s rows, about ``chunk_bytes`` each (at least one row), in order."""
+    n = len(array)
+    row_bytes = array[:1].nbytes if n else 1
+    step = max(1, chunk_bytes // max(row_bytes, 1))
+    for start in range(0, n, step):
+        yield slice(start, min(start + step, n))
+
+
 def _check_finite(source: str, field: str, array: np.ndarray) -> None:
-    if np.issubdtype(array.dtype, np.floating) and not np.all(np.isfinite(array)):
-        bad = np.argwhere(~np.isfinite(array))[0]
-        raise DatasetValidationError(
-            source, field, "finite values", f"{array[tuple(bad)]} at index {tuple(int(i) for i in bad)}"
-        )
+    if not np.issubdtype(array.dtype, np.floating):
+        return
+    for rows in row_chunks(array):
+        finite = np.isfinite(array[rows])
+        if not finite.all():
+            bad = np.argwhere(~finite)[0]
+            bad[0] += rows.start
+            raise DatasetValidationError(
+                source, field, "finite values", f"{array[tuple(bad)]} at index {tuple(int(i) for i in bad)}"
+            )
 
 
-def _check_flags(source: str, field: str, array: np.ndarray, n: int) -> np.ndarray:
+def _check_flags(source: str, field: str, array: np.ndarray, n: int, copy: bool = True) -> np.ndarray:
     array = np.asarray(array)
     if array.ndim == 2 and array.shape[1] == 1:
         array = array[:, 0]
     if array.shape != (n,):
         raise DatasetValidationError(source, field, f"shape ({n},)", f"shape {array.shape}")
-    if not np.all((array == 0) | (array == 1)):
+    if array.dtype != bool and not np.all((array == 0) | (array == 1)):
         bad = np.flatnonzero((array != 0) & (array != 1))[0]
         raise DatasetValidationError(source, field, "0/1 flags", f"{array[bad]} at index {bad}")
-    return array.astype(bool)
+    return array.astype(bool, copy=copy)
 
 
 def _check_observations(source: str, field: str, observations: object, space: spaces.Space, n: int) -> None:
@@ -78,6 +103,7 @@ def validate_transitions(
     observation_space: spaces.Space,
     action_space: spaces.Space,
     action_bound_tolerance: float = DEFAULT_ACTION_BOUND_TOLERANCE,
+    copy: bool = True,
 ) -> Transitions:
     """
     Check ``transitions`` against the spaces and return a normalised copy (rewards ``(N,)`` float32,
@@ -85,69 +111,86 @@ def validate_transitions(
 
     Fails with :class:`DatasetValidationError` (field, expected, found) on: empty data, mismatched
     lengths, wrong shapes or dict keys, NaN/inf, flags other than 0/1, and actions outside the action
-    Box by more than ``action_bound_tolerance * (high - low)``.
+    Box by more than ``action_bound_tolerance * (high - low)``. A field is named as the source spells it
+    (:meth:`Transitions.source_field`: ``terminals`` in a D4RL file, ``terminations`` in Minari).
+
+    The checks read the arrays a chunk of rows at a time: no temporary is the size of the data. Observations
+    are never copied (the result holds the same arrays).
 
     :param transitions: the data
     :param observation_space: the environment's observation space (``Box`` or ``Dict`` of ``Box``)
     :param action_space: the environment's action space (a bounded ``Box``)
     :param action_bound_tolerance: allowed overshoot of the action bounds, as a fraction of the range
+    :param copy: ``False``: ``transitions``' arrays may be changed and reused in place (float32 actions
+        clipped where they are, float32 rewards and bool flags returned as they are); for data read from a
+        file that nothing else holds
     :return: the validated transitions
     """
     source = transitions.source
+    name = transitions.source_field
     n = len(transitions.actions)
     if n == 0:
-        raise DatasetValidationError(source, "actions", "at least one transition", "0 transitions")
+        raise DatasetValidationError(source, name("actions"), "at least one transition", "0 transitions")
     if not isinstance(action_space, spaces.Box):
         raise DatasetValidationError(source, "action_space", "a gymnasium.spaces.Box", type(action_space).__name__)
 
-    for name in ("rewards", "terminations", "truncations"):
-        length = len(np.asarray(getattr(transitions, name)))
+    for field in ("rewards", "terminations", "truncations"):
+        length = len(np.asarray(getattr(transitions, field)))
         if length != n:
-            raise DatasetValidationError(source, name, f"{n} rows (the length of 'actions')", f"{length} rows")
+            raise DatasetValidationError(
+                source, name(field), f"{n} rows (the length of '{name('actions')}')", f"{length} rows"
+            )
 
-    _check_observations(source, "observations", transitions.observations, observation_space, n)
-    _check_observations(source, "next_observations", transitions.next_observations, observation_space, n)
+    _check_observations(source, name("observations"), transitions.observations, observation_space, n)
+    _check_observations(source, name("next_observations"), transitions.next_observations, observation_space, n)
 
     actions = np.asarray(transitions.actions)
     if actions.ndim == 1 and action_space.shape == (1,):
         actions = actions[:, None]
     if actions.shape != (n, *action_space.shape):
-        raise DatasetValidationError(source, "actions", f"shape {(n, *action_space.shape)}", f"shape {actions.shape}")
-    _check_finite(source, "actions", actions)
+        raise DatasetValidationError(
+            source, name("actions"), f"shape {(n, *action_space.shape)}", f"shape {actions.shape}"
+        )
+    _check_finite(source, name("actions"), actions)
     low, high = action_space.low.astype(np.float64), action_space.high.astype(np.float64)
     if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high))):
         raise DatasetValidationError(
             source, "action_space", "finite bounds (actions are rescaled to [-1, 1])", f"low={low}, high={high}"
         )
     margin = action_bound_tolerance * (high - low)
-    below = actions < low - margin
-    above = actions > high + margin
-    if below.any() or above.any():
-        index = tuple(int(i) for i in np.argwhere(below | above)[0])
-        dim = index[1:]
-        raise DatasetValidationError(
-            source,
-            "actions",
-            f"values in the action space [{low[dim]}, {high[dim]}] (tolerance {margin[dim]:.3g})",
-            f"{actions[index]} at index {index}",
-            hint="Were the actions saved rescaled to [-1, 1], or for another environment?",
-        )
-    actions = np.clip(actions, low, high).astype(np.float32)
+    in_place = not copy and actions.dtype == np.float32 and actions.flags.writeable
+    clipped = actions if in_place else np.empty(actions.shape, dtype=np.float32)
+    for rows in row_chunks(actions):
+        block = actions[rows].astype(np.float64)
+        outside = (block < low - margin) | (block > high + margin)
+        if outside.any():
+            index = tuple(int(i) for i in np.argwhere(outside)[0])
+            index = (index[0] + rows.start, *index[1:])
+            dim = index[1:]
+            raise DatasetValidationError(
+                source,
+                name("actions"),
+                f"values in the action space [{low[dim]}, {high[dim]}] (tolerance {margin[dim]:.3g})",
+                f"{actions[index]} at index {index}",
+                hint="Were the actions saved rescaled to [-1, 1], or for another environment?",
+            )
+        np.clip(block, low, high, out=block)
+        clipped[rows] = block
 
     rewards = np.asarray(transitions.rewards)
     if rewards.ndim == 2 and rewards.shape[1] == 1:
         rewards = rewards[:, 0]
     if rewards.shape != (n,):
-        raise DatasetValidationError(source, "rewards", f"shape ({n},)", f"shape {rewards.shape}")
-    _check_finite(source, "rewards", rewards.astype(np.float64))
+        raise DatasetValidationError(source, name("rewards"), f"shape ({n},)", f"shape {rewards.shape}")
+    _check_finite(source, name("rewards"), rewards)
 
-    terminations = _check_flags(source, "terminations", np.asarray(transitions.terminations), n)
-    truncations = _check_flags(source, "truncations", np.asarray(transitions.truncations), n)
+    terminations = _check_flags(source, name("terminations"), np.asarray(transitions.terminations), n, copy)
+    truncations = _check_flags(source, name("truncations"), np.asarray(transitions.truncations), n, copy)
 
     return Transitions(
         observations=transitions.observations,
-        actions=actions,
-        rewards=rewards.astype(np.float32),
+        actions=clipped,
+        rewards=rewards.astype(np.float32, copy=copy),
         next_observations=transitions.next_observations,
         terminations=terminations,
         truncations=truncations,

@@ -139,6 +139,33 @@ def wants_zoo(argv: Sequence[str]) -> bool:
     return argv[0] == "train" and any(_is_zoo_only_option(token) for token in argv[1:])
 
 
+def progress_options(argv: Sequence[str], isatty: bool | None = None) -> list[str]:
+    """
+    ``sb3-offline train``'s progress-bar options for an rl-zoo3 run: ``--progress-bar`` becomes rl-zoo3's ``-P``,
+    ``--no-progress-bar`` is dropped, and without either (nor ``-P``/``--progress``) ``-P`` is added when stdout
+    is a terminal, so that ``sb3-offline train`` shows a progress bar by default on a terminal whichever parser
+    runs it. ``python -m sb3_offline.zoo train`` keeps rl-zoo3's own default (no bar).
+
+    :param argv: the arguments after ``sb3-offline`` (``["train", ...]``)
+    :param isatty: whether stdout is a terminal (default: ``sys.stdout.isatty()``)
+    """
+    args = list(argv)
+    if args[:1] != ["train"]:
+        return args
+    wanted: bool | None = None
+    kept = [args[0]]
+    for token in args[1:]:
+        if token in ("--progress-bar", "--no-progress-bar"):
+            wanted = token == "--progress-bar"
+        else:
+            kept.append(token)
+    if any(token in ("-P", "--progress") for token in kept):
+        return kept
+    if wanted is None:
+        wanted = sys.stdout.isatty() if isatty is None else isatty
+    return [*kept, "-P"] if wanted else kept
+
+
 def register() -> None:
     """
     Register our algorithms with rl-zoo3 (idempotent): ``rl_zoo3.ALGOS``, the Optuna samplers and
@@ -233,6 +260,7 @@ __all__ = [
     "config_path",
     "enjoy",
     "main",
+    "progress_options",
     "register",
     "train",
     "wants_zoo",
