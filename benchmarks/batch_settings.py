@@ -11,7 +11,10 @@ Datasets are made once with ``sb3_offline.collect`` (ids ``<env>/<protocol>-v0``
 folder, reused when present); every (setting, algorithm, seed) run writes ``run.json``,
 ``evaluations.npz`` and ``value_estimates.csv`` under ``--output`` and is skipped when it exists,
 so an interrupted benchmark resumes. Prints (and writes ``table.md``) mean ± std return and normalized
-score per (setting, algorithm) over seeds, with the behaviour policy's return (the dataset's episodes);
+score per (setting, algorithm) over seeds, the interquartile mean of the normalized scores with its 95%
+stratified bootstrap interval (``sb3_offline.statistics``, rliable's definitions), with the behaviour policy's
+return (the dataset's episodes), then per algorithm the IQM over every (seed, setting) run and one
+performance-profile PNG per env;
 draws one learning-curve PNG and one value-estimate PNG per setting. Nothing here is a test.
 
 ``--d3rlpy`` (d3rlpy must be importable; it is no dependency of sb3-offline) adds d3rlpy's BCQ, AWAC,
@@ -29,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import time
 from pathlib import Path
@@ -37,7 +41,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch as th
-from stable_baselines3.common.callbacks import EvalCallback
+from stable_baselines3.common.callbacks import CheckpointCallback, EvalCallback
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv
@@ -45,11 +49,14 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 from sb3_offline.algorithms import ALGOS
 from sb3_offline.callbacks import ValueEstimateCallback
 from sb3_offline.collect import PROTOCOLS, collect_dataset, default_dataset_id, episode_returns
-from sb3_offline.datasets import load_transitions
+from sb3_offline.datasets import Transitions, load_transitions, save_minari
 from sb3_offline.evaluation import evaluate, reference_scores
 from sb3_offline.plotting import plot_curves, plot_value_estimates
+from sb3_offline.statistics import format_interval, interval_estimate, plot_performance_profiles
 
 SETTINGS = ("final", "concurrent", "imitation", "imperfect")
+#: datasets made by concatenating two protocols' datasets (each of ``--transitions``): heterogeneous data
+MIXTURES: dict[str, tuple[str, str]] = {"random-expert": ("random", "expert")}
 ALGO_ORDER = ("batch_ddpg", "bc", "bcq", "awac", "plas", "lapo", "iql", "td3bc", "cql", "calql")
 #: rows that are one of ALGOS with other settings: name -> (algorithm, constructor kwargs, policy kwargs)
 VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
@@ -89,12 +96,24 @@ def ensure_dataset(env_id: str, setting: str, args: argparse.Namespace) -> str:
     import minari
 
     dataset_id = default_dataset_id(env_id, setting)
-    if dataset_id not in minari.list_local_datasets():
+    if setting in MIXTURES and dataset_id not in minari.list_local_datasets():
+        parts = [load_transitions(ensure_dataset(env_id, part, args)) for part in MIXTURES[setting]]
+        mixture = Transitions.concatenate(parts)  # the metadata (reference scores) of the first part: the same env's
+        save_minari(mixture, dataset_id, algorithm_name=f"mixture of {' and '.join(MIXTURES[setting])}")
+        print(f"made {dataset_id}: {len(mixture)} transitions ({' + '.join(str(len(p)) for p in parts)})")
+    elif dataset_id not in minari.list_local_datasets():
         result = collect_dataset(
             env_id, setting, args.transitions, algo=args.behaviour_algo, expert_steps=args.expert_steps, seed=0
         )
         print(f"collected {dataset_id}: {len(result.transitions)} transitions in {result.seconds:.0f} s")
     return dataset_id
+
+
+def _write_record(path: Path, record: dict) -> None:
+    """``run.json``, the mark of a finished run, written whole or not at all (temp file, then a rename)."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(json.dumps(record))
+    os.replace(temporary, path)
 
 
 def run_one(env_id: str, dataset_id: str, algo: str, seed: int, folder: Path, args: argparse.Namespace) -> dict:
@@ -121,6 +140,8 @@ def run_one(env_id: str, dataset_id: str, algo: str, seed: int, folder: Path, ar
             log_path=str(folder),
         )
     ]
+    if args.save_checkpoints:  # for benchmarks/ope_checkpoints.py: one model per evaluation
+        callbacks.append(CheckpointCallback(args.eval_freq, str(folder / "checkpoints"), name_prefix="model"))
     if algo != "bc":
         callbacks.append(ValueEstimateCallback(env_id, args.eval_freq, args.eval_episodes, log_path=folder))
     start = time.perf_counter()
@@ -138,7 +159,7 @@ def run_one(env_id: str, dataset_id: str, algo: str, seed: int, folder: Path, ar
         "normalized": final.normalized_score,
     }
     folder.mkdir(parents=True, exist_ok=True)
-    result_path.write_text(json.dumps(record))
+    _write_record(result_path, record)
     return record
 
 
@@ -194,8 +215,47 @@ def run_one_d3rlpy(env_id: str, dataset_id: str, algo: str, seed: int, folder: P
     folder.mkdir(parents=True, exist_ok=True)
     if timesteps:  # as EvalCallback, which writes the file only once it has evaluated
         np.savez(folder / "evaluations.npz", timesteps=timesteps, results=results, ep_lengths=lengths)
-    result_path.write_text(json.dumps(record))
+    _write_record(result_path, record)
     return record
+
+
+def _iqm_cell(normalized: list[float]) -> str:
+    """The IQM of one row's normalized scores over seeds and its 95% stratified bootstrap interval (rliable's)."""
+    if not normalized:
+        return "n/a"
+    return format_interval(*interval_estimate(normalized))
+
+
+def _aggregate_lines(rows: list[tuple], output: Path) -> list[str]:
+    """
+    Per env and algorithm, the IQM of the normalized scores of every (seed, setting) run with its 95% stratified
+    bootstrap interval (seeds resampled within each setting), and one performance-profile PNG per env.
+    """
+    lines = [
+        "",
+        "Aggregate over settings (IQM of all seeds x settings, normalized; 95% stratified bootstrap CI, rliable's):",
+        "",
+        "| env | algorithm | settings | runs | normalized IQM [95% CI] |",
+        "|---|---|---|---|---|",
+    ]
+    for env_id in dict.fromkeys(row[0] for row in rows):
+        matrices: dict[str, np.ndarray] = {}
+        for name in dict.fromkeys(row[2] for row in rows if row[0] == env_id):
+            columns = [row[5] for row in rows if row[0] == env_id and row[2] == name and row[5]]
+            if not columns or len({len(c) for c in columns}) != 1:
+                continue  # no normalized scores, or settings with different numbers of seeds
+            matrix = np.array(columns, dtype=np.float64).T  # (seeds, settings)
+            matrices[name] = matrix
+            point, interval = interval_estimate(matrix)
+            lines.append(
+                f"| {env_id} | {name} | {matrix.shape[1]} | {matrix.size} | {format_interval(point, interval)} |"
+            )
+        if matrices:
+            path = plot_performance_profiles(
+                matrices, output / f"{env_id}_performance_profile.png", title=f"{env_id}: every setting and seed"
+            )
+            lines.append(f"\nPerformance profiles: `{path.name}`.")
+    return lines
 
 
 def main(
@@ -208,7 +268,7 @@ def main(
     """Run the benchmark; ``benchmarks/d4rl_style.py`` calls it with D4RL's dataset kinds."""
     parser = argparse.ArgumentParser(description=description.split("\n\n")[0])
     parser.add_argument("--envs", nargs="+", default=list(envs))
-    parser.add_argument("--settings", nargs="+", default=list(settings), choices=list(PROTOCOLS))
+    parser.add_argument("--settings", nargs="+", default=list(settings), choices=[*PROTOCOLS, *MIXTURES])
     parser.add_argument("--algos", nargs="+", default=list(ALGO_ORDER), choices=[*ALGO_ORDER, *VARIANTS])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument(
@@ -228,6 +288,11 @@ def main(
     parser.add_argument("--eval-episodes", type=int, default=5)
     parser.add_argument("--final-episodes", type=int, default=10)
     parser.add_argument("--small-nets", action="store_true", help="64-64 networks instead of the papers' sizes")
+    parser.add_argument(
+        "--save-checkpoints",
+        action="store_true",
+        help="ours: save the model every --eval-freq steps under <run>/checkpoints (benchmarks/ope_checkpoints.py)",
+    )
     parser.add_argument("--device", default="auto")
     parser.add_argument("--output", default=output)
     parser.add_argument(
@@ -236,16 +301,37 @@ def main(
         help="also d3rlpy's bcq, awac, plas, iql, td3bc, cql, calql with our settings (rows d3rlpy-<algo>; d3rlpy "
         "must be importable)",
     )
+    parser.add_argument(
+        "--d3rlpy-algos",
+        nargs="+",
+        default=None,
+        help="with --d3rlpy: the algorithms of --algos that get a d3rlpy row (default: all that d3rlpy has)",
+    )
+    parser.add_argument(
+        "--d3rlpy-only",
+        action="store_true",
+        help="with --d3rlpy: run only the d3rlpy rows (a second process beside one running ours into the same "
+        "--output; a last run with --d3rlpy then finds every run done and prints the whole table)",
+    )
     args = parser.parse_args(argv)
     output = Path(args.output)
     run_algos = list(args.algos)
+    if args.d3rlpy_only and not args.d3rlpy:
+        parser.error("--d3rlpy-only: expected --d3rlpy as well")
     if args.d3rlpy:
         from d3rlpy_compat import D3RLPY_ALGOS, d3rlpy_available
 
         if not d3rlpy_available():
             parser.error("--d3rlpy: d3rlpy is not importable in this Python (it is no dependency of sb3-offline)")
         # each d3rlpy row right after ours: bcq, d3rlpy-bcq, awac, d3rlpy-awac, ...
-        run_algos = [name for algo in args.algos for name in (algo, D3RLPY_PREFIX + algo)[: 1 + (algo in D3RLPY_ALGOS)]]
+        with_d3rlpy = set(D3RLPY_ALGOS if args.d3rlpy_algos is None else args.d3rlpy_algos)
+        run_algos = [
+            name
+            for algo in args.algos
+            for name in (algo, D3RLPY_PREFIX + algo)[: 1 + (algo in D3RLPY_ALGOS and algo in with_d3rlpy)]
+        ]
+        if args.d3rlpy_only:
+            run_algos = [name for name in run_algos if name.startswith(D3RLPY_PREFIX)]
 
     rows = []
     for env_id in args.envs:
@@ -305,14 +391,17 @@ def main(
             else ""
         ),
         "",
-        "| env | setting | algorithm | return (mean ± std over seeds) | normalized | behaviour return | s/run |",
-        "|---|---|---|---|---|---|---|",
+        "| env | setting | algorithm | return (mean ± std over seeds) | normalized | normalized IQM [95% CI] "
+        "| behaviour return | s/run |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for env_id, setting, name, mean, std, normalized, behaviour, _scores, seconds in rows:
         norm = f"{np.mean(normalized):.1f} ± {np.std(normalized):.1f}" if normalized else "n/a"
         lines.append(
-            f"| {env_id} | {setting} | {name} | {mean:.1f} ± {std:.1f} | {norm} | {behaviour:.1f} | {seconds:.0f} |"
+            f"| {env_id} | {setting} | {name} | {mean:.1f} ± {std:.1f} | {norm} | {_iqm_cell(normalized)} "
+            f"| {behaviour:.1f} | {seconds:.0f} |"
         )
+    lines += _aggregate_lines(rows, output)
     table = "\n".join(lines)
     print(table)
     (output / "table.md").write_text(table + "\n")

@@ -1,0 +1,570 @@
+"""
+Off-policy evaluation judged on the checkpoints of the batch-settings benchmark: for every checkpoint that
+``benchmarks/batch_settings.py --save-checkpoints`` saved, FQE's estimate of its value (fitted on the run's own
+dataset) against the true discounted return rolled out in the env.
+
+    # the checkpoints first (the datasets stay in the local Minari folder: keep MINARI_DATASETS_PATH the same)
+    python benchmarks/batch_settings.py --envs Pendulum-v1 --save-checkpoints --output results/batch_settings
+    python benchmarks/ope_checkpoints.py results/batch_settings --fqe-steps 10000 --episodes 10
+    # with d3rlpy's FQE beside ours (a Python where d3rlpy 2.8.1 is importable)
+    python benchmarks/ope_checkpoints.py results/batch_settings --d3rlpy
+
+Input: the ``--output`` folder of ``batch_settings.py``; every finished run ``<env>/<setting>/<algo>/seed<k>/``
+(its ``run.json`` names the dataset) with ``checkpoints/model_<steps>_steps.zip`` is used (``--envs``,
+``--settings``, ``--algos``, ``--seeds`` select; ``--max-checkpoints`` keeps that many per run, evenly spaced,
+the last always among them). d3rlpy's runs (``d3rlpy-*``) save no checkpoints and are skipped.
+
+For every checkpoint (loaded with :func:`sb3_offline.ope.load_model`):
+
+- **the truth**: :func:`sb3_offline.ope.report.rollout_values`, ``--episodes`` episodes, episode ``k`` reset with
+  ``--rollout-seed + k``: the undiscounted return within the time limit and the discounted return
+  ``sum_t gamma^t r_t`` run past it until ``gamma^t < 1e-3`` (FQE bootstraps at time-limit cuts, so that is
+  what it estimates);
+- **FQE** (:class:`sb3_offline.ope.FQE`, d3rlpy's defaults: 256-256 ReLU Q-function, Adam 1e-4, batch 100, target
+  copied every 100 steps) fitted for ``--fqe-steps`` gradient steps on the run's dataset (each target copy
+  carries the value about one more step back, so with gamma 0.99 far fewer than ~100 copies, 10k steps, leave a
+  truncated-horizon value: on Pendulum, 5k steps estimate about a third of the true discounted return), then
+  read at two sets of start states:
+
+  - ``rollout starts`` (the like-with-like comparison, the table's first row per estimator): the mean of
+    ``Q(s0, pi(s0))`` over the very states the rollouts start from (``env.reset(seed=--rollout-seed + k)``),
+    so estimate and truth average over the same start states and differ only by FQE's error (on Pendulum the
+    value depends strongly on the start angle: with few episodes, two different samples of start states
+    differ by more than FQE's error does);
+  - ``dataset starts``: FQE's own :meth:`~sb3_offline.ope.FQE.estimate`, the mean over the dataset's episode
+    starts, which is what a user without the env gets; it estimates the same quantity (the datasets' episodes
+    start at env resets) from other start states, so its error against the truth includes the difference of
+    the two samples of start states.
+
+- with ``--d3rlpy``: **d3rlpy's FQE** (``d3rlpy.ope.FQE``, d3rlpy 2.8.1, imported lazily; its defaults are the
+  ones above) on the same checkpoints, the same gradient steps and the same two sets of start states. d3rlpy's
+  FQE takes a d3rlpy algorithm to evaluate, but uses only its ``impl.predict_best_action(next_observations)``
+  (a torch batch, in ``d3rlpy/ope/torch/fqe_impl.py``: ``FQEBaseImpl.inner_update``); so our policy is wrapped
+  as a ``QLearningAlgoImplBase`` whose ``predict_best_action`` is the checkpoint's deterministic action in
+  [-1, 1] (:class:`sb3_offline.ope.EvaluationPolicy`), with no networks of its own. The data is the run's dataset
+  as d3rlpy's ``MDPDataset`` (``benchmarks/d3rlpy_compat.py``'s ``to_mdp_dataset``: actions in [-1, 1], every
+  transition kept, timeouts bootstrapped), sampled with d3rlpy's own ``sample_transition_batch`` and
+  ``FQE.update`` (what ``fit`` does, without its logging); values are ``FQE.predict_value(s0, pi(s0))``.
+
+Per (env, setting), over all checkpoints of all algorithms and seeds: Spearman's rank correlation of the estimate
+with the true discounted return (:func:`sb3_offline.ope.report.spearman`), the mean absolute error against it,
+and regret@1 per run, averaged over runs: the true (undiscounted) return of the run's best checkpoint minus that
+of the checkpoint picked by the estimate, beside that of picking the run's last checkpoint. Prints the table and
+writes ``table.md``, one scatter PNG per (env, setting) (estimate vs true discounted return, per algorithm) and one
+CSV of every checkpoint (:func:`sb3_offline.ope.report.write_csv`, ours at the dataset starts), all atomically,
+under ``--output`` (default ``<input>/ope``).
+
+Resumable: each checkpoint's results go to ``model_<steps>_steps.ope.json`` beside it (written atomically after
+each part: truth, FQE, d3rlpy's FQE), each part with the settings it was computed with; a part is recomputed only
+when its settings changed. Nothing here is a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch as th
+
+from sb3_offline.datasets import Transitions, load_transitions
+from sb3_offline.ope import FQE, PolicyValueEstimate, as_evaluation_policy, bootstrap_interval, load_model
+from sb3_offline.ope.report import CheckpointReport, RolloutValues, rollout_values, spearman, write_csv
+
+CHECKPOINT = re.compile(r"^model_(\d+)_steps\.zip$")
+#: estimator key -> its name in the table
+ESTIMATORS = {"fqe": "FQE (ours)", "d3rlpy_fqe": "FQE (d3rlpy)"}
+#: start-state convention key -> its name in the table
+STARTS = {"rollout": "rollout starts", "dataset": "dataset starts"}
+D3RLPY_PREFIX = "d3rlpy-"
+
+
+# --------------------------------------------------------------------------------------------- files
+def write_atomic(path: Path, write: Callable[[Path], Any]) -> None:
+    """``write(temporary)`` into a temp file of the same folder, then renamed to ``path`` (whole or nothing)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        write(temporary)
+        os.replace(temporary, path)
+    finally:
+        if temporary.exists():
+            temporary.unlink()
+
+
+def write_text(path: Path, text: str) -> None:
+    write_atomic(path, lambda tmp: tmp.write_text(text))
+
+
+@dataclass
+class Run:
+    """One finished run of ``batch_settings.py`` with checkpoints."""
+
+    env_id: str
+    setting: str
+    algo: str
+    seed: int
+    folder: Path
+    dataset_id: str
+    checkpoints: list[tuple[int, Path]]  # (steps, path), by steps
+
+    @property
+    def label(self) -> str:
+        return f"{self.algo}/seed{self.seed}"
+
+
+def select_checkpoints(checkpoints: list[tuple[int, Path]], cap: int | None) -> list[tuple[int, Path]]:
+    """At most ``cap`` of the checkpoints, evenly spaced over training, the first and the last among them."""
+    if cap is None or len(checkpoints) <= cap:
+        return checkpoints
+    if cap < 1:
+        raise ValueError(f"--max-checkpoints: expected >= 1, found {cap}")
+    if cap == 1:
+        return checkpoints[-1:]
+    picked = sorted({round(float(i)) for i in np.linspace(0, len(checkpoints) - 1, cap)})
+    return [checkpoints[i] for i in picked]
+
+
+def find_runs(root: Path, args: argparse.Namespace) -> list[Run]:
+    """The finished runs under ``root`` that ``--envs/--settings/--algos/--seeds`` select, with their checkpoints."""
+    runs = []
+    for record_path in sorted(root.glob("*/*/*/seed*/run.json")):
+        folder = record_path.parent
+        env_id, setting, algo = folder.parts[-4], folder.parts[-3], folder.parts[-2]
+        record = json.loads(record_path.read_text())
+        seed = int(record.get("seed", folder.name.removeprefix("seed")))
+        if (
+            (args.envs and env_id not in args.envs)
+            or (args.settings and setting not in args.settings)
+            or (args.algos and algo not in args.algos)
+            or (args.seeds and seed not in args.seeds)
+            or algo.startswith(D3RLPY_PREFIX)
+        ):
+            continue
+        found = []
+        for path in (folder / "checkpoints").glob("model_*_steps.zip"):
+            match = CHECKPOINT.match(path.name)
+            if match:
+                found.append((int(match.group(1)), path))
+        if not found:
+            print(f"skipped {folder}: no checkpoints (run batch_settings.py with --save-checkpoints)", flush=True)
+            continue
+        if "dataset" not in record:
+            raise ValueError(f"{record_path}: field 'dataset': expected the run's dataset id, found none")
+        checkpoints = select_checkpoints(sorted(found), args.max_checkpoints)
+        runs.append(Run(env_id, setting, algo, seed, folder, str(record["dataset"]), checkpoints))
+    return runs
+
+
+# ------------------------------------------------------------------------------------- the data of a run
+@dataclass
+class RunData:
+    """What every checkpoint of a run shares: the dataset, its episodes' first states, the rollouts' start states."""
+
+    transitions: Transitions
+    dataset_starts: np.ndarray
+    rollout_starts: np.ndarray
+    mdp_dataset: Any = None  # d3rlpy's MDPDataset, made on first use
+
+
+def rollout_start_states(env_id: str, n_episodes: int, seed: int) -> np.ndarray:
+    """
+    The first observations of :func:`~sb3_offline.ope.report.rollout_values`'s episodes: episode ``k`` is reset
+    with ``seed + k`` (its env is made with a longer time limit, which does not change the reset).
+    """
+    env = gym.make(env_id)
+    try:
+        return np.stack([np.asarray(env.reset(seed=seed + k)[0]) for k in range(n_episodes)])
+    finally:
+        env.close()
+
+
+def run_data(run: Run, args: argparse.Namespace) -> RunData:
+    transitions = load_transitions(run.dataset_id)
+    if isinstance(transitions.observations, dict):
+        raise ValueError(f"{run.dataset_id}: field 'observations': expected a flat array, found a dict")
+    starts = np.array([s.start for s in transitions.episode_slices()], dtype=np.int64)
+    observations = np.asarray(transitions.observations)
+    return RunData(
+        transitions, observations[starts], rollout_start_states(run.env_id, args.episodes, args.rollout_seed)
+    )
+
+
+# ------------------------------------------------------------------------------------------ estimators
+def estimate_fields(estimate: PolicyValueEstimate) -> dict[str, Any]:
+    return {
+        "value": estimate.value,
+        "ci_low": estimate.ci_low,
+        "ci_high": estimate.ci_high,
+        "confidence": estimate.confidence,
+        "initial_values": [float(v) for v in estimate.initial_values],
+        "gamma": estimate.gamma,
+        "horizon": estimate.horizon,
+        "undiscounted": estimate.undiscounted,
+        "undiscounted_ci": list(estimate.undiscounted_ci) if estimate.undiscounted_ci is not None else None,
+    }
+
+
+def estimate_from_fields(fields: dict[str, Any]) -> PolicyValueEstimate:
+    ci = fields.get("undiscounted_ci")
+    return PolicyValueEstimate(
+        value=float(fields["value"]),
+        ci_low=float(fields["ci_low"]),
+        ci_high=float(fields["ci_high"]),
+        confidence=float(fields["confidence"]),
+        initial_values=np.asarray(fields["initial_values"], dtype=np.float64),
+        gamma=float(fields["gamma"]),
+        horizon=fields.get("horizon"),
+        undiscounted=fields.get("undiscounted"),
+        undiscounted_ci=(float(ci[0]), float(ci[1])) if ci is not None else None,
+    )
+
+
+def ours(model: Any, data: RunData, gamma: float, args: argparse.Namespace) -> dict[str, Any]:
+    """Our FQE fitted on the run's dataset: its estimate at the dataset's starts and its values at the rollouts'."""
+    fqe = FQE(model, dataset=data.transitions, gamma=gamma, device=args.device, seed=args.seed)
+    fqe.learn(args.fqe_steps, log_interval=None)
+    estimate = fqe.estimate(seed=args.seed)
+    at_rollouts = fqe.predict_value(data.rollout_starts.astype(np.float32))
+    return {"dataset": estimate_fields(estimate), "rollout": [float(v) for v in at_rollouts]}
+
+
+def d3rlpy_module() -> Any:
+    """``d3rlpy`` with its info logging quieted (``benchmarks/d3rlpy_compat.py``), or ``None`` when not importable."""
+    here = str(Path(__file__).resolve().parent)
+    if here not in sys.path:
+        sys.path.insert(0, here)
+    from d3rlpy_compat import d3rlpy_available
+
+    if not d3rlpy_available():
+        return None
+    import d3rlpy
+
+    return d3rlpy
+
+
+def foreign_algo(model: Any, observation_space: gym.Space, action_space: gym.Space, device: str) -> Any:
+    """
+    Our model as the algorithm d3rlpy's FQE evaluates: an object with ``impl`` (a ``QLearningAlgoImplBase``
+    whose ``predict_best_action`` is the model's deterministic action in [-1, 1]) and ``predict`` (numpy).
+    """
+    import dataclasses
+
+    from d3rlpy.algos.qlearning.base import QLearningAlgoImplBase
+    from d3rlpy.torch_utility import Modules
+
+    evaluator = as_evaluation_policy(model, observation_space, action_space)
+
+    @dataclasses.dataclass(frozen=True)
+    class NoModules(Modules):
+        """The wrapped policy has no networks that d3rlpy trains or saves."""
+
+    class PolicyImpl(QLearningAlgoImplBase):
+        def inner_predict_best_action(self, x: Any) -> th.Tensor:
+            return evaluator.actions(x, 1)[:, 0].to(x.device)
+
+        def inner_sample_action(self, x: Any) -> th.Tensor:
+            return self.inner_predict_best_action(x)
+
+        def inner_predict_value(self, x: Any, action: th.Tensor) -> th.Tensor:
+            raise NotImplementedError("the evaluated policy has no Q-function; FQE's is the estimate")
+
+        def inner_update(self, batch: Any, grad_step: int) -> dict[str, float]:
+            raise NotImplementedError("the evaluated policy is fixed")
+
+    shape = tuple(observation_space.shape or ())
+    impl = PolicyImpl(shape, int(np.prod(action_space.shape or ())), NoModules(), device)
+
+    class PolicyAlgo:
+        """What ``d3rlpy.ope.FQE`` reads of the algorithm it evaluates: ``impl``, ``predict``, ``sample_action``."""
+
+        def __init__(self) -> None:
+            self.impl = impl
+
+        def predict(self, x: np.ndarray) -> np.ndarray:
+            return evaluator.actions(th.as_tensor(np.asarray(x, dtype=np.float32)), 1)[:, 0].cpu().numpy()
+
+        sample_action = predict
+
+    return PolicyAlgo()
+
+
+def theirs(model: Any, data: RunData, gamma: float, env_id: str, args: argparse.Namespace) -> dict[str, Any]:
+    """d3rlpy's FQE on the same data, the same steps: its values at the dataset's starts and at the rollouts'."""
+    import d3rlpy
+    from d3rlpy_compat import batch_sampler, d3rlpy_device, to_mdp_dataset
+
+    env = gym.make(env_id)
+    observation_space, action_space = env.observation_space, env.action_space
+    env.close()
+    if data.mdp_dataset is None:
+        data.mdp_dataset = to_mdp_dataset(data.transitions, action_space)[0]
+    config = d3rlpy.ope.FQEConfig(gamma=gamma)
+    sample, obs_dim, action_dim = batch_sampler(
+        data.transitions, config.batch_size, "buffer", action_space, dataset=data.mdp_dataset
+    )
+    device = d3rlpy_device(args.device)
+    d3rlpy.seed(args.seed)
+    algo = foreign_algo(model, observation_space, action_space, device)
+    fqe = d3rlpy.ope.FQE(algo=algo, config=config, device=device)
+    fqe.create_impl((obs_dim,), action_dim)
+    for _ in range(args.fqe_steps):
+        fqe.update(sample())
+
+    def values(states: np.ndarray) -> np.ndarray:
+        states = states.astype(np.float32)
+        return np.asarray(fqe.predict_value(states, algo.predict(states)), dtype=np.float64).reshape(-1)
+
+    initial = values(data.dataset_starts)
+    low, high = bootstrap_interval(initial, 0.95, 1000, args.seed)
+    estimate = PolicyValueEstimate(float(initial.mean()), low, high, 0.95, initial, gamma)
+    return {"dataset": estimate_fields(estimate), "rollout": [float(v) for v in values(data.rollout_starts)]}
+
+
+# ------------------------------------------------------------------------------------------ one checkpoint
+def evaluate_checkpoint(run: Run, steps: int, path: Path, data: RunData, args: argparse.Namespace) -> dict[str, Any]:
+    """The checkpoint's results, read from ``<checkpoint>.ope.json`` where its settings match, else computed there."""
+    cache_path = path.with_name(f"{path.stem}.ope.json")
+    record: dict[str, Any] = json.loads(cache_path.read_text()) if cache_path.exists() else {}
+    model = load_model(path, device=args.device)
+    gamma = float(args.gamma if args.gamma is not None else getattr(model, "gamma", 0.99))
+    truth_config = {"gamma": gamma, "episodes": args.episodes, "rollout_seed": args.rollout_seed}
+    fit_config = {**truth_config, "fqe_steps": args.fqe_steps, "seed": args.seed}
+    record.update(checkpoint=path.name, steps=steps, algorithm=type(model).__name__, dataset=run.dataset_id)
+
+    def save() -> None:
+        write_text(cache_path, json.dumps(record, indent=1))
+
+    truth = record.get("truth")
+    if truth is None or truth.get("config") != truth_config:
+        start = time.perf_counter()
+        rolled = rollout_values(model, run.env_id, args.episodes, gamma=gamma, seed=args.rollout_seed)
+        record["truth"] = {
+            "config": truth_config,
+            "returns": [float(v) for v in rolled.returns],
+            "discounted": [float(v) for v in rolled.discounted],
+            "seconds": time.perf_counter() - start,
+        }
+        save()
+    wanted = ["fqe", *(["d3rlpy_fqe"] if args.d3rlpy else [])]
+    for key in wanted:
+        part = record.get(key)
+        if part is not None and part.get("config") == fit_config:
+            continue
+        start = time.perf_counter()
+        result = ours(model, data, gamma, args) if key == "fqe" else theirs(model, data, gamma, run.env_id, args)
+        record[key] = {"config": fit_config, **result, "seconds": time.perf_counter() - start}
+        save()
+    t = record["truth"]
+    line = f"{run.env_id} {run.setting} {run.label} {path.name}: true disc. {np.mean(t['discounted']):8.2f}"
+    for key in wanted:
+        line += (
+            f" | {key} {np.mean(record[key]['rollout']):8.2f} (dataset starts {record[key]['dataset']['value']:8.2f},"
+            f" {record[key]['seconds']:.0f} s)"
+        )
+    print(line, flush=True)
+    return record
+
+
+# ---------------------------------------------------------------------------------------------- summary
+@dataclass
+class Point:
+    """One checkpoint's numbers."""
+
+    run: Run
+    steps: int
+    path: Path
+    record: dict[str, Any]
+
+    @property
+    def true_discounted(self) -> float:
+        return float(np.mean(self.record["truth"]["discounted"]))
+
+    @property
+    def true_return(self) -> float:
+        return float(np.mean(self.record["truth"]["returns"]))
+
+    def estimate(self, estimator: str, starts: str) -> float:
+        part = self.record[estimator]
+        return float(np.mean(part["rollout"])) if starts == "rollout" else float(part["dataset"]["value"])
+
+
+def regrets(points: list[Point], choose: Callable[[list[Point]], Point]) -> list[float]:
+    """Per run: the true return of its best checkpoint minus that of the one ``choose`` picks."""
+    by_run: dict[str, list[Point]] = {}
+    for point in points:
+        by_run.setdefault(point.run.label, []).append(point)
+    return [max(p.true_return for p in run) - choose(run).true_return for run in by_run.values()]
+
+
+def best_by(estimator: str, starts: str) -> Callable[[list[Point]], Point]:
+    """Picks a run's checkpoint with the highest estimate."""
+
+    def choose(run: list[Point]) -> Point:
+        return max(run, key=lambda point: point.estimate(estimator, starts))
+
+    return choose
+
+
+def summary_rows(env_id: str, setting: str, points: list[Point], estimators: list[str]) -> list[list[str]]:
+    truth = np.array([p.true_discounted for p in points])
+    last = float(np.mean(regrets(points, lambda run: max(run, key=lambda p: p.steps))))
+    n_runs = len({p.run.label for p in points})
+    rows = []
+    for estimator in estimators:
+        for starts in STARTS:
+            values = np.array([p.estimate(estimator, starts) for p in points])
+            picked = float(np.mean(regrets(points, best_by(estimator, starts))))
+            rows.append(
+                [
+                    env_id,
+                    setting,
+                    ESTIMATORS[estimator],
+                    STARTS[starts],
+                    f"{len(points)} ({n_runs} runs)",
+                    f"{spearman(values.tolist(), truth.tolist()):.2f}",
+                    f"{np.mean(np.abs(values - truth)):.2f}",
+                    f"{picked:.1f}",
+                    f"{last:.1f}",
+                ]
+            )
+    return rows
+
+
+def plot_setting(env_id: str, setting: str, points: list[Point], estimators: list[str], path: Path) -> None:
+    """Estimate vs true discounted return, one panel per estimator, one colour per algorithm."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(estimators), figsize=(6 * len(estimators), 5), squeeze=False)
+    algos = list(dict.fromkeys(p.run.algo for p in points))
+    colours = plt.get_cmap("tab10")
+    truth = np.array([p.true_discounted for p in points])
+    for ax, estimator in zip(axes[0], estimators, strict=True):
+        everything = [truth]
+        for index, algo in enumerate(algos):
+            chosen = [p for p in points if p.run.algo == algo]
+            x = np.array([p.true_discounted for p in chosen])
+            for starts, fill in (("rollout", True), ("dataset", False)):
+                y = np.array([p.estimate(estimator, starts) for p in chosen])
+                everything.append(y)
+                ax.scatter(
+                    x,
+                    y,
+                    s=30,
+                    color=colours(index % 10) if fill else "none",
+                    edgecolors=colours(index % 10),
+                    label=f"{algo} ({STARTS[starts]})",
+                )
+        low, high = float(min(v.min() for v in everything)), float(max(v.max() for v in everything))
+        ax.plot([low, high], [low, high], "--", color="gray", linewidth=1, label="estimate = truth")
+        ax.set_xlabel("true discounted return (rolled out)")
+        ax.set_ylabel("estimate of the discounted return")
+        ax.set_title(f"{env_id}, {setting}: {ESTIMATORS[estimator]}", fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
+    plt.close(fig)
+
+
+def checkpoint_reports(points: list[Point]) -> list[CheckpointReport]:
+    """Our FQE's results as the ``sb3-offline ope`` report's rows (for :func:`~sb3_offline.ope.report.write_csv`)."""
+    return [
+        CheckpointReport(
+            label=f"{p.run.label}/{p.path.stem}",
+            path=os.fspath(p.path),
+            algorithm=p.record["algorithm"],
+            estimate=estimate_from_fields(p.record["fqe"]["dataset"]),
+            rollout=RolloutValues(
+                np.asarray(p.record["truth"]["returns"]), np.asarray(p.record["truth"]["discounted"])
+            ),
+        )
+        for p in points
+    ]
+
+
+# ------------------------------------------------------------------------------------------------- main
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("input", help="the --output folder of batch_settings.py run with --save-checkpoints")
+    parser.add_argument("--envs", nargs="+", default=None)
+    parser.add_argument("--settings", nargs="+", default=None)
+    parser.add_argument("--algos", nargs="+", default=None)
+    parser.add_argument("--seeds", nargs="+", type=int, default=None)
+    parser.add_argument("--max-checkpoints", type=int, default=None, help="per run, evenly spaced, the last kept")
+    parser.add_argument("--fqe-steps", type=int, default=10_000, help="gradient steps of each FQE fit")
+    parser.add_argument("--episodes", type=int, default=10, help="rollouts per checkpoint (the truth)")
+    parser.add_argument("--rollout-seed", type=int, default=10_000, help="rollout k is reset with this + k")
+    parser.add_argument("--gamma", type=float, default=None, help="default: the checkpoint's gamma (0.99)")
+    parser.add_argument("--seed", type=int, default=0, help="FQE's seed (and d3rlpy's)")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--d3rlpy", action="store_true", help="also d3rlpy's FQE (d3rlpy must be importable)")
+    parser.add_argument("--output", default=None, help="default: <input>/ope")
+    args = parser.parse_args(argv)
+    if args.fqe_steps < 1 or args.episodes < 1:
+        parser.error(f"--fqe-steps and --episodes: expected >= 1, found {args.fqe_steps} and {args.episodes}")
+    if args.max_checkpoints is not None and args.max_checkpoints < 1:
+        parser.error(f"--max-checkpoints: expected >= 1, found {args.max_checkpoints}")
+    if args.d3rlpy and d3rlpy_module() is None:
+        parser.error("--d3rlpy: d3rlpy is not importable in this Python (it is no dependency of sb3-offline)")
+    root = Path(args.input)
+    output = Path(args.output) if args.output is not None else root / "ope"
+    runs = find_runs(root, args)
+    if not runs:
+        parser.error(f"input: expected finished runs with checkpoints under {root}, found none")
+    estimators = ["fqe", *(["d3rlpy_fqe"] if args.d3rlpy else [])]
+
+    groups: dict[tuple[str, str], list[Point]] = {}
+    for run in runs:
+        data = run_data(run, args)
+        for steps, path in run.checkpoints:
+            record = evaluate_checkpoint(run, steps, path, data, args)
+            groups.setdefault((run.env_id, run.setting), []).append(Point(run, steps, path, record))
+
+    headers = [
+        "env",
+        "setting",
+        "estimator",
+        "start states",
+        "checkpoints",
+        "Spearman",
+        "MAE",
+        "regret@1 (pick by estimate)",
+        "regret@1 (last checkpoint)",
+    ]
+    lines = [
+        f"FQE: {args.fqe_steps} gradient steps per checkpoint; truth: {args.episodes} rollouts per checkpoint "
+        f"(resets {args.rollout_seed}...), discounted return with the checkpoint's gamma"
+        + (f" (here {args.gamma})" if args.gamma is not None else "")
+        + ". Spearman and MAE against the true discounted return over all checkpoints of the setting; regret@1: "
+        "true undiscounted return of the run's best checkpoint minus that of the pick, mean over runs.",
+        "",
+        "| " + " | ".join(headers) + " |",
+        "|" + "|".join("---" for _ in headers) + "|",
+    ]
+    for (env_id, setting), points in groups.items():
+        for row in summary_rows(env_id, setting, points, estimators):
+            lines.append("| " + " | ".join(row) + " |")
+        name = f"{env_id}_{setting}"
+        plot_setting(env_id, setting, points, estimators, output / f"{name}_ope.png")
+        reports = checkpoint_reports(points)
+        write_atomic(output / f"{name}_checkpoints.csv", lambda tmp: write_csv(reports, tmp))  # noqa: B023 (called here)
+    table = "\n".join(lines)
+    print(table)
+    write_text(output / "table.md", table + "\n")
+
+
+if __name__ == "__main__":
+    main()
