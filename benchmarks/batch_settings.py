@@ -62,6 +62,7 @@ ALGO_ORDER = ("batch_ddpg", "bc", "bcq", "awac", "plas", "lapo", "iql", "td3bc",
 VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "plas_p": ("plas", dict(perturbation=True), {}),  # PLAS-P: the paper's PLAS with perturbation
     "awac_linear_mean": ("awac", {}, dict(squash_mean=False, init_w=None)),  # AWAC before rlkit's tanh mean
+    "awac_batch1024": ("awac", dict(batch_size=1024), {}),  # AWAC with rlkit's online batch offline too
 }
 NAMES = {
     "batch_ddpg": "BatchDDPG",
@@ -76,6 +77,7 @@ NAMES = {
     "calql": "Cal-QL",
     "plas_p": "PLAS-P",
     "awac_linear_mean": "AWAC (linear mean)",
+    "awac_batch1024": "AWAC (batch 1024)",
 }
 D3RLPY_PREFIX = "d3rlpy-"  # rows of d3rlpy's algorithms: "d3rlpy-bcq", "d3rlpy-awac", "d3rlpy-plas"
 SMALL_NETS: dict[str, dict[str, Any]] = {
@@ -302,6 +304,11 @@ def main(
         "must be importable)",
     )
     parser.add_argument(
+        "--table-only",
+        action="store_true",
+        help="train nothing: the table and PNGs of the runs already finished under --output (each row says its seeds)",
+    )
+    parser.add_argument(
         "--d3rlpy-algos",
         nargs="+",
         default=None,
@@ -344,18 +351,25 @@ def main(
                 name = NAMES.get(algo, algo)
                 run = run_one_d3rlpy if algo.startswith(D3RLPY_PREFIX) else run_one
                 records = []
-                for seed in args.seeds:
+                seeds = [
+                    seed
+                    for seed in args.seeds
+                    if not args.table_only or (output / env_id / setting / algo / f"seed{seed}" / "run.json").exists()
+                ]
+                if not seeds:
+                    continue  # --table-only: no finished run of this algorithm here
+                for seed in seeds:
                     folder = output / env_id / setting / algo / f"seed{seed}"
                     records.append(run(env_id, dataset_id, algo, seed, folder, args))
                     print(f"{env_id} {setting:<10} {algo:<10} seed {seed}: {records[-1]['return']:8.1f}", flush=True)
                 evaluations = [
-                    np.load(output / env_id / setting / algo / f"seed{s}" / "evaluations.npz") for s in args.seeds
+                    np.load(output / env_id / setting / algo / f"seed{s}" / "evaluations.npz") for s in seeds
                 ]
                 means = np.mean([e["results"].mean(axis=1) for e in evaluations], axis=0)
                 stds = np.std([e["results"].mean(axis=1) for e in evaluations], axis=0)
                 curves[name] = (evaluations[0]["timesteps"], means, stds)
                 if algo != "bc" and run is run_one:
-                    value_runs[name] = output / env_id / setting / algo / f"seed{args.seeds[0]}"
+                    value_runs[name] = output / env_id / setting / algo / f"seed{seeds[0]}"
                 returns = [r["return"] for r in records]
                 normalized = [r["normalized"] for r in records if r["normalized"] is not None]
                 rows.append(
@@ -369,6 +383,7 @@ def main(
                         behaviour,
                         scores,
                         np.mean([r["seconds"] for r in records]),
+                        len(seeds),
                     )
                 )
             plot_curves(
@@ -391,14 +406,14 @@ def main(
             else ""
         ),
         "",
-        "| env | setting | algorithm | return (mean ± std over seeds) | normalized | normalized IQM [95% CI] "
+        "| env | setting | algorithm | seeds | return (mean ± std over seeds) | normalized | normalized IQM [95% CI] "
         "| behaviour return | s/run |",
-        "|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
-    for env_id, setting, name, mean, std, normalized, behaviour, _scores, seconds in rows:
+    for env_id, setting, name, mean, std, normalized, behaviour, _scores, seconds, n_seeds in rows:
         norm = f"{np.mean(normalized):.1f} ± {np.std(normalized):.1f}" if normalized else "n/a"
         lines.append(
-            f"| {env_id} | {setting} | {name} | {mean:.1f} ± {std:.1f} | {norm} | {_iqm_cell(normalized)} "
+            f"| {env_id} | {setting} | {name} | {n_seeds} | {mean:.1f} ± {std:.1f} | {norm} | {_iqm_cell(normalized)} "
             f"| {behaviour:.1f} | {seconds:.0f} |"
         )
     lines += _aggregate_lines(rows, output)

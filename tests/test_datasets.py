@@ -36,6 +36,7 @@ from sb3_offline.datasets import (
     save_npz,
     validate_transitions,
 )
+from sb3_offline.datasets.transitions import FIELD_NAMES
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:minari.*")
 
@@ -145,7 +146,11 @@ def test_round_trip_keeps_reference_scores(tmp_path, pendulum_transitions, fmt):
     path = tmp_path / f"scores.{fmt}"
     (save_hdf5 if fmt == "hdf5" else save_npz)(transitions, path)
     loaded = load_transitions(path)
-    assert loaded.metadata == {"ref_min_score": -1500.0, "ref_max_score": -150.5}
+    scores = {key: loaded.metadata[key] for key in ("ref_min_score", "ref_max_score")}
+    assert scores == {"ref_min_score": -1500.0, "ref_max_score": -150.5}
+    # besides the scores, only how the file spells the flags (for error messages): D4RL's names
+    assert set(loaded.metadata) == {"ref_min_score", "ref_max_score", FIELD_NAMES}
+    assert loaded.source_field("terminations") == "terminals"
 
 
 def closed_before_dropped(data, rows):
