@@ -39,6 +39,8 @@ def run_one(dataset_id: str, algo: str, seed: int, folder: Path, args: argparse.
     if result_path.exists():
         return json.loads(result_path.read_text())
     kwargs: dict[str, Any] = dict(policy_kwargs=dict(SMALL_NETS[algo]) if args.small_nets else {})
+    # rows for the online transitions: the algorithms whose default buffer_size is 0 (offline only: CQL) get them
+    kwargs["buffer_size"] = max(args.online_steps, 1)
     model = ALGOS[algo]("MlpPolicy", gym.make(args.env), dataset=dataset_id, seed=seed, **kwargs)
     start = time.perf_counter()
     model.learn(args.offline_steps)

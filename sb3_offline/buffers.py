@@ -487,7 +487,9 @@ class OfflineReplayBuffer(ReplayBuffer):
         if self.online_capacity < self.n_envs:
             raise ValueError(
                 f"online_capacity: expected at least n_envs={self.n_envs} rows for online transitions, found "
-                f"{self.online_capacity}; pass replay_buffer_kwargs=dict(online_capacity=...)"
+                f"{self.online_capacity}; give the algorithm buffer_size=... (the rows after the dataset for "
+                f"learn_online; 0 by default for the offline-only algorithms), or replay_buffer_kwargs=dict("
+                f"online_capacity=...) to a buffer made by hand"
             )
         start = self.dataset_size + self._online_pos
         rows = th.arange(start, start + self.n_envs, device=self.device)

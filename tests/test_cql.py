@@ -331,6 +331,14 @@ def test_learn_online_with_the_offline_fraction(imperfect_pendulum: Transitions)
     assert shares == [0.5] * 100  # CQL's batches may hold rows of the running episode (online rows from step 1)
 
 
+def test_learn_online_without_online_rows_names_buffer_size(imperfect_pendulum: Transitions) -> None:
+    model = make(imperfect_pendulum)  # CQL's default buffer_size is 0: offline only
+    model.learn(2)
+    with pytest.raises(ValueError, match=r"online_capacity: expected at least n_envs=1 rows .* give the algorithm "
+                       r"buffer_size=\.\.\."):  # fmt: skip
+        model.learn_online(5)
+
+
 # ------------------------------------------------------------------------------------------- learning
 def test_cql_learns_from_imperfect_demonstrations(imperfect_pendulum: Transitions) -> None:
     threads = th.get_num_threads()
