@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import time
 from pathlib import Path
@@ -50,6 +49,7 @@ from sb3_offline.algorithms import ALGOS
 from sb3_offline.callbacks import ValueEstimateCallback
 from sb3_offline.collect import PROTOCOLS, collect_dataset, default_dataset_id, episode_returns
 from sb3_offline.datasets import Transitions, load_transitions, save_minari
+from sb3_offline.datasets.writers import atomic_path
 from sb3_offline.evaluation import evaluate, reference_scores
 from sb3_offline.plotting import plot_curves, plot_value_estimates
 from sb3_offline.statistics import format_interval, interval_estimate, plot_performance_profiles
@@ -111,11 +111,15 @@ def ensure_dataset(env_id: str, setting: str, args: argparse.Namespace) -> str:
     return dataset_id
 
 
+def write_text(path: Path, text: str) -> None:
+    """A text file written whole or not at all (``sb3_offline.datasets.writers.atomic_path``)."""
+    with atomic_path(path) as temporary:
+        temporary.write_text(text)
+
+
 def _write_record(path: Path, record: dict) -> None:
-    """``run.json``, the mark of a finished run, written whole or not at all (temp file, then a rename)."""
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(json.dumps(record))
-    os.replace(temporary, path)
+    """``run.json``, the mark of a finished run, written whole or not at all."""
+    write_text(path, json.dumps(record))
 
 
 def run_one(env_id: str, dataset_id: str, algo: str, seed: int, folder: Path, args: argparse.Namespace) -> dict:
@@ -419,7 +423,7 @@ def main(
     lines += _aggregate_lines(rows, output)
     table = "\n".join(lines)
     print(table)
-    (output / "table.md").write_text(table + "\n")
+    write_text(output / "table.md", table + "\n")
 
 
 if __name__ == "__main__":

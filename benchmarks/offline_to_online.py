@@ -23,7 +23,7 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-from batch_settings import NAMES, SMALL_NETS, _write_record, ensure_dataset
+from batch_settings import NAMES, SMALL_NETS, _write_record, ensure_dataset, write_text
 from stable_baselines3.common.callbacks import EvalCallback
 from stable_baselines3.common.monitor import Monitor
 
@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> None:
     table = "\n".join(lines)
     print(table)
     output.mkdir(parents=True, exist_ok=True)
-    (output / "table.md").write_text(table + "\n")
+    write_text(output / "table.md", table + "\n")
     plot_curves(
         curves,
         output / f"{args.env}_{args.setting}_offline_to_online.png",

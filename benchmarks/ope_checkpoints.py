@@ -77,6 +77,7 @@ import numpy as np
 import torch as th
 
 from sb3_offline.datasets import Transitions, load_transitions
+from sb3_offline.datasets.writers import atomic_path
 from sb3_offline.ope import FQE, PolicyValueEstimate, as_evaluation_policy, bootstrap_interval, load_model
 from sb3_offline.ope.report import CheckpointReport, RolloutValues, rollout_values, spearman, write_csv
 
@@ -90,15 +91,9 @@ D3RLPY_PREFIX = "d3rlpy-"
 
 # --------------------------------------------------------------------------------------------- files
 def write_atomic(path: Path, write: Callable[[Path], Any]) -> None:
-    """``write(temporary)`` into a temp file of the same folder, then renamed to ``path`` (whole or nothing)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    """``write(temporary)``, then the temporary file replaces ``path`` (``sb3_offline``'s ``atomic_path``)."""
+    with atomic_path(path) as temporary:
         write(temporary)
-        os.replace(temporary, path)
-    finally:
-        if temporary.exists():
-            temporary.unlink()
 
 
 def write_text(path: Path, text: str) -> None:

@@ -144,6 +144,8 @@ def plot_performance_profiles(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from sb3_offline.plotting import _finish
+
     matrices = {name: _as_scores(value, f"scores[{name!r}]") for name, value in scores.items()}
     if not matrices:
         raise ValueError("scores: expected at least one algorithm, found none")
@@ -152,25 +154,16 @@ def plot_performance_profiles(
         taus = np.linspace(every.min(), every.max(), 101)
     thresholds = np.asarray(taus, dtype=np.float64)
     figure, axis = plt.subplots(figsize=(7, 4.5))
-    for name, matrix in matrices.items():
+    styles = ("-", "--", ":", "-.")
+    for index, (name, matrix) in enumerate(matrices.items()):
         profile, band = performance_profile(matrix, thresholds, reps=reps, seed=seed)
-        (line,) = axis.plot(thresholds, profile, label=f"{name} ({matrix.shape[0]}x{matrix.shape[1]} runs)")
+        label = f"{name} ({matrix.shape[0]}x{matrix.shape[1]} runs)"
+        (line,) = axis.plot(thresholds, profile, styles[index // 10 % len(styles)], label=label)
         axis.fill_between(thresholds, band[0], band[1], color=line.get_color(), alpha=0.15)
-    axis.set_xlabel(xlabel)
-    axis.set_ylabel(r"fraction of runs with score $> \tau$")
     axis.set_ylim(0, 1.02)
-    axis.grid(alpha=0.3)
-    axis.legend(fontsize=8)
     if title:
         axis.set_title(title)
-    figure.tight_layout()
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    temporary = out.with_name(f".{out.stem}.tmp{out.suffix}")
-    figure.savefig(temporary, dpi=120)
-    plt.close(figure)
-    os.replace(temporary, out)
-    return out
+    return _finish(figure, axis, path, xlabel, r"fraction of runs with score $> \tau$")
 
 
 def format_interval(point: float, interval: np.ndarray, digits: int = 1) -> str:
