@@ -14,6 +14,8 @@ context is made), so only what reading the file costs is counted. Readings:
 
 - ``load``: ``load_transitions(path)`` (the arrays, as the loaders return them);
 - ``buffer cpu``: ``OfflineReplayBuffer(dataset=path, device="cpu")`` (read, validated, stored as tensors);
+- ``buffer cpu+online``: the same with ``online_capacity=1000`` (rows kept after the dataset for fine-tuning: the
+  dataset is copied into the larger storage, not adopted as it is);
 - ``buffer cuda``: the same on CUDA, when available (host memory only: the device copy is not counted).
 
 Prints a table; nothing here is a test. To compare with another version of the package, run the script with
@@ -57,7 +59,8 @@ if reading == "load":
     rows = len(data)
 else:
     device = "cuda" if reading == "buffer cuda" else "cpu"
-    data = OfflineReplayBuffer(0, obs_space, act_space, device=device, dataset=path)
+    online = 1000 if reading == "buffer cpu+online" else 0
+    data = OfflineReplayBuffer(0, obs_space, act_space, device=device, dataset=path, online_capacity=online)
     rows = data.dataset_size
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 print(json.dumps(dict(before=before, peak=peak, after=rss(), rows=rows)))
@@ -136,12 +139,12 @@ def main() -> None:
 
         use_cuda = th.cuda.is_available()
     paths = write_files(directory, args.rows)
-    readings = ["load", "buffer cpu"] + (["buffer cuda"] if use_cuda else [])
+    readings = ["load", "buffer cpu", "buffer cpu+online"] + (["buffer cuda"] if use_cuda else [])
     mib = 2**20
     print(
         f"{args.rows} transitions, obs dim {OBS_DIM}, action dim {ACT_DIM}; peak = host peak RSS - RSS before reading"
     )
-    print(f"{'file':<24} {'size MiB':>9} {'reading':<12} {'peak MiB':>9} {'peak / size':>12} {'kept MiB':>9}")
+    print(f"{'file':<24} {'size MiB':>9} {'reading':<17} {'peak MiB':>9} {'peak / size':>12} {'kept MiB':>9}")
     try:
         for name, path in paths.items():
             size = os.path.getsize(path)
@@ -150,7 +153,7 @@ def main() -> None:
                 peak = result["peak"] - result["before"]
                 kept = result["after"] - result["before"]
                 print(
-                    f"{name:<24} {size / mib:>9.0f} {reading:<12} {peak / mib:>9.0f} {peak / size:>12.2f} "
+                    f"{name:<24} {size / mib:>9.0f} {reading:<17} {peak / mib:>9.0f} {peak / size:>12.2f} "
                     f"{kept / mib:>9.0f}",
                     flush=True,
                 )

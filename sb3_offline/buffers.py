@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from collections import deque
 from dataclasses import dataclass
 from typing import Any, ClassVar, overload
@@ -16,7 +17,7 @@ from stable_baselines3.common.vec_env import VecNormalize
 
 from sb3_offline.datasets.loaders import DatasetSource, describe_source, load_transitions
 from sb3_offline.datasets.transitions import Observations, Transitions
-from sb3_offline.datasets.validation import DEFAULT_ACTION_BOUND_TOLERANCE, validate_transitions
+from sb3_offline.datasets.validation import DEFAULT_ACTION_BOUND_TOLERANCE, row_chunks, validate_transitions
 
 TensorObs = th.Tensor | dict[str, th.Tensor]
 
@@ -215,12 +216,57 @@ def _obs_dtype(space: spaces.Space) -> th.dtype:
     return th.float32
 
 
-def _obs_storage(space: spaces.Space, capacity: int, device: th.device) -> TensorObs:
+def _rows_storage(shape: tuple[int, ...], dtype: th.dtype, device: th.device, filled: int) -> th.Tensor:
+    """
+    Storage of ``shape[0]`` rows whose first ``filled`` rows the dataset is about to write: those are left
+    uninitialised (``th.empty``: on the host, a page takes memory only when written, so the storage never costs
+    more than what is written into it), the rows after them are zeroed.
+    """
+    tensor = th.empty(shape, dtype=dtype, device=device)
+    tensor[filled:].zero_()
+    return tensor
+
+
+def _obs_storage(space: spaces.Space, capacity: int, device: th.device, filled: int = 0) -> TensorObs:
     if isinstance(space, spaces.Dict):
-        return {key: _obs_storage(sub, capacity, device) for key, sub in space.spaces.items()}  # type: ignore[misc]
+        subspaces = space.spaces.items()
+        return {key: _obs_storage(sub, capacity, device, filled) for key, sub in subspaces}  # type: ignore[misc]
     if not isinstance(space, spaces.Box):
         raise ValueError(f"observation_space: expected a Box or a Dict of Box, found {type(space).__name__}")
-    return th.zeros((capacity, *space.shape), dtype=_obs_dtype(space), device=device)
+    return _rows_storage((capacity, *space.shape), _obs_dtype(space), device, filled)
+
+
+def _store_obs(storage: TensorObs, values: Observations, adopt: bool) -> TensorObs:
+    """
+    The dataset's observations in the first rows of ``storage``; with ``adopt`` (a host buffer that owns the
+    arrays and has no rows after them), an array already in the storage's dtype and layout *becomes* the storage
+    (``th.from_numpy``, no copy) and ``storage`` (never written, so never backed by memory) is dropped.
+    """
+    if isinstance(storage, dict):
+        assert isinstance(values, dict)
+        return {key: _store_obs(tensor, values[key], adopt) for key, tensor in storage.items()}  # type: ignore[misc]
+    assert not isinstance(values, dict)
+    array = np.asarray(values)
+    if (
+        adopt
+        and storage.device.type == "cpu"
+        and len(array) == len(storage)
+        and array.dtype == th.empty(0, dtype=storage.dtype).numpy().dtype
+        and array.flags.c_contiguous
+        and array.flags.writeable
+        and array.size == storage.numel()
+    ):
+        return th.from_numpy(array).view(storage.shape)
+    _write_obs(storage, slice(0, len(array)), array)
+    return storage
+
+
+def _released(values: Observations) -> Observations:
+    """Zero-row arrays of ``values``' dtype and shape: what a field of ``Transitions`` becomes once stored."""
+    if isinstance(values, dict):
+        return {key: _released(value) for key, value in values.items()}  # type: ignore[misc]
+    array = np.asarray(values)
+    return np.empty((0, *array.shape[1:]), dtype=array.dtype)
 
 
 def _write_obs(storage: TensorObs, rows: slice | th.Tensor, values: Observations) -> None:
@@ -359,9 +405,17 @@ class OfflineReplayBuffer(ReplayBuffer):
         self.offline_fraction = None if offline_fraction is None else float(offline_fraction)
 
         transitions = None
+        # Data this buffer read itself (from a path or a Minari id) is held by nothing else: it is validated in
+        # place and each field is freed once stored (host peak about the data's size, not three times it).
+        owned = isinstance(dataset, str | os.PathLike)
         if dataset is not None:
-            raw = load_transitions(dataset, action_space=action_space, download=download)
-            transitions = validate_transitions(raw, observation_space, action_space, action_bound_tolerance)
+            transitions = validate_transitions(
+                load_transitions(dataset, action_space=action_space, download=download),
+                observation_space,
+                action_space,
+                action_bound_tolerance,
+                copy=not owned,
+            )
         self.dataset_size = len(transitions) if transitions is not None else 0
         self.metadata: dict[str, Any] = dict(transitions.metadata) if transitions is not None else {}
         self.env_id = transitions.env_id if transitions is not None else None
@@ -378,7 +432,7 @@ class OfflineReplayBuffer(ReplayBuffer):
         self.episode_starts = th.zeros(0, dtype=th.int64, device=self.device)
         self.episode_lengths = th.zeros(0, dtype=th.int64, device=self.device)
         if transitions is not None:
-            self._write_dataset(transitions)
+            self._write_dataset(transitions, owned)
             self._index_dataset_episodes(transitions)
         self._online_pos = 0
         self._online_full = False
@@ -387,13 +441,14 @@ class OfflineReplayBuffer(ReplayBuffer):
 
     # ------------------------------------------------------------------------------------ storage
     def _allocate(self, capacity: int) -> None:
-        device = self.device
-        self.observations = _obs_storage(self.observation_space, capacity, device)
-        self.next_observations = _obs_storage(self.observation_space, capacity, device)
-        self.actions = th.zeros((capacity, self.action_dim), dtype=th.float32, device=device)
-        self.rewards = th.zeros((capacity, 1), dtype=th.float32, device=device)
-        self.dones = th.zeros((capacity, 1), dtype=th.float32, device=device)
-        self.timeouts = th.zeros((capacity, 1), dtype=th.float32, device=device)
+        """The storage of ``capacity`` rows; the first ``dataset_size`` are left for :meth:`_write_dataset`."""
+        device, filled = self.device, self.dataset_size
+        self.observations = _obs_storage(self.observation_space, capacity, device, filled)
+        self.next_observations = _obs_storage(self.observation_space, capacity, device, filled)
+        self.actions = _rows_storage((capacity, self.action_dim), th.float32, device, filled)
+        self.rewards = _rows_storage((capacity, 1), th.float32, device, filled)
+        self.dones = _rows_storage((capacity, 1), th.float32, device, filled)
+        self.timeouts = _rows_storage((capacity, 1), th.float32, device, filled)
         self.episode_ids = th.full((capacity,), -1, dtype=th.int64, device=device)
         self.rtg_valid = th.zeros((capacity, 1), dtype=th.bool, device=device)
 
@@ -403,13 +458,32 @@ class OfflineReplayBuffer(ReplayBuffer):
         low, high = self.action_space.low, self.action_space.high
         return 2.0 * ((action - low) / (high - low)) - 1.0
 
-    def _write_dataset(self, transitions: Transitions) -> None:
+    def _write_dataset(self, transitions: Transitions, owned: bool = False) -> None:
+        """
+        Store the validated dataset in the first ``len(transitions)`` rows. With ``owned`` (nothing else holds
+        ``transitions``), each observation field is released from ``transitions`` once stored, and on the host
+        with no online rows the observation arrays become the storage without a copy.
+        """
         n = len(transitions)
         rows = slice(0, n)
-        _write_obs(self.observations, rows, transitions.observations)
-        _write_obs(self.next_observations, rows, transitions.next_observations)
-        scaled = self.scale_action(transitions.actions.astype(np.float64)).astype(np.float32)
-        self.actions[rows] = th.as_tensor(scaled.reshape(n, self.action_dim), device=self.device)
+        adopt = owned and self.online_capacity == 0
+        self.observations = _store_obs(self.observations, transitions.observations, adopt)
+        if owned:
+            transitions.observations = _released(transitions.observations)
+        self.next_observations = _store_obs(self.next_observations, transitions.next_observations, adopt)
+        if owned:
+            transitions.next_observations = _released(transitions.next_observations)
+        actions = transitions.actions.reshape(n, self.action_dim)
+        # rescaled in float64 a block at a time (no temporary of the data's size); an adoptable array is rescaled
+        # in place and becomes the storage
+        adopt_actions = (
+            adopt and self.device.type == "cpu" and actions.dtype == np.float32 and actions.flags.c_contiguous
+        )
+        target = th.from_numpy(actions) if adopt_actions else self.actions
+        for chunk in row_chunks(actions):
+            scaled = self.scale_action(actions[chunk].astype(np.float64)).astype(np.float32)
+            target[chunk] = th.as_tensor(scaled, device=self.device)
+        self.actions = target
         rewards = self.reward_transform(np.asarray(transitions.rewards, dtype=np.float32))
         self.rewards[rows, 0] = th.as_tensor(rewards, dtype=th.float32, device=self.device)
         self.dones[rows, 0] = th.as_tensor(transitions.terminations, dtype=th.float32, device=self.device)

@@ -822,6 +822,45 @@ def test_offline_buffer_from_every_source_holds_the_same_data(tmp_path, pendulum
     assert offline_buffer("test/source-v0", *spaces).dataset_name == "test/source-v0"
 
 
+@pytest.mark.parametrize("online_capacity", [0, 64])
+def test_offline_buffer_from_a_file_stores_without_copies(
+    tmp_path, pendulum_transitions, pendulum_env, online_capacity
+):
+    """A file read by the buffer is stored in place (no copy when there are no online rows), with the same values."""
+    spaces = (pendulum_env.observation_space, pendulum_env.action_space)
+    snapshot = copy_rows(pendulum_transitions)
+    reference = offline_buffer(pendulum_transitions, *spaces, online_capacity=online_capacity)
+    assert_transitions_equal(pendulum_transitions, snapshot)  # in-memory data is the caller's: never changed
+    save_hdf5(pendulum_transitions, tmp_path / "d.hdf5")
+    read, validated = [], []
+
+    def spy(function, into):
+        def wrapped(*args, **kwargs):
+            into.append(function(*args, **kwargs))
+            return into[-1]
+
+        return wrapped
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("sb3_offline.datasets.loaders.load_hdf5", spy(load_hdf5, read))
+        mp.setattr("sb3_offline.buffers.validate_transitions", spy(validate_transitions, validated))
+        buffer = offline_buffer(tmp_path / "d.hdf5", *spaces, online_capacity=online_capacity)
+    assert buffer.buffer_size == 1000 + online_capacity
+    for name in ("observations", "next_observations", "actions", "rewards", "dones", "timeouts"):
+        assert th.equal(getattr(buffer, name), getattr(reference, name)), name
+    assert not buffer.observations[1000:].any() and not buffer.actions[1000:].any()  # online rows start at zero
+    # the validated observations are released once stored; without online rows the arrays read *are* the storage
+    ((loaded,), (checked,)) = read, validated
+    assert len(checked.observations) == 0 and len(checked.next_observations) == 0 and len(checked) == 1000
+
+    def same_memory(tensor, array):
+        return tensor.untyped_storage().data_ptr() == th.from_numpy(array).untyped_storage().data_ptr()
+
+    assert same_memory(buffer.observations, loaded.observations) == (online_capacity == 0)
+    assert same_memory(buffer.next_observations, loaded.next_observations) == (online_capacity == 0)
+    assert same_memory(buffer.actions, checked.actions) == (online_capacity == 0)
+
+
 def test_offline_buffer_dict_observations(fetch_transitions, fetch_env_spaces):
     buffer = offline_buffer(fetch_transitions, *fetch_env_spaces)
     assert buffer.size() == 120

@@ -14,7 +14,7 @@ DEFAULT_ACTION_BOUND_TOLERANCE = 1e-3
 
 #: Arrays are checked (and converted) this many bytes of rows at a time, so that no check needs a temporary
 #: array the size of the dataset.
-CHUNK_BYTES = 1 << 24
+CHUNK_BYTES = 1 << 22
 
 
 class DatasetValidationError(ValueError):

@@ -267,9 +267,9 @@ class OfflineHerReplayBuffer(OfflineReplayBuffer, HerReplayBuffer):  # type: ign
         self.ep_length = th.zeros(capacity, dtype=th.int64, device=self.device)
         self.ep_step = th.zeros(capacity, dtype=th.int64, device=self.device)
 
-    def _write_dataset(self, transitions: Transitions) -> None:
+    def _write_dataset(self, transitions: Transitions, owned: bool = False) -> None:
         _check_goal_continuity(transitions)
-        super()._write_dataset(transitions)
+        super()._write_dataset(transitions, owned)
         n = len(transitions)
         for name, values in zip(("ep_start", "ep_length", "ep_step"), _episode_index(transitions), strict=True):
             getattr(self, name)[:n] = th.as_tensor(values, device=self.device)
