@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import os
+
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch as th
 
 from sb3_offline.datasets import Transitions, record_transitions
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist (the README's ``-n auto``) each worker is one process per core: one torch thread each."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        th.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)
