@@ -41,6 +41,8 @@ def run_one(dataset_id: str, algo: str, seed: int, folder: Path, args: argparse.
     kwargs: dict[str, Any] = dict(policy_kwargs=dict(SMALL_NETS[algo]) if args.small_nets else {})
     # rows for the online transitions: the algorithms whose default buffer_size is 0 (offline only: CQL) get them
     kwargs["buffer_size"] = max(args.online_steps, 1)
+    if algo == "cql":  # its behaviour-cloning warm-up counts offline and online updates alike
+        kwargs["bc_steps"] = args.cql_bc_steps
     model = ALGOS[algo]("MlpPolicy", gym.make(args.env), dataset=dataset_id, seed=seed, **kwargs)
     start = time.perf_counter()
     model.learn(args.offline_steps)
@@ -93,6 +95,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--final-episodes", type=int, default=10)
     parser.add_argument("--dip-steps", type=int, default=2_000, help="the first online env steps the dip is read in")
     parser.add_argument("--small-nets", action="store_true")
+    parser.add_argument(
+        "--cql-bc-steps",
+        type=int,
+        default=0,
+        help="CQL's behaviour-cloning updates, offline and online counted together (default 0, CORL's and "
+        "d3rlpy's; CQL's own default is the authors' 40k, which would make every update of a short run cloning)",
+    )
     parser.add_argument("--output", default="results/offline_to_online")
     args = parser.parse_args(argv)
     output = Path(args.output)
