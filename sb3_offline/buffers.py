@@ -236,6 +236,18 @@ def _obs_storage(space: spaces.Space, capacity: int, device: th.device, filled: 
     return _rows_storage((capacity, *space.shape), _obs_dtype(space), device, filled)
 
 
+def _adoptable(array: np.ndarray) -> bool:
+    """
+    ``array`` can become a host tensor as it is: C-contiguous, writeable, and the whole of the memory it lives in
+    (not a view of a larger array, e.g. the filled rows of an SB3 replay buffer: adopting it would keep the whole
+    buffer alive).
+    """
+    owner = array
+    while isinstance(owner.base, np.ndarray):
+        owner = owner.base
+    return bool(array.flags.c_contiguous and array.flags.writeable and owner.nbytes == array.nbytes)
+
+
 def _store_obs(storage: TensorObs, values: Observations, adopt: bool) -> TensorObs:
     """
     The dataset's observations in the first rows of ``storage``; with ``adopt`` (a host buffer that owns the
@@ -252,9 +264,8 @@ def _store_obs(storage: TensorObs, values: Observations, adopt: bool) -> TensorO
         and storage.device.type == "cpu"
         and len(array) == len(storage)
         and array.dtype == th.empty(0, dtype=storage.dtype).numpy().dtype
-        and array.flags.c_contiguous
-        and array.flags.writeable
         and array.size == storage.numel()
+        and _adoptable(array)
     ):
         return th.from_numpy(array).view(storage.shape)
     _write_obs(storage, slice(0, len(array)), array)
@@ -476,9 +487,7 @@ class OfflineReplayBuffer(ReplayBuffer):
         actions = transitions.actions.reshape(n, self.action_dim)
         # rescaled in float64 a block at a time (no temporary of the data's size); an adoptable array is rescaled
         # in place and becomes the storage
-        adopt_actions = (
-            adopt and self.device.type == "cpu" and actions.dtype == np.float32 and actions.flags.c_contiguous
-        )
+        adopt_actions = adopt and self.device.type == "cpu" and actions.dtype == np.float32 and _adoptable(actions)
         target = th.from_numpy(actions) if adopt_actions else self.actions
         for chunk in row_chunks(actions):
             scaled = self.scale_action(actions[chunk].astype(np.float64)).astype(np.float32)

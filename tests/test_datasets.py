@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import gc
 import os
 import re
+import weakref
 from pathlib import Path
 
 import gymnasium as gym
@@ -14,6 +16,7 @@ import pytest
 import torch as th
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from stable_baselines3.common import save_util as sb3_save_util
 from stable_baselines3.common.buffers import DictReplayBuffer, ReplayBuffer
 from stable_baselines3.common.save_util import save_to_pkl
 from stable_baselines3.common.type_aliases import DictReplayBufferSamples, ReplayBufferSamples
@@ -859,6 +862,36 @@ def test_offline_buffer_from_a_file_stores_without_copies(
     assert same_memory(buffer.observations, loaded.observations) == (online_capacity == 0)
     assert same_memory(buffer.next_observations, loaded.next_observations) == (online_capacity == 0)
     assert same_memory(buffer.actions, checked.actions) == (online_capacity == 0)
+
+
+def test_offline_buffer_does_not_keep_a_larger_array_alive(tmp_path, pendulum_transitions, pendulum_env):
+    """
+    An SB3 buffer of 2000 rows holding 1000 is read as views of its arrays: those are copied, not adopted, so the
+    2000-row arrays are freed once the offline buffer is built (adopting a view would keep its whole base alive).
+    """
+    spaces = (pendulum_env.observation_space, pendulum_env.action_space)
+    save_to_pkl(tmp_path / "b.pkl", make_sb3_buffer(pendulum_transitions, 2000, *spaces))
+    bases = []
+    real_load_from_pkl = sb3_save_util.load_from_pkl
+
+    def spy(path, *args, **kwargs):
+        unpickled = real_load_from_pkl(path, *args, **kwargs)
+        for array in (unpickled.observations, unpickled.next_observations):
+            while isinstance(array.base, np.ndarray):  # the array that owns the memory (numpy keeps only the owner)
+                array = array.base
+            bases.append(weakref.ref(array))
+        return unpickled
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(sb3_save_util, "load_from_pkl", spy)
+        buffer = offline_buffer(tmp_path / "b.pkl", *spaces)
+    gc.collect()
+    assert buffer.size() == 1000 and len(bases) == 2
+    assert all(base() is None for base in bases), "the SB3 buffer's 2000-row arrays are still held"
+    reference = offline_buffer(pendulum_transitions, *spaces)
+    assert th.equal(buffer.observations, reference.observations)
+    assert th.equal(buffer.next_observations, reference.next_observations)
+    th.testing.assert_close(buffer.actions, reference.actions, atol=1e-5, rtol=0)
 
 
 def test_offline_buffer_dict_observations(fetch_transitions, fetch_env_spaces):
