@@ -133,7 +133,8 @@ def test_reward_transform_argument(small_pendulum: Transitions, fetch_transition
         (dict(actor_lr_decay_steps=0), r"actor_lr_decay_steps: expected None or >= 1 gradient step, found 0"),
         (
             dict(normalize_observations=True, policy_kwargs=dict(features_extractor_class=th.nn.Identity)),
-            r"normalize_observations: expected no features_extractor_class",
+            r"features_extractor_class.\]: expected NormalizedFlattenExtractor \(or none\) with "
+            r"normalize_observations=True",
         ),
     ],
 )

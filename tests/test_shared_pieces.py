@@ -13,7 +13,7 @@ import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.distributions import SquashedDiagGaussianDistribution
 from stable_baselines3.common.policies import BasePolicy
-from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, FlattenExtractor
 
 from sb3_offline import AWAC, BC, BCQ, LAPO, PLAS, BatchDDPG, Transitions
 from sb3_offline.algorithms import ALGOS
@@ -21,6 +21,7 @@ from sb3_offline.batch_ddpg.policies import ActionAtSecondLayerQNetwork
 from sb3_offline.bc.policies import BCPolicy
 from sb3_offline.common.actions import action_squared_error, loss_action_scale
 from sb3_offline.common.critics import critic_loss
+from sb3_offline.common.normalization import NormalizedFlattenExtractor
 from sb3_offline.common.scalars import LogScalar
 from sb3_offline.common.schedules import CosineDecaySchedule, LinearStepSchedule
 from sb3_offline.common.squashed_gaussian import squashed_gaussian_log_prob, squashed_gaussian_sample
@@ -28,6 +29,7 @@ from sb3_offline.common.training import minimize
 from sb3_offline.common.vae import vae_loss
 from sb3_offline.common.weights import exp_weights, expectile_loss, expectile_weights, softmax_weights
 from sb3_offline.datasets import record_transitions
+from sb3_offline.ope import FQE
 
 TINY: dict[type, dict[str, Any]] = {
     BCQ: dict(policy_kwargs=dict(net_arch=dict(pi=[16], qf=[16], vae=[16]))),
@@ -314,3 +316,53 @@ def test_squashed_gaussian_is_sb3s_distribution() -> None:
     assert sampled.shape == (18, 2) and log_prob.shape == (18, 1)
     th.testing.assert_close(sampled, expected)
     th.testing.assert_close(log_prob[:, 0], expected_log_prob)
+
+
+# ---------------------------------------------------------------------------------- state normalisation
+NORMALIZING: list[tuple[str, str, float]] = [
+    ("td3bc", "normalize_observations", 1e-3),
+    ("iql", "normalize_observations", 1e-3),
+    ("cql", "normalize_observations", 1e-3),
+    ("calql", "normalize_observations", 1e-3),
+    ("lapo", "normalize_states", 1e-6),
+    ("fqe", "normalize_observations", 1e-3),
+]
+
+
+def make_normalizing(name: str, data: Transitions, switch: str, **kwargs: Any) -> Any:
+    if name == "fqe":
+        return FQE(
+            lambda obs: np.zeros(1, np.float32),
+            dataset=data,
+            env=gym.make("Pendulum-v1"),
+            device="cpu",
+            seed=0,
+            **{switch: True},
+            **kwargs,
+        )
+    return make(ALGOS[name], data, **{switch: True}, **kwargs)
+
+
+@pytest.mark.parametrize(("name", "switch", "eps"), NORMALIZING)
+def test_every_state_normalisation_switch_adds_the_same_normaliser(
+    name: str, switch: str, eps: float, pendulum: Transitions
+) -> None:
+    """One rule (common.normalization.with_observation_normalizer) for every algorithm with a switch: the
+    normaliser with the algorithm's eps, statistics from the dataset, the user's extractor kwargs on top, and any
+    other extractor refused with the switch named (LAPO once kept a user's extractor and normalised nothing)."""
+    model = make_normalizing(name, pendulum, switch, policy_kwargs=dict(features_extractor_kwargs=dict(clip=5.0)))
+    extractors = [m for m in model.policy.modules() if isinstance(m, NormalizedFlattenExtractor)]
+    assert extractors, f"{name}: no normalising extractor"
+    assert isinstance(pendulum.observations, np.ndarray)
+    for extractor in extractors:
+        standardizer = extractor.normalizer.standardizer()
+        assert (standardizer.eps, standardizer.eps_mode, standardizer.clip) == (eps, "add", 5.0)
+        np.testing.assert_allclose(
+            standardizer.mean.cpu().numpy(), pendulum.observations.mean(axis=0), rtol=1e-5, atol=1e-6
+        )
+    with pytest.raises(
+        ValueError,
+        match=rf"features_extractor_class'\]: expected NormalizedFlattenExtractor .*"
+        rf"with {switch}=True, found FlattenExtractor; pass {switch}=False",
+    ):
+        make_normalizing(name, pendulum, switch, policy_kwargs=dict(features_extractor_class=FlattenExtractor))

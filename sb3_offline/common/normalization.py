@@ -282,6 +282,45 @@ def observation_normalizer_kwargs(
     )
 
 
+def with_observation_normalizer(
+    policy_kwargs: dict[str, Any],
+    observation_space: spaces.Space,
+    eps: float,
+    eps_mode: str = "add",
+    switch: str = "normalize_observations",
+) -> dict[str, Any]:
+    """
+    ``policy_kwargs`` with the dataset-statistics observation normaliser of
+    :func:`observation_normalizer_kwargs` as its features extractor: the one way the algorithms with a state
+    normalisation switch (TD3+BC, IQL, CQL, LAPO, FQE) add it. A ``features_extractor_class`` already given
+    must be the normaliser's class or a subclass of it; ``features_extractor_kwargs`` already given override the
+    normaliser's. The input is not changed.
+
+    :param policy_kwargs: the algorithm's ``policy_kwargs``
+    :param observation_space: the env's observation space
+    :param eps: the normaliser's ``eps`` (the algorithm's paper)
+    :param eps_mode: ``"add"`` (``std + eps``) or ``"max"`` (``max(std, eps)``)
+    :param switch: the algorithm's name for the switch, for the error message
+    :raises ValueError: another features extractor is given
+    """
+    normalizer = observation_normalizer_kwargs(observation_space, eps=eps, eps_mode=eps_mode)
+    expected = normalizer["features_extractor_class"]
+    given = policy_kwargs.get("features_extractor_class", expected)
+    if not (isinstance(given, type) and issubclass(given, expected)):
+        raise ValueError(
+            f"policy_kwargs['features_extractor_class']: expected {expected.__name__} (or none) with {switch}=True, "
+            f"found {getattr(given, '__name__', given)}; pass {switch}=False to use another extractor"
+        )
+    return {
+        **policy_kwargs,
+        "features_extractor_class": given,
+        "features_extractor_kwargs": {
+            **normalizer["features_extractor_kwargs"],
+            **(policy_kwargs.get("features_extractor_kwargs") or {}),
+        },
+    }
+
+
 class ActionNormalizer(Standardizer):
     """
     A :class:`Standardizer` of the dataset's actions, as the buffer holds them (SB3's [-1, 1] scale),

@@ -14,11 +14,7 @@ from stable_baselines3.common.type_aliases import DictReplayBufferSamples, GymEn
 from stable_baselines3.sac.policies import Actor
 
 from sb3_offline.common.critics import critic_loss, critic_values, soft_clipped_target
-from sb3_offline.common.normalization import (
-    NormalizedCombinedExtractor,
-    NormalizedFlattenExtractor,
-    observation_normalizer_kwargs,
-)
+from sb3_offline.common.normalization import with_observation_normalizer
 from sb3_offline.common.offline_algorithm import OfflineAlgorithm
 from sb3_offline.common.scalars import LogScalar
 from sb3_offline.common.schedules import StepSchedule
@@ -273,19 +269,9 @@ class CQL(OfflineAlgorithm):
 
     def _setup_model(self) -> None:
         if self.normalize_observations:
-            extractor = self.policy_kwargs.get("features_extractor_class")
-            if extractor is None:
-                self.policy_kwargs.update(
-                    observation_normalizer_kwargs(self.observation_space, eps=OBSERVATION_NORMALIZER_EPS)
-                )
-            elif not (
-                isinstance(extractor, type)
-                and issubclass(extractor, NormalizedFlattenExtractor | NormalizedCombinedExtractor)
-            ):
-                raise ValueError(
-                    "normalize_observations: expected no features_extractor_class in policy_kwargs (it sets a "
-                    f"normalising one), found {extractor!r}"
-                )
+            self.policy_kwargs = with_observation_normalizer(
+                self.policy_kwargs, self.observation_space, eps=OBSERVATION_NORMALIZER_EPS
+            )
         super()._setup_model()
         assert self.action_space.shape is not None
         self._action_dim = int(np.prod(self.action_space.shape))

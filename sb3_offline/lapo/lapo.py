@@ -17,7 +17,7 @@ from stable_baselines3.her.her_replay_buffer import HerReplayBuffer
 from sb3_offline.buffers import OfflineReplayBuffer
 from sb3_offline.common.critics import ValueNetwork, critic_loss, critic_values, q1_values, soft_clipped_values
 from sb3_offline.common.latent_actor import LatentActor
-from sb3_offline.common.normalization import observation_normalizer_kwargs
+from sb3_offline.common.normalization import with_observation_normalizer
 from sb3_offline.common.offline_algorithm import OfflineAlgorithm
 from sb3_offline.common.training import minimize
 from sb3_offline.common.vae import ConditionalVAE, vae_sample_terms
@@ -162,8 +162,8 @@ class LAPO(OfflineAlgorithm):
     :param target_noise: std of the noise on the target policy's latent action in V's target (0: none)
     :param target_noise_clip: clip of that noise
     :param value_bounds: ``(min_v, max_v)`` clamping V's target; ``None``: from the dataset's rewards
-    :param normalize_states: z-score the states with the dataset's statistics (unless ``policy_kwargs``
-        names a features extractor)
+    :param normalize_states: z-score the states with the dataset's statistics (the policy's features extractor;
+        ``False`` to use another extractor)
     :param online_variant: ``"finetune"`` (the authors' fine-tuning update in ``learn_online``) or ``"offline"``
     :param buffer_size: rows for online transitions after the dataset (``learn_online``)
     :param learning_starts: env steps before training in ``learn_online``
@@ -318,9 +318,13 @@ class LAPO(OfflineAlgorithm):
 
     # ------------------------------------------------------------------------------------ set-up
     def _setup_model(self) -> None:
-        if self.normalize_states and "features_extractor_class" not in self.policy_kwargs:
-            self.policy_kwargs.update(
-                observation_normalizer_kwargs(self.observation_space, eps=NORMALIZATION_EPS, eps_mode="add")
+        if self.normalize_states:
+            self.policy_kwargs = with_observation_normalizer(
+                self.policy_kwargs,
+                self.observation_space,
+                eps=NORMALIZATION_EPS,
+                eps_mode="add",
+                switch="normalize_states",
             )
         super()._setup_model()
 

@@ -16,7 +16,7 @@ from stable_baselines3.common.utils import is_vectorized_observation
 
 from sb3_offline.buffers import OfflineReplayBuffer, _episode_bounds
 from sb3_offline.common.critics import critic_loss, critic_values, soft_clipped_values
-from sb3_offline.common.normalization import observation_normalizer_kwargs
+from sb3_offline.common.normalization import with_observation_normalizer
 from sb3_offline.common.offline_algorithm import OfflineAlgorithm
 from sb3_offline.common.training import minimize
 from sb3_offline.datasets.loaders import DatasetSource, load_transitions, recover_env
@@ -225,7 +225,7 @@ class FQE(OfflineAlgorithm):
     # ------------------------------------------------------------------------------------ set-up
     def _setup_model(self) -> None:
         if self.normalize_observations:
-            self.policy_kwargs = {**observation_normalizer_kwargs(self.observation_space), **self.policy_kwargs}
+            self.policy_kwargs = with_observation_normalizer(self.policy_kwargs, self.observation_space, eps=1e-3)
         super()._setup_model()
         self._evaluation = None
         self._policy_actions = None

@@ -13,7 +13,7 @@ from stable_baselines3.td3.policies import Actor
 
 from sb3_offline.common.actions import action_squared_error
 from sb3_offline.common.critics import critic_loss, soft_clipped_target
-from sb3_offline.common.normalization import observation_normalizer_kwargs
+from sb3_offline.common.normalization import with_observation_normalizer
 from sb3_offline.common.offline_algorithm import OfflineAlgorithm
 from sb3_offline.common.schedules import StepSchedule
 from sb3_offline.common.training import minimize
@@ -172,27 +172,11 @@ class TD3BC(OfflineAlgorithm):
 
     def _setup_model(self) -> None:
         if self.normalize_observations:
-            self._add_observation_normalizer()
-        super()._setup_model()
-
-    def _add_observation_normalizer(self) -> None:
-        """Put the dataset-statistics normaliser (``(s - mean) / (std + 1e-3)``) into ``policy_kwargs``."""
-        normalizer = observation_normalizer_kwargs(self.observation_space, eps=NORMALIZATION_EPS, eps_mode="add")
-        expected = normalizer["features_extractor_class"]
-        kwargs = dict(self.policy_kwargs)
-        given = kwargs.get("features_extractor_class", expected)
-        if not (isinstance(given, type) and issubclass(given, expected)):
-            raise ValueError(
-                f"policy_kwargs['features_extractor_class']: expected {expected.__name__} (or none) with "
-                f"normalize_observations=True, found {getattr(given, '__name__', given)}; pass "
-                "normalize_observations=False to use another extractor"
+            # (s - mean) / (std + 1e-3), the authors' main.py
+            self.policy_kwargs = with_observation_normalizer(
+                self.policy_kwargs, self.observation_space, eps=NORMALIZATION_EPS, eps_mode="add"
             )
-        kwargs["features_extractor_class"] = given
-        kwargs["features_extractor_kwargs"] = {
-            **normalizer["features_extractor_kwargs"],
-            **(kwargs.get("features_extractor_kwargs") or {}),
-        }
-        self.policy_kwargs = kwargs
+        super()._setup_model()
 
     def train(self, gradient_steps: int, batch_size: int = 256) -> None:
         self.policy.set_training_mode(True)
