@@ -63,6 +63,9 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "plas_p": ("plas", dict(perturbation=True), {}),  # PLAS-P: the paper's PLAS with perturbation
     "awac_linear_mean": ("awac", {}, dict(squash_mean=False, init_w=None)),  # AWAC before rlkit's tanh mean
     "awac_batch1024": ("awac", dict(batch_size=1024), {}),  # AWAC with rlkit's online batch offline too
+    # TD3+BC with alpha 10: on a Box with bound 2 (Pendulum) the objective of d3rlpy's TD3PlusBC, whose BC term is
+    # on [-1, 1] actions (a quarter of ours in the env's units); elsewhere only a 4x larger alpha
+    "td3bc_alpha10": ("td3bc", dict(alpha=10.0), {}),
 }
 NAMES = {
     "batch_ddpg": "BatchDDPG",
@@ -78,6 +81,7 @@ NAMES = {
     "plas_p": "PLAS-P",
     "awac_linear_mean": "AWAC (linear mean)",
     "awac_batch1024": "AWAC (batch 1024)",
+    "td3bc_alpha10": "TD3+BC (alpha 10)",
 }
 D3RLPY_PREFIX = "d3rlpy-"  # rows of d3rlpy's algorithms: "d3rlpy-bcq", "d3rlpy-awac", "d3rlpy-plas"
 SMALL_NETS: dict[str, dict[str, Any]] = {
