@@ -45,8 +45,9 @@ class TD3BC(OfflineAlgorithm):
     actor outputs ``max_action * tanh`` and compares it with the dataset's actions (``action_units = "env"``);
     smoothing noise and its clip are in units of ``max_action`` (the authors scale 0.2 and 0.5 by it), i.e.
     [-1, 1] units here. On a Box with bound 1 (MuJoCo) both are the authors' numbers as they are. On a Box
-    with bound ``b`` the BC term is ``b^2`` times what it would be on [-1, 1] actions (as d3rlpy's
-    ``TD3PlusBC`` computes it): ``alpha * b^2`` here gives that objective (Pendulum, ``b = 2``: ``alpha=10``).
+    whose half-range is ``b`` in every dimension the BC term is ``b^2`` times what it would be on [-1, 1]
+    actions (as d3rlpy's ``TD3PlusBC`` computes it): ``alpha * b^2`` here gives ``b^2`` times that loss, the
+    same minimiser (Pendulum, ``b = 2``: ``alpha=10``).
 
     States are normalised as ``(s - mean) / (std + 1e-3)`` with the dataset's mean and (population)
     standard deviation (``normalize_observations=True``, the authors' default): the policy's features
