@@ -66,6 +66,9 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     # TD3+BC with alpha 10: on a Box with bound 2 (Pendulum) the objective of d3rlpy's TD3PlusBC, whose BC term is
     # on [-1, 1] actions (a quarter of ours in the env's units); elsewhere only a 4x larger alpha
     "td3bc_alpha10": ("td3bc", dict(alpha=10.0), {}),
+    # BCQ with KL weight 2: on a Box with bound 2 (Pendulum) the VAE objective of d3rlpy's BCQ, whose reconstruction
+    # term is on [-1, 1] actions (a quarter of ours in the env's units): (recon_env + 2 KL) / 4 = recon_unit + 0.5 KL
+    "bcq_kl2": ("bcq", dict(kl_weight=2.0), {}),
 }
 NAMES = {
     "batch_ddpg": "BatchDDPG",
@@ -82,6 +85,7 @@ NAMES = {
     "awac_linear_mean": "AWAC (linear mean)",
     "awac_batch1024": "AWAC (batch 1024)",
     "td3bc_alpha10": "TD3+BC (alpha 10)",
+    "bcq_kl2": "BCQ (KL weight 2)",
 }
 D3RLPY_PREFIX = "d3rlpy-"  # rows of d3rlpy's algorithms: "d3rlpy-bcq", "d3rlpy-awac", "d3rlpy-plas"
 SMALL_NETS: dict[str, dict[str, Any]] = {

@@ -45,6 +45,10 @@ Where d3rlpy's algorithms necessarily differ from ours (none of these can be set
   too; pass ``bcq_acting_samples`` to change that). d3rlpy's perturbation-model loss back-propagates through
   the VAE decoder (the decoded actions are not detached; only the actor's optimizer steps, so the result is
   the same, but the backward pass is longer); ours decodes under ``no_grad``.
+  d3rlpy's VAE loss (``compute_vae_error``: MSE plus ``beta`` times the KL averaged over batch and latent
+  dimensions, as ours) is on [-1, 1] actions; ours, as the authors', in the env's units: on a Box with bound
+  ``b`` ours equals d3rlpy's times ``b^2`` with ``kl_weight = 0.5 * b^2`` (Pendulum: 2, the benchmarks'
+  variant ``bcq_kl2``), the same on MuJoCo (bound 1).
 - AWAC: both Gaussian actors have a ``tanh`` mean (the log-likelihood is of an unsquashed Normal around
   ``tanh(mu)``, as rlkit's); d3rlpy's critic target is SAC's,
   with ``a' ~ tanh(Normal)`` and an entropy term at a fixed temperature ``exp(0) = 1`` (ours: no entropy

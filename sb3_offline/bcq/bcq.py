@@ -57,7 +57,9 @@ class BCQ(OfflineAlgorithm):
     :param phi: perturbation bound (Phi), as a fraction of the action range
     :param target_action_samples: actions sampled from ``G(s')`` for each target (n)
     :param action_samples: candidate actions per state when acting
-    :param kl_weight: weight of the KL term of the VAE loss
+    :param kl_weight: weight of the KL term of the VAE loss, whose reconstruction error is in the env's
+        units (as the authors' ``max_action * tanh`` decoder); on a Box with bound ``b``, ``0.5 * b^2`` gives
+        the objective of a loss on [-1, 1] actions with weight 0.5 (d3rlpy's), times ``b^2``
     :param train_freq: for ``learn_online``
     :param gradient_steps: for ``learn_online``
     :param action_noise: for ``learn_online``
