@@ -69,6 +69,9 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     # BCQ with KL weight 2: on a Box with bound 2 (Pendulum) the VAE objective of d3rlpy's BCQ, whose reconstruction
     # term is on [-1, 1] actions (a quarter of ours in the env's units): (recon_env + 2 KL) / 4 = recon_unit + 0.5 KL
     "bcq_kl2": ("bcq", dict(kl_weight=2.0), {}),
+    # AWAC with the actor's weight decay 1e-4 / 128: d3rlpy's AWAC sums its actor loss over the batch of 128 (ours,
+    # as rlkit, averages), so the same Adam weight_decay weighs 128 times less against its loss
+    "awac_wd_sum": ("awac", dict(actor_weight_decay=1e-4 / 128), {}),
 }
 NAMES = {
     "batch_ddpg": "BatchDDPG",
@@ -86,6 +89,7 @@ NAMES = {
     "awac_batch1024": "AWAC (batch 1024)",
     "td3bc_alpha10": "TD3+BC (alpha 10)",
     "bcq_kl2": "BCQ (KL weight 2)",
+    "awac_wd_sum": "AWAC (weight decay / 128)",
 }
 D3RLPY_PREFIX = "d3rlpy-"  # rows of d3rlpy's algorithms: "d3rlpy-bcq", "d3rlpy-awac", "d3rlpy-plas"
 SMALL_NETS: dict[str, dict[str, Any]] = {
