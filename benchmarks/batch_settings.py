@@ -72,6 +72,36 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     # AWAC with the actor's weight decay 1e-4 / 128: d3rlpy's AWAC sums its actor loss over the batch of 128 (ours,
     # as rlkit, averages), so the same Adam weight_decay weighs 128 times less against its loss
     "awac_wd_sum": ("awac", dict(actor_weight_decay=1e-4 / 128), {}),
+    # one of d3rlpy's differences each (benchmarks/d3rlpy_variants.py, VARIANT_CLASSES below): PyTorch's
+    # initialisation of the actor (d3rlpy's) instead of rlkit's
+    "awac_torch_init": ("awac", {}, dict(init_w=None)),
+    "awac_d3_target": ("awac", {}, {}),
+    "awac_d3_value_unclipped": ("awac", {}, {}),
+    "awac_d3_value_after": ("awac", {}, {}),
+    "awac_d3_all": ("awac", {}, dict(init_w=None)),
+    # IQL's initialisation before the authors' orthogonal one became the default: rlkit's on the actor (the rlkit
+    # port's), PyTorch's on critics and value; then one of d3rlpy's differences each on top of it
+    "iql_rlkit_init": ("iql", {}, dict(ortho_init=False, init_w=1e-3)),
+    "iql_torch_init": ("iql", {}, dict(ortho_init=False, init_w=None)),
+    # d3rlpy's log sigma: a sigmoid of a parameter into [-5, 2], starting at -1.5 (ours: clipped, starting at 0)
+    "iql_sigmoid_std": ("iql", {}, dict(ortho_init=False, init_w=1e-3, log_std_mode="sigmoid")),
+    "iql_d3_joint": ("iql", {}, dict(ortho_init=False, init_w=1e-3)),
+    "iql_d3_all": ("iql", {}, dict(ortho_init=False, init_w=None, log_std_mode="sigmoid")),
+    "awac_rlkit_hidden_init": ("awac", {}, dict(init_w=None)),
+    "awac_rlkit_last_init": ("awac", {}, dict(init_w=None)),
+    "awac_rlkit_critics": ("awac", {}, {}),
+}
+#: variants whose update is not ours: the class of benchmarks/d3rlpy_variants.py that builds them
+VARIANT_CLASSES = {
+    "awac_d3_target": "AWACSacTarget",
+    "awac_d3_value_unclipped": "AWACUnclippedValue",
+    "awac_d3_value_after": "AWACValueAfterCritic",
+    "awac_d3_all": "AWACD3rlpy",
+    "iql_d3_joint": "IQLJointStep",
+    "iql_d3_all": "IQLJointStep",
+    "awac_rlkit_hidden_init": "AWACRlkitHiddenInit",
+    "awac_rlkit_last_init": "AWACRlkitLastInit",
+    "awac_rlkit_critics": "AWACRlkitCritics",
 }
 NAMES = {
     "batch_ddpg": "BatchDDPG",
@@ -90,6 +120,19 @@ NAMES = {
     "td3bc_alpha10": "TD3+BC (alpha 10)",
     "bcq_kl2": "BCQ (KL weight 2)",
     "awac_wd_sum": "AWAC (weight decay / 128)",
+    "awac_torch_init": "AWAC (PyTorch init)",
+    "awac_d3_target": "AWAC (d3rlpy's SAC target)",
+    "awac_d3_value_unclipped": "AWAC (unclipped V sample)",
+    "awac_d3_value_after": "AWAC (V after critic step)",
+    "awac_d3_all": "AWAC (all d3rlpy's differences)",
+    "iql_torch_init": "IQL (PyTorch init)",
+    "iql_sigmoid_std": "IQL (sigmoid log sigma)",
+    "iql_d3_joint": "IQL (d3rlpy's joint step)",
+    "iql_d3_all": "IQL (all d3rlpy's differences)",
+    "awac_rlkit_hidden_init": "AWAC (rlkit init, hidden layers only)",
+    "awac_rlkit_last_init": "AWAC (rlkit init, last layer only)",
+    "iql_rlkit_init": "IQL (rlkit init: the default before the authors' init)",
+    "awac_rlkit_critics": "AWAC (rlkit init on the critics too)",
 }
 D3RLPY_PREFIX = "d3rlpy-"  # rows of d3rlpy's algorithms: "d3rlpy-bcq", "d3rlpy-awac", "d3rlpy-plas"
 SMALL_NETS: dict[str, dict[str, Any]] = {
@@ -149,7 +192,12 @@ def run_one(env_id: str, dataset_id: str, algo: str, seed: int, folder: Path, ar
     if base == "plas":  # the VAE is pre-trained first (its own steps), then the policy gets `steps`
         kwargs["vae_steps"] = args.plas_vae_steps
         steps += args.plas_vae_steps
-    model = ALGOS[base]("MlpPolicy", gym.make(env_id), dataset=dataset_id, seed=seed, device=args.device, **kwargs)
+    algo_class = ALGOS[base]
+    if algo in VARIANT_CLASSES:
+        from d3rlpy_variants import CLASSES
+
+        algo_class = CLASSES[VARIANT_CLASSES[algo]]
+    model = algo_class("MlpPolicy", gym.make(env_id), dataset=dataset_id, seed=seed, device=args.device, **kwargs)
     callbacks: list[Any] = [
         EvalCallback(
             Monitor(gym.make(env_id)),

@@ -54,7 +54,10 @@ Where d3rlpy's algorithms necessarily differ from ours (none of these can be set
   with ``a' ~ tanh(Normal)`` and an entropy term at a fixed temperature ``exp(0) = 1`` (ours: no entropy
   term, ``a'`` a clipped sample); d3rlpy's actor loss is a *sum* over the batch (ours a mean), so with Adam
   the same ``weight_decay=1e-4`` weighs ~``batch_size`` times less there; d3rlpy's ``V(s)`` sample is not
-  clipped to [-1, 1]; d3rlpy's ``V(s)`` comes from the critics after their update (ours, as rlkit, before).
+  clipped to [-1, 1]; d3rlpy's ``V(s)`` comes from the critics after their update (ours, as rlkit, before). Its
+  actor has PyTorch's initialisation (ours rlkit's: hidden weights in ``+-1/sqrt(out_features)``, biases 0, last
+  layer in ``+-1e-3``). Of these, the initialisation is what separates the two on Pendulum ``imitation``
+  (``benchmarks/d3rlpy_variants.py`` and RESULTS.md); ``policy_kwargs=dict(init_w=None)`` gives d3rlpy's.
 - PLAS: d3rlpy 2.8.1's VAE decoder has **no** ``tanh`` (``VAEDecoder.forward`` in
   ``models/torch/imitators.py`` returns the raw linear output when ``with_squash=True``, the default every
   PLAS call uses: the flag is inverted), so its reconstructions, target actions and acted actions are
@@ -70,8 +73,9 @@ Where d3rlpy's algorithms necessarily differ from ours (none of these can be set
   each, the same rate), and first: its Q target ``r + gamma * V(s')`` uses ``V`` *before* this step's update
   (ours, as the authors, after); its actor then uses the new ``V``, as ours. Its actor's ``log sigma`` is a
   sigmoid of a parameter into [-5, 2] (starts at -1.5; ours: the authors' clipped parameter, starts at 0);
-  its mean layer has PyTorch's initialisation (ours rlkit's, last layer in +-1e-3). Past ``T_max``, PyTorch's
-  ``CosineAnnealingLR`` climbs back up (ours stays at 0).
+  its networks have PyTorch's initialisation (ours the authors': orthogonal with gain ``sqrt(2)``, biases 0;
+  before 2026-12-03 rlkit's on the actor, which is what separated the two on Pendulum ``imitation``). Past
+  ``T_max``, PyTorch's ``CosineAnnealingLR`` climbs back up (ours stays at 0).
 - TD3+BC: d3rlpy's BC term ``mean (a - pi(s))^2`` is taken on the [-1, 1] actions it sees; ours, as the
   authors', in the env's units: the same on a Box with bound 1 (MuJoCo), a quarter of ours on Pendulum
   (bound 2), i.e. a 4x larger weight on the Q term there. d3rlpy counts its updates from 0 and updates the

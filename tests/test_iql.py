@@ -132,6 +132,10 @@ def test_reward_transform_argument(small_pendulum: Transitions, fetch_transition
         (dict(max_weight=0.0), r"max_weight: expected > 0, found 0.0"),
         (dict(actor_lr_decay_steps=0), r"actor_lr_decay_steps: expected None or >= 1 gradient step, found 0"),
         (
+            dict(policy_kwargs=dict(net_arch=[16], init_w=1e-3)),
+            r"init_w: expected None with ortho_init=True \(the orthogonal initialisation .*\), found 0.001",
+        ),
+        (
             dict(normalize_observations=True, policy_kwargs=dict(features_extractor_class=th.nn.Identity)),
             r"features_extractor_class.\]: expected NormalizedFlattenExtractor \(or none\) with "
             r"normalize_observations=True",
@@ -141,6 +145,30 @@ def test_reward_transform_argument(small_pendulum: Transitions, fetch_transition
 def test_bad_arguments_name_the_field(kwargs: dict[str, Any], message: str, small_pendulum: Transitions) -> None:
     with pytest.raises(ValueError, match=message):
         make(small_pendulum, **kwargs)
+
+
+def test_networks_start_with_the_authors_orthogonal_initialisation(small_pendulum: Transitions) -> None:
+    """Every linear layer of actor, critics and value: orthogonal with gain sqrt(2), zero bias (``common.py``)."""
+    model = make(small_pendulum, policy_kwargs=dict(net_arch=[16, 32]))
+    layers = [
+        m
+        for network in (model.actor.mu, *model.critic.q_networks, model.value)
+        for m in network.modules()
+        if isinstance(m, th.nn.Linear)
+    ]
+    assert len(layers) == 3 * 4  # actor, two critics, value: 2 hidden layers and the output each
+    for layer in layers:
+        w = layer.weight.detach().double()
+        gram = w @ w.T if w.shape[0] <= w.shape[1] else w.T @ w
+        np.testing.assert_allclose(gram.numpy(), 2.0 * np.eye(gram.shape[0]), atol=1e-5)
+        assert not layer.bias.detach().any()
+    for p, q in zip(model.critic.parameters(), model.critic_target.parameters(), strict=True):
+        assert th.equal(p, q)
+    # ortho_init=False: PyTorch's initialisation (d3rlpy's), or rlkit's on the actor with init_w
+    pytorch = make(small_pendulum, policy_kwargs=dict(net_arch=[16, 32], ortho_init=False))
+    assert pytorch.actor.mu[0].bias.detach().any()
+    rlkit = make(small_pendulum, policy_kwargs=dict(net_arch=[16, 32], ortho_init=False, init_w=1e-3))
+    assert rlkit.actor.mu[-2].weight.detach().abs().max() <= 1e-3
 
 
 # ------------------------------------------------------------------------------------- the losses

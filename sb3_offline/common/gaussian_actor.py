@@ -2,31 +2,15 @@
 
 from __future__ import annotations
 
-import math
-
 import torch as th
 from stable_baselines3.common.torch_layers import create_mlp
 from torch import nn
 from torch.distributions import Independent, Normal
 
+from sb3_offline.common.initialization import rlkit_init
+
 #: how :class:`GaussianActor` keeps ``log sigma`` in its bounds
 LOG_STD_MODES = ("sigmoid", "clip")
-
-
-def rlkit_init(mlp: nn.Sequential, init_w: float) -> None:
-    """
-    rlkit's ``Mlp`` initialisation (``rlkit/torch/networks/mlp.py``): hidden weights uniform in
-    ``+-1 / sqrt(size[0])`` (``ptu.fanin_init``, whose ``size[0]`` is a ``Linear``'s output size), hidden
-    biases 0, last layer's weights uniform in ``+-init_w`` and its bias 0.
-    """
-    linears = [layer for layer in mlp if isinstance(layer, nn.Linear)]
-    with th.no_grad():
-        for layer in linears[:-1]:
-            bound = 1.0 / math.sqrt(layer.weight.shape[0])
-            layer.weight.uniform_(-bound, bound)
-            layer.bias.zero_()
-        linears[-1].weight.uniform_(-init_w, init_w)
-        linears[-1].bias.zero_()
 
 
 class GaussianActor(nn.Module):

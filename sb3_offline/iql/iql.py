@@ -56,7 +56,9 @@ class IQL(OfflineAlgorithm):
     ``NormalTanhPolicy`` with ``tanh_squash_distribution=False``, state-independent ``log sigma``
     clipped to [-5, 2]); the shared :class:`~sb3_offline.common.gaussian_actor.GaussianActor` with
     ``log_std_mode="clip"``. Acting: the mean (``deterministic=True``, the authors' evaluation) or a
-    sample clipped to [-1, 1] (fine-tuning).
+    sample clipped to [-1, 1] (fine-tuning). Every network starts as the authors' (``common.py``,
+    ``default_init``): each linear layer orthogonal with gain ``sqrt(2)``, biases 0 (``IQLPolicy``'s
+    ``ortho_init``; before 2026-12-03 the actor had rlkit's initialisation, see RESULTS.md).
 
     The actor's learning rate decays as optax's ``cosine_decay_schedule(-actor_lr, max_steps)`` with
     ``max_steps`` = 1M (``train_offline.py``): a

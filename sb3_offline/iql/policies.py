@@ -10,6 +10,7 @@ from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 
 from sb3_offline.common.critics import ValueNetwork
 from sb3_offline.common.gaussian_actor import GaussianActor
+from sb3_offline.common.initialization import orthogonal_init
 from sb3_offline.common.multi_input import multi_input_policy
 from sb3_offline.common.policies import OfflineActorCriticPolicy
 from sb3_offline.common.schedules import StepSchedule, initial_value
@@ -30,6 +31,11 @@ class IQLPolicy(OfflineActorCriticPolicy):
     ``log sigma``: a free parameter clipped to [-5, 2] (``log_std_mode="clip"``; ``NormalTanhPolicy`` with
     ``log_std_min=-5`` and its ``LOG_STD_MAX = 2``), started at 0.
 
+    Every linear layer (actor, critics, value, the last layers included) starts orthogonal with gain
+    ``sqrt(2)`` and zero bias, the authors' ``default_init`` (``ikostrikov/implicit_q_learning`` commit e3d4e61,
+    ``common.py``, used by ``policy.py`` and ``value_net.py``); ``ortho_init=False`` keeps PyTorch's
+    initialisation (d3rlpy's), or rlkit's on the actor with ``init_w``.
+
     :param observation_space: observation space (``Box``, or ``Dict`` with ``MultiInputPolicy``)
     :param action_space: action space (a bounded ``Box``)
     :param lr_schedule: learning rate schedule of the critics
@@ -39,7 +45,9 @@ class IQLPolicy(OfflineActorCriticPolicy):
     :param max_log_std: upper bound of the actor's ``log sigma``
     :param log_std_mode: ``"clip"`` (the authors') or ``"sigmoid"`` (rlkit's, as AWAC)
     :param squash_mean: ``tanh`` on the actor's mean (both the authors and rlkit)
-    :param init_w: bound of the actor's last-layer initial weights (rlkit: 1e-3); ``None``: PyTorch's initialisation
+    :param ortho_init: the authors' orthogonal initialisation of every network (see above)
+    :param init_w: with ``ortho_init=False``: rlkit's initialisation of the actor, last-layer weights in
+        ``+-init_w`` (rlkit's IQL port: 1e-3); ``None``: PyTorch's
     :param value_lr: learning rate of the value network, a constant or a schedule (default: the critics')
     :param kwargs: :class:`~sb3_offline.common.policies.OfflineActorCriticPolicy`'s arguments
         (``actor_lr``, ``actor_optimizer_kwargs``, ``features_extractor_class``, ...)
@@ -60,7 +68,8 @@ class IQLPolicy(OfflineActorCriticPolicy):
         max_log_std: float = 2.0,
         log_std_mode: str = "clip",
         squash_mean: bool = True,
-        init_w: float | None = 1e-3,
+        ortho_init: bool = True,
+        init_w: float | None = None,
         value_lr: float | Schedule | StepSchedule | None = None,
         **kwargs: Any,
     ) -> None:
@@ -71,9 +80,18 @@ class IQLPolicy(OfflineActorCriticPolicy):
         self.max_log_std = max_log_std
         self.log_std_mode = log_std_mode
         self.squash_mean = squash_mean
+        if ortho_init and init_w is not None:
+            raise ValueError(
+                f"init_w: expected None with ortho_init=True (the orthogonal initialisation replaces rlkit's), "
+                f"found {init_w}"
+            )
+        self.ortho_init = ortho_init
         self.init_w = init_w
         self.value_lr = value_lr
         self._build(lr_schedule)
+        if ortho_init:
+            orthogonal_init(self.actor.mu, self.critic, self.value)
+            self.critic_target.load_state_dict(self.critic.state_dict())
 
     def _build_extra(self, features_dim: int, lr_schedule: Schedule) -> None:
         self.value = ValueNetwork(features_dim, self.net_arch["vf"], self.activation_fn)
@@ -103,6 +121,7 @@ class IQLPolicy(OfflineActorCriticPolicy):
             max_log_std=self.max_log_std,
             log_std_mode=self.log_std_mode,
             squash_mean=self.squash_mean,
+            ortho_init=self.ortho_init,
             init_w=self.init_w,
             value_lr=self.value_lr,
         )
