@@ -58,11 +58,17 @@ SETTINGS = ("final", "concurrent", "imitation", "imperfect")
 #: datasets made by concatenating two protocols' datasets (each of ``--transitions``): heterogeneous data
 MIXTURES: dict[str, tuple[str, str]] = {"random-expert": ("random", "expert")}
 ALGO_ORDER = ("batch_ddpg", "bc", "bcq", "awac", "plas", "lapo", "iql", "td3bc", "cql", "calql")
+#: AWAC's initialisation before the authors' on the critics became the default: rlkit's on the actor only
+AWAC_HYBRID: dict[str, Any] = dict(critic_init_w=None)
 #: rows that are one of ALGOS with other settings: name -> (algorithm, constructor kwargs, policy kwargs)
 VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "plas_p": ("plas", dict(perturbation=True), {}),  # PLAS-P: the paper's PLAS with perturbation
-    "awac_linear_mean": ("awac", {}, dict(squash_mean=False, init_w=None)),  # AWAC before rlkit's tanh mean
-    "awac_batch1024": ("awac", dict(batch_size=1024), {}),  # AWAC with rlkit's online batch offline too
+    "awac_linear_mean": (
+        "awac",
+        {},
+        dict(squash_mean=False, init_w=None, critic_init_w=None),
+    ),  # AWAC before rlkit's tanh mean
+    "awac_batch1024": ("awac", dict(batch_size=1024), AWAC_HYBRID),  # AWAC with rlkit's online batch offline too
     # TD3+BC with alpha 10: on a Box with bound 2 (Pendulum) the objective of d3rlpy's TD3PlusBC, whose BC term is
     # on [-1, 1] actions (a quarter of ours in the env's units); elsewhere only a 4x larger alpha
     "td3bc_alpha10": ("td3bc", dict(alpha=10.0), {}),
@@ -71,14 +77,14 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "bcq_kl2": ("bcq", dict(kl_weight=2.0), {}),
     # AWAC with the actor's weight decay 1e-4 / 128: d3rlpy's AWAC sums its actor loss over the batch of 128 (ours,
     # as rlkit, averages), so the same Adam weight_decay weighs 128 times less against its loss
-    "awac_wd_sum": ("awac", dict(actor_weight_decay=1e-4 / 128), {}),
+    "awac_wd_sum": ("awac", dict(actor_weight_decay=1e-4 / 128), AWAC_HYBRID),
     # one of d3rlpy's differences each (benchmarks/d3rlpy_variants.py, VARIANT_CLASSES below): PyTorch's
     # initialisation of the actor (d3rlpy's) instead of rlkit's
-    "awac_torch_init": ("awac", {}, dict(init_w=None)),
-    "awac_d3_target": ("awac", {}, {}),
-    "awac_d3_value_unclipped": ("awac", {}, {}),
-    "awac_d3_value_after": ("awac", {}, {}),
-    "awac_d3_all": ("awac", {}, dict(init_w=None)),
+    "awac_torch_init": ("awac", {}, dict(init_w=None, critic_init_w=None)),
+    "awac_d3_target": ("awac", {}, AWAC_HYBRID),
+    "awac_d3_value_unclipped": ("awac", {}, AWAC_HYBRID),
+    "awac_d3_value_after": ("awac", {}, AWAC_HYBRID),
+    "awac_d3_all": ("awac", {}, dict(init_w=None, critic_init_w=None)),
     # IQL's initialisation before the authors' orthogonal one became the default: rlkit's on the actor (the rlkit
     # port's), PyTorch's on critics and value; then one of d3rlpy's differences each on top of it
     "iql_rlkit_init": ("iql", {}, dict(ortho_init=False, init_w=1e-3)),
@@ -87,9 +93,9 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "iql_sigmoid_std": ("iql", {}, dict(ortho_init=False, init_w=1e-3, log_std_mode="sigmoid")),
     "iql_d3_joint": ("iql", {}, dict(ortho_init=False, init_w=1e-3)),
     "iql_d3_all": ("iql", {}, dict(ortho_init=False, init_w=None, log_std_mode="sigmoid")),
-    "awac_rlkit_hidden_init": ("awac", {}, dict(init_w=None)),
-    "awac_rlkit_last_init": ("awac", {}, dict(init_w=None)),
-    "awac_rlkit_critics": ("awac", {}, {}),
+    "awac_rlkit_hidden_init": ("awac", {}, dict(init_w=None, critic_init_w=None)),
+    "awac_rlkit_last_init": ("awac", {}, dict(init_w=None, critic_init_w=None)),
+    "awac_hybrid_init": ("awac", {}, AWAC_HYBRID),
 }
 #: variants whose update is not ours: the class of benchmarks/d3rlpy_variants.py that builds them
 VARIANT_CLASSES = {
@@ -101,7 +107,6 @@ VARIANT_CLASSES = {
     "iql_d3_all": "IQLJointStep",
     "awac_rlkit_hidden_init": "AWACRlkitHiddenInit",
     "awac_rlkit_last_init": "AWACRlkitLastInit",
-    "awac_rlkit_critics": "AWACRlkitCritics",
 }
 NAMES = {
     "batch_ddpg": "BatchDDPG",
@@ -132,7 +137,7 @@ NAMES = {
     "awac_rlkit_hidden_init": "AWAC (rlkit init, hidden layers only)",
     "awac_rlkit_last_init": "AWAC (rlkit init, last layer only)",
     "iql_rlkit_init": "IQL (rlkit init: the default before the authors' init)",
-    "awac_rlkit_critics": "AWAC (rlkit init on the critics too)",
+    "awac_hybrid_init": "AWAC (rlkit init on the actor only: the default before 2026-12-03)",
 }
 D3RLPY_PREFIX = "d3rlpy-"  # rows of d3rlpy's algorithms: "d3rlpy-bcq", "d3rlpy-awac", "d3rlpy-plas"
 SMALL_NETS: dict[str, dict[str, Any]] = {

@@ -55,9 +55,10 @@ Where d3rlpy's algorithms necessarily differ from ours (none of these can be set
   term, ``a'`` a clipped sample); d3rlpy's actor loss is a *sum* over the batch (ours a mean), so with Adam
   the same ``weight_decay=1e-4`` weighs ~``batch_size`` times less there; d3rlpy's ``V(s)`` sample is not
   clipped to [-1, 1]; d3rlpy's ``V(s)`` comes from the critics after their update (ours, as rlkit, before). Its
-  actor has PyTorch's initialisation (ours rlkit's: hidden weights in ``+-1/sqrt(out_features)``, biases 0, last
-  layer in ``+-1e-3``). Of these, the initialisation is what separates the two on Pendulum ``imitation``
-  (``benchmarks/d3rlpy_variants.py`` and RESULTS.md); ``policy_kwargs=dict(init_w=None)`` gives d3rlpy's.
+  networks have PyTorch's initialisation (ours rlkit's, as the authors': hidden weights in
+  ``+-1/sqrt(out_features)``, biases 0, last layer in ``+-1e-3`` on the actor, ``+-3e-3`` on the critics). Of
+  these, the initialisation is what separates the two on Pendulum ``imitation`` (``benchmarks/d3rlpy_variants.py``
+  and RESULTS.md); ``policy_kwargs=dict(init_w=None, critic_init_w=None)`` gives d3rlpy's.
 - PLAS: d3rlpy 2.8.1's VAE decoder has **no** ``tanh`` (``VAEDecoder.forward`` in
   ``models/torch/imitators.py`` returns the raw linear output when ``with_squash=True``, the default every
   PLAS call uses: the flag is inverted), so its reconstructions, target actions and acted actions are

@@ -22,8 +22,9 @@ What each class changes, and where d3rlpy does it (``d3rlpy/algos/qlearning/torc
 Network initialisation and IQL's ``log sigma`` parametrisation are policy keyword arguments (``init_w=None``:
 PyTorch's, d3rlpy's; IQL's ``ortho_init``; ``log_std_mode="sigmoid"``): see ``batch_settings.VARIANTS``. Which
 part of rlkit's initialisation matters (``rlkit_init``: hidden weights uniform in ``+-1/sqrt(out_features)``, last
-layer ``+-1e-3``) is separated by :class:`AWACRlkitHiddenInit` and :class:`AWACRlkitLastInit`;
-:class:`AWACRlkitCritics` adds rlkit's initialisation to AWAC's critics (as the authors' ``awac1.py`` builds them).
+layer ``+-1e-3``) is separated by :class:`AWACRlkitHiddenInit` and :class:`AWACRlkitLastInit`.
+AWAC's and IQL's initialisations as they were before 2026-12-03 are the variants ``awac_hybrid_init`` and
+``iql_rlkit_init``.
 """
 
 from __future__ import annotations
@@ -38,7 +39,6 @@ from torch.distributions import Normal
 
 from sb3_offline import AWAC, IQL
 from sb3_offline.common.critics import critic_loss, critic_values, soft_clipped_target
-from sb3_offline.common.initialization import rlkit_init
 from sb3_offline.common.training import minimize
 from sb3_offline.common.weights import exp_weights, expectile_loss, softmax_weights
 
@@ -171,20 +171,6 @@ class AWACRlkitLastInit(AWAC):
             last.bias.zero_()
 
 
-class AWACRlkitCritics(AWAC):
-    """
-    AWAC with rlkit's initialisation on the critics too (``ConcatMlp``: hidden ``+-1/sqrt(out_features)``, last
-    layer ``+-3e-3``, rlkit's ``Mlp`` default ``init_w``), as the authors' ``awac1.py`` builds them; ours (and
-    d3rlpy's) critics have PyTorch's.
-    """
-
-    def _setup_model(self) -> None:
-        super()._setup_model()
-        for q_net in self.critic.q_networks:
-            rlkit_init(q_net, 3e-3)
-        self.critic_target.load_state_dict(self.critic.state_dict())
-
-
 #: variant name -> class, for ``batch_settings.VARIANTS``
 CLASSES = {
     "AWACSacTarget": AWACSacTarget,
@@ -194,5 +180,4 @@ CLASSES = {
     "IQLJointStep": IQLJointStep,
     "AWACRlkitHiddenInit": AWACRlkitHiddenInit,
     "AWACRlkitLastInit": AWACRlkitLastInit,
-    "AWACRlkitCritics": AWACRlkitCritics,
 }

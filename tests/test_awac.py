@@ -139,6 +139,22 @@ def test_gaussian_actor_follows_rlkit() -> None:
     assert not isinstance(linear_mean.mu[-1], th.nn.Tanh)
 
 
+def test_critics_start_with_rlkits_initialisation(imperfect_pendulum: Transitions) -> None:
+    """rlkit's ``ConcatMlp`` (the authors' Q-functions): hidden weights in +-1/sqrt(out), biases 0, last +-3e-3."""
+    model = make(imperfect_pendulum, policy_kwargs=dict(net_arch=dict(pi=[16], qf=[16, 32])))
+    for q_net in model.critic.q_networks:
+        linears = [m for m in q_net if isinstance(m, th.nn.Linear)]
+        assert len(linears) == 3
+        assert all(layer.weight.abs().max().item() <= 1 / layer.weight.shape[0] ** 0.5 for layer in linears[:-1])
+        assert all(layer.bias.abs().max().item() == 0.0 for layer in linears)
+        assert linears[-1].weight.abs().max().item() <= 3e-3
+    for p, q in zip(model.critic.parameters(), model.critic_target.parameters(), strict=True):
+        assert th.equal(p, q)
+    # critic_init_w=None: PyTorch's initialisation (with init_w=None too: d3rlpy's networks)
+    pytorch = make(imperfect_pendulum, policy_kwargs=dict(net_arch=dict(pi=[16], qf=[16]), critic_init_w=None))
+    assert pytorch.critic.q_networks[0][0].bias.abs().max().item() > 0.0
+
+
 def test_gaussian_actor_log_std_bounds_and_boundary_actions() -> None:
     actor = GaussianActor(features_dim=3, action_dim=2, net_arch=[16], min_log_std=-6.0, max_log_std=0.0)
     for value in (-100.0, 0.0, 100.0):

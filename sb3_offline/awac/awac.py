@@ -46,7 +46,9 @@ class AWAC(OfflineAlgorithm):
     ``buffer_size`` rows are reserved for that; the dataset keeps being replayed and is never copied.
 
     Defaults (``examples/awac/mujoco/awac1.py``): policy rlkit ``GaussianPolicy`` 4 x 256 (tanh mean,
-    ``log sigma`` in [-6, 0] from state-independent values, last layer initialised in +-1e-3), Q 2 x 256,
+    ``log sigma`` in [-6, 0] from state-independent values, rlkit's initialisation: hidden weights in
+    ``+-1/sqrt(out_features)``, biases 0, last layer in +-1e-3), Q 2 x 256 (rlkit's ``ConcatMlp``: the same
+    initialisation, last layer in +-3e-3),
     Adam lr 3e-4 for both, ``beta`` 2 (that file's ``search_space`` for HalfCheetah/Ant/Walker2d; the
     variant's own value is 1), policy weight decay 1e-4, tau 5e-3, gamma 0.99, replay buffer 1M (here:
     1M online rows after the dataset), batch 128 offline and 1024 online; weights by batch softmax

@@ -9,6 +9,7 @@ from gymnasium import spaces
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 
 from sb3_offline.common.gaussian_actor import GaussianActor
+from sb3_offline.common.initialization import rlkit_init
 from sb3_offline.common.multi_input import multi_input_policy
 from sb3_offline.common.policies import OfflineActorCriticPolicy
 
@@ -28,7 +29,11 @@ class AWACPolicy(OfflineActorCriticPolicy):
     :param min_log_std: lower bound of the actor's ``log sigma``
     :param max_log_std: upper bound of the actor's ``log sigma``
     :param squash_mean: ``tanh`` on the actor's mean (rlkit); ``False``: a linear mean clipped when acting
-    :param init_w: bound of the actor's last-layer initial weights (rlkit: 1e-3); ``None``: PyTorch's initialisation
+    :param init_w: rlkit's initialisation of the actor (hidden weights in ``+-1/sqrt(out_features)``, biases 0),
+        its last-layer weights in ``+-init_w`` (rlkit's ``GaussianPolicy``: 1e-3); ``None``: PyTorch's initialisation
+    :param critic_init_w: rlkit's initialisation of the critics, their last-layer weights in ``+-critic_init_w``
+        (rlkit's ``ConcatMlp``, as ``awac1.py`` builds the Q-functions: its ``Mlp`` default 3e-3); ``None``: PyTorch's
+        (d3rlpy's with ``init_w=None`` too)
     :param kwargs: :class:`~sb3_offline.common.policies.OfflineActorCriticPolicy`'s arguments
         (``net_arch`` default ``dict(pi=[256] * 4, qf=[256, 256])``, ``actor_lr``, ``actor_optimizer_kwargs``, ...)
     """
@@ -46,6 +51,7 @@ class AWACPolicy(OfflineActorCriticPolicy):
         max_log_std: float = 0.0,
         squash_mean: bool = True,
         init_w: float | None = 1e-3,
+        critic_init_w: float | None = 3e-3,
         **kwargs: Any,
     ) -> None:
         super().__init__(observation_space, action_space, lr_schedule, **kwargs)
@@ -53,7 +59,12 @@ class AWACPolicy(OfflineActorCriticPolicy):
         self.max_log_std = max_log_std
         self.squash_mean = squash_mean
         self.init_w = init_w
+        self.critic_init_w = critic_init_w
         self._build(lr_schedule)
+        if critic_init_w is not None:
+            for q_net in self.critic.q_networks:
+                rlkit_init(q_net, critic_init_w)
+            self.critic_target.load_state_dict(self.critic.state_dict())
 
     def _build_actor(self, features_dim: int) -> GaussianActor:
         return GaussianActor(
@@ -74,6 +85,7 @@ class AWACPolicy(OfflineActorCriticPolicy):
             max_log_std=self.max_log_std,
             squash_mean=self.squash_mean,
             init_w=self.init_w,
+            critic_init_w=self.critic_init_w,
         )
         return data
 

@@ -8,13 +8,13 @@ import torch as th
 from torch import nn
 
 
-def rlkit_init(mlp: nn.Sequential, init_w: float) -> None:
+def rlkit_init(mlp: nn.Module, init_w: float) -> None:
     """
     rlkit's ``Mlp`` initialisation (``rlkit/torch/networks/mlp.py``): hidden weights uniform in
     ``+-1 / sqrt(size[0])`` (``ptu.fanin_init``, whose ``size[0]`` is a ``Linear``'s output size), hidden
     biases 0, last layer's weights uniform in ``+-init_w`` and its bias 0.
     """
-    linears = [layer for layer in mlp if isinstance(layer, nn.Linear)]
+    linears = [layer for layer in mlp.modules() if isinstance(layer, nn.Linear)]
     with th.no_grad():
         for layer in linears[:-1]:
             bound = 1.0 / math.sqrt(layer.weight.shape[0])
