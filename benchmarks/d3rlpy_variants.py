@@ -87,9 +87,7 @@ class AWACSacTarget(AWAC):
             with th.no_grad():
                 q_data = critic_values(self.critic, state_features, data.actions).min(dim=1).values
             advantages, weights = self._advantage_weights(state_features, q_data)
-        log_prob = self.actor.distribution(state_features).log_prob(data.actions)
-        actor_loss = -(log_prob * weights).mean()
-        minimize(self.actor.optimizer, actor_loss)
+        actor_loss = self.actor.weighted_regression_step(state_features, data.actions, weights)
         self._update_targets()
         self._losses.add("critic_loss", q_loss)
         self._losses.add("actor_loss", actor_loss)
@@ -135,9 +133,7 @@ class IQLJointStep(IQL):
         with th.no_grad():
             advantages = target_q - self.value(features)
             weights = exp_weights(advantages, self.temperature, self.max_weight)
-        log_prob = self.actor.distribution(features).log_prob(data.actions)
-        actor_loss = -(weights.squeeze(1) * log_prob).mean()
-        minimize(self.actor.optimizer, actor_loss)
+        actor_loss = self.actor.weighted_regression_step(features, data.actions, weights)
         self._update_targets()
         self._losses.add("value_loss", value_loss)
         self._losses.add("actor_loss", actor_loss)

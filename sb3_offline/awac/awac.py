@@ -190,9 +190,7 @@ class AWAC(OfflineAlgorithm):
         minimize(self.critic.optimizer, q_loss)
 
         # Weighted maximum likelihood of the dataset's actions (the projection of pi*).
-        log_prob = self.actor.distribution(state_features).log_prob(data.actions)
-        actor_loss = -(log_prob * weights).mean()
-        minimize(self.actor.optimizer, actor_loss)
+        actor_loss = self.actor.weighted_regression_step(state_features, data.actions, weights)
 
         self._update_targets()
 

@@ -8,6 +8,7 @@ from torch import nn
 from torch.distributions import Independent, Normal
 
 from sb3_offline.common.initialization import rlkit_init
+from sb3_offline.common.training import minimize
 
 #: how :class:`GaussianActor` keeps ``log sigma`` in its bounds
 LOG_STD_MODES = ("sigmoid", "clip")
@@ -102,3 +103,18 @@ class GaussianActor(nn.Module):
     def mode(self, features: th.Tensor) -> th.Tensor:
         """The mean (rlkit's ``mle_estimate``), clipped to [-1, 1] (a no-op with the ``tanh`` mean)."""
         return self.mu(features).clamp(-1.0, 1.0)
+
+    def weighted_regression_step(self, features: th.Tensor, actions: th.Tensor, weights: th.Tensor) -> th.Tensor:
+        """
+        One step of advantage-weighted regression (AWAC's and IQL's actor update): minimise
+        ``-mean_i(w_i * log pi(a_i | s_i))`` on the dataset's actions with the actor's optimizer.
+
+        :param features: state features, ``(N, features_dim)``
+        :param actions: the dataset's actions in [-1, 1], ``(N, action_dim)``
+        :param weights: ``(N,)`` or ``(N, 1)``, no gradient
+        :return: the loss (before the step)
+        """
+        log_prob = self.distribution(features).log_prob(actions)
+        loss = -(weights.reshape(-1) * log_prob).mean()
+        minimize(self.optimizer, loss)
+        return loss

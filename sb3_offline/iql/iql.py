@@ -275,9 +275,7 @@ class IQL(OfflineAlgorithm):
         with th.no_grad():
             advantages = target_q - self.value(features)
             weights = exp_weights(advantages, self.temperature, self.max_weight)
-        log_prob = self.actor.distribution(features).log_prob(data.actions)
-        actor_loss = -(weights.squeeze(1) * log_prob).mean()
-        minimize(self.actor.optimizer, actor_loss)
+        actor_loss = self.actor.weighted_regression_step(features, data.actions, weights)
 
         # 3. the critics on r + gamma * (1 - d) * V(s'), the new V
         current_q = critic_values(self.critic, features, data.actions)
