@@ -153,6 +153,11 @@ def test_critics_start_with_rlkits_initialisation(imperfect_pendulum: Transition
     # critic_init_w=None: PyTorch's initialisation (with init_w=None too: d3rlpy's networks)
     pytorch = make(imperfect_pendulum, policy_kwargs=dict(net_arch=dict(pi=[16], qf=[16]), critic_init_w=None))
     assert pytorch.critic.q_networks[0][0].bias.abs().max().item() > 0.0
+    # a negative bound (or NaN) is refused, naming the field
+    for field in ("critic_init_w", "init_w"):
+        for bad in (-1e-3, float("nan")):
+            with pytest.raises(ValueError, match=rf"{field}: expected None or >= 0 .*, found {bad}"):
+                make(imperfect_pendulum, policy_kwargs=dict(net_arch=dict(pi=[16], qf=[16]), **{field: bad}))
 
 
 def test_gaussian_actor_log_std_bounds_and_boundary_actions() -> None:

@@ -54,6 +54,11 @@ class AWACPolicy(OfflineActorCriticPolicy):
         critic_init_w: float | None = 3e-3,
         **kwargs: Any,
     ) -> None:
+        if critic_init_w is not None and not critic_init_w >= 0:
+            raise ValueError(
+                "critic_init_w: expected None or >= 0 (a bound of the critics' last-layer weights), "
+                f"found {critic_init_w}"
+            )
         super().__init__(observation_space, action_space, lr_schedule, **kwargs)
         self.min_log_std = min_log_std
         self.max_log_std = max_log_std

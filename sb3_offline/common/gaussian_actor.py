@@ -67,6 +67,8 @@ class GaussianActor(nn.Module):
             raise ValueError(f"min_log_std, max_log_std: expected min < max, found {min_log_std}, {max_log_std}")
         if log_std_mode not in LOG_STD_MODES:
             raise ValueError(f"log_std_mode: expected one of {LOG_STD_MODES}, found {log_std_mode!r}")
+        if init_w is not None and not init_w >= 0:
+            raise ValueError(f"init_w: expected None or >= 0 (a bound of the last layer's weights), found {init_w}")
         self.mu = nn.Sequential(
             *create_mlp(features_dim, action_dim, list(net_arch), activation_fn, squash_output=squash_mean)
         )
