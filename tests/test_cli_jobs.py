@@ -120,7 +120,7 @@ def test_training_protocol_with_the_users_scores_trains_no_expert(
     assert result.scores is not None and (result.scores.random, result.scores.expert) == (-1300.0, -140.0)
     assert _metadata("pendulum/final-v0")["ref_max_score"] == -140.0
     # the behaviour agent's own training says how long it will take
-    assert "TD3 behaviour agent: the first 2 of 200 steps took" in capsys.readouterr().out
+    assert "TD3 behaviour agent: the first 152 of 200 steps took" in capsys.readouterr().out
 
 
 @pytest.mark.slow
@@ -131,7 +131,7 @@ def test_expert_training_is_announced_with_a_time_estimate(tmp_path: Path, capsy
     folder = expert_folder(ENV, "td3", EXPERT_STEPS, 0, cache, BEHAVIOUR)
     announcement = out.index(f"no cached expert of {ENV}: training TD3 expert of {ENV} for 200 env steps")
     assert "(needed for the 'imitation' rollouts)" in out and str(folder) in out
-    estimate = out.index("TD3 expert of Pendulum-v1: the first 2 of 200 steps took")
+    estimate = out.index("TD3 expert of Pendulum-v1: the first 152 of 200 steps took")
     assert announcement < estimate and "in all (" in out[estimate:]
     assert (folder / "agent.zip").exists() and (folder / "scores.json").exists()
 
@@ -157,6 +157,31 @@ def test_time_estimate_projects_the_first_percent(capsys: pytest.CaptureFixture[
     assert estimate.estimate_s is not None and 0 < estimate.estimate_s < 50 * elapsed
     assert capsys.readouterr().out.count("TD3 test: the first 40 of 400 steps took") == 1
     assert [format_duration(s) for s in (4.2, 425, 12_000)] == ["4 s", "7 min 05 s", "3 h 20 min"]
+
+
+def test_time_estimate_times_learning_not_the_random_warm_up(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A clock where a random warm-up step costs 1 ms and a learning step 10 ms: 100 + 900 steps take 9.1 s.
+    Timing the first 1% from the start (all warm-up) would have projected 1 s."""
+    import gymnasium as gym
+    from stable_baselines3 import TD3
+
+    from sb3_offline.collect import agents
+
+    model = TD3("MlpPolicy", gym.make(ENV), learning_starts=100, policy_kwargs=dict(net_arch=[8]), seed=0)
+
+    def clock() -> float:
+        steps = model.num_timesteps
+        return 0.001 * min(steps, 100) + 0.010 * max(steps - 100, 0)
+
+    monkeypatch.setattr(agents.time, "perf_counter", clock)
+    estimate = TimeEstimate("TD3 test", fraction=0.01)
+    model.learn(1000, callback=estimate)
+    assert estimate.estimate_s == pytest.approx(9.1)
+    assert "TD3 test: the first 110 of 1,000 steps took 0 s (the first 100 without learning); about 9 s in all" in (
+        capsys.readouterr().out
+    )
 
 
 # --------------------------------------------------------------------------------------------- train

@@ -185,6 +185,11 @@ class TimeEstimate(BaseCallback):
     Times the first ``fraction`` (1%) of a training run and prints the projected total and remaining time
     once, so that a long run says how long it will take before most of it has passed.
 
+    An off-policy agent's first ``learning_starts`` steps are random actions without a gradient step, far faster
+    than the rest: the timed share then starts where learning starts, and the projection is the warm-up's
+    measured time plus the learning steps' rate times the steps that remain (a run whose warm-up covers all of
+    it is timed from its start).
+
     :param label: what is trained, for the printed line (e.g. ``"TD3 expert of Hopper-v5"``)
     :param fraction: the share of the run that is timed
     """
@@ -197,6 +202,8 @@ class TimeEstimate(BaseCallback):
         self.estimate_s: float | None = None
         self._start = 0.0
         self._at_start = 0
+        self._window_from = 0
+        self._window_start: float | None = None
         self._checkpoint = 1
         self._total = 1
 
@@ -204,16 +211,27 @@ class TimeEstimate(BaseCallback):
         self._start = time.perf_counter()
         self._at_start = self.model.num_timesteps
         self._total = max(int(self.locals.get("total_timesteps", 1)) - self._at_start, 1)
-        self._checkpoint = max(int(self._total * self.fraction), 1)
+        timed = max(int(self._total * self.fraction), 1)
+        warm_up = max(int(getattr(self.model, "learning_starts", 0)) - self._at_start, 0)
+        self._window_from = warm_up if warm_up + timed <= self._total else 0
+        self._window_start = self._start if self._window_from == 0 else None
+        self._checkpoint = self._window_from + timed
         self.estimate_s = None
 
     def _on_step(self) -> bool:
+        if self.estimate_s is not None:
+            return True
         done = self.model.num_timesteps - self._at_start
-        if self.estimate_s is None and done >= self._checkpoint:
-            elapsed = time.perf_counter() - self._start
-            self.estimate_s = elapsed * self._total / done
+        if self._window_start is None and done >= self._window_from:
+            self._window_start = time.perf_counter()
+        if self._window_start is not None and done >= self._checkpoint:
+            now = time.perf_counter()
+            elapsed = now - self._start
+            rate = (now - self._window_start) / max(done - self._window_from, 1)
+            self.estimate_s = elapsed + rate * (self._total - done)
+            warm_up = f" (the first {self._window_from:,} without learning)" if self._window_from else ""
             print(
-                f"{self.label}: the first {done:,} of {self._total:,} steps took {format_duration(elapsed)}; "
+                f"{self.label}: the first {done:,} of {self._total:,} steps took {format_duration(elapsed)}{warm_up}; "
                 f"about {format_duration(self.estimate_s)} in all ({format_duration(self.estimate_s - elapsed)} "
                 "to go)",
                 flush=True,
