@@ -1,0 +1,66 @@
+"""
+The golden test: every algorithm's (and FQE's) first updates, actions and parameters, pinned on CPU.
+
+Each case of ``tests/golden/cases.py`` is run again and compared with its file: bit for bit (every logged value,
+every action, the SHA-256 of every parameter) on a CPU of the kind that wrote the file (torch's
+``get_cpu_capability``: the kernels it picks decide the rounding); on another kind, within float tolerance.
+A change that moves a case on purpose regenerates its file in the same commit and says why
+(``python tests/golden/cases.py CASE``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import pytest
+import torch as th
+from golden.cases import case_names, golden_path, run_case
+
+REL, ABS = 1e-4, 1e-6
+
+
+def _close(found: float, expected: float) -> bool:
+    if math.isnan(expected):
+        return math.isnan(found)
+    return math.isclose(found, expected, rel_tol=REL, abs_tol=ABS)
+
+
+def _compare(found: Any, expected: Any, where: str, exact: bool, errors: list[str]) -> None:
+    if isinstance(expected, dict):
+        if set(found) != set(expected):
+            errors.append(f"{where}: expected keys {sorted(expected)}, found {sorted(found)}")
+            return
+        for key in expected:
+            _compare(found[key], expected[key], f"{where}/{key}", exact, errors)
+    elif isinstance(expected, list) and len(expected) == 2 and isinstance(expected[0], str):
+        # a parameter: [sha256, float64 sum]
+        if exact and found[0] != expected[0]:
+            errors.append(f"{where}: parameters differ (sum {found[1]!r}, expected {expected[1]!r})")
+        elif not exact and not _close(found[1], expected[1]):
+            errors.append(f"{where}: sum {found[1]!r}, expected {expected[1]!r}")
+    elif isinstance(expected, list):
+        if len(found) != len(expected):
+            errors.append(f"{where}: expected {len(expected)} entries, found {len(found)}")
+            return
+        for i, (f, e) in enumerate(zip(found, expected, strict=True)):
+            _compare(f, e, f"{where}[{i}]", exact, errors)
+    elif isinstance(expected, float):
+        same = found == expected or (math.isnan(found) and math.isnan(expected))
+        if (exact and not same) or (not exact and not _close(found, expected)):
+            errors.append(f"{where}: {found!r}, expected {expected!r}")
+    elif found != expected:
+        errors.append(f"{where}: {found!r}, expected {expected!r}")
+
+
+@pytest.mark.parametrize("case", case_names())
+def test_golden(case: str) -> None:
+    expected = json.loads(golden_path(case).read_text())
+    exact = expected.pop("cpu_capability") == th.backends.cpu.get_cpu_capability()
+    expected.pop("torch")
+    errors: list[str] = []
+    _compare(run_case(case), expected, case, exact, errors)
+    assert not errors, f"{len(errors)} difference(s) from the golden file ({'exact' if exact else 'tolerance'}):\n" + (
+        "\n".join(errors[:20])
+    )
