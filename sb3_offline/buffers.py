@@ -15,6 +15,7 @@ from stable_baselines3.common.buffers import BaseBuffer, ReplayBuffer
 from stable_baselines3.common.type_aliases import DictReplayBufferSamples, ReplayBufferSamples
 from stable_baselines3.common.vec_env import VecNormalize
 
+from sb3_offline.common.episodes import discounted_returns_to_go, episode_bounds, episode_returns
 from sb3_offline.datasets.loaders import DatasetSource, describe_source, load_transitions
 from sb3_offline.datasets.transitions import Observations, Transitions
 from sb3_offline.datasets.validation import DEFAULT_ACTION_BOUND_TOLERANCE, row_chunks, validate_transitions
@@ -74,21 +75,6 @@ class RewardTransform:
 
 
 RewardTransformSpec = RewardTransform | dict[str, float] | str | None
-
-
-def episode_returns(rewards: np.ndarray, episode_ends: np.ndarray) -> np.ndarray:
-    """
-    Undiscounted return (float64 sum) of each episode: the contiguous runs of rows closed by
-    ``episode_ends`` (termination or truncation); a last run no flag closes ends with the data.
-
-    :param rewards: ``(N,)`` rewards
-    :param episode_ends: ``(N,)`` bool, True on the row that closes an episode
-    """
-    rewards = np.asarray(rewards, dtype=np.float64).reshape(-1)
-    if len(rewards) == 0:
-        return np.zeros(0, dtype=np.float64)
-    starts, _ = _episode_bounds(np.asarray(episode_ends, dtype=bool).reshape(-1))
-    return np.add.reduceat(rewards, starts)
 
 
 def resolve_reward_transform(
@@ -168,45 +154,6 @@ def resolve_reward_transform(
         f"reward_transform: expected None, a RewardTransform, dict(scale=..., shift=...) or one of "
         f"{list(REWARD_TRANSFORM_RULES)}, found {spec!r}"
     )
-
-
-def _episode_bounds(episode_ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(starts, lengths)`` (int64) of the episodes closed by ``episode_ends`` and by the end of the data."""
-    closes = episode_ends.copy()
-    if len(closes):
-        closes[-1] = True
-    last_rows = np.flatnonzero(closes).astype(np.int64)
-    starts = np.concatenate([np.zeros(min(len(last_rows), 1), dtype=np.int64), last_rows[:-1] + 1])
-    return starts, last_rows - starts + 1
-
-
-def discounted_returns_to_go(rewards: np.ndarray, episode_ends: np.ndarray, gamma: float) -> np.ndarray:
-    """
-    Returns-to-go of consecutive transitions: ``G_t = r_t + gamma * G_{t+1} * (1 - end_t)``, with
-    ``G = 0`` after the last row. An episode end (termination *or* truncation) and the end of the data
-    stop the sum: nothing is added for the unseen steps after a time-limit cut, as Cal-QL's
-    ``calc_return_to_go`` does (nakamotoo/Cal-QL, ``JaxCQL/replay_buffer.py``:
-    ``return_to_go[-i-1] = rewards[-i-1] + gamma * prev_return * (1 - terminals[-i-1])`` from
-    ``prev_return = 0`` at each trajectory's last step).
-
-    Computed without a loop over rows: the linear recurrence ``G_t = a_t G_{t+1} + r_t`` is solved by a
-    log-depth parallel suffix scan (``ceil(log2 N)`` vectorised passes), in float64.
-
-    :param rewards: ``(N,)`` rewards (already transformed)
-    :param episode_ends: ``(N,)`` bool, True on the rows that end an episode
-    :param gamma: discount factor
-    :return: ``(N,)`` float64 returns-to-go
-    """
-    returns = np.asarray(rewards, dtype=np.float64).reshape(-1).copy()
-    coef = np.where(np.asarray(episode_ends, dtype=bool).reshape(-1), 0.0, float(gamma))
-    n = len(returns)
-    offset = 1
-    # invariant: G_t = returns_t + coef_t * G_{t + offset} (G = 0 past the data's end)
-    while offset < n:
-        returns[:-offset] = returns[:-offset] + coef[:-offset] * returns[offset:]
-        coef[:-offset] = coef[:-offset] * coef[offset:]
-        offset *= 2
-    return returns
 
 
 def _obs_dtype(space: spaces.Space) -> th.dtype:
@@ -500,7 +447,7 @@ class OfflineReplayBuffer(ReplayBuffer):
 
     def _index_dataset_episodes(self, transitions: Transitions) -> None:
         """``episode_ids`` of the dataset rows, ``episode_starts``, ``episode_lengths``, ``n_episodes``."""
-        starts, lengths = _episode_bounds(np.asarray(transitions.episode_ends, dtype=bool))
+        starts, lengths = episode_bounds(np.asarray(transitions.episode_ends, dtype=bool))
         ids = np.repeat(np.arange(len(starts), dtype=np.int64), lengths)
         self.n_episodes = len(starts)
         self.episode_starts = th.as_tensor(starts, device=self.device)

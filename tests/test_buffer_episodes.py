@@ -12,12 +12,8 @@ import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.save_util import load_from_pkl, save_to_pkl
 
-from sb3_offline.buffers import (
-    OfflineReplayBuffer,
-    RewardTransform,
-    discounted_returns_to_go,
-    resolve_reward_transform,
-)
+from sb3_offline.buffers import OfflineReplayBuffer, RewardTransform, resolve_reward_transform
+from sb3_offline.common.episodes import discounted_returns_to_go
 from sb3_offline.datasets import Transitions
 
 OBS_SPACE = spaces.Box(-np.inf, np.inf, (3,), np.float32)

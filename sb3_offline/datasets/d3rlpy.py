@@ -36,7 +36,8 @@ from typing import Any
 
 import numpy as np
 
-from sb3_offline.datasets.transitions import Observations, Transitions, obs_len
+from sb3_offline.common.observations import obs_len
+from sb3_offline.datasets.transitions import Observations, Transitions
 
 #: The dump format version d3rlpy 2.x writes (``d3rlpy.dataset.io.DATASET_VERSION``).
 DATASET_VERSION = "2.1"

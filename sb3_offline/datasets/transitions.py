@@ -7,34 +7,12 @@ from typing import Any
 
 import numpy as np
 
+from sb3_offline.common.observations import obs_concatenate, obs_index
+
 Observations = np.ndarray | dict[str, np.ndarray]
 
 #: The key of ``Transitions.metadata`` holding how the source spells our field names (see ``source_field``).
 FIELD_NAMES = "field_names"
-
-
-def obs_len(observations: Observations) -> int:
-    """Number of rows of an observation array, or of the first key of a dict of arrays."""
-    if isinstance(observations, dict):
-        if not observations:
-            return 0
-        return len(next(iter(observations.values())))
-    return len(observations)
-
-
-def obs_index(observations: Observations, index: Any) -> Observations:
-    """Index (or mask) the rows of an observation array or of every key of a dict of arrays."""
-    if isinstance(observations, dict):
-        return {key: value[index] for key, value in observations.items()}
-    return observations[index]
-
-
-def obs_concatenate(parts: list[Observations]) -> Observations:
-    """Concatenate observation arrays (or dicts of arrays, key by key) along the first axis."""
-    if isinstance(parts[0], dict):
-        keys = parts[0].keys()
-        return {key: np.concatenate([part[key] for part in parts], axis=0) for key in keys}  # type: ignore[index]
-    return np.concatenate(parts, axis=0)  # type: ignore[arg-type]
 
 
 @dataclass

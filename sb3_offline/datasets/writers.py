@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from sb3_offline.datasets.transitions import Transitions, obs_index
+from sb3_offline.common.observations import obs_index
+from sb3_offline.datasets.transitions import Transitions
 
 
 @contextlib.contextmanager

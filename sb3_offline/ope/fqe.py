@@ -14,8 +14,9 @@ from stable_baselines3.common.policies import BasePolicy, ContinuousCritic
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 from stable_baselines3.common.utils import is_vectorized_observation
 
-from sb3_offline.buffers import OfflineReplayBuffer, _episode_bounds
+from sb3_offline.buffers import OfflineReplayBuffer
 from sb3_offline.common.critics import critic_loss, critic_values, soft_clipped_values
+from sb3_offline.common.episodes import episode_bounds
 from sb3_offline.common.normalization import with_observation_normalizer
 from sb3_offline.common.offline_algorithm import OfflineAlgorithm
 from sb3_offline.common.training import minimize
@@ -464,7 +465,7 @@ class FQE(OfflineAlgorithm):
                 load_transitions(dataset, action_space=self.action_space), self.observation_space, self.action_space
             )
             terminations, truncations = transitions.terminations, transitions.truncations
-            start_rows, lengths = _episode_bounds(np.asarray(transitions.episode_ends, dtype=bool))
+            start_rows, lengths = episode_bounds(np.asarray(transitions.episode_ends, dtype=bool))
             obs = transitions.observations
             first = {k: v[start_rows] for k, v in obs.items()} if isinstance(obs, dict) else obs[start_rows]
             observations, _ = self.policy.obs_to_tensor(first)

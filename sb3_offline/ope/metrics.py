@@ -20,7 +20,8 @@ import numpy as np
 import torch as th
 from gymnasium import spaces
 
-from sb3_offline.buffers import OfflineReplayBuffer, RewardTransform, discounted_returns_to_go, resolve_reward_transform
+from sb3_offline.buffers import OfflineReplayBuffer, RewardTransform, resolve_reward_transform
+from sb3_offline.common.episodes import discounted_returns_to_go
 from sb3_offline.datasets.loaders import DatasetSource
 from sb3_offline.ope.evaluation_policy import EvaluationPolicy, TensorObs
 

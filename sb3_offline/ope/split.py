@@ -17,7 +17,8 @@ import numpy as np
 import torch as th
 from gymnasium import spaces
 
-from sb3_offline.buffers import OfflineReplayBuffer, _episode_bounds
+from sb3_offline.buffers import OfflineReplayBuffer
+from sb3_offline.common.episodes import episode_bounds
 from sb3_offline.datasets.loaders import DatasetSource, describe_source, load_transitions, unscale_action
 from sb3_offline.datasets.transitions import Observations, Transitions
 from sb3_offline.datasets.writers import save_hdf5, save_minari, save_npz
@@ -106,7 +107,7 @@ def dataset_episodes(
         lengths = dataset.episode_lengths.cpu().numpy().astype(np.int64)
         return buffer_transitions(dataset), starts, lengths
     transitions = load_transitions(dataset, action_space=action_space)
-    starts, lengths = _episode_bounds(np.asarray(transitions.episode_ends, dtype=bool).reshape(-1))
+    starts, lengths = episode_bounds(np.asarray(transitions.episode_ends, dtype=bool).reshape(-1))
     return transitions, starts, lengths
 
 
