@@ -52,7 +52,7 @@ its ``step`` counter with ``.item()`` on every step, which the strict modes flag
 torch or SB3 code that an update calls, e.g. ``clip_grad_norm_(..., error_if_nonfinite=True)``),
 :func:`strict_update_graphs` switches every optimizer of the model with the package's own
 ``make_capturable`` (``capturable=True``, ``fused=True``, learning rate a tensor), exactly as
-``OfflineAlgorithm._graphs_apply`` does on CUDA. Fused Adam/AdamW run on CPU and their Python path has no
+``UpdateRunner.applies`` does on CUDA. Fused Adam/AdamW run on CPU and their Python path has no
 host sync, so the optimizer steps are checked like everything else, with no exemption. An optimizer
 that ``make_capturable`` cannot make fused (not Adam/AdamW) cannot step with ``capturable=True`` on CPU:
 :func:`strict_update_graphs` refuses it with a message saying so.
@@ -401,9 +401,9 @@ class StrictUpdateGraphs(UpdateGraphs):
 
 
 def switch_optimizers_as_on_cuda(model: Any) -> None:
-    """Every optimizer of ``model`` as ``_graphs_apply`` leaves it on CUDA (``make_capturable``), on CPU."""
+    """Every optimizer of ``model`` as ``UpdateRunner.applies`` leaves it on CUDA (``make_capturable``), on CPU."""
     with mock.patch.object(cuda_graphs, "can_capture", lambda optimizer: True):
-        for optimizer in model._optimizers():
+        for optimizer in model._optimizers().values():
             cuda_graphs.make_capturable(optimizer)
             if not all(group.get("fused") for group in optimizer.param_groups):
                 raise NotImplementedError(
@@ -414,12 +414,12 @@ def switch_optimizers_as_on_cuda(model: Any) -> None:
 
 def strict_update_graphs(model: Any, warmup: int = 3) -> StrictGraphBackend:
     """
-    Force ``model``'s offline gradient updates (everything run through ``OfflineAlgorithm._gradient_step``)
+    Force ``model``'s offline gradient updates (everything ``OfflineAlgorithm.train`` runs)
     through ``UpdateGraphs`` on CPU with a :class:`StrictGraphBackend`, after switching its optimizers as
     on CUDA; returns the backend (check ``violations`` and ``kinds`` after ``learn``).
     """
     switch_optimizers_as_on_cuda(model)
     backend = StrictGraphBackend(model._losses)
-    model._update_graphs = StrictUpdateGraphs(model._losses, backend, warmup=warmup)
-    model._graphs_apply = lambda: True
+    model._runner.graphs = StrictUpdateGraphs(model._losses, backend, warmup=warmup)
+    model._runner.applies = lambda *args, **kwargs: True
     return backend

@@ -60,13 +60,18 @@ def test_defaults_follow_the_authors_script(pendulum_transitions: Transitions) -
     assert model.log_alpha_prime().item() == pytest.approx(math.e)  # Scalar(1.0) for log alpha'
     assert model.offline_fraction == 0.5 and model.replay_buffer.offline_fraction == 0.5
     assert model.train_freq.frequency == 1 and model.train_freq.unit.value == "episode" and model.gradient_steps == -1
-    optimizer_rates = {name: o.param_groups[0]["lr"] for name, o, _ in model._optimizer_schedules}
+    optimizer_rates = {name: o.param_groups[0]["lr"] for name, o in model._optimizers().items()}
     assert optimizer_rates == {"actor": 1e-4, "critic": 3e-4, "log_ent_coef": 1e-4, "log_alpha_prime": 3e-4}
+    # one place per setting: the algorithm's argument, not repeated with another value in the buffer's kwargs
+    with pytest.raises(ValueError, match=r"replay_buffer_kwargs\['offline_fraction'\]: expected none .* CalQL's"):
+        CalQL(
+            "MlpPolicy", "Pendulum-v1", dataset=pendulum_transitions, device="cpu", buffer_size=100,
+            replay_buffer_kwargs=dict(offline_fraction=0.25),
+        )  # fmt: skip
     kept = CalQL(
-        "MlpPolicy", "Pendulum-v1", dataset=pendulum_transitions, device="cpu", buffer_size=100,
-        replay_buffer_kwargs=dict(offline_fraction=0.25),
-    )  # fmt: skip
-    assert kept.replay_buffer.offline_fraction == 0.25  # the buffer's own setting wins
+        "MlpPolicy", "Pendulum-v1", dataset=pendulum_transitions, device="cpu", buffer_size=100, offline_fraction=0.25
+    )
+    assert kept.replay_buffer.offline_fraction == 0.25
 
 
 def test_relabelling_buffers_are_refused(pendulum_transitions: Transitions) -> None:

@@ -53,7 +53,7 @@ def batch(data: Transitions, rows: slice, dones: list[float] | None = None) -> R
 
 
 def learning_rates(model: CQL) -> dict[str, float]:
-    return {name: float(optimizer.param_groups[0]["lr"]) for name, optimizer, _ in model._optimizer_schedules}
+    return {name: float(optimizer.param_groups[0]["lr"]) for name, optimizer in model._optimizers().items()}
 
 
 def parameters(module: th.nn.Module) -> list[th.Tensor]:
@@ -218,14 +218,14 @@ def test_lagrange_multiplier_moves_towards_the_target_gap(
 def test_behaviour_cloning_warm_up_then_cql(imperfect_pendulum: Transitions) -> None:
     model = make(imperfect_pendulum, bc_steps=3)
     kinds: list[str] = []
-    step = model._gradient_step
+    step = model._run_update
 
     def gradient_step(name: str, update: Any, size: int) -> None:
         kinds.append(name)
         model.critic.optimizer.zero_grad(set_to_none=True)  # what the last critic step left
         step(name, update, size)
 
-    model._gradient_step = gradient_step  # type: ignore[method-assign]
+    model._run_update = gradient_step  # type: ignore[method-assign]
     critic_grads: list[bool] = []
     original = model.actor.optimizer.step
 

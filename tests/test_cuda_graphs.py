@@ -227,8 +227,8 @@ def test_training_through_update_graphs_equals_eager_training(algo, pendulum_tra
     eager = algo("MlpPolicy", env, dataset=pendulum_transitions, seed=3, device="cpu", **SMALL[algo])
     graphed = algo("MlpPolicy", env, dataset=pendulum_transitions, seed=3, device="cpu", **SMALL[algo])
     backend = ReplayByRerun(graphed._losses)
-    graphed._update_graphs = UpdateGraphs(graphed._losses, backend, warmup=3)
-    graphed._graphs_apply = lambda: True  # type: ignore[method-assign]
+    graphed._runner.graphs = UpdateGraphs(graphed._losses, backend, warmup=3)
+    graphed._runner.applies = lambda *args, **kwargs: True  # type: ignore[method-assign]
     eager_logs, graphed_logs = _record_logged_losses(eager), _record_logged_losses(graphed)
     th.manual_seed(0)
     eager.learn(20, log_interval=None)
@@ -243,14 +243,15 @@ def test_training_through_update_graphs_equals_eager_training(algo, pendulum_tra
     assert eager_logs, "nothing was logged"
     assert graphed_logs.keys() == eager_logs.keys() and graphed_logs == pytest.approx(eager_logs)
     if algo is PLAS:
-        assert not any(key[0] == "plas/vae" for key in graphed._update_graphs._graphs)  # freed once frozen
+        assert not any(key[0] == "plas/vae" for key in graphed._runner.graphs._graphs)  # freed once frozen
 
 
 def test_graphs_are_off_on_cpu_and_with_cuda_graphs_false(pendulum_transitions):
     model = BC("MlpPolicy", "Pendulum-v1", dataset=pendulum_transitions, device="cpu", **SMALL[BC])
-    assert model.cuda_graphs is True and not model._graphs_apply()
+    assert model.cuda_graphs is True
+    assert not model._runner.applies(model.device, model.replay_buffer, list(model._optimizers().values()), True)
     model.learn(5)
-    assert model._update_graphs is None
+    assert model._runner.graphs is None
     off = BC("MlpPolicy", "Pendulum-v1", dataset=pendulum_transitions, device="cpu", cuda_graphs=False)
     assert off.cuda_graphs is False
 
@@ -272,8 +273,8 @@ def test_cuda_graph_updates_match_eager_updates(algo, pendulum_transitions, tmp_
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)  # a failed capture would only warn
         graphed.learn(30, log_interval=None)
-    assert graphed._update_graphs is not None and graphed._update_graphs._graphs, "nothing was captured"
-    assert eager._update_graphs is None
+    assert graphed._runner.graphs is not None and graphed._runner.graphs._graphs, "nothing was captured"
+    assert eager._runner.graphs is None
     for name, value in _parameters(eager).items():
         th.testing.assert_close(_parameters(graphed)[name], value, rtol=1e-4, atol=1e-5, msg=name)
     assert graphed_logs and graphed_logs.keys() == eager_logs.keys()
@@ -282,7 +283,7 @@ def test_cuda_graph_updates_match_eager_updates(algo, pendulum_transitions, tmp_
 
     graphed.save(tmp_path / "model.zip")
     on_cpu = algo.load(tmp_path / "model.zip", env=env, device="cpu", dataset=pendulum_transitions)
-    for optimizer in on_cpu._optimizers():
+    for optimizer in on_cpu._optimizers().values():
         assert not isinstance(optimizer.param_groups[0]["lr"], th.Tensor)
         assert not optimizer.param_groups[0]["capturable"]
     on_cpu.learn(3)  # the checkpoint trains on CPU

@@ -27,7 +27,7 @@ from stable_baselines3 import TD3
 
 from sb3_offline import AWAC, BCQ, TD3BC
 from sb3_offline.algorithms import ALGOS
-from sb3_offline.common.offline_algorithm import CHECKPOINT_CLASS_KEY
+from sb3_offline.common.checkpoints import CHECKPOINT_CLASS_KEY
 from sb3_offline.common.schedules import CosineDecaySchedule
 from sb3_offline.datasets import (
     DatasetValidationError,

@@ -1,7 +1,7 @@
 """Every algorithm's gradient update is device work only: run through ``UpdateGraphs`` (warm-up, capture,
 replays) with the strict stand-in backend of ``graph_safety.py``, which fails on any host sync.
 
-The per-algorithm test goes through ``OfflineAlgorithm._gradient_step`` only, so it needs no update method
+The per-algorithm test goes through ``OfflineAlgorithm._run_update`` only, so it needs no update method
 names: a newly registered algorithm in ``sb3_offline.algorithms.ALGOS`` is covered as it is (with its
 default sizes and ``batch_size=64``; add small sizes to ``SMALL`` if it is slow, and a short first phase if
 it has phases, so every kind of update is warmed up and replayed within ``STEPS``).
@@ -60,7 +60,7 @@ def test_every_gradient_update_is_free_of_host_syncs(name, pendulum_500):
     model.learn(STEPS, log_interval=None)
 
     assert backend.violations == []
-    assert backend.kinds, f"{name}: no update went through OfflineAlgorithm._gradient_step"
+    assert backend.kinds, f"{name}: no update went through OfflineAlgorithm._run_update"
     for key, runs in backend.kinds.items():
         # warmed up, captured once and replayed at least twice: the checks saw every code path of each kind
         assert (runs.eager, runs.captures) == (WARMUP, 1), f"{name} {key!r}: {runs}"
@@ -223,7 +223,7 @@ def test_device_work_is_not_flagged():
     th.manual_seed(0)
     net, target = th.nn.Linear(3, 2), th.nn.Linear(3, 2)
     optimizer = th.optim.Adam(net.parameters(), lr=1e-3)
-    switch_optimizers_as_on_cuda(types.SimpleNamespace(_optimizers=lambda: [optimizer]))
+    switch_optimizers_as_on_cuda(types.SimpleNamespace(_optimizers=lambda: {"actor": optimizer}))
     data = th.randn(50, 3)
     losses = DeviceLossAccumulator()
 
@@ -256,7 +256,7 @@ def test_device_work_is_not_flagged():
 
 def test_an_optimizer_left_in_its_cpu_configuration_is_flagged():
     """Why the optimizers are switched first: torch's default CPU Adam reads its step count on the host
-    (on CUDA ``_graphs_apply`` makes it capturable; an optimizer it could not switch would not be captured)."""
+    (on CUDA ``UpdateRunner.applies`` makes it capturable; an optimizer it could not switch would not be captured)."""
     param = th.nn.Parameter(th.ones(3))
     optimizer = th.optim.Adam([param])
 

@@ -86,7 +86,7 @@ def test_defaults_follow_the_authors(small_pendulum: Transitions) -> None:
     for network in (model.actor, model.critic, model.value):
         assert network.optimizer.param_groups[0]["lr"] == 3e-4
         assert network.optimizer.param_groups[0]["weight_decay"] == 0
-    schedule = model.policy.actor_lr
+    schedule = model.learning_rates()["actor"]
     assert isinstance(schedule, CosineDecaySchedule) and (schedule.initial, schedule.horizon) == (3e-4, 1_000_000)
     # the authors' policy: log sigma a parameter clipped to [-5, 2], started at 0; tanh mean
     assert (model.actor.log_std_mode, model.actor.min_log_std, model.actor.max_log_std) == ("clip", -5.0, 2.0)
@@ -321,7 +321,7 @@ def test_actor_learning_rate_decays_along_a_cosine_across_learn_calls(small_pend
 def test_no_decay_when_actor_lr_decay_steps_is_none(small_pendulum: Transitions) -> None:
     model = make(small_pendulum, batch_size=32, actor_lr_decay_steps=None, actor_learning_rate=1e-4)
     model.learn(3)
-    assert model.policy.actor_lr == 1e-4 and model.actor.optimizer.param_groups[0]["lr"] == 1e-4
+    assert model.learning_rates()["actor"] == 1e-4 and model.actor.optimizer.param_groups[0]["lr"] == 1e-4
 
 
 # ------------------------------------------------------------------------------------ the actor
@@ -385,7 +385,7 @@ def test_save_load_keeps_networks_schedule_and_reward_transform(small_pendulum: 
             th.equal(saved[k]["exp_avg"], restored[k]["exp_avg"]) for k in saved
         )
     assert loaded.replay_buffer_kwargs["reward_transform"] == model.replay_buffer_kwargs["reward_transform"]
-    assert isinstance(loaded.policy.actor_lr, CosineDecaySchedule) and loaded._n_updates == 20
+    assert isinstance(loaded.learning_rates()["actor"], CosineDecaySchedule) and loaded._n_updates == 20
     loaded.learn(2)  # the dataset is read again; the schedule continues at update 20
     assert loaded.actor.optimizer.param_groups[0]["lr"] == pytest.approx(3e-4 * 0.5 * (1 + math.cos(math.pi * 21 / 50)))
     assert (

@@ -227,7 +227,7 @@ def test_save_load_keeps_statistics_bounds_and_predictions(pendulum: Transitions
     np.testing.assert_allclose(loaded.predict(obs, deterministic=True)[0], before)
     assert loaded.replay_buffer is None and (loaded.min_v, loaded.max_v) == (model.min_v, model.max_v)
     th.testing.assert_close(loaded.policy.action_normalizer.mean, model.policy.action_normalizer.mean)
-    for name in model.policy_networks:
+    for name in model.networks:
         for a, b in zip(getattr(model, name).parameters(), getattr(loaded, name).parameters(), strict=True):
             assert th.equal(a, b), name
     assert loaded.value.optimizer.state_dict()["state"]  # every optimizer is in the checkpoint
@@ -262,8 +262,8 @@ def test_learn_online_uses_the_authors_fine_tuning(pendulum: Transitions) -> Non
     model = make(pendulum, buffer_size=300, batch_size=32)
     model.learn(10)
     kinds: list[str] = []
-    step = model._gradient_step
-    model._gradient_step = lambda name, update, batch_size: (kinds.append(name), step(name, update, batch_size))  # type: ignore[method-assign]
+    step = model._run_update
+    model._run_update = lambda name, update, batch_size: (kinds.append(name), step(name, update, batch_size))  # type: ignore[method-assign]
     dataset_range = model.reward_range
     model.learn_online(60)
     assert model.policy.act_with == "online" and set(kinds) == {"lapo/finetune"} and len(kinds) == 60

@@ -54,13 +54,13 @@ def make(algo: type, data: Transitions, **kwargs: Any) -> Any:
 
 
 def learning_rates(model: Any) -> dict[str, float]:
-    return {name: float(optimizer.param_groups[0]["lr"]) for name, optimizer, _ in model._optimizer_schedules}
+    return {name: float(optimizer.param_groups[0]["lr"]) for name, optimizer in model._optimizers().items()}
 
 
 # ------------------------------------------------------------------------------------- learning rates
 def test_bcq_keeps_the_actor_learning_rate_a_user_sets(pendulum: Transitions) -> None:
     """Issue 17, fix 1: BCQ's train() used to set every optimizer to learning_rate (1e-3) after one step."""
-    model = make(BCQ, pendulum, policy_kwargs=dict(actor_lr=1e-4))
+    model = make(BCQ, pendulum, actor_learning_rate=1e-4)
     model.learn(3)
     assert learning_rates(model) == {"vae": 1e-3, "actor": 1e-4, "critic": 1e-3}
 
@@ -259,16 +259,14 @@ def test_checkpoint_holds_the_policy_and_every_optimizer(name: str, pendulum: Tr
     model = make(ALGOS[name], pendulum)
     names = model._get_torch_save_params()[0]
     assert names[0] == "policy"
-    assert sorted(names[1:]) == sorted(f"{n}.optimizer" for n, _, _ in model._optimizer_schedules)
-    for network in model._networks:
+    assert sorted(names[1:]) == sorted(f"{n}.optimizer" for n in model.learning_rates())
+    for network in model.networks:
         assert network in model._excluded_save_params()
 
 
 # -------------------------------------------------------------- learned scalars, the squashed Gaussian
 class ScaledBCPolicy(BCPolicy):
     """BC's policy with a learned positive scalar and its optimizer (as CQL's entropy coefficient)."""
-
-    scale_lr = 0.05
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -278,7 +276,10 @@ class ScaledBCPolicy(BCPolicy):
 
 class ScaledBC(BC):
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {"MlpPolicy": ScaledBCPolicy}
-    policy_networks: ClassVar[tuple[str, ...]] = (*BC.policy_networks, "scale")
+    networks = (*BC.networks, "scale")
+
+    def learning_rates(self) -> dict[str, Any]:
+        return {**super().learning_rates(), "scale": 0.05}
 
     def _update(self, batch_size: int) -> None:
         super()._update(batch_size)
@@ -286,11 +287,11 @@ class ScaledBC(BC):
 
 
 def test_a_log_scalar_gets_the_plumbing_of_a_network(pendulum: Transitions, tmp_path) -> None:
-    """A LogScalar named in policy_networks is aliased, has its own schedule, and its optimizer is checkpointed."""
+    """A LogScalar named in networks is aliased, has its own learning rate, and its optimizer is checkpointed."""
     model = make(ScaledBC, pendulum)
     assert model.scale is model.policy.scale and model.scale().item() == pytest.approx(2.0)
-    assert learning_rates(model)["scale"] == 1.0  # as built
-    model.learn(5)  # the policy's scale_lr, set by _update_learning_rates before each update
+    assert learning_rates(model)["scale"] == 0.05  # its own learning rate from the start (built at 1.0)
+    model.learn(5)  # and before each update
     assert learning_rates(model)["scale"] == 0.05 and model.scale().item() < 2.0
     assert "scale.optimizer" in model._get_torch_save_params()[0] and "scale" in model._excluded_save_params()
     model.save(tmp_path / "scaled")
@@ -324,7 +325,7 @@ NORMALIZING: list[tuple[str, str, float]] = [
     ("iql", "normalize_observations", 1e-3),
     ("cql", "normalize_observations", 1e-3),
     ("calql", "normalize_observations", 1e-3),
-    ("lapo", "normalize_states", 1e-6),
+    ("lapo", "normalize_observations", 1e-6),
     ("fqe", "normalize_observations", 1e-3),
 ]
 

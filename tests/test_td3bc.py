@@ -157,8 +157,8 @@ def test_target_by_hand_smoothing_noise_clip_and_min_of_twins(
 def test_actor_and_targets_move_only_every_policy_delay_steps(imperfect_pendulum: Transitions) -> None:
     model = make(imperfect_pendulum)
     kinds: list[str] = []
-    step = model._gradient_step
-    model._gradient_step = lambda name, update, size: kinds.append(name) or step(name, update, size)  # type: ignore[method-assign,func-returns-value]
+    step = model._run_update
+    model._run_update = lambda name, update, size: kinds.append(name) or step(name, update, size)  # type: ignore[method-assign,func-returns-value]
     networks = ("actor", "actor_target", "critic", "critic_target")
     before = {name: parameters(getattr(model, name)) for name in networks}
 

@@ -12,7 +12,8 @@ from stable_baselines3.common.type_aliases import DictReplayBufferSamples, GymEn
 
 from sb3_offline.awac.policies import AWACPolicy, GaussianActor, MlpPolicy, MultiInputPolicy
 from sb3_offline.common.critics import critic_loss, critic_values, soft_clipped_target
-from sb3_offline.common.offline_algorithm import OfflineAlgorithm
+from sb3_offline.common.offline_algorithm import OfflineAlgorithm, Update, base_arguments
+from sb3_offline.common.schedules import LearningRate
 from sb3_offline.common.training import minimize
 from sb3_offline.common.weights import softmax_weights
 from sb3_offline.datasets.loaders import DatasetSource
@@ -86,6 +87,8 @@ class AWAC(OfflineAlgorithm):
         "MlpPolicy": MlpPolicy,
         "MultiInputPolicy": MultiInputPolicy,
     }
+    networks = ("actor", "critic", "critic_target")
+    target_networks = {"critic_target": "critic"}
     policy: AWACPolicy
     actor: GaussianActor
     critic: ContinuousCritic
@@ -123,34 +126,10 @@ class AWAC(OfflineAlgorithm):
         if beta <= 0:
             raise ValueError(f"beta: expected > 0, found {beta}")
         self.beta = beta
+        self.actor_learning_rate = actor_learning_rate
+        self.actor_weight_decay = actor_weight_decay
         self.online_batch_size = online_batch_size
-        policy_kwargs = dict(policy_kwargs or {})
-        policy_kwargs.setdefault("actor_lr", actor_learning_rate)
-        policy_kwargs.setdefault("actor_optimizer_kwargs", {"weight_decay": actor_weight_decay})
-        super().__init__(
-            policy,
-            env,
-            learning_rate,
-            dataset=dataset,
-            buffer_size=buffer_size,
-            learning_starts=learning_starts,
-            batch_size=batch_size,
-            tau=tau,
-            gamma=gamma,
-            train_freq=train_freq,
-            gradient_steps=gradient_steps,
-            action_noise=action_noise,
-            replay_buffer_class=replay_buffer_class,
-            replay_buffer_kwargs=replay_buffer_kwargs,
-            policy_kwargs=policy_kwargs,
-            stats_window_size=stats_window_size,
-            tensorboard_log=tensorboard_log,
-            verbose=verbose,
-            device=device,
-            seed=seed,
-            cuda_graphs=cuda_graphs,
-            _init_setup_model=_init_setup_model,
-        )
+        super().__init__(policy, env, learning_rate, **base_arguments(locals()))
 
     def compute_critic_target(self, data: ReplayBufferSamples | DictReplayBufferSamples) -> th.Tensor:
         """``r + gamma * (1 - termination) * min_j Q'_j(s', a')`` with ``a' ~ pi(s')``: no entropy term."""
@@ -160,13 +139,14 @@ class AWAC(OfflineAlgorithm):
             next_q = critic_values(self.critic_target, next_features, next_actions)
             return soft_clipped_target(next_q, data.rewards, data.dones, self.gamma, lmbda=1.0)
 
-    def train(self, gradient_steps: int, batch_size: int = 128) -> None:
-        self.policy.set_training_mode(True)
-        self._update_learning_rates()
-        for _ in range(gradient_steps):
-            self._n_updates += 1
-            self._gradient_step("awac", self._update, batch_size)
+    def learning_rates(self) -> dict[str, LearningRate | None]:
+        return {"actor": self.actor_learning_rate, "critic": None}
 
+    def _policy_arguments(self) -> dict[str, Any]:
+        return {"actor_optimizer_kwargs": {"weight_decay": self.actor_weight_decay}}
+
+    def _next_update(self) -> tuple[str, Update]:
+        return "awac", self._update
     def _update(self, batch_size: int) -> None:
         """One gradient step (device work only: it may be replayed as a CUDA graph)."""
         assert self.replay_buffer is not None

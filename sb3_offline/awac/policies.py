@@ -35,7 +35,7 @@ class AWACPolicy(OfflineActorCriticPolicy):
         (rlkit's ``ConcatMlp``, as ``awac1.py`` builds the Q-functions: its ``Mlp`` default 3e-3); ``None``: PyTorch's
         (d3rlpy's with ``init_w=None`` too)
     :param kwargs: :class:`~sb3_offline.common.policies.OfflineActorCriticPolicy`'s arguments
-        (``net_arch`` default ``dict(pi=[256] * 4, qf=[256, 256])``, ``actor_lr``, ``actor_optimizer_kwargs``, ...)
+        (``net_arch`` default ``dict(pi=[256] * 4, qf=[256, 256])``, ``actor_optimizer_kwargs``, ...)
     """
 
     actor: GaussianActor

@@ -13,8 +13,8 @@ from stable_baselines3.td3.policies import Actor
 
 from sb3_offline.batch_ddpg.policies import BatchDDPGPolicy, MlpPolicy, MultiInputPolicy
 from sb3_offline.common.critics import critic_loss
-from sb3_offline.common.offline_algorithm import OfflineAlgorithm
-from sb3_offline.common.schedules import StepSchedule
+from sb3_offline.common.offline_algorithm import OfflineAlgorithm, Update, base_arguments
+from sb3_offline.common.schedules import LearningRate, StepSchedule
 from sb3_offline.common.training import minimize
 from sb3_offline.datasets.loaders import DatasetSource
 
@@ -71,6 +71,8 @@ class BatchDDPG(OfflineAlgorithm):
         "MlpPolicy": MlpPolicy,
         "MultiInputPolicy": MultiInputPolicy,
     }
+    networks = ("actor", "actor_target", "critic", "critic_target")
+    target_networks = {"actor_target": "actor", "critic_target": "critic"}
     policy: BatchDDPGPolicy
     actor: Actor
     actor_target: Actor
@@ -104,41 +106,18 @@ class BatchDDPG(OfflineAlgorithm):
         cuda_graphs: bool = True,
         _init_setup_model: bool = True,
     ) -> None:
-        policy_kwargs = dict(policy_kwargs or {})
-        policy_kwargs.setdefault("actor_lr", actor_learning_rate)
-        policy_kwargs.setdefault("critic_weight_decay", critic_weight_decay)
-        super().__init__(
-            policy,
-            env,
-            learning_rate,
-            dataset=dataset,
-            buffer_size=buffer_size,
-            learning_starts=learning_starts,
-            batch_size=batch_size,
-            tau=tau,
-            gamma=gamma,
-            train_freq=train_freq,
-            gradient_steps=gradient_steps,
-            action_noise=action_noise,
-            replay_buffer_class=replay_buffer_class,
-            replay_buffer_kwargs=replay_buffer_kwargs,
-            policy_kwargs=policy_kwargs,
-            stats_window_size=stats_window_size,
-            tensorboard_log=tensorboard_log,
-            verbose=verbose,
-            device=device,
-            seed=seed,
-            cuda_graphs=cuda_graphs,
-            _init_setup_model=_init_setup_model,
-        )
+        self.actor_learning_rate = actor_learning_rate
+        self.critic_weight_decay = critic_weight_decay
+        super().__init__(policy, env, learning_rate, **base_arguments(locals()))
 
-    def train(self, gradient_steps: int, batch_size: int = 100) -> None:
-        self.policy.set_training_mode(True)
-        self._update_learning_rates()
-        for _ in range(gradient_steps):
-            self._n_updates += 1
-            self._gradient_step("batch_ddpg", self._update, batch_size)
+    def learning_rates(self) -> dict[str, LearningRate | None]:
+        return {"critic": None, "actor": self.actor_learning_rate}
 
+    def _policy_arguments(self) -> dict[str, Any]:
+        return {"critic_weight_decay": self.critic_weight_decay}
+
+    def _next_update(self) -> tuple[str, Update]:
+        return "batch_ddpg", self._update
     def _update(self, batch_size: int) -> None:
         """One gradient step (device work only: it may be replayed as a CUDA graph)."""
         assert self.replay_buffer is not None

@@ -18,7 +18,6 @@ from stable_baselines3.td3.policies import TD3Policy
 from torch import nn
 
 from sb3_offline.common.multi_input import multi_input_policy
-from sb3_offline.common.schedules import StepSchedule, initial_value
 
 #: Hidden sizes of actor and critic in the DDPG paper (Lillicrap et al. 2016) and the BCQ authors' DDPG.
 DDPG_NET_ARCH = [400, 300]
@@ -92,9 +91,9 @@ class BatchDDPGPolicy(TD3Policy):
     DDPG's networks as the BCQ paper's baseline ran them (the authors' 2018 ``DDPG.py``, ``sfujim/BCQ``
     commit 115f77d): a deterministic actor 400-300 (tanh output, rescaled to the action Box) and one
     critic whose action enters at the second layer (400 + a -> 300), each with a target copy. Built on
-    SB3's ``TD3Policy`` (``n_critics=1``). Each network's optimizer is built here: the actor's with
-    ``actor_lr`` and no weight decay, the critic's with the critic learning rate and
-    ``critic_weight_decay`` (L2), as in that file (actor Adam lr 1e-4; critic Adam, weight decay 1e-2).
+    SB3's ``TD3Policy`` (``n_critics=1``), which builds both optimizers; the critic's gets
+    ``critic_weight_decay`` (L2), the actor's none, as in that file (actor Adam lr 1e-4; critic Adam, weight decay
+    1e-2; the learning rates are the algorithm's, set before every update).
 
     :param observation_space: observation space
     :param action_space: action space (a bounded Box)
@@ -108,7 +107,6 @@ class BatchDDPGPolicy(TD3Policy):
     :param optimizer_kwargs: keyword arguments of both optimizers, except ``weight_decay`` (see ``critic_weight_decay``)
     :param n_critics: number of critics (1 for DDPG)
     :param share_features_extractor: whether actor and critic share the features extractor
-    :param actor_lr: learning rate of the actor, constant or schedule (default: the critic's)
     :param critic_weight_decay: L2 weight decay of the critic's optimizer (the actor has none)
     :param critic_action_at_input: ``True`` feeds ``[s, a]`` to the critic's first layer (SB3's ``ContinuousCritic``,
         the layout of the BCQ repo's later ``DDPG.py``) instead of the 2018 layout
@@ -128,7 +126,6 @@ class BatchDDPGPolicy(TD3Policy):
         optimizer_kwargs: dict[str, Any] | None = None,
         n_critics: int = 1,
         share_features_extractor: bool = False,
-        actor_lr: float | Schedule | StepSchedule | None = None,
         critic_weight_decay: float = 0.0,
         critic_action_at_input: bool = False,
     ) -> None:
@@ -139,7 +136,6 @@ class BatchDDPGPolicy(TD3Policy):
             )
         if critic_weight_decay < 0:
             raise ValueError(f"critic_weight_decay: expected >= 0, found {critic_weight_decay}")
-        self.actor_lr = actor_lr
         self.critic_weight_decay = critic_weight_decay
         self.critic_action_at_input = critic_action_at_input
         super().__init__(
@@ -159,16 +155,9 @@ class BatchDDPGPolicy(TD3Policy):
 
     def _build(self, lr_schedule: Schedule) -> None:
         super()._build(lr_schedule)
-        # TD3Policy gave both optimizers lr_schedule(1) and optimizer_kwargs; rebuild them on the same parameters.
-        actor_params = self.actor.optimizer.param_groups[0]["params"]
-        critic_params = self.critic.optimizer.param_groups[0]["params"]
-        actor_lr = lr_schedule(1) if self.actor_lr is None else initial_value(self.actor_lr)
-        self.actor.optimizer = self.optimizer_class(  # type: ignore[call-arg]
-            actor_params, lr=actor_lr, **self.optimizer_kwargs
-        )
-        self.critic.optimizer = self.optimizer_class(  # type: ignore[call-arg]
-            critic_params, lr=lr_schedule(1), weight_decay=self.critic_weight_decay, **self.optimizer_kwargs
-        )
+        # TD3Policy built both optimizers with optimizer_kwargs (no weight decay): the critic's group gets its own
+        for group in self.critic.optimizer.param_groups:
+            group["weight_decay"] = self.critic_weight_decay
 
     def make_critic(self, features_extractor: BaseFeaturesExtractor | None = None) -> ContinuousCritic:
         if self.critic_action_at_input:
@@ -179,7 +168,6 @@ class BatchDDPGPolicy(TD3Policy):
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
         data.update(
-            actor_lr=self.actor_lr,
             critic_weight_decay=self.critic_weight_decay,
             critic_action_at_input=self.critic_action_at_input,
         )

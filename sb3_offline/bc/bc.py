@@ -12,7 +12,8 @@ from stable_baselines3.td3.policies import Actor
 
 from sb3_offline.bc.policies import BCPolicy, MlpPolicy, MultiInputPolicy
 from sb3_offline.common.actions import action_squared_error
-from sb3_offline.common.offline_algorithm import OfflineAlgorithm
+from sb3_offline.common.offline_algorithm import OfflineAlgorithm, Update, base_arguments
+from sb3_offline.common.schedules import LearningRate
 from sb3_offline.common.training import minimize
 from sb3_offline.datasets.loaders import DatasetSource
 
@@ -57,6 +58,7 @@ class BC(OfflineAlgorithm):
         "MlpPolicy": MlpPolicy,
         "MultiInputPolicy": MultiInputPolicy,
     }
+    networks = ("actor",)
     action_units = "env"
     policy: BCPolicy
     actor: Actor
@@ -84,36 +86,13 @@ class BC(OfflineAlgorithm):
         cuda_graphs: bool = True,
         _init_setup_model: bool = True,
     ) -> None:
-        super().__init__(
-            policy,
-            env,
-            learning_rate,
-            dataset=dataset,
-            buffer_size=buffer_size,
-            learning_starts=learning_starts,
-            batch_size=batch_size,
-            gamma=gamma,
-            train_freq=train_freq,
-            gradient_steps=gradient_steps,
-            replay_buffer_class=replay_buffer_class,
-            replay_buffer_kwargs=replay_buffer_kwargs,
-            policy_kwargs=policy_kwargs,
-            stats_window_size=stats_window_size,
-            tensorboard_log=tensorboard_log,
-            verbose=verbose,
-            device=device,
-            seed=seed,
-            cuda_graphs=cuda_graphs,
-            _init_setup_model=_init_setup_model,
-        )
+        super().__init__(policy, env, learning_rate, **base_arguments(locals()))
 
-    def train(self, gradient_steps: int, batch_size: int = 100) -> None:
-        self.policy.set_training_mode(True)
-        self._update_learning_rates()
-        for _ in range(gradient_steps):
-            self._n_updates += 1
-            self._gradient_step("bc", self._update, batch_size)
+    def learning_rates(self) -> dict[str, LearningRate | None]:
+        return {"actor": None}
 
+    def _next_update(self) -> tuple[str, Update]:
+        return "bc", self._update
     def _update(self, batch_size: int) -> None:
         """One gradient step (device work only: it may be replayed as a CUDA graph)."""
         assert self.replay_buffer is not None

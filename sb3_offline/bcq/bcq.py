@@ -12,8 +12,9 @@ from stable_baselines3.common.type_aliases import GymEnv, Schedule
 
 from sb3_offline.bcq.policies import BCQPolicy, MlpPolicy, MultiInputPolicy
 from sb3_offline.common.critics import critic_loss, critic_values, q1_values, soft_clipped_target
-from sb3_offline.common.offline_algorithm import OfflineAlgorithm
+from sb3_offline.common.offline_algorithm import OfflineAlgorithm, Update, base_arguments
 from sb3_offline.common.perturbation import PerturbationActor
+from sb3_offline.common.schedules import LearningRate
 from sb3_offline.common.training import minimize
 from sb3_offline.common.vae import ConditionalVAE, fit_vae
 from sb3_offline.datasets.loaders import DatasetSource
@@ -45,8 +46,8 @@ class BCQ(OfflineAlgorithm):
     :param policy: ``"MlpPolicy"``, ``"MultiInputPolicy"`` or a policy class
     :param env: the environment (``None``: recovered from the dataset)
     :param dataset: the data (Minari id or ``MinariDataset``, ``.hdf5``/``.npz``/SB3 ``.pkl`` path, ``Transitions``)
-    :param learning_rate: learning rate of the critics, and of the perturbation model unless
-        ``policy_kwargs["actor_lr"]`` sets its own (constant or schedule)
+    :param learning_rate: learning rate of the critics (constant or schedule)
+    :param actor_learning_rate: learning rate of the perturbation model (default: ``learning_rate``)
     :param vae_learning_rate: learning rate of the VAE, constant or schedule (default: ``learning_rate``)
     :param buffer_size: rows for online transitions after the dataset (``learn_online``)
     :param learning_starts: env steps before training in ``learn_online``
@@ -79,6 +80,8 @@ class BCQ(OfflineAlgorithm):
         "MlpPolicy": MlpPolicy,
         "MultiInputPolicy": MultiInputPolicy,
     }
+    networks = ("vae", "actor", "actor_target", "critic", "critic_target")
+    target_networks = {"actor_target": "actor", "critic_target": "critic"}
     action_units = "env"
     policy: BCQPolicy
     vae: ConditionalVAE
@@ -93,6 +96,7 @@ class BCQ(OfflineAlgorithm):
         env: GymEnv | str | None,
         dataset: DatasetSource | None = None,
         learning_rate: float | Schedule = 1e-3,
+        actor_learning_rate: float | Schedule | None = None,
         vae_learning_rate: float | Schedule | None = None,
         buffer_size: int = 0,
         learning_starts: int = 0,
@@ -124,45 +128,23 @@ class BCQ(OfflineAlgorithm):
             raise ValueError(
                 f"target_action_samples, action_samples: expected >= 1, found {target_action_samples}, {action_samples}"
             )
+        self.actor_learning_rate = actor_learning_rate
+        self.vae_learning_rate = vae_learning_rate
         self.lmbda = lmbda
+        self.phi = phi
         self.target_action_samples = target_action_samples
+        self.action_samples = action_samples
         self.kl_weight = kl_weight
-        policy_kwargs = dict(policy_kwargs or {})
-        policy_kwargs.setdefault("phi", phi)
-        policy_kwargs.setdefault("n_action_samples", action_samples)
-        policy_kwargs.setdefault("vae_lr", vae_learning_rate)
-        super().__init__(
-            policy,
-            env,
-            learning_rate,
-            dataset=dataset,
-            buffer_size=buffer_size,
-            learning_starts=learning_starts,
-            batch_size=batch_size,
-            tau=tau,
-            gamma=gamma,
-            train_freq=train_freq,
-            gradient_steps=gradient_steps,
-            action_noise=action_noise,
-            replay_buffer_class=replay_buffer_class,
-            replay_buffer_kwargs=replay_buffer_kwargs,
-            policy_kwargs=policy_kwargs,
-            stats_window_size=stats_window_size,
-            tensorboard_log=tensorboard_log,
-            verbose=verbose,
-            device=device,
-            seed=seed,
-            cuda_graphs=cuda_graphs,
-            _init_setup_model=_init_setup_model,
-        )
+        super().__init__(policy, env, learning_rate, **base_arguments(locals()))
 
-    def train(self, gradient_steps: int, batch_size: int = 100) -> None:
-        self.policy.set_training_mode(True)
-        self._update_learning_rates()
-        for _ in range(gradient_steps):
-            self._n_updates += 1
-            self._gradient_step("bcq", self._update, batch_size)
+    def learning_rates(self) -> dict[str, LearningRate | None]:
+        return {"vae": self.vae_learning_rate, "actor": self.actor_learning_rate, "critic": None}
 
+    def _policy_arguments(self) -> dict[str, Any]:
+        return {"phi": self.phi, "n_action_samples": self.action_samples}
+
+    def _next_update(self) -> tuple[str, Update]:
+        return "bcq", self._update
     def _update(self, batch_size: int) -> None:
         """One gradient step of Algorithm 1 (device work only: it may be replayed as a CUDA graph)."""
         assert self.replay_buffer is not None

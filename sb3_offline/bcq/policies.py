@@ -30,7 +30,7 @@ class BCQPolicy(VAEActorCriticPolicy):
     :param phi: perturbation bound Phi as a fraction of the action range (BCQ: 0.05)
     :param n_action_samples: candidate actions per state when acting (authors' code: 100)
     :param kwargs: the rest of :class:`~sb3_offline.common.policies.VAEActorCriticPolicy`'s arguments
-        (``net_arch``, ``latent_dim``, ``vae_lr``, features extractor, optimizer, ...)
+        (``net_arch``, ``latent_dim``, features extractor, optimizer, ...)
     """
 
     actor: PerturbationActor

@@ -14,6 +14,7 @@ from stable_baselines3.her.her_replay_buffer import HerReplayBuffer
 
 from sb3_offline.buffers import OfflineReplayBuffer
 from sb3_offline.calql.policies import CalQLPolicy, MlpPolicy, MultiInputPolicy
+from sb3_offline.common.offline_algorithm import arguments_of
 from sb3_offline.common.schedules import StepSchedule
 from sb3_offline.cql.cql import CQL, Samples
 from sb3_offline.datasets.loaders import DatasetSource
@@ -63,7 +64,9 @@ class CalQL(CQL):
     :param env: the environment (``None``: recovered from the dataset)
     :param dataset: the data (Minari id or ``MinariDataset``, ``.hdf5``/``.npz``/SB3 ``.pkl`` path, ``Transitions``)
     :param learning_rate: learning rate of the critics and of the Lagrange multiplier (constant or schedule)
-    :param actor_learning_rate: learning rate of the actor and of the entropy coefficient
+    :param actor_learning_rate: learning rate of the actor
+    :param ent_coef_learning_rate: learning rate of the entropy coefficient (``None``: the actor's, as the authors'
+        ``alpha_optimizer`` takes ``policy_lr``)
     :param alpha_cql: weight of the CQL regulariser (the authors' ``cql_min_q_weight``)
     :param n_actions: actions of each kind in the log-sum-exp estimate, and of the max backup
     :param cql_temperature: temperature of the log-sum-exp
@@ -72,6 +75,7 @@ class CalQL(CQL):
     :param bc_steps: the first ``bc_steps`` updates train the actor by behaviour cloning
     :param ent_coef: ``"auto"``, ``"auto_<x>"`` or a fixed value
     :param target_entropy: ``"auto"`` (``-|A|``) or a value
+    :param initial_alpha_prime: initial Lagrange multiplier ``alpha'`` (> 0; trained with ``target_action_gap``)
     :param normalize_observations: standardise observations with the dataset's statistics
     :param offline_fraction: the dataset's share of each batch once online rows exist (``None``: uniform over
         all rows); set in ``replay_buffer_kwargs`` unless that has one
@@ -109,6 +113,7 @@ class CalQL(CQL):
         dataset: DatasetSource | None = None,
         learning_rate: float | Schedule = 3e-4,
         actor_learning_rate: float | Schedule | StepSchedule = 1e-4,
+        ent_coef_learning_rate: float | Schedule | StepSchedule | None = None,
         alpha_cql: float = 5.0,
         n_actions: int = 10,
         cql_temperature: float = 1.0,
@@ -117,6 +122,7 @@ class CalQL(CQL):
         bc_steps: int = 0,
         ent_coef: str | float = "auto",
         target_entropy: str | float = "auto",
+        initial_alpha_prime: float = CALQL_INITIAL_ALPHA_PRIME,
         normalize_observations: bool = False,
         offline_fraction: float | None = 0.5,
         buffer_size: int = 1_000_000,
@@ -146,48 +152,13 @@ class CalQL(CQL):
                 f"Cal-QL's bound is their returns-to-go), found {replay_buffer_class.__name__}"
             )
         self.offline_fraction = offline_fraction
-        replay_buffer_kwargs = dict(replay_buffer_kwargs or {})
-        replay_buffer_kwargs.setdefault("offline_fraction", offline_fraction)
-        policy_kwargs = dict(policy_kwargs or {})
-        policy_kwargs.setdefault("initial_alpha_prime", CALQL_INITIAL_ALPHA_PRIME)
-        super().__init__(
-            policy,
-            env,
-            dataset=dataset,
-            learning_rate=learning_rate,
-            actor_learning_rate=actor_learning_rate,
-            alpha_cql=alpha_cql,
-            n_actions=n_actions,
-            cql_temperature=cql_temperature,
-            target_action_gap=target_action_gap,
-            max_q_backup=max_q_backup,
-            bc_steps=bc_steps,
-            ent_coef=ent_coef,
-            target_entropy=target_entropy,
-            normalize_observations=normalize_observations,
-            buffer_size=buffer_size,
-            learning_starts=learning_starts,
-            batch_size=batch_size,
-            tau=tau,
-            gamma=gamma,
-            train_freq=train_freq,
-            gradient_steps=gradient_steps,
-            action_noise=action_noise,
-            replay_buffer_class=replay_buffer_class,
-            replay_buffer_kwargs=replay_buffer_kwargs,
-            policy_kwargs=policy_kwargs,
-            stats_window_size=stats_window_size,
-            tensorboard_log=tensorboard_log,
-            verbose=verbose,
-            device=device,
-            seed=seed,
-            cuda_graphs=cuda_graphs,
-            _init_setup_model=_init_setup_model,
-        )
+        super().__init__(**arguments_of(CQL, locals()))
 
     def _excluded_save_params(self) -> list[str]:
         return [*super()._excluded_save_params(), "_returns_to_go"]
 
+    def _buffer_arguments(self) -> dict[str, Any]:
+        return {"offline_fraction": self.offline_fraction}
     def _prepare_updates(self) -> None:
         """The buffer's returns-to-go at ``gamma`` (computed once, then kept up to date by the buffer in place)."""
         buffer = self.replay_buffer

@@ -189,3 +189,65 @@ def portable_optimizer_state(state: dict[str, Any]) -> dict[str, Any]:
                 group[key] = settings[key]
         groups.append(group)
     return {**state, "param_groups": groups}
+
+
+class UpdateRunner:
+    """
+    Runs an algorithm's gradient updates, eagerly or through :class:`UpdateGraphs`: what the algorithm owns to
+    decide, per update, whether CUDA graphs apply (``cuda_graphs`` on, a CUDA device, a buffer whose sampling is
+    device work only, offline training, optimizers that can be made capturable) and to keep the graphs.
+
+    :param losses: the algorithm's loss accumulator
+    :param enabled: the algorithm's ``cuda_graphs`` switch
+    """
+
+    def __init__(self, losses: DeviceLossAccumulator, enabled: bool = True) -> None:
+        self.losses = losses
+        self.enabled = enabled
+        self.graphs: UpdateGraphs | None = None
+        self.unavailable = False
+
+    def applies(self, device: th.device, buffer: Any, optimizers: list[th.optim.Optimizer], offline: bool) -> bool:
+        """Whether updates go through CUDA graphs (the first time, the optimizers are made capturable)."""
+        if not self.enabled or self.unavailable or not offline or device.type != "cuda":
+            return False
+        if not getattr(buffer, "graph_safe", False):
+            return False
+        if self.graphs is None:
+            if not all(can_capture(optimizer) for optimizer in optimizers):
+                warnings.warn(
+                    "cuda_graphs: an optimizer cannot be captured in a CUDA graph (it needs a capturable option "
+                    "and its parameters on CUDA); training eagerly",
+                    RuntimeWarning,
+                    stacklevel=4,
+                )
+                self.unavailable = True
+                return False
+            for optimizer in optimizers:
+                make_capturable(optimizer)
+            self.graphs = UpdateGraphs(self.losses, CudaGraphBackend(device))
+        return True
+
+    def run(self, key: tuple[Any, ...], update: Update, graphed: bool) -> None:
+        """
+        One update: ``update()`` directly (the eager reference path), or through the graph of ``key`` (whose first
+        item is the kind of update; a graph of the same kind with another key is stale and freed).
+        """
+        if not graphed or self.graphs is None:
+            update()
+            return
+        if key not in self.graphs:
+            self.graphs.discard(lambda other: other[0] == key[0] and other != key)
+        self.graphs.run(key, update)
+
+    def discard(self, kind: str) -> None:
+        """Free the graphs of one kind of update (e.g. a phase that is over)."""
+        if self.graphs is not None:
+            self.graphs.discard(lambda key: key[0] == kind)
+
+    def reset(self) -> None:
+        """Forget every graph (the parameters or optimizer states they read were replaced)."""
+        if self.graphs is not None:
+            self.graphs.clear()
+        self.graphs = None
+        self.unavailable = False

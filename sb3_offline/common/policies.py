@@ -13,7 +13,6 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, Flatten
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from torch import nn
 
-from sb3_offline.common.schedules import StepSchedule, initial_value
 from sb3_offline.common.vae import VAE_NET_ARCH, ConditionalVAE
 
 #: Hidden sizes of actors and critics in BCQ (paper appendix) and PLAS (authors' code).
@@ -43,7 +42,6 @@ class OfflineActorCriticPolicy(BasePolicy):
     :param optimizer_class: optimizer of every network
     :param optimizer_kwargs: keyword arguments of the optimizers
     :param n_critics: number of critics
-    :param actor_lr: learning rate of the actor, a constant or a schedule (default: the critics')
     :param actor_optimizer_kwargs: extra keyword arguments of the actor's optimizer (e.g. ``weight_decay``)
     """
 
@@ -69,7 +67,6 @@ class OfflineActorCriticPolicy(BasePolicy):
         optimizer_class: type[th.optim.Optimizer] = th.optim.Adam,
         optimizer_kwargs: dict[str, Any] | None = None,
         n_critics: int = 2,
-        actor_lr: float | Schedule | StepSchedule | None = None,
         actor_optimizer_kwargs: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(
@@ -96,7 +93,6 @@ class OfflineActorCriticPolicy(BasePolicy):
         self.activation_fn = activation_fn
         self.n_critics = n_critics
         self.action_dim = get_action_dim(action_space)
-        self.actor_lr = actor_lr
         self.actor_optimizer_kwargs = dict(actor_optimizer_kwargs or {})
 
     def _build(self, lr_schedule: Schedule) -> None:
@@ -133,14 +129,12 @@ class OfflineActorCriticPolicy(BasePolicy):
         self.critic_target.load_state_dict(self.critic.state_dict())
         self.critic_target.set_training_mode(False)
 
-        lr = lr_schedule(1)
+        # every optimizer starts at lr_schedule(1); the algorithm sets each one's learning rate before every update
         self.actor.optimizer = self.optimizer_class(  # type: ignore[call-arg,assignment]
-            self.actor.parameters(),
-            lr=initial_value(self.actor_lr) if self.actor_lr is not None else lr,
-            **{**self.optimizer_kwargs, **self.actor_optimizer_kwargs},
+            self.actor.parameters(), lr=lr_schedule(1), **{**self.optimizer_kwargs, **self.actor_optimizer_kwargs}
         )
         self.critic.optimizer = self.optimizer_class(  # type: ignore[call-arg]
-            self.critic.parameters(), lr=lr, **self.optimizer_kwargs
+            self.critic.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs
         )
 
     def _build_extra(self, features_dim: int, lr_schedule: Schedule) -> None:
@@ -161,7 +155,6 @@ class OfflineActorCriticPolicy(BasePolicy):
                 features_extractor_class=self.features_extractor_class,
                 features_extractor_kwargs=self.features_extractor_kwargs,
                 n_critics=self.n_critics,
-                actor_lr=self.actor_lr,
                 actor_optimizer_kwargs=self.actor_optimizer_kwargs,
             )
         )
@@ -187,7 +180,6 @@ class VAEActorCriticPolicy(OfflineActorCriticPolicy):
 
     :param latent_dim: VAE latent size (default ``2 * action_dim``)
     :param latent_clip: clip of the prior's latent when the VAE samples on its own
-    :param vae_lr: learning rate of the VAE, a constant or a schedule (default: the critics')
     :param kwargs: :class:`OfflineActorCriticPolicy`'s arguments; ``net_arch`` may set ``vae=[...]``
         (default 750-750)
     """
@@ -203,13 +195,11 @@ class VAEActorCriticPolicy(OfflineActorCriticPolicy):
         lr_schedule: Schedule,
         latent_dim: int | None = None,
         latent_clip: float = 0.5,
-        vae_lr: float | Schedule | StepSchedule | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(observation_space, action_space, lr_schedule, **kwargs)
         self.latent_dim = 2 * self.action_dim if latent_dim is None else latent_dim
         self.latent_clip = latent_clip
-        self.vae_lr = vae_lr
 
     def _make_vae(self, features_dim: int) -> ConditionalVAE:
         """The VAE (without its optimizer); subclasses may build it with other options (LAPO)."""
@@ -221,13 +211,13 @@ class VAEActorCriticPolicy(OfflineActorCriticPolicy):
         self.vae = self._make_vae(features_dim)
         self.vae.optimizer = self.optimizer_class(  # type: ignore[call-arg]
             self.vae.parameters(),
-            lr=initial_value(self.vae_lr) if self.vae_lr is not None else lr_schedule(1),
+            lr=lr_schedule(1),
             **self.optimizer_kwargs,
         )
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
-        data.update(latent_dim=self.latent_dim, latent_clip=self.latent_clip, vae_lr=self.vae_lr)
+        data.update(latent_dim=self.latent_dim, latent_clip=self.latent_clip)
         return data
 
     def set_training_mode(self, mode: bool) -> None:

@@ -3,8 +3,8 @@ Learning-rate schedules: SB3's (a function of the progress remaining through the
 call, 1 -> 0) and schedules over a fixed number of gradient steps, which do not restart when
 ``learn`` is called again.
 
-An :class:`~sb3_offline.common.offline_algorithm.OfflineAlgorithm` keeps one schedule per optimizer
-(:meth:`~sb3_offline.common.offline_algorithm.OfflineAlgorithm.learning_rate_schedules`) and asks each
+An :class:`~sb3_offline.common.offline_algorithm.OfflineAlgorithm` declares one learning rate per optimizer
+(:meth:`~sb3_offline.common.offline_algorithm.OfflineAlgorithm.learning_rates`) and asks each
 for its value before every update: a :class:`StepSchedule` with the number of gradient updates done so
 far (``_n_updates``, saved in checkpoints), any other callable with SB3's progress remaining.
 """
@@ -28,6 +28,10 @@ class StepSchedule:
 
     def __call__(self, step: int) -> float:  # pragma: no cover - abstract
         raise NotImplementedError
+
+
+#: a learning rate as the algorithms take it: a constant, an SB3 schedule or a :class:`StepSchedule`
+LearningRate = float | Schedule | StepSchedule
 
 
 class CosineDecaySchedule(StepSchedule):

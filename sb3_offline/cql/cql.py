@@ -14,10 +14,9 @@ from stable_baselines3.common.type_aliases import DictReplayBufferSamples, GymEn
 from stable_baselines3.sac.policies import Actor
 
 from sb3_offline.common.critics import critic_loss, critic_values, soft_clipped_target
-from sb3_offline.common.normalization import with_observation_normalizer
-from sb3_offline.common.offline_algorithm import OfflineAlgorithm
+from sb3_offline.common.offline_algorithm import OfflineAlgorithm, Update, base_arguments
 from sb3_offline.common.scalars import LogScalar
-from sb3_offline.common.schedules import StepSchedule
+from sb3_offline.common.schedules import LearningRate, StepSchedule
 from sb3_offline.common.squashed_gaussian import squashed_gaussian_log_prob, squashed_gaussian_sample
 from sb3_offline.common.training import minimize
 from sb3_offline.cql.policies import CQLPolicy, MlpPolicy, MultiInputPolicy
@@ -26,8 +25,6 @@ from sb3_offline.datasets.loaders import DatasetSource
 SelfCQL = TypeVar("SelfCQL", bound="CQL")
 Samples = ReplayBufferSamples | DictReplayBufferSamples
 
-#: CORL's state normalisation (``tinkoff-ai/CORL``, ``algorithms/offline/cql.py``, ``compute_mean_std(..., eps=1e-3)``)
-OBSERVATION_NORMALIZER_EPS = 1e-3
 #: the authors' clip of the Lagrange multiplier (``torch.clamp(self.log_alpha_prime.exp(), min=0.0, max=1000000.0)``)
 MAX_ALPHA_PRIME = 1e6
 
@@ -133,7 +130,9 @@ class CQL(OfflineAlgorithm):
     :param env: the environment (``None``: recovered from the dataset)
     :param dataset: the data (Minari id or ``MinariDataset``, ``.hdf5``/``.npz``/SB3 ``.pkl`` path, ``Transitions``)
     :param learning_rate: learning rate of the critics and of the Lagrange multiplier (constant or schedule)
-    :param actor_learning_rate: learning rate of the actor and of the entropy coefficient
+    :param actor_learning_rate: learning rate of the actor
+    :param ent_coef_learning_rate: learning rate of the entropy coefficient (``None``: the actor's, as the authors'
+        ``alpha_optimizer`` takes ``policy_lr``)
     :param alpha_cql: weight of the CQL regulariser (the authors' ``min_q_weight``, CORL's ``cql_alpha``)
     :param n_actions: actions of each kind (uniform, at ``s``, at ``s'``) in the log-sum-exp estimate, and of
         the max backup (the authors' ``num_random``)
@@ -144,6 +143,7 @@ class CQL(OfflineAlgorithm):
     :param bc_steps: the first ``bc_steps`` updates train the actor by behaviour cloning (``policy_eval_start``)
     :param ent_coef: ``"auto"`` (tuned, starting at 1), ``"auto_<x>"`` (tuned, starting at ``x``) or a fixed value
     :param target_entropy: ``"auto"`` (``-|A|``) or a value
+    :param initial_alpha_prime: initial Lagrange multiplier ``alpha'`` (> 0; trained with ``target_action_gap``)
     :param normalize_observations: standardise observations with the dataset's statistics (CORL), kept in the
         policy's features extractors
     :param buffer_size: rows for online transitions after the dataset (``learn_online``)
@@ -171,8 +171,10 @@ class CQL(OfflineAlgorithm):
         "MlpPolicy": MlpPolicy,
         "MultiInputPolicy": MultiInputPolicy,
     }
-    policy_networks: ClassVar[tuple[str, ...]] = (*OfflineAlgorithm.policy_networks, "log_ent_coef", "log_alpha_prime")
-    target_networks: ClassVar[dict[str, str]] = {"critic_target": "critic"}
+    networks = ("actor", "critic", "critic_target", "log_ent_coef", "log_alpha_prime")
+    target_networks = {"critic_target": "critic"}
+    #: CORL's state normalisation (``tinkoff-ai/CORL``, ``algorithms/offline/cql.py``: ``compute_mean_std(..., 1e-3)``)
+    observation_normalizer = (1e-3, "add")
     #: the name of the kind of update (``"<kind>/bc"`` during behaviour cloning), one CUDA graph each
     update_kind: ClassVar[str] = "cql"
     policy: CQLPolicy
@@ -189,6 +191,7 @@ class CQL(OfflineAlgorithm):
         dataset: DatasetSource | None = None,
         learning_rate: float | Schedule = 3e-4,
         actor_learning_rate: float | Schedule | StepSchedule = 1e-4,
+        ent_coef_learning_rate: float | Schedule | StepSchedule | None = None,
         alpha_cql: float = 5.0,
         n_actions: int = 10,
         cql_temperature: float = 1.0,
@@ -197,6 +200,7 @@ class CQL(OfflineAlgorithm):
         bc_steps: int = 40_000,
         ent_coef: str | float = "auto",
         target_entropy: str | float = "auto",
+        initial_alpha_prime: float = 1.0,
         normalize_observations: bool = False,
         buffer_size: int = 0,
         learning_starts: int = 0,
@@ -227,7 +231,7 @@ class CQL(OfflineAlgorithm):
             raise ValueError(f"target_action_gap: expected None or a finite value, found {target_action_gap}")
         if int(bc_steps) != bc_steps or bc_steps < 0:
             raise ValueError(f"bc_steps: expected an integer >= 0, found {bc_steps}")
-        initial_ent_coef, self._tune_ent_coef = _parse_ent_coef(ent_coef)
+        _, self._tune_ent_coef = _parse_ent_coef(ent_coef)
         if not (target_entropy == "auto" or isinstance(target_entropy, int | float)):
             raise ValueError(f"target_entropy: expected 'auto' or a number, found {target_entropy!r}")
         self.alpha_cql = alpha_cql
@@ -239,39 +243,12 @@ class CQL(OfflineAlgorithm):
         self.ent_coef = ent_coef
         self.target_entropy = target_entropy
         self.normalize_observations = normalize_observations
-        policy_kwargs = dict(policy_kwargs or {})
-        policy_kwargs.setdefault("actor_lr", actor_learning_rate)
-        policy_kwargs.setdefault("initial_ent_coef", initial_ent_coef)
-        super().__init__(
-            policy,
-            env,
-            learning_rate,
-            dataset=dataset,
-            buffer_size=buffer_size,
-            learning_starts=learning_starts,
-            batch_size=batch_size,
-            tau=tau,
-            gamma=gamma,
-            train_freq=train_freq,
-            gradient_steps=gradient_steps,
-            action_noise=action_noise,
-            replay_buffer_class=replay_buffer_class,
-            replay_buffer_kwargs=replay_buffer_kwargs,
-            policy_kwargs=policy_kwargs,
-            stats_window_size=stats_window_size,
-            tensorboard_log=tensorboard_log,
-            verbose=verbose,
-            device=device,
-            seed=seed,
-            cuda_graphs=cuda_graphs,
-            _init_setup_model=_init_setup_model,
-        )
+        self.actor_learning_rate = actor_learning_rate
+        self.ent_coef_learning_rate = ent_coef_learning_rate
+        self.initial_alpha_prime = initial_alpha_prime
+        super().__init__(policy, env, learning_rate, **base_arguments(locals()))
 
     def _setup_model(self) -> None:
-        if self.normalize_observations:
-            self.policy_kwargs = with_observation_normalizer(
-                self.policy_kwargs, self.observation_space, eps=OBSERVATION_NORMALIZER_EPS
-            )
         super()._setup_model()
         assert self.action_space.shape is not None
         self._action_dim = int(np.prod(self.action_space.shape))
@@ -279,21 +256,18 @@ class CQL(OfflineAlgorithm):
             -float(self._action_dim) if self.target_entropy == "auto" else float(self.target_entropy)  # type: ignore[arg-type]
         )
 
-    # ------------------------------------------------------------------------------------ training
-    def train(self, gradient_steps: int, batch_size: int = 256) -> None:
-        self.policy.set_training_mode(True)
-        self._prepare_updates()
-        for _ in range(gradient_steps):
-            self._update_learning_rates()
-            self._n_updates += 1
-            if self._n_updates <= self.bc_steps:
-                self._gradient_step(f"{self.update_kind}/bc", self._bc_update, batch_size)
-            else:
-                self._gradient_step(self.update_kind, self._update, batch_size)
+    def learning_rates(self) -> dict[str, LearningRate | None]:
+        ent_coef = self.actor_learning_rate if self.ent_coef_learning_rate is None else self.ent_coef_learning_rate
+        return {"actor": self.actor_learning_rate, "critic": None, "log_ent_coef": ent_coef, "log_alpha_prime": None}
 
-    def _prepare_updates(self) -> None:
-        """Host-side preparation before a series of updates (Cal-QL: the buffer's returns-to-go)."""
-
+    def _policy_arguments(self) -> dict[str, Any]:
+        initial_ent_coef, _ = _parse_ent_coef(self.ent_coef)
+        return {"initial_ent_coef": initial_ent_coef, "initial_alpha_prime": self.initial_alpha_prime}
+    def _next_update(self) -> tuple[str, Update]:
+        """Behaviour cloning for the actor in the first ``bc_steps`` updates (over all calls), then CQL's."""
+        if self._n_updates <= self.bc_steps:
+            return f"{self.update_kind}/bc", self._bc_update
+        return self.update_kind, self._update
     def _sample(self, batch_size: int) -> tuple[Samples, th.Tensor | None]:
         """A batch, and the reference values of Cal-QL's bound (``None`` for CQL)."""
         assert self.replay_buffer is not None

@@ -13,7 +13,6 @@ from torch import nn
 
 from sb3_offline.common.multi_input import multi_input_policy
 from sb3_offline.common.scalars import LogScalar
-from sb3_offline.common.schedules import StepSchedule, initial_value
 
 #: Hidden sizes of the policy and the Q-functions in the CQL authors' MuJoCo script (``cql_mujoco_new.py``:
 #: ``hidden_sizes=[M, M, M]``, ``M = 256``), CORL's too (``q_n_hidden_layers=3``, a 3 x 256 policy)
@@ -30,10 +29,8 @@ class CQLPolicy(SACPolicy):
     the action at their input, one target copy; one features extractor per network), plus two scalars learned
     through their logs (:class:`~sb3_offline.common.scalars.LogScalar`): SAC's entropy coefficient
     ``log_ent_coef`` and CQL's Lagrange multiplier ``log_alpha_prime`` (trained only when the algorithm tunes
-    its weight). Each has its optimizer built here: the critics' with the critic learning rate, the actor's with
-    ``actor_lr``, the entropy coefficient's with ``ent_coef_lr`` (default: the actor's, as the authors'
-    ``alpha_optimizer`` takes ``policy_lr``), the multiplier's with the critic learning rate (the authors'
-    ``alpha_prime_optimizer`` takes ``qf_lr``).
+    its weight). Each has its optimizer, built once (SAC's for the actor and the critics, here for the scalars); the
+    learning rates are the algorithm's, set before every update.
 
     :param observation_space: observation space (``Box``, or ``Dict`` with ``MultiInputPolicy``)
     :param action_space: action space (a bounded ``Box``)
@@ -47,8 +44,6 @@ class CQLPolicy(SACPolicy):
     :param optimizer_kwargs: keyword arguments of every optimizer
     :param n_critics: number of critics (2)
     :param share_features_extractor: whether actor and critic share the features extractor
-    :param actor_lr: learning rate of the actor, constant or schedule (default: the critics')
-    :param ent_coef_lr: learning rate of the entropy coefficient (default: the actor's)
     :param initial_ent_coef: initial entropy coefficient (> 0)
     :param initial_alpha_prime: initial Lagrange multiplier (> 0)
     """
@@ -71,18 +66,12 @@ class CQLPolicy(SACPolicy):
         optimizer_kwargs: dict[str, Any] | None = None,
         n_critics: int = 2,
         share_features_extractor: bool = False,
-        actor_lr: float | Schedule | StepSchedule | None = None,
-        ent_coef_lr: float | Schedule | StepSchedule | None = None,
         initial_ent_coef: float = 1.0,
         initial_alpha_prime: float = 1.0,
     ) -> None:
         for name, value in (("initial_ent_coef", initial_ent_coef), ("initial_alpha_prime", initial_alpha_prime)):
             if not value > 0:
                 raise ValueError(f"{name}: expected a value > 0, found {value}")
-        self.actor_lr = actor_lr
-        self.ent_coef_lr = ent_coef_lr
-        # the schedule the shared plumbing gives the entropy coefficient's optimizer (`<network>_lr`)
-        self.log_ent_coef_lr = ent_coef_lr if ent_coef_lr is not None else actor_lr
         self.initial_ent_coef = initial_ent_coef
         self.initial_alpha_prime = initial_alpha_prime
         if net_arch is None:
@@ -105,16 +94,9 @@ class CQLPolicy(SACPolicy):
     def _build(self, lr_schedule: Schedule) -> None:
         super()._build(lr_schedule)
         kwargs = self.optimizer_kwargs
-        if self.actor_lr is not None:
-            # SACPolicy gave the actor lr_schedule(1); rebuild its optimizer on the same parameters.
-            actor_params = self.actor.optimizer.param_groups[0]["params"]
-            self.actor.optimizer = self.optimizer_class(  # type: ignore[call-arg]
-                actor_params, lr=initial_value(self.actor_lr), **kwargs
-            )
-        ent_coef_lr = lr_schedule(1) if self.log_ent_coef_lr is None else initial_value(self.log_ent_coef_lr)
         self.log_ent_coef = LogScalar(self.initial_ent_coef)
         self.log_ent_coef.optimizer = self.optimizer_class(  # type: ignore[call-arg]
-            self.log_ent_coef.parameters(), lr=ent_coef_lr, **kwargs
+            self.log_ent_coef.parameters(), lr=lr_schedule(1), **kwargs
         )
         self.log_alpha_prime = LogScalar(self.initial_alpha_prime)
         self.log_alpha_prime.optimizer = self.optimizer_class(  # type: ignore[call-arg]
@@ -129,8 +111,6 @@ class CQLPolicy(SACPolicy):
             n_critics=self.critic_kwargs["n_critics"],
             share_features_extractor=self.share_features_extractor,
             normalize_images=self.normalize_images,
-            actor_lr=self.actor_lr,
-            ent_coef_lr=self.ent_coef_lr,
             initial_ent_coef=self.initial_ent_coef,
             initial_alpha_prime=self.initial_alpha_prime,
         )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 from typing import Any, ClassVar, TypeVar
 
 import torch as th
@@ -14,20 +13,14 @@ from stable_baselines3.common.type_aliases import DictReplayBufferSamples, GymEn
 from sb3_offline.buffers import RewardTransformSpec
 from sb3_offline.common.critics import ValueNetwork, critic_loss, critic_values
 from sb3_offline.common.gaussian_actor import GaussianActor
-from sb3_offline.common.normalization import with_observation_normalizer
-from sb3_offline.common.offline_algorithm import OfflineAlgorithm
-from sb3_offline.common.schedules import CosineDecaySchedule, initial_value
-from sb3_offline.common.training import minimize, set_learning_rate
+from sb3_offline.common.offline_algorithm import OfflineAlgorithm, Update, base_arguments
+from sb3_offline.common.schedules import CosineDecaySchedule, LearningRate, initial_value
+from sb3_offline.common.training import minimize
 from sb3_offline.common.weights import exp_weights, expectile_loss
 from sb3_offline.datasets.loaders import DatasetSource
 from sb3_offline.iql.policies import IQLPolicy, MlpPolicy, MultiInputPolicy
 
 SelfIQL = TypeVar("SelfIQL", bound="IQL")
-
-#: CORL's state normalisation for IQL (``tinkoff-ai/CORL`` commit f608d88, ``algorithms/offline/iql.py``,
-#: ``compute_mean_std(..., eps=1e-3)``): ``(s - mean) / (std + 1e-3)``
-OBSERVATION_NORMALIZER_EPS = 1e-3
-
 
 class IQL(OfflineAlgorithm):
     """
@@ -87,8 +80,9 @@ class IQL(OfflineAlgorithm):
     :param policy: ``"MlpPolicy"``, ``"MultiInputPolicy"`` or a policy class
     :param env: the environment (``None``: recovered from the dataset)
     :param dataset: the data (Minari id or ``MinariDataset``, ``.hdf5``/``.npz``/SB3 ``.pkl`` path, ``Transitions``)
-    :param learning_rate: learning rate of the critics and of the value network (constant or schedule)
+    :param learning_rate: learning rate of the critics (constant or schedule)
     :param actor_learning_rate: the actor's (initial) learning rate
+    :param value_learning_rate: the value network's learning rate (``None``: ``learning_rate``)
     :param actor_lr_decay_steps: gradient updates over which the actor's learning rate decays to 0 along a
         cosine (offline); ``None``: constant
     :param expectile: the expectile of the value regression, in (0, 1) (the paper's tau)
@@ -110,7 +104,7 @@ class IQL(OfflineAlgorithm):
     :param action_noise: for ``learn_online`` (none by default: the Gaussian explores)
     :param replay_buffer_class: defaults to ``OfflineReplayBuffer``
     :param replay_buffer_kwargs: keyword arguments of the replay buffer
-    :param policy_kwargs: keyword arguments of the policy (``net_arch``, ``min_log_std``, ``value_lr``, ...)
+    :param policy_kwargs: keyword arguments of the policy (``net_arch``, ``min_log_std``, ...)
     :param stats_window_size: window for rollout logging (``learn_online``)
     :param tensorboard_log: the log location for tensorboard (if None, no logging)
     :param verbose: 0 no output, 1 info, 2 debug
@@ -124,7 +118,11 @@ class IQL(OfflineAlgorithm):
         "MlpPolicy": MlpPolicy,
         "MultiInputPolicy": MultiInputPolicy,
     }
-    policy_networks: ClassVar[tuple[str, ...]] = (*OfflineAlgorithm.policy_networks, "value")
+    networks = ("actor", "critic", "critic_target", "value")
+    target_networks = {"critic_target": "critic"}
+    #: CORL's state normalisation for IQL (``tinkoff-ai/CORL`` commit f608d88, ``algorithms/offline/iql.py``,
+    #: ``compute_mean_std(..., eps=1e-3)``): ``(s - mean) / (std + 1e-3)``
+    observation_normalizer = (1e-3, "add")
     policy: IQLPolicy
     actor: GaussianActor
     critic: ContinuousCritic
@@ -138,6 +136,7 @@ class IQL(OfflineAlgorithm):
         dataset: DatasetSource | None = None,
         learning_rate: float | Schedule = 3e-4,
         actor_learning_rate: float = 3e-4,
+        value_learning_rate: float | Schedule | None = None,
         actor_lr_decay_steps: int | None = 1_000_000,
         expectile: float = 0.7,
         temperature: float = 3.0,
@@ -178,68 +177,25 @@ class IQL(OfflineAlgorithm):
         self.temperature = temperature
         self.max_weight = max_weight
         self.actor_learning_rate = actor_learning_rate
+        self.value_learning_rate = value_learning_rate
         self.actor_lr_decay_steps = actor_lr_decay_steps
         self.reward_transform = reward_transform
         self.normalize_observations = normalize_observations
         self.online_batch_size = online_batch_size
-        policy_kwargs = dict(policy_kwargs or {})
-        policy_kwargs.setdefault(
-            "actor_lr",
-            actor_learning_rate
-            if actor_lr_decay_steps is None
-            else CosineDecaySchedule(actor_learning_rate, actor_lr_decay_steps),
-        )
-        replay_buffer_kwargs = dict(replay_buffer_kwargs or {})
-        if reward_transform is not None and "reward_transform" not in replay_buffer_kwargs:
-            if (
-                replay_buffer_class is not None
-                and "reward_transform" not in inspect.signature(replay_buffer_class).parameters
-            ):
-                raise ValueError(
-                    f"reward_transform: expected None with {replay_buffer_class.__name__} (it takes no reward "
-                    f"transform), found {reward_transform!r}"
-                )
-            replay_buffer_kwargs["reward_transform"] = reward_transform
-        super().__init__(
-            policy,
-            env,
-            learning_rate,
-            dataset=dataset,
-            buffer_size=buffer_size,
-            learning_starts=learning_starts,
-            batch_size=batch_size,
-            tau=tau,
-            gamma=gamma,
-            train_freq=train_freq,
-            gradient_steps=gradient_steps,
-            action_noise=action_noise,
-            replay_buffer_class=replay_buffer_class,
-            replay_buffer_kwargs=replay_buffer_kwargs,
-            policy_kwargs=policy_kwargs,
-            stats_window_size=stats_window_size,
-            tensorboard_log=tensorboard_log,
-            verbose=verbose,
-            device=device,
-            seed=seed,
-            cuda_graphs=cuda_graphs,
-            _init_setup_model=_init_setup_model,
-        )
+        super().__init__(policy, env, learning_rate, **base_arguments(locals()))
 
-    def _setup_model(self) -> None:
-        if self.normalize_observations:
-            self.policy_kwargs = with_observation_normalizer(
-                self.policy_kwargs, self.observation_space, eps=OBSERVATION_NORMALIZER_EPS
-            )
-        super()._setup_model()
+    def learning_rates(self) -> dict[str, LearningRate | None]:
+        """
+        The actor's decays along a cosine offline (``actor_lr_decay_steps``); in ``learn_online`` it is the constant
+        ``actor_learning_rate``, as ``configs/antmaze_finetune_config.py`` turns the decay off.
+        """
+        actor: LearningRate = self.actor_learning_rate
+        if self.actor_lr_decay_steps is not None and not self._online_mode:
+            actor = CosineDecaySchedule(initial_value(self.actor_learning_rate), self.actor_lr_decay_steps)
+        return {"critic": None, "value": self.value_learning_rate, "actor": actor}
 
-    def _update_learning_rates(self) -> None:
-        """The schedules of :class:`OfflineAlgorithm`; in ``learn_online`` the actor's is its constant initial value."""
-        super()._update_learning_rates()
-        if self._online_mode:
-            actor_lr = self.policy.actor_lr
-            value = initial_value(actor_lr) if actor_lr is not None else self.actor_learning_rate
-            set_learning_rate(self.actor.optimizer, value)
-            self.logger.record("train/actor_learning_rate", value)
+    def _buffer_arguments(self) -> dict[str, Any]:
+        return {} if self.reward_transform is None else {"reward_transform": self.reward_transform}
 
     def compute_critic_target(self, data: ReplayBufferSamples | DictReplayBufferSamples) -> th.Tensor:
         """``r + gamma * (1 - termination) * V(s')`` with the value network as it is now, ``(batch, 1)``."""
@@ -252,12 +208,8 @@ class IQL(OfflineAlgorithm):
         with th.no_grad():
             return critic_values(self.critic_target, features, actions).min(dim=1, keepdim=True).values
 
-    def train(self, gradient_steps: int, batch_size: int = 256) -> None:
-        self.policy.set_training_mode(True)
-        self._update_learning_rates()
-        for _ in range(gradient_steps):
-            self._n_updates += 1
-            self._gradient_step("iql", self._update, batch_size)
+    def _next_update(self) -> tuple[str, Update]:
+        return "iql", self._update
 
     def _update(self, batch_size: int) -> None:
         """One gradient step (device work only: it may be replayed as a CUDA graph)."""

@@ -13,7 +13,6 @@ from sb3_offline.common.gaussian_actor import GaussianActor
 from sb3_offline.common.initialization import orthogonal_init
 from sb3_offline.common.multi_input import multi_input_policy
 from sb3_offline.common.policies import OfflineActorCriticPolicy
-from sb3_offline.common.schedules import StepSchedule, initial_value
 
 #: IQL's authors (``configs/mujoco_config.py``, ``antmaze_config.py``): every network 256-256.
 IQL_NET_ARCH = {"pi": [256, 256], "qf": [256, 256], "vf": [256, 256]}
@@ -48,9 +47,8 @@ class IQLPolicy(OfflineActorCriticPolicy):
     :param ortho_init: the authors' orthogonal initialisation of every network (see above)
     :param init_w: with ``ortho_init=False``: rlkit's initialisation of the actor, last-layer weights in
         ``+-init_w`` (rlkit's IQL port: 1e-3); ``None``: PyTorch's
-    :param value_lr: learning rate of the value network, a constant or a schedule (default: the critics')
     :param kwargs: :class:`~sb3_offline.common.policies.OfflineActorCriticPolicy`'s arguments
-        (``actor_lr``, ``actor_optimizer_kwargs``, ``features_extractor_class``, ...)
+        (``actor_optimizer_kwargs``, ``features_extractor_class``, ...)
     """
 
     actor: GaussianActor
@@ -70,7 +68,6 @@ class IQLPolicy(OfflineActorCriticPolicy):
         squash_mean: bool = True,
         ortho_init: bool = True,
         init_w: float | None = None,
-        value_lr: float | Schedule | StepSchedule | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(observation_space, action_space, lr_schedule, net_arch=net_arch, **kwargs)
@@ -87,7 +84,6 @@ class IQLPolicy(OfflineActorCriticPolicy):
             )
         self.ortho_init = ortho_init
         self.init_w = init_w
-        self.value_lr = value_lr
         self._build(lr_schedule)
         if ortho_init:
             orthogonal_init(self.actor.mu, self.critic, self.value)
@@ -97,7 +93,7 @@ class IQLPolicy(OfflineActorCriticPolicy):
         self.value = ValueNetwork(features_dim, self.net_arch["vf"], self.activation_fn)
         self.value.optimizer = self.optimizer_class(  # type: ignore[call-arg]
             self.value.parameters(),
-            lr=initial_value(self.value_lr) if self.value_lr is not None else lr_schedule(1),
+            lr=lr_schedule(1),
             **self.optimizer_kwargs,
         )
 
@@ -123,7 +119,6 @@ class IQLPolicy(OfflineActorCriticPolicy):
             squash_mean=self.squash_mean,
             ortho_init=self.ortho_init,
             init_w=self.init_w,
-            value_lr=self.value_lr,
         )
         return data
 

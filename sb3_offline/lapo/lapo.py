@@ -14,11 +14,11 @@ from stable_baselines3.common.policies import BasePolicy, ContinuousCritic
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 from stable_baselines3.her.her_replay_buffer import HerReplayBuffer
 
-from sb3_offline.buffers import OfflineReplayBuffer
+from sb3_offline.buffers import OfflineReplayBuffer, RewardTransformSpec
 from sb3_offline.common.critics import ValueNetwork, critic_loss, critic_values, q1_values, soft_clipped_values
 from sb3_offline.common.latent_actor import LatentActor
-from sb3_offline.common.normalization import with_observation_normalizer
-from sb3_offline.common.offline_algorithm import OfflineAlgorithm
+from sb3_offline.common.offline_algorithm import OfflineAlgorithm, Update, base_arguments
+from sb3_offline.common.schedules import LearningRate
 from sb3_offline.common.training import minimize
 from sb3_offline.common.vae import ConditionalVAE, vae_sample_terms
 from sb3_offline.common.weights import exp_weights, expectile_weights
@@ -37,8 +37,6 @@ ONLINE_VARIANTS = ("finetune", "offline")
 FINETUNE_TARGET_NOISE = (0.2, 0.5)
 FINETUNE_ACTION_NOISE = (0.1, 0.3)
 FINETUNE_POLICY_NOISE = (0.02, 0.05)
-#: The std offset of the authors' state and action z-scores (``algos/utils.py``: ``(x - mean) / (std + 1e-6)``).
-NORMALIZATION_EPS = 1e-6
 
 
 def q_target(rewards: th.Tensor, dones: th.Tensor, next_values: th.Tensor, gamma: float) -> th.Tensor:
@@ -123,7 +121,7 @@ class LAPO(OfflineAlgorithm):
     (AntMaze: ``reward_transform=dict(scale=100.0)``, ``value_bounds=(0, 100)``).
 
     Normalisation (``algos/utils.py``): states z-scored with ``std + 1e-6`` by the shared observation
-    normaliser in the policy's features extractor (``normalize_states``), actions likewise by the policy's
+    normaliser in the policy's features extractor (``normalize_observations``), actions likewise by the policy's
     ``action_normalizer``, both fitted from the dataset when it is read and saved with the policy.
     The authors z-score the env's actions, the buffer holds them in [-1, 1]; a z-score is the same in
     both units (up to the ``1e-6``), so the networks see what the authors' see. Acting:
@@ -149,9 +147,11 @@ class LAPO(OfflineAlgorithm):
     :param policy: ``"MlpPolicy"``, ``"MultiInputPolicy"`` or a policy class
     :param env: the environment (``None``: recovered from the dataset)
     :param dataset: the data (Minari id or ``MinariDataset``, ``.hdf5``/``.npz``/SB3 ``.pkl`` path, ``Transitions``)
-    :param learning_rate: learning rate of the twin Q-networks (and of V, unless ``policy_kwargs`` sets ``value_lr``)
+    :param learning_rate: learning rate of the twin Q-networks
     :param actor_learning_rate: latent policy learning rate
     :param vae_learning_rate: CVAE learning rate
+    :param value_learning_rate: learning rate of V (``None``: ``learning_rate``; the authors train Q and V with one
+        optimizer)
     :param weighting: ``"expectile"`` (the authors' code) or ``"exp"`` (the paper's ``exp(A / lambda)``)
     :param expectile: the weight of a positive advantage (``weighting="expectile"``)
     :param temperature: the paper's lambda, dividing the advantage (``weighting="exp"``)
@@ -162,7 +162,10 @@ class LAPO(OfflineAlgorithm):
     :param target_noise: std of the noise on the target policy's latent action in V's target (0: none)
     :param target_noise_clip: clip of that noise
     :param value_bounds: ``(min_v, max_v)`` clamping V's target; ``None``: from the dataset's rewards
-    :param normalize_states: z-score the states with the dataset's statistics (the policy's features extractor;
+    :param reward_transform: the buffer's reward transform (the authors': ``r / max r``; ``"max_abs"`` divides by
+        ``max |r|``, the same on their datasets and defined on any data with a reward != 0; ``None``: as recorded);
+        not applied with a buffer that relabels rewards (HER)
+    :param normalize_observations: z-score the states with the dataset's statistics (the policy's features extractor;
         ``False`` to use another extractor)
     :param online_variant: ``"finetune"`` (the authors' fine-tuning update in ``learn_online``) or ``"offline"``
     :param buffer_size: rows for online transitions after the dataset (``learn_online``)
@@ -174,9 +177,8 @@ class LAPO(OfflineAlgorithm):
     :param gradient_steps: for ``learn_online``
     :param action_noise: for ``learn_online`` (none by default, as the authors)
     :param replay_buffer_class: defaults to ``OfflineReplayBuffer``
-    :param replay_buffer_kwargs: keyword arguments of the replay buffer (``reward_transform`` defaults to
-        ``"max_abs"`` for an ``OfflineReplayBuffer`` that does not relabel goals)
-    :param policy_kwargs: keyword arguments of the policy (``net_arch``, ``latent_dim``, ``value_lr``, ...)
+    :param replay_buffer_kwargs: keyword arguments of the replay buffer
+    :param policy_kwargs: keyword arguments of the policy (``net_arch``, ``latent_dim``, ...)
     :param stats_window_size: window for rollout logging (``learn_online``)
     :param tensorboard_log: the log location for tensorboard (if None, no logging)
     :param verbose: 0 no output, 1 info, 2 debug
@@ -190,7 +192,9 @@ class LAPO(OfflineAlgorithm):
         "MlpPolicy": MlpPolicy,
         "MultiInputPolicy": MultiInputPolicy,
     }
-    policy_networks = ("vae", "vae_target", "actor", "actor_target", "critic", "critic_target", "value", "value_target")
+    networks = ("vae", "vae_target", "actor", "actor_target", "critic", "critic_target", "value", "value_target")
+    #: the authors' state z-score (``algos/utils.py``: ``(x - mean) / (std + 1e-6)``)
+    observation_normalizer = (1e-6, "add")
     target_networks = {
         "critic_target": "critic",
         "value_target": "value",
@@ -215,6 +219,7 @@ class LAPO(OfflineAlgorithm):
         learning_rate: float | Schedule = 2e-4,
         actor_learning_rate: float = 2e-4,
         vae_learning_rate: float = 2e-4,
+        value_learning_rate: float | Schedule | None = None,
         weighting: str = "expectile",
         expectile: float = 0.9,
         temperature: float = 1.0,
@@ -225,7 +230,8 @@ class LAPO(OfflineAlgorithm):
         target_noise: float = 0.1,
         target_noise_clip: float = 0.2,
         value_bounds: tuple[float, float] | None = None,
-        normalize_states: bool = True,
+        reward_transform: RewardTransformSpec = "max_abs",
+        normalize_observations: bool = True,
         online_variant: str = "finetune",
         buffer_size: int = 0,
         learning_starts: int = 0,
@@ -277,57 +283,20 @@ class LAPO(OfflineAlgorithm):
         self.target_noise = target_noise
         self.target_noise_clip = target_noise_clip
         self.value_bounds = None if value_bounds is None else (float(value_bounds[0]), float(value_bounds[1]))
-        self.normalize_states = normalize_states
+        self.normalize_observations = normalize_observations
         self.online_variant = online_variant
         #: smallest and largest reward (as the buffer holds them) seen: the dataset's, then online ones
         self.reward_range: tuple[float, float] | None = None
         self._value_bounds_tensor: th.Tensor | None = None
         self._value_bounds_values: tuple[float, float] | None = None
-        policy_kwargs = dict(policy_kwargs or {})
-        policy_kwargs.setdefault("max_latent_action", max_latent_action)
-        policy_kwargs.setdefault("vae_lr", vae_learning_rate)
-        policy_kwargs.setdefault("actor_lr", actor_learning_rate)
-        replay_buffer_kwargs = dict(replay_buffer_kwargs or {})
-        buffer_class = replay_buffer_class or OfflineReplayBuffer
-        if issubclass(buffer_class, OfflineReplayBuffer) and not issubclass(buffer_class, HerReplayBuffer):
-            replay_buffer_kwargs.setdefault("reward_transform", "max_abs")
-        super().__init__(
-            policy,
-            env,
-            learning_rate,
-            dataset=dataset,
-            buffer_size=buffer_size,
-            learning_starts=learning_starts,
-            batch_size=batch_size,
-            tau=tau,
-            gamma=gamma,
-            train_freq=train_freq,
-            gradient_steps=gradient_steps,
-            action_noise=action_noise,
-            replay_buffer_class=replay_buffer_class,
-            replay_buffer_kwargs=replay_buffer_kwargs,
-            policy_kwargs=policy_kwargs,
-            stats_window_size=stats_window_size,
-            tensorboard_log=tensorboard_log,
-            verbose=verbose,
-            device=device,
-            seed=seed,
-            cuda_graphs=cuda_graphs,
-            _init_setup_model=_init_setup_model,
-        )
+        self.max_latent_action = max_latent_action
+        self.actor_learning_rate = actor_learning_rate
+        self.vae_learning_rate = vae_learning_rate
+        self.value_learning_rate = value_learning_rate
+        self.reward_transform = reward_transform
+        super().__init__(policy, env, learning_rate, **base_arguments(locals()))
 
     # ------------------------------------------------------------------------------------ set-up
-    def _setup_model(self) -> None:
-        if self.normalize_states:
-            self.policy_kwargs = with_observation_normalizer(
-                self.policy_kwargs,
-                self.observation_space,
-                eps=NORMALIZATION_EPS,
-                eps_mode="add",
-                switch="normalize_states",
-            )
-        super()._setup_model()
-
     def _setup_replay_buffer(self) -> None:
         super()._setup_replay_buffer()
         buffer = self.replay_buffer
@@ -363,18 +332,31 @@ class LAPO(OfflineAlgorithm):
         return [*super()._excluded_save_params(), "_value_bounds_tensor", "_value_bounds_values"]
 
     # ------------------------------------------------------------------------------------ training
-    def train(self, gradient_steps: int, batch_size: int = 512) -> None:
-        self.policy.set_training_mode(True)
-        self._value_bounds()
-        finetune = self._online_mode and self.online_variant == "finetune"
-        for _ in range(gradient_steps):
-            self._update_learning_rates()
-            self._n_updates += 1
-            if finetune:
-                self._gradient_step("lapo/finetune", self._finetune_update, batch_size)
-            else:
-                self._gradient_step("lapo", self._update, batch_size)
+    def learning_rates(self) -> dict[str, LearningRate | None]:
+        return {
+            "vae": self.vae_learning_rate,
+            "actor": self.actor_learning_rate,
+            "critic": None,
+            "value": self.value_learning_rate,
+        }
 
+    def _policy_arguments(self) -> dict[str, Any]:
+        return {"max_latent_action": self.max_latent_action}
+
+    def _buffer_arguments(self) -> dict[str, Any]:
+        """``reward_transform`` for a buffer of recorded rewards (HER's relabelled rewards are the env's)."""
+        buffer_class = self.replay_buffer_class or OfflineReplayBuffer
+        relabels = issubclass(buffer_class, HerReplayBuffer)
+        return {} if relabels or self.reward_transform is None else {"reward_transform": self.reward_transform}
+
+    def _prepare_updates(self) -> None:
+        self._value_bounds()
+
+    def _next_update(self) -> tuple[str, Update]:
+        """The authors' fine-tuning update in ``learn_online`` (``online_variant="finetune"``), else the offline one."""
+        if self._online_mode and self.online_variant == "finetune":
+            return "lapo/finetune", self._finetune_update
+        return "lapo", self._update
     def _weights(self, advantages: th.Tensor) -> th.Tensor:
         return advantage_weights(advantages, self.weighting, self.expectile, self.temperature, self.max_weight)
 

@@ -14,7 +14,6 @@ from sb3_offline.common.latent_actor import LatentActor
 from sb3_offline.common.multi_input import multi_input_policy
 from sb3_offline.common.normalization import ActionNormalizer
 from sb3_offline.common.policies import VAEActorCriticPolicy
-from sb3_offline.common.schedules import StepSchedule, initial_value
 from sb3_offline.common.vae import ConditionalVAE
 
 #: Hidden sizes of every LAPO network: latent policy, CVAE encoder and decoder, Q and V (authors' ``hidden_size``).
@@ -45,8 +44,6 @@ class LAPOPolicy(VAEActorCriticPolicy):
     :param max_latent_action: bound of the latent action (LAPO's ``main_d4rl.py``: 2)
     :param normalize_actions: z-score the actions (the authors do); ``False``: the buffer's [-1, 1] actions
     :param action_eps: added to the actions' std (the authors: 1e-6)
-    :param value_lr: learning rate of ``value``, a constant or a schedule (default: the Q-networks'; the
-        authors train Q and V with one optimizer)
     :param act_with: ``"target"`` or ``"online"``: the VAE whose decoder gives the actions when acting
     :param kwargs: the rest of :class:`~sb3_offline.common.policies.VAEActorCriticPolicy`'s arguments;
         ``net_arch`` may set ``pi``, ``qf``, ``vae`` and ``vf`` (a list sets ``pi``, ``qf`` and ``vf``)
@@ -68,7 +65,6 @@ class LAPOPolicy(VAEActorCriticPolicy):
         max_latent_action: float = 2.0,
         normalize_actions: bool = True,
         action_eps: float = 1e-6,
-        value_lr: float | Schedule | StepSchedule | None = None,
         act_with: str = "target",
         **kwargs: Any,
     ) -> None:
@@ -84,7 +80,6 @@ class LAPOPolicy(VAEActorCriticPolicy):
         self.max_latent_action = max_latent_action
         self.normalize_actions = normalize_actions
         self.action_eps = action_eps
-        self.value_lr = value_lr
         self.act_with = act_with
         self._build(lr_schedule)
 
@@ -107,7 +102,7 @@ class LAPOPolicy(VAEActorCriticPolicy):
         self.value = ValueNetwork(features_dim, self.net_arch["vf"], self.activation_fn)
         self.value.optimizer = self.optimizer_class(  # type: ignore[call-arg]
             self.value.parameters(),
-            lr=initial_value(self.value_lr) if self.value_lr is not None else lr_schedule(1),
+            lr=lr_schedule(1),
             **self.optimizer_kwargs,
         )
         self.value_target = _frozen_copy(
@@ -131,7 +126,6 @@ class LAPOPolicy(VAEActorCriticPolicy):
             max_latent_action=self.max_latent_action,
             normalize_actions=self.normalize_actions,
             action_eps=self.action_eps,
-            value_lr=self.value_lr,
             act_with=self.act_with,
         )
         return data

@@ -17,8 +17,8 @@ from stable_baselines3.common.utils import is_vectorized_observation
 from sb3_offline.buffers import OfflineReplayBuffer
 from sb3_offline.common.critics import critic_loss, critic_values, soft_clipped_values
 from sb3_offline.common.episodes import episode_bounds
-from sb3_offline.common.normalization import with_observation_normalizer
-from sb3_offline.common.offline_algorithm import OfflineAlgorithm
+from sb3_offline.common.offline_algorithm import OfflineAlgorithm, Update
+from sb3_offline.common.schedules import LearningRate
 from sb3_offline.common.training import minimize
 from sb3_offline.datasets.loaders import DatasetSource, load_transitions, recover_env
 from sb3_offline.datasets.validation import validate_transitions
@@ -109,8 +109,8 @@ class FQE(OfflineAlgorithm):
         "MlpPolicy": MlpPolicy,
         "MultiInputPolicy": MultiInputPolicy,
     }
-    policy_networks: ClassVar[tuple[str, ...]] = ("critic", "critic_target")
-    target_networks: ClassVar[dict[str, str]] = {"critic_target": "critic"}
+    networks = ("critic", "critic_target")
+    target_networks = {"critic_target": "critic"}
     policy: FQEPolicy
     critic: ContinuousCritic
     critic_target: ContinuousCritic
@@ -225,13 +225,10 @@ class FQE(OfflineAlgorithm):
 
     # ------------------------------------------------------------------------------------ set-up
     def _setup_model(self) -> None:
-        if self.normalize_observations:
-            self.policy_kwargs = with_observation_normalizer(self.policy_kwargs, self.observation_space, eps=1e-3)
         super()._setup_model()
         self._evaluation = None
         self._policy_actions = None
         self._next_policy_actions = None
-
     def _setup_replay_buffer(self) -> None:
         """Read the dataset, then precompute the evaluated policy's actions at its states (when the policy is known)."""
         super()._setup_replay_buffer()
@@ -283,7 +280,7 @@ class FQE(OfflineAlgorithm):
         rows = slice(0, buffer.size())
         self._policy_actions = evaluator.actions(_obs_rows(buffer.observations, rows), self.n_action_samples)
         self._next_policy_actions = evaluator.actions(_obs_rows(buffer.next_observations, rows), self.n_action_samples)
-        self._reset_update_graphs()  # graphs captured before read the old tensors
+        self._runner.reset()  # graphs captured before read the old tensors
 
     def _ensure_ready(self) -> OfflineReplayBuffer:
         if self.replay_buffer is None:
@@ -318,17 +315,17 @@ class FQE(OfflineAlgorithm):
         raise ValueError("learn_online: FQE evaluates a fixed policy from a dataset; it never steps an env")
 
     # ------------------------------------------------------------------------------------ training
-    def train(self, gradient_steps: int, batch_size: int = 100) -> None:
-        self._ensure_ready()
-        self.policy.set_training_mode(True)
-        for _ in range(gradient_steps):
-            self._update_learning_rates()
-            self._n_updates += 1
-            if (self._n_updates - 1) % self.target_update_interval == 0:
-                self._gradient_step("fqe/target", self._update_and_copy, batch_size)
-            else:
-                self._gradient_step("fqe", self._update, batch_size)
+    def learning_rates(self) -> dict[str, LearningRate | None]:
+        return {"critic": None}
 
+    def _prepare_updates(self) -> None:
+        self._ensure_ready()
+
+    def _next_update(self) -> tuple[str, Update]:
+        """The regression step; the 1st, ``(interval + 1)``-th, ... also update the target (as d3rlpy counts)."""
+        if (self._n_updates - 1) % self.target_update_interval == 0:
+            return "fqe/target", self._update_and_copy
+        return "fqe", self._update
     def _q_values(self, critic: Any, observations: TensorObs, actions: th.Tensor) -> th.Tensor:
         """``(rows * k, n_critics)`` for ``actions`` ``(rows, k, action_dim)`` (state-major), features computed once."""
         rows, k = actions.shape[0], actions.shape[1]

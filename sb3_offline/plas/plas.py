@@ -13,7 +13,8 @@ from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedul
 
 from sb3_offline.common.critics import critic_loss, critic_values, q1_values, soft_clipped_target
 from sb3_offline.common.latent_actor import LatentActor
-from sb3_offline.common.offline_algorithm import OfflineAlgorithm
+from sb3_offline.common.offline_algorithm import OfflineAlgorithm, Update, base_arguments
+from sb3_offline.common.schedules import LearningRate
 from sb3_offline.common.training import minimize
 from sb3_offline.common.vae import ConditionalVAE, fit_vae
 from sb3_offline.datasets.loaders import DatasetSource
@@ -86,6 +87,8 @@ class PLAS(OfflineAlgorithm):
         "MultiInputPolicy": MultiInputPolicy,
     }
     action_units = "env"
+    networks = ("vae", "actor", "actor_target", "critic", "critic_target")
+    target_networks = {"actor_target": "actor", "critic_target": "critic"}
     policy: PLASPolicy
     vae: ConditionalVAE
     actor: LatentActor
@@ -136,36 +139,12 @@ class PLAS(OfflineAlgorithm):
         self.perturbation = perturbation
         self.lmbda = lmbda
         self.kl_weight = kl_weight
+        self.max_latent_action = max_latent_action
+        self.phi = phi
+        self.actor_learning_rate = actor_learning_rate
+        self.vae_learning_rate = vae_learning_rate
         self._vae_updates = 0
-        policy_kwargs = dict(policy_kwargs or {})
-        policy_kwargs.setdefault("max_latent_action", max_latent_action)
-        policy_kwargs.setdefault("phi", phi if perturbation else None)
-        policy_kwargs.setdefault("vae_lr", vae_learning_rate)
-        policy_kwargs.setdefault("actor_lr", actor_learning_rate)
-        super().__init__(
-            policy,
-            env,
-            learning_rate,
-            dataset=dataset,
-            buffer_size=buffer_size,
-            learning_starts=learning_starts,
-            batch_size=batch_size,
-            tau=tau,
-            gamma=gamma,
-            train_freq=train_freq,
-            gradient_steps=gradient_steps,
-            action_noise=action_noise,
-            replay_buffer_class=replay_buffer_class,
-            replay_buffer_kwargs=replay_buffer_kwargs,
-            policy_kwargs=policy_kwargs,
-            stats_window_size=stats_window_size,
-            tensorboard_log=tensorboard_log,
-            verbose=verbose,
-            device=device,
-            seed=seed,
-            cuda_graphs=cuda_graphs,
-            _init_setup_model=_init_setup_model,
-        )
+        super().__init__(policy, env, learning_rate, **base_arguments(locals()))
 
     def _setup_model(self) -> None:
         super()._setup_model()
@@ -176,8 +155,7 @@ class PLAS(OfflineAlgorithm):
         """Phase 2: the VAE gets no gradient (its last pre-training gradients are dropped too)."""
         self.vae.requires_grad_(False)
         self.vae.zero_grad(set_to_none=True)
-        if self._update_graphs is not None:
-            self._update_graphs.discard(lambda key: key[0] == "plas/vae")
+        self._runner.discard("plas/vae")
 
     def learn(  # type: ignore[override]
         self: SelfPLAS,
@@ -206,20 +184,23 @@ class PLAS(OfflineAlgorithm):
         """Whether phase 1 (VAE pre-training) is over and the decoder is frozen."""
         return self._vae_updates >= self.vae_steps
 
-    def train(self, gradient_steps: int, batch_size: int = 100) -> None:
-        policy = self.policy
-        policy.set_training_mode(True)
-        for _ in range(gradient_steps):
-            self._update_learning_rates()
-            self._n_updates += 1
-            if not self.vae_pretrained:
-                self._gradient_step("plas/vae", self._vae_update, batch_size)
-                self._vae_updates += 1
-                if self.vae_pretrained:
-                    self._freeze_vae()
-                continue
-            self._gradient_step("plas", self._policy_update, batch_size)
+    def learning_rates(self) -> dict[str, LearningRate | None]:
+        return {"vae": self.vae_learning_rate, "actor": self.actor_learning_rate, "critic": None}
 
+    def _policy_arguments(self) -> dict[str, Any]:
+        return {"max_latent_action": self.max_latent_action, "phi": self.phi if self.perturbation else None}
+
+    def _next_update(self) -> tuple[str, Update]:
+        """Phase 1 (VAE pre-training) for the first ``vae_steps`` updates over all calls, then phase 2."""
+        if not self.vae_pretrained:
+            return "plas/vae", self._vae_update
+        return "plas", self._policy_update
+
+    def _after_update(self, kind: str) -> None:
+        if kind == "plas/vae":
+            self._vae_updates += 1
+            if self.vae_pretrained:
+                self._freeze_vae()
     def _policy_update(self, batch_size: int) -> None:
         """One step of phase 2 (device work only: it may be replayed as a CUDA graph)."""
         assert self.replay_buffer is not None

@@ -12,7 +12,6 @@ from stable_baselines3.td3.policies import TD3Policy
 from torch import nn
 
 from sb3_offline.common.multi_input import multi_input_policy
-from sb3_offline.common.schedules import StepSchedule, initial_value
 
 #: Hidden sizes of actor and critics in the authors' ``TD3_BC.py`` (``sfujim/TD3_BC``): 256-256.
 TD3BC_NET_ARCH = [256, 256]
@@ -23,9 +22,9 @@ class TD3BCPolicy(TD3Policy):
     TD3's networks as TD3+BC's authors build them (``sfujim/TD3_BC`` commit 8791ad7, ``TD3_BC.py``): a
     deterministic actor 256-256 (``tanh`` output, rescaled to the action Box), two critics 256-256 with the
     action at their input, each network with a target copy. SB3's ``TD3Policy`` with its default layout
-    (``n_critics=2``, one features extractor per network); only the default sizes and the actor's learning
-    rate differ. Each network's optimizer is built here: the critics' with the critic learning rate, the
-    actor's with ``actor_lr`` (the authors: Adam, 3e-4 for both).
+    (``n_critics=2``, one features extractor per network), which builds each network's optimizer (the authors:
+    Adam, 3e-4 for both; the learning rates are the algorithm's, set before every update); only the default
+    sizes differ.
 
     The state normalisation of TD3+BC is a features extractor with the dataset's statistics
     (:mod:`sb3_offline.common.normalization`), which :class:`~sb3_offline.td3bc.TD3BC` passes in
@@ -43,7 +42,6 @@ class TD3BCPolicy(TD3Policy):
     :param optimizer_kwargs: keyword arguments of both optimizers
     :param n_critics: number of critics (TD3: 2)
     :param share_features_extractor: whether actor and critic share the features extractor
-    :param actor_lr: learning rate of the actor, constant or schedule (default: the critics')
     """
 
     default_net_arch: dict[str, list[int]] = {"pi": TD3BC_NET_ARCH, "qf": TD3BC_NET_ARCH}
@@ -62,9 +60,7 @@ class TD3BCPolicy(TD3Policy):
         optimizer_kwargs: dict[str, Any] | None = None,
         n_critics: int = 2,
         share_features_extractor: bool = False,
-        actor_lr: float | Schedule | StepSchedule | None = None,
     ) -> None:
-        self.actor_lr = actor_lr
         super().__init__(
             observation_space,
             action_space,
@@ -80,19 +76,6 @@ class TD3BCPolicy(TD3Policy):
             share_features_extractor=share_features_extractor,
         )
 
-    def _build(self, lr_schedule: Schedule) -> None:
-        super()._build(lr_schedule)
-        if self.actor_lr is not None:
-            # TD3Policy gave the actor lr_schedule(1); rebuild its optimizer on the same parameters.
-            actor_params = self.actor.optimizer.param_groups[0]["params"]
-            self.actor.optimizer = self.optimizer_class(  # type: ignore[call-arg]
-                actor_params, lr=initial_value(self.actor_lr), **self.optimizer_kwargs
-            )
-
-    def _get_constructor_parameters(self) -> dict[str, Any]:
-        data = super()._get_constructor_parameters()
-        data.update(actor_lr=self.actor_lr)
-        return data
 
 
 MlpPolicy = TD3BCPolicy

@@ -13,18 +13,13 @@ from stable_baselines3.td3.policies import Actor
 
 from sb3_offline.common.actions import action_squared_error
 from sb3_offline.common.critics import critic_loss, soft_clipped_target
-from sb3_offline.common.normalization import with_observation_normalizer
-from sb3_offline.common.offline_algorithm import OfflineAlgorithm
-from sb3_offline.common.schedules import StepSchedule
+from sb3_offline.common.offline_algorithm import OfflineAlgorithm, Update, base_arguments
+from sb3_offline.common.schedules import LearningRate, StepSchedule
 from sb3_offline.common.training import minimize
 from sb3_offline.datasets.loaders import DatasetSource
 from sb3_offline.td3bc.policies import MlpPolicy, MultiInputPolicy, TD3BCPolicy
 
 SelfTD3BC = TypeVar("SelfTD3BC", bound="TD3BC")
-
-#: the constant of TD3+BC's state normalisation ``(s - mean) / (std + eps)`` (the authors' ``normalize_states``)
-NORMALIZATION_EPS = 1e-3
-
 
 class TD3BC(OfflineAlgorithm):
     """
@@ -95,7 +90,11 @@ class TD3BC(OfflineAlgorithm):
         "MlpPolicy": MlpPolicy,
         "MultiInputPolicy": MultiInputPolicy,
     }
+    networks = ("actor", "actor_target", "critic", "critic_target")
+    target_networks = {"actor_target": "actor", "critic_target": "critic"}
     action_units = "env"
+    #: the authors' state normalisation (``main.py``): ``(s - mean) / (std + 1e-3)``
+    observation_normalizer = (1e-3, "add")
     policy: TD3BCPolicy
     actor: Actor
     actor_target: Actor
@@ -146,51 +145,17 @@ class TD3BC(OfflineAlgorithm):
         self.target_policy_noise = target_policy_noise
         self.target_noise_clip = target_noise_clip
         self.normalize_observations = normalize_observations
-        policy_kwargs = dict(policy_kwargs or {})
-        policy_kwargs.setdefault("actor_lr", actor_learning_rate)
-        super().__init__(
-            policy,
-            env,
-            learning_rate,
-            dataset=dataset,
-            buffer_size=buffer_size,
-            learning_starts=learning_starts,
-            batch_size=batch_size,
-            tau=tau,
-            gamma=gamma,
-            train_freq=train_freq,
-            gradient_steps=gradient_steps,
-            action_noise=action_noise,
-            replay_buffer_class=replay_buffer_class,
-            replay_buffer_kwargs=replay_buffer_kwargs,
-            policy_kwargs=policy_kwargs,
-            stats_window_size=stats_window_size,
-            tensorboard_log=tensorboard_log,
-            verbose=verbose,
-            device=device,
-            seed=seed,
-            cuda_graphs=cuda_graphs,
-            _init_setup_model=_init_setup_model,
-        )
+        self.actor_learning_rate = actor_learning_rate
+        super().__init__(policy, env, learning_rate, **base_arguments(locals()))
 
-    def _setup_model(self) -> None:
-        if self.normalize_observations:
-            # (s - mean) / (std + 1e-3), the authors' main.py
-            self.policy_kwargs = with_observation_normalizer(
-                self.policy_kwargs, self.observation_space, eps=NORMALIZATION_EPS, eps_mode="add"
-            )
-        super()._setup_model()
+    def learning_rates(self) -> dict[str, LearningRate | None]:
+        return {"actor": self.actor_learning_rate, "critic": None}
 
-    def train(self, gradient_steps: int, batch_size: int = 256) -> None:
-        self.policy.set_training_mode(True)
-        for _ in range(gradient_steps):
-            self._update_learning_rates()
-            self._n_updates += 1
-            if self._n_updates % self.policy_delay == 0:
-                self._gradient_step("td3bc", self._update, batch_size)
-            else:
-                self._gradient_step("td3bc/critic", self._critic_update, batch_size)
-
+    def _next_update(self) -> tuple[str, Update]:
+        """The critics every step; the actor and the targets every ``policy_delay`` steps (``_n_updates``)."""
+        if self._n_updates % self.policy_delay == 0:
+            return "td3bc", self._update
+        return "td3bc/critic", self._critic_update
     @th.no_grad()
     def compute_critic_target(self, data: ReplayBufferSamples) -> th.Tensor:
         """
