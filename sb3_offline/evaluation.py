@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 import numpy as np
+
+from sb3_offline.common.episodes import normalized_return
+
+if TYPE_CHECKING:
+    from sb3_offline.buffers import RewardTransform
 
 
 def evaluate_callable(
@@ -76,16 +81,17 @@ def normalized_score(dataset: Any, returns: Any) -> Any:
             f"dataset: expected ref_min_score and ref_max_score in its metadata, found none in {dataset!r} "
             "(datasets made by sb3_offline.collect record them)"
         )
-    return _normalize(scores, returns)
+    return normalized_return(returns, *scores)
 
 
-def _normalize(scores: tuple[float, float], returns: Any) -> Any:
-    """``100 * (returns - low) / (high - low)`` for ``scores = (low, high)``: the normalized score's formula."""
-    low, high = scores
-    if high == low:
-        raise ValueError(f"dataset: expected ref_max_score != ref_min_score, found both {low}")
-    normalized = 100.0 * (np.asarray(returns, dtype=np.float64) - low) / (high - low)
-    return float(normalized) if normalized.ndim == 0 else normalized
+def normalized_score_or_none(scores: tuple[float, float] | None, returns: Any) -> Any:
+    """
+    :func:`~sb3_offline.common.episodes.normalized_return` of ``returns`` with ``scores`` (what
+    :func:`reference_scores` gives), or ``None`` where there are no scores or both are equal.
+    """
+    if scores is None or scores[0] == scores[1]:
+        return None
+    return normalized_return(returns, *scores)
 
 
 @dataclass
@@ -146,8 +152,7 @@ def evaluate(
         dataset = (
             buffer if buffer is not None and getattr(buffer, "metadata", None) else getattr(model, "dataset", None)
         )
-    scores = reference_scores(dataset) if dataset is not None else None
-    score = _normalize(scores, mean) if scores is not None and scores[0] != scores[1] else None
+    score = normalized_score_or_none(reference_scores(dataset) if dataset is not None else None, mean)
     return EvaluationResult(mean, float(np.std(values)), values, score)
 
 
@@ -200,19 +205,25 @@ def critic_estimate(model: Any, observation: Any, action: np.ndarray) -> float:
     return float(q_values[0].reshape(-1)[0].item())
 
 
-def model_reward_transform(model: Any) -> Callable[[float], float]:
+def reward_transform_of(model: Any) -> RewardTransform:
     """
-    The reward transform a model trains its critics with (its buffer's, or the resolved one saved in its
-    ``replay_buffer_kwargs``); the identity for a model without one.
+    The reward transform a model trains its critics with (a :class:`~sb3_offline.buffers.RewardTransform`: its
+    buffer's, or the resolved one saved in its ``replay_buffer_kwargs``); the identity for a model without one.
     """
-    from sb3_offline.buffers import resolve_reward_transform
+    from sb3_offline.buffers import RewardTransform, resolve_reward_transform
 
     transform = getattr(getattr(model, "replay_buffer", None), "reward_transform", None)
-    if transform is None:
-        spec = (getattr(model, "replay_buffer_kwargs", None) or {}).get("reward_transform")
-        if spec is None or isinstance(spec, str):  # a rule not yet resolved against a dataset
-            return lambda reward: reward
-        transform = resolve_reward_transform(spec)
+    if transform is not None:
+        return transform
+    spec = (getattr(model, "replay_buffer_kwargs", None) or {}).get("reward_transform")
+    if spec is None or isinstance(spec, str):  # a rule not yet resolved against a dataset
+        return RewardTransform()
+    return resolve_reward_transform(spec)
+
+
+def model_reward_transform(model: Any) -> Callable[[float], float]:
+    """:func:`reward_transform_of` ``model`` as a function of one reward."""
+    transform = reward_transform_of(model)
     return lambda reward: float(transform(np.asarray(reward, dtype=np.float64)))
 
 

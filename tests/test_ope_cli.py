@@ -15,7 +15,7 @@ from sb3_offline import BC, TD3BC
 from sb3_offline.cli import main
 from sb3_offline.datasets import load_transitions
 from sb3_offline.ope import FQE, find_algorithm_class, load_model
-from sb3_offline.ope.report import spearman
+from sb3_offline.ope.report import evaluate_checkpoints, spearman
 
 
 @pytest.fixture(autouse=True)
@@ -98,6 +98,21 @@ def test_load_model_reads_the_algorithm_from_the_checkpoint(pendulum_transitions
         find_algorithm_class(tmp_path / "bogus.zip")
     with pytest.raises(ValueError, match="algo: expected one of"):
         load_model(tmp_path / "bc.zip", algo="nope")
+
+
+def test_report_normalizes_the_true_return_with_the_datasets_scores(pendulum_transitions, tmp_path: Path) -> None:
+    bc = BC("MlpPolicy", "Pendulum-v1", dataset=pendulum_transitions, policy_kwargs=dict(net_arch=[8]), device="cpu")
+    bc.save(tmp_path / "bc")
+    scored = pendulum_transitions.select(np.arange(len(pendulum_transitions)))
+    kwargs = dict(env_id="Pendulum-v1", steps=2, n_episodes=1, device="cpu", fqe_kwargs=dict(batch_size=32))
+    for low, high in ((-1500.0, -150.0), (-150.0, -150.0)):
+        scored.metadata.update(ref_min_score=low, ref_max_score=high)
+        [report] = evaluate_checkpoints([tmp_path / "bc.zip"], scored, **kwargs)
+        assert report.rollout is not None
+        if low == high:  # no scale to normalize with
+            assert report.normalized_score is None
+        else:
+            assert report.normalized_score == pytest.approx(100.0 * (report.rollout.mean_return - low) / (high - low))
 
 
 def test_spearman() -> None:

@@ -228,6 +228,9 @@ def test_callback_on_a_model_without_critic_and_bad_input(pendulum_transitions, 
     assert callback.best_metric == "action_difference" and (tmp_path / "best_model.zip").exists()
     with pytest.raises(ValueError, match="need a critic"):
         bc.learn(5, callback=OfflineEvalCallback(pendulum_transitions, metrics=["td_error"], eval_freq=5))
+    assert list(evaluate_offline(bc, pendulum_transitions)) == ["action_difference"]  # the same rule without learn
+    with pytest.raises(ValueError, match="need a critic"):
+        evaluate_offline(bc, pendulum_transitions, metrics=["td_error", "action_difference"])
     with pytest.raises(ValueError, match="metrics: expected names"):
         OfflineEvalCallback(pendulum_transitions, metrics=["nope"])
     with pytest.raises(ValueError, match="success signal"):

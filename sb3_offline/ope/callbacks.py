@@ -12,13 +12,9 @@ import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 
 from sb3_offline.datasets.loaders import DatasetSource
-from sb3_offline.ope.metrics import (
-    HeldOutEpisodes,
-    OfflineMetric,
-    ValueModel,
-    _Values,
-    resolve_metrics,
-)
+from sb3_offline.ope.held_out import HeldOutEpisodes
+from sb3_offline.ope.metrics import OfflineMetric, metrics_for_model, resolve_metrics
+from sb3_offline.ope.value_model import ValueModel, _Values
 
 
 class OfflineEvalCallback(BaseCallback):
@@ -79,12 +75,7 @@ class OfflineEvalCallback(BaseCallback):
 
     def _init_callback(self) -> None:
         self._value_model = ValueModel.from_model(self.model, self.deterministic, self.critic_reduction)
-        if not self._value_model.has_critic:
-            needing = [m.name for m in self.metrics if m.needs_critic]
-            if self.requested_metrics is None:
-                self.metrics = [m for m in self.metrics if not m.needs_critic]
-            elif needing:
-                raise ValueError(f"metrics: {needing} need a critic, and {type(self.model).__name__} has none")
+        self.metrics = metrics_for_model(self.requested_metrics, self._value_model, self.model)
         directed = [m.name for m in self.metrics if m.higher_is_better is not None]
         if self.best_metric is None:
             self.best_metric = directed[0] if directed else None

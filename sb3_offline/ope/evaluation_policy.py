@@ -12,6 +12,8 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.preprocessing import is_image_space
 
+from sb3_offline.common.observations import map_obs, obs_index, obs_len, obs_values
+
 TensorObs = th.Tensor | dict[str, th.Tensor]
 
 #: rows per call of the evaluated policy when its actions at many states are computed at once
@@ -22,30 +24,6 @@ def _has_images(space: spaces.Space) -> bool:
     if isinstance(space, spaces.Dict):
         return any(_has_images(sub) for sub in space.spaces.values())
     return is_image_space(space, check_channels=False)
-
-
-def _rows(observations: TensorObs) -> int:
-    if isinstance(observations, dict):
-        return len(next(iter(observations.values())))
-    return len(observations)
-
-
-def _slice_obs(observations: TensorObs, rows: slice) -> TensorObs:
-    if isinstance(observations, dict):
-        return {key: value[rows] for key, value in observations.items()}
-    return observations[rows]
-
-
-def _to_numpy(observations: TensorObs) -> np.ndarray | dict[str, np.ndarray]:
-    if isinstance(observations, dict):
-        return {key: value.detach().cpu().numpy() for key, value in observations.items()}
-    return observations.detach().cpu().numpy()
-
-
-def _obs_row(observations: np.ndarray | dict[str, np.ndarray], row: int) -> Any:
-    if isinstance(observations, dict):
-        return {key: value[row] for key, value in observations.items()}
-    return observations[row]
 
 
 def describe_policy(policy: Any) -> str:
@@ -158,15 +136,11 @@ class EvaluationPolicy:
             return np.clip(
                 np.asarray(self.policy(observation), dtype=np.float32), self.action_space.low, self.action_space.high
             )
-        if isinstance(observation, dict):
-            batch: Any = {key: np.asarray(value)[None] for key, value in observation.items()}
-        else:
-            batch = np.asarray(observation)[None]
-        return self.unscale(self._numpy_batch(batch))[0]
+        return self.unscale(self._numpy_batch(map_obs(lambda value: np.asarray(value)[None], observation)))[0]
 
     def _numpy_batch(self, observations: np.ndarray | dict[str, np.ndarray]) -> np.ndarray:
         """[-1, 1] actions ``(rows, action_dim)`` for a numpy batch, through ``predict`` or the function."""
-        n = len(next(iter(observations.values()))) if isinstance(observations, dict) else len(observations)
+        n = obs_len(observations)
         if self.kind in ("predict", "sb3"):
             predict = self.policy.predict
             result = predict(observations, deterministic=self.deterministic)
@@ -174,7 +148,7 @@ class EvaluationPolicy:
         elif self.vectorized:
             actions = self.policy(observations)
         else:
-            actions = np.stack([np.asarray(self.policy(_obs_row(observations, row))) for row in range(n)])
+            actions = np.stack([np.asarray(self.policy(obs_index(observations, row))) for row in range(n)])
         actions = np.asarray(actions, dtype=np.float64)
         if actions.size != n * self.action_dim:
             raise ValueError(
@@ -189,11 +163,7 @@ class EvaluationPolicy:
     def _sb3_batch(self, observations: TensorObs) -> th.Tensor:
         policy = self._sb3_policy
         assert policy is not None
-        obs = (
-            {key: value.to(policy.device) for key, value in observations.items()}
-            if isinstance(observations, dict)
-            else observations.to(policy.device)
-        )
+        obs = map_obs(lambda value: value.to(policy.device), observations)
         actions = policy._predict(obs, deterministic=self.deterministic).reshape(-1, self.action_dim).float()  # type: ignore[arg-type]
         if policy.squash_output:
             return actions.clamp(-1.0, 1.0)
@@ -212,8 +182,8 @@ class EvaluationPolicy:
         """
         if n_samples < 1:
             raise ValueError(f"n_samples: expected >= 1, found {n_samples}")
-        n = _rows(observations)
-        device = next(iter(observations.values())).device if isinstance(observations, dict) else observations.device
+        n = obs_len(observations)
+        device = obs_values(observations)[0].device
         draws = 1 if self.deterministic else n_samples
         policy = self._sb3_policy
         was_training = bool(policy.training) if policy is not None else False
@@ -224,11 +194,12 @@ class EvaluationPolicy:
             for _ in range(draws):
                 parts = []
                 for start in range(0, n, self.batch_size):
-                    chunk = _slice_obs(observations, slice(start, start + self.batch_size))
+                    chunk = obs_index(observations, slice(start, start + self.batch_size))
                     if self.kind == "sb3":
                         parts.append(self._sb3_batch(chunk).to(device))
                     else:
-                        parts.append(th.as_tensor(self._numpy_batch(_to_numpy(chunk)), device=device))
+                        numpy_chunk = map_obs(lambda value: value.detach().cpu().numpy(), chunk)
+                        parts.append(th.as_tensor(self._numpy_batch(numpy_chunk), device=device))
                 samples.append(th.cat(parts) if parts else th.zeros((0, self.action_dim), device=device))
         finally:
             if policy is not None:
@@ -237,18 +208,14 @@ class EvaluationPolicy:
         return stacked.expand(n, n_samples, self.action_dim).contiguous() if draws == 1 else stacked
 
 
-def as_evaluation_policy(
-    policy: Any,
-    observation_space: spaces.Space,
-    action_space: spaces.Space,
-    deterministic: bool = True,
-    vectorized: bool = False,
-    batch_size: int = DEFAULT_ACTION_BATCH_SIZE,
-) -> EvaluationPolicy:
-    """``policy`` as an :class:`EvaluationPolicy` (returned as is when it already is one)."""
+def as_evaluation_policy(policy: Any, *args: Any, **kwargs: Any) -> EvaluationPolicy:
+    """
+    ``policy`` as an :class:`EvaluationPolicy` (returned as is when it already is one; otherwise built with the
+    other arguments, :class:`EvaluationPolicy`'s: ``observation_space``, ``action_space``, ``deterministic``, ...).
+    """
     if isinstance(policy, EvaluationPolicy):
         return policy
-    return EvaluationPolicy(policy, observation_space, action_space, deterministic, vectorized, batch_size)
+    return EvaluationPolicy(policy, *args, **kwargs)
 
 
 PolicyFunction = Callable[[Any], np.ndarray]

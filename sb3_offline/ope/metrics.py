@@ -12,259 +12,17 @@ work on whole episodes.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from functools import cached_property
 from typing import Any, ClassVar
 
 import numpy as np
 import torch as th
-from gymnasium import spaces
 
-from sb3_offline.buffers import OfflineReplayBuffer, RewardTransform, resolve_reward_transform
 from sb3_offline.common.episodes import discounted_returns_to_go
 from sb3_offline.datasets.loaders import DatasetSource
-from sb3_offline.ope.evaluation_policy import EvaluationPolicy, TensorObs
-
-#: rows per forward pass of the critic when a metric reads many rows
-VALUE_BATCH_SIZE = 8192
+from sb3_offline.ope.held_out import HeldOutEpisodes
+from sb3_offline.ope.value_model import CRITIC_REDUCTIONS, ValueModel, _Values
 
 
-# --------------------------------------------------------------------------------------------- the data
-@dataclass
-class HeldOutEpisodes:
-    """
-    Held-out episodes as tensors on a device: the rows of an :class:`~sb3_offline.buffers.OfflineReplayBuffer`
-    built from them (validated against the spaces, actions in [-1, 1], raw rewards, terminations and timeouts
-    apart, its episode index).
-
-    :param buffer: the buffer holding the episodes (no reward transform)
-    """
-
-    buffer: OfflineReplayBuffer
-
-    @classmethod
-    def from_source(
-        cls,
-        source: DatasetSource | HeldOutEpisodes,
-        observation_space: spaces.Space,
-        action_space: spaces.Space,
-        device: Any,
-    ) -> HeldOutEpisodes:
-        """Read (and validate) held-out episodes from any dataset source onto ``device``."""
-        if isinstance(source, HeldOutEpisodes):
-            return source
-        buffer = OfflineReplayBuffer(0, observation_space, action_space, device=device, dataset=source)
-        return cls(buffer)
-
-    @property
-    def n_rows(self) -> int:
-        return self.buffer.dataset_size
-
-    @property
-    def n_episodes(self) -> int:
-        return self.buffer.n_episodes
-
-    @property
-    def observations(self) -> TensorObs:
-        return self.buffer.observations
-
-    @property
-    def next_observations(self) -> TensorObs:
-        return self.buffer.next_observations
-
-    @property
-    def actions(self) -> th.Tensor:
-        """``(rows, action_dim)`` in [-1, 1]."""
-        return self.buffer.actions
-
-    @property
-    def rewards(self) -> th.Tensor:
-        """``(rows,)`` raw rewards."""
-        return self.buffer.rewards[:, 0]
-
-    @property
-    def terminations(self) -> th.Tensor:
-        """``(rows,)`` 1.0 where the episode ended (no bootstrapping); a timeout is 0."""
-        return self.buffer.dones[:, 0]
-
-    @property
-    def episode_ends(self) -> th.Tensor:
-        """``(rows,)`` bool, the rows that close an episode (termination or timeout)."""
-        return (self.buffer.dones[:, 0] > 0) | (self.buffer.timeouts[:, 0] > 0)
-
-    @property
-    def episode_starts(self) -> th.Tensor:
-        return self.buffer.episode_starts
-
-    @cached_property
-    def episode_returns(self) -> np.ndarray:
-        """Undiscounted return of each episode (raw rewards)."""
-        rewards = self.rewards.cpu().numpy().astype(np.float64)
-        starts = self.episode_starts.cpu().numpy()
-        return np.add.reduceat(rewards, starts) if len(starts) else np.zeros(0)
-
-    def episode_rewards(self, episode: int) -> np.ndarray:
-        """Raw rewards of one episode, in order."""
-        start = int(self.buffer.episode_starts[episode])
-        length = int(self.buffer.episode_lengths[episode])
-        return self.rewards[start : start + length].cpu().numpy()
-
-    def env_actions(self, actions: th.Tensor) -> th.Tensor:
-        """[-1, 1] -> the action Box's units, ``(rows, action_dim)``."""
-        space = self.buffer.action_space
-        assert isinstance(space, spaces.Box)
-        low = th.as_tensor(space.low.reshape(-1), dtype=th.float32, device=actions.device)
-        high = th.as_tensor(space.high.reshape(-1), dtype=th.float32, device=actions.device)
-        return low + 0.5 * (actions + 1.0) * (high - low)
-
-
-# --------------------------------------------------------------------------------------------- the model
-class ValueModel:
-    """
-    What the metrics read from a model: ``q(s, a)`` (``(rows,)``, actions in [-1, 1]), the policy's actions
-    ``act(s)`` (``(rows, action_dim)`` in [-1, 1]), its discount ``gamma`` and the reward transform its critic
-    was trained with. :meth:`from_model` builds it for any SB3 model with a ``policy.critic`` (ours, SB3's
-    TD3/SAC/DDPG, FQE); a subclass may give any other Q and policy (tests use analytic ones).
-
-    :param gamma: discount factor
-    :param reward_transform: the transform of the rewards the critic learnt (identity by default)
-    """
-
-    def __init__(self, gamma: float, reward_transform: RewardTransform | None = None) -> None:
-        self.gamma = float(gamma)
-        self.reward_transform = reward_transform or RewardTransform()
-
-    @property
-    def has_critic(self) -> bool:
-        return True
-
-    def q(self, observations: TensorObs, actions: th.Tensor) -> th.Tensor:
-        raise NotImplementedError
-
-    def act(self, observations: TensorObs) -> th.Tensor:
-        raise NotImplementedError
-
-    @staticmethod
-    def from_model(model: Any, deterministic: bool = True, reduction: str = "mean") -> ValueModel:
-        """The :class:`ValueModel` of an SB3 model (FQE included: its Q-functions and the policy it evaluates)."""
-        return _SB3ValueModel(model, deterministic, reduction)
-
-
-def _reward_transform(model: Any) -> RewardTransform:
-    transform = getattr(getattr(model, "replay_buffer", None), "reward_transform", None)
-    if isinstance(transform, RewardTransform):
-        return transform
-    spec = (getattr(model, "replay_buffer_kwargs", None) or {}).get("reward_transform")
-    if spec is None or isinstance(spec, str):  # a rule never resolved against a dataset
-        return RewardTransform()
-    return resolve_reward_transform(spec)
-
-
-#: how the Q-functions of an ensemble are combined into one value
-CRITIC_REDUCTIONS = ("mean", "min", "q1")
-
-
-class _SB3ValueModel(ValueModel):
-    def __init__(self, model: Any, deterministic: bool, reduction: str) -> None:
-        super().__init__(float(getattr(model, "gamma", 0.99)), _reward_transform(model))
-        if reduction not in CRITIC_REDUCTIONS:
-            raise ValueError(f"critic_reduction: expected one of {CRITIC_REDUCTIONS}, found {reduction!r}")
-        from sb3_offline.ope.fqe import FQE
-
-        self.model = model
-        self.reduction = reduction
-        self.policy = model.policy
-        self.critic = getattr(self.policy, "critic", None)
-        self.to_critic_units = getattr(self.policy, "critic_action_input", None)
-        self.evaluator = (
-            model.evaluator()
-            if isinstance(model, FQE)
-            else EvaluationPolicy(model, model.observation_space, model.action_space, deterministic=deterministic)
-        )
-
-    @property
-    def has_critic(self) -> bool:
-        return self.critic is not None
-
-    def q(self, observations: TensorObs, actions: th.Tensor) -> th.Tensor:
-        if self.critic is None:
-            raise ValueError(f"model: expected a critic (policy.critic), found {type(self.model).__name__} without one")
-        was_training = self.policy.training
-        self.policy.set_training_mode(False)
-        try:
-            with th.no_grad():
-                device = self.policy.device
-                obs = (
-                    {k: v.to(device) for k, v in observations.items()}
-                    if isinstance(observations, dict)
-                    else observations.to(device)
-                )
-                inputs = actions.to(device)
-                if self.to_critic_units is not None:
-                    inputs = self.to_critic_units(inputs)
-                values = th.cat(self.critic(obs, inputs), dim=1)
-        finally:
-            self.policy.set_training_mode(was_training)
-        if self.reduction == "q1":
-            reduced = values[:, 0]
-        elif self.reduction == "min":
-            reduced = values.min(dim=1).values
-        else:
-            reduced = values.mean(dim=1)
-        return reduced.to(actions.device)
-
-    def act(self, observations: TensorObs) -> th.Tensor:
-        return self.evaluator.actions(observations, 1)[:, 0]
-
-
-# --------------------------------------------------------------------------------------------- values
-class _Values:
-    """The quantities the metrics share, computed once per evaluation, on demand."""
-
-    def __init__(self, model: ValueModel, data: HeldOutEpisodes, batch_size: int = VALUE_BATCH_SIZE) -> None:
-        self.model, self.data, self.batch_size = model, data, batch_size
-
-    def _batched(
-        self, fn: Callable[[TensorObs, th.Tensor | None], th.Tensor], observations: TensorObs, actions: th.Tensor | None
-    ) -> th.Tensor:
-        n = self.data.n_rows
-        parts = []
-        for start in range(0, n, self.batch_size):
-            rows = slice(start, start + self.batch_size)
-            obs = (
-                {k: v[rows] for k, v in observations.items()} if isinstance(observations, dict) else observations[rows]
-            )
-            parts.append(fn(obs, actions[rows] if actions is not None else None))
-        return th.cat(parts)
-
-    @cached_property
-    def policy_actions(self) -> th.Tensor:
-        return self._batched(lambda obs, _: self.model.act(obs), self.data.observations, None)
-
-    @cached_property
-    def next_policy_actions(self) -> th.Tensor:
-        return self._batched(lambda obs, _: self.model.act(obs), self.data.next_observations, None)
-
-    def _q(self, observations: TensorObs, actions: th.Tensor) -> th.Tensor:
-        return self._batched(lambda obs, act: self.model.q(obs, act), observations, actions).float()  # type: ignore[arg-type]
-
-    @cached_property
-    def q_data(self) -> th.Tensor:
-        """``Q(s, a)`` at the dataset's actions."""
-        return self._q(self.data.observations, self.data.actions)
-
-    @cached_property
-    def q_policy(self) -> th.Tensor:
-        """``Q(s, pi(s))``."""
-        return self._q(self.data.observations, self.policy_actions)
-
-    @cached_property
-    def q_next(self) -> th.Tensor:
-        """``Q(s', pi(s'))``."""
-        return self._q(self.data.next_observations, self.next_policy_actions)
-
-
-# --------------------------------------------------------------------------------------------- metrics
 class OfflineMetric:
     """
     A number computed from a model and held-out episodes. ``higher_is_better`` is the direction a better
@@ -455,6 +213,22 @@ def resolve_metrics(metrics: Sequence[str | OfflineMetric] | None) -> list[Offli
     return resolved
 
 
+def metrics_for_model(
+    metrics: Sequence[str | OfflineMetric] | None, value_model: ValueModel, model: Any
+) -> list[OfflineMetric]:
+    """
+    :func:`resolve_metrics` for one model: a model without a critic (BC) keeps the metrics that need none when
+    none were named; naming one that needs a critic for it is an error.
+    """
+    chosen = resolve_metrics(metrics)
+    needing = [m.name for m in chosen if m.needs_critic]
+    if value_model.has_critic or not needing:
+        return chosen
+    if metrics is None:
+        return [m for m in chosen if not m.needs_critic]
+    raise ValueError(f"metrics: {needing} need a critic, and {type(model).__name__} has none")
+
+
 def evaluate_offline(
     model: Any,
     dataset: DatasetSource | HeldOutEpisodes,
@@ -475,28 +249,18 @@ def evaluate_offline(
     value_model = (
         model if isinstance(model, ValueModel) else ValueModel.from_model(model, deterministic, critic_reduction)
     )
-    chosen = resolve_metrics(metrics)
-    if not value_model.has_critic:
-        needing = [m.name for m in chosen if m.needs_critic]
-        if metrics is None:
-            chosen = [m for m in chosen if not m.needs_critic]
-        elif needing:
-            raise ValueError(f"metrics: {needing} need a critic, and {type(model).__name__} has none")
-    if isinstance(model, ValueModel):
-        data = HeldOutEpisodes.from_source(dataset, _space(dataset, "observation"), _space(dataset, "action"), "cpu")
-    else:
+    chosen = metrics_for_model(metrics, value_model, model)
+    if not isinstance(model, ValueModel):
         data = HeldOutEpisodes.from_source(dataset, model.observation_space, model.action_space, model.device)
+    elif isinstance(dataset, HeldOutEpisodes):
+        data = dataset
+    else:
+        raise ValueError(
+            "dataset: expected HeldOutEpisodes with a ValueModel (the spaces come from them), found "
+            f"{type(dataset).__name__}"
+        )
     values = _Values(value_model, data)
     return {metric.name: metric.compute(values) for metric in chosen}
-
-
-def _space(dataset: Any, kind: str) -> spaces.Space:
-    if isinstance(dataset, HeldOutEpisodes):
-        return getattr(dataset.buffer, f"{kind}_space")
-    raise ValueError(
-        "dataset: expected HeldOutEpisodes with a ValueModel (the spaces come from them), found "
-        f"{type(dataset).__name__}"
-    )
 
 
 __all__ = [
@@ -514,5 +278,6 @@ __all__ = [
     "ValueModel",
     "evaluate_offline",
     "fetch_success",
+    "metrics_for_model",
     "resolve_metrics",
 ]

@@ -185,7 +185,7 @@ def evaluate_checkpoints(
     :param progress_bar: show FQE's progress bar
     :param verbose: 1 prints each checkpoint's result
     """
-    from sb3_offline.evaluation import reference_scores
+    from sb3_offline.evaluation import normalized_score_or_none, reference_scores
     from sb3_offline.ope.fqe import FQE
     from sb3_offline.ope.loading import load_model
     from sb3_offline.ope.metrics import evaluate_offline
@@ -210,8 +210,7 @@ def evaluate_checkpoints(
         rollout = normalized = None
         if env_id is not None:
             rollout = rollout_values(model, env_id, n_episodes, gamma=gamma, seed=seed)
-            if scores is not None and scores[0] != scores[1]:
-                normalized = 100.0 * (rollout.mean_return - scores[0]) / (scores[1] - scores[0])
+            normalized = normalized_score_or_none(scores, rollout.mean_return)
         report = CheckpointReport(
             label, os.fspath(path), type(model).__name__, estimate, metrics, rollout, normalized, fqe_path
         )

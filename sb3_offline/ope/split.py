@@ -1,9 +1,9 @@
 """
 Held-out episodes: a dataset split by whole episodes (never by transitions), written as two dataset sources.
 
-The episodes are the buffer's (:class:`~sb3_offline.buffers.OfflineReplayBuffer`: the contiguous runs of rows
-closed by a termination or a truncation, a last run no flag closes ending with the data); a dataset not yet in
-a buffer is cut the same way, at ``terminations | truncations``.
+The episodes are :func:`~sb3_offline.common.episodes.episode_bounds`' (the contiguous runs of rows closed by a
+termination or a truncation, a last run no flag closes ending with the data), the rule an
+:class:`~sb3_offline.buffers.OfflineReplayBuffer` indexes its episodes with.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from gymnasium import spaces
 
 from sb3_offline.buffers import OfflineReplayBuffer
 from sb3_offline.common.episodes import episode_bounds
+from sb3_offline.common.observations import map_obs
 from sb3_offline.datasets.loaders import DatasetSource, describe_source, load_transitions, unscale_action
 from sb3_offline.datasets.transitions import Observations, Transitions
 from sb3_offline.datasets.writers import save_hdf5, save_minari, save_npz
@@ -60,10 +61,8 @@ class EpisodeSplit:
         return len(self.train_episodes) + len(self.validation_episodes)
 
 
-def _tensor_obs_to_numpy(values: th.Tensor | dict[str, th.Tensor], rows: slice) -> Observations:
-    if isinstance(values, dict):
-        return {key: tensor[rows].cpu().numpy() for key, tensor in values.items()}
-    return values[rows].cpu().numpy()
+def _numpy_rows(values: th.Tensor | dict[str, th.Tensor], rows: slice) -> Observations:
+    return map_obs(lambda tensor: tensor[rows].cpu().numpy(), values)
 
 
 def buffer_transitions(buffer: OfflineReplayBuffer) -> Transitions:
@@ -79,10 +78,10 @@ def buffer_transitions(buffer: OfflineReplayBuffer) -> Transitions:
     transform = buffer.reward_transform
     rewards = (buffer.rewards[rows, 0].cpu().numpy().astype(np.float64) - transform.shift) / transform.scale
     return Transitions(
-        observations=_tensor_obs_to_numpy(buffer.observations, rows),
+        observations=_numpy_rows(buffer.observations, rows),
         actions=actions.astype(np.float32).reshape(buffer.dataset_size, *buffer.action_space.shape),
         rewards=rewards.astype(np.float32),
-        next_observations=_tensor_obs_to_numpy(buffer.next_observations, rows),
+        next_observations=_numpy_rows(buffer.next_observations, rows),
         terminations=buffer.dones[rows, 0].cpu().numpy() > 0,
         truncations=buffer.timeouts[rows, 0].cpu().numpy() > 0,
         source=buffer.dataset_name or "<replay buffer>",
@@ -95,19 +94,18 @@ def dataset_episodes(
     dataset: DatasetSource | OfflineReplayBuffer, action_space: spaces.Space | None = None
 ) -> tuple[Transitions, np.ndarray, np.ndarray]:
     """
-    ``(transitions, episode_starts, episode_lengths)`` of a dataset: an ``OfflineReplayBuffer``'s own episode
-    index (``episode_starts``, ``episode_lengths``), or, for any other source, the same runs cut at
-    ``terminations | truncations`` (the last run, closed or not, is an episode).
+    ``(transitions, episode_starts, episode_lengths)`` of a dataset, its episodes cut at
+    ``terminations | truncations`` by :func:`~sb3_offline.common.episodes.episode_bounds` (the last run, closed or
+    not, is an episode): the rule an ``OfflineReplayBuffer`` indexes its own episodes with.
 
-    :param dataset: an ``OfflineReplayBuffer`` or anything ``load_transitions`` reads
+    :param dataset: an ``OfflineReplayBuffer`` (its dataset rows) or anything ``load_transitions`` reads
     :param action_space: the env's action space (to read SB3 replay-buffer ``.pkl`` files)
     """
     if isinstance(dataset, OfflineReplayBuffer):
-        starts = dataset.episode_starts.cpu().numpy().astype(np.int64)
-        lengths = dataset.episode_lengths.cpu().numpy().astype(np.int64)
-        return buffer_transitions(dataset), starts, lengths
-    transitions = load_transitions(dataset, action_space=action_space)
-    starts, lengths = episode_bounds(np.asarray(transitions.episode_ends, dtype=bool).reshape(-1))
+        transitions = buffer_transitions(dataset)
+    else:
+        transitions = load_transitions(dataset, action_space=action_space)
+    starts, lengths = episode_bounds(transitions.episode_ends)
     return transitions, starts, lengths
 
 
@@ -120,6 +118,36 @@ def _part_ids(output: str, names: tuple[str, str]) -> tuple[str, str]:
         )
     head, version = match.group("head"), match.group("version")
     return f"{head}-{names[0]}-v{version}", f"{head}-{names[1]}-v{version}"
+
+
+def _write_parts(
+    parts: dict[str, Transitions], output: str | os.PathLike | None, format: str, overwrite: bool, origin: str
+) -> tuple[dict[str, str | Transitions], list[str]]:
+    """
+    Write each part (:func:`split_episodes`' ``output`` and ``format``; ``origin`` names the split in a Minari
+    dataset's description): ``(part name -> its source, written paths or Minari ids)``; the parts themselves where
+    ``output`` is ``None``.
+    """
+    sources: dict[str, str | Transitions] = dict(parts)
+    written: list[str] = []
+    if output is None:
+        return sources, written
+    if format == "minari":
+        ids = _part_ids(os.fspath(output), ("train", "validation"))
+        for (name, part), dataset_id in zip(parts.items(), ids, strict=True):
+            save_minari(part, dataset_id, overwrite=overwrite, algorithm_name=f"{name} episodes of {origin}")
+            sources[name] = dataset_id
+            written.append(dataset_id)
+        return sources, written
+    folder = Path(output).expanduser()
+    for name, part in parts.items():
+        path = folder / f"{name}.{format}"
+        if path.exists() and not overwrite:
+            raise FileExistsError(f"output: {path} already exists (pass overwrite=True)")
+        path = save_hdf5(part, path) if format == "hdf5" else save_npz(part, path)
+        sources[name] = str(path)
+        written.append(str(path))
+    return sources, written
 
 
 def split_episodes(
@@ -164,7 +192,7 @@ def split_episodes(
     if n_episodes < 2:
         raise ValueError(
             f"dataset: expected at least 2 episodes to hold some out, found {n_episodes} in "
-            f"{describe_source(dataset) if not isinstance(dataset, OfflineReplayBuffer) else dataset.dataset_name}"
+            f"{transitions.source if isinstance(dataset, OfflineReplayBuffer) else describe_source(dataset)}"
         )
     n_validation = min(max(round(float(validation_fraction) * n_episodes), 1), n_episodes - 1)
     rng = np.random.default_rng(seed)
@@ -176,31 +204,8 @@ def split_episodes(
     source_name = transitions.source
     for name, part in parts.items():
         part.source = f"{source_name}[{name}]"
-
-    written: list[str] = []
-    sources: dict[str, str | Transitions] = dict(parts)
-    if output is not None:
-        if format == "minari":
-            ids = _part_ids(os.fspath(output), ("train", "validation"))
-            for (name, part), dataset_id in zip(parts.items(), ids, strict=True):
-                save_minari(
-                    part,
-                    dataset_id,
-                    overwrite=overwrite,
-                    algorithm_name=f"{name} episodes of {source_name} (validation_fraction={validation_fraction}, "
-                    f"seed={seed})",
-                )
-                sources[name] = dataset_id
-                written.append(dataset_id)
-        else:
-            folder = Path(output).expanduser()
-            for name, part in parts.items():
-                path = folder / f"{name}.{format}"
-                if path.exists() and not overwrite:
-                    raise FileExistsError(f"output: {path} already exists (pass overwrite=True)")
-                path = save_hdf5(part, path) if format == "hdf5" else save_npz(part, path)
-                sources[name] = str(path)
-                written.append(str(path))
+    origin = f"{source_name} (validation_fraction={validation_fraction}, seed={seed})"
+    sources, written = _write_parts(parts, output, format, overwrite, origin)
     return EpisodeSplit(
         train=sources["train"],
         validation=sources["validation"],
