@@ -563,7 +563,8 @@ def test_format_reads_a_file_whatever_its_name(tmp_path, pendulum_transitions):
     for original, name in (("data.npz", "npz"), ("data.hdf5", "hdf5"), ("dump.h5", "d3rlpy")):
         renamed = tmp_path / f"{original}.bin"
         renamed.write_bytes((tmp_path / original).read_bytes())
-        with pytest.raises(ValueError, match=r"suffix names its format .*format= one of \['transitions', 'minari'.*found suffix '\.bin'"):
+        refused = r"suffix names its format .*format= one of \['transitions', 'minari'.*found suffix '\.bin'"
+        with pytest.raises(ValueError, match=refused):
             load_transitions(renamed)
         found = load_transitions(renamed, format=name)
         assert_transitions_equal(found, load_transitions(tmp_path / original))
@@ -619,7 +620,8 @@ def test_keys_of_no_format_raise_naming_format(tmp_path, suffix):
 
 def test_unknown_format_is_refused_naming_the_registered_ones(tmp_path, pendulum_transitions):
     path = save_npz(pendulum_transitions, tmp_path / "data.npz")
-    with pytest.raises(ValueError, match=r"format: expected one of \[.*\] \(or None: from the source\), found 'parquet'") as info:
+    refused = r"format: expected one of \[.*\] \(or None: from the source\), found 'parquet'"
+    with pytest.raises(ValueError, match=refused) as info:
         load_transitions(path, format="parquet")
     assert all(f"'{name}'" in str(info.value) for name in READERS)
     assert list(READERS) == ["transitions", "minari", "d3rlpy", "imitation", "hdf5", "npz", "sb3_buffer"]
