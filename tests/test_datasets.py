@@ -569,6 +569,8 @@ def test_format_reads_a_file_whatever_its_name(tmp_path, pendulum_transitions):
         found = load_transitions(renamed, format=name)
         assert_transitions_equal(found, load_transitions(tmp_path / original))
         assert found.env_id == "Pendulum-v1" and found.source == str(renamed)
+        assert dataset_env_id(renamed) is None  # the suffix names no format: nothing is opened
+        assert dataset_env_id(renamed, format=name) == "Pendulum-v1" == recover_env(renamed, format=name).spec.id
     assert_transitions_equal(load_transitions(tmp_path / "data.npz.bin", format="npz"), expected)
 
 
@@ -624,6 +626,9 @@ def test_unknown_format_is_refused_naming_the_registered_ones(tmp_path, pendulum
     with pytest.raises(ValueError, match=refused) as info:
         load_transitions(path, format="parquet")
     assert all(f"'{name}'" in str(info.value) for name in READERS)
+    for read in (dataset_env_id, recover_env):
+        with pytest.raises(ValueError, match=refused):
+            read(path, format="parquet")
     assert list(READERS) == ["transitions", "minari", "d3rlpy", "imitation", "hdf5", "npz", "sb3_buffer"]
 
 

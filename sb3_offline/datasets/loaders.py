@@ -213,6 +213,12 @@ def _path_format(source: str | os.PathLike) -> str:
     )
 
 
+def _check_format(format: str | None) -> None:
+    """A ``ValueError`` naming the registered formats unless ``format`` is ``None`` or one of them."""
+    if format is not None and format not in READERS:
+        raise ValueError(f"format: expected one of {list(READERS)} (or None: from the source), found {format!r}")
+
+
 def source_format(source: DatasetSource, format: str | None = None) -> str:
     """
     The name of the registered format that reads ``source`` (see the module docstring for the rule).
@@ -220,9 +226,8 @@ def source_format(source: DatasetSource, format: str | None = None) -> str:
     :param source: anything :func:`load_transitions` reads
     :param format: a name in :data:`READERS` to use instead of the rule (checked, returned as is)
     """
+    _check_format(format)
     if format is not None:
-        if format not in READERS:
-            raise ValueError(f"format: expected one of {list(READERS)} (or None: from the source), found {format!r}")
         return format
     for name, reader in READERS.items():
         if reader.accepts is not None and reader.accepts(source):
@@ -270,19 +275,25 @@ def describe_source(source: DatasetSource) -> str:
     return str(source)
 
 
-#: File suffix -> how the env id a file records is read (both HDF5 layouts keep it in an ``env_id`` attribute).
+#: Format -> how the env id a file of that format records is read (both HDF5 layouts keep it in an ``env_id``
+#: attribute); the formats not listed record none in their files (imitation's, SB3 buffers).
 _ENV_ID_READERS: dict[str, Callable[[Path, str], str | None]] = {
-    ".hdf5": hdf5_env_id,
-    ".h5": hdf5_env_id,
-    ".npz": npz_env_id,
+    "hdf5": hdf5_env_id,
+    "d3rlpy": hdf5_env_id,
+    "npz": npz_env_id,
 }
 
 
-def dataset_env_id(source: DatasetSource) -> str | None:
+def dataset_env_id(source: DatasetSource, format: str | None = None) -> str | None:
     """
     The gymnasium id recorded by a dataset (Minari env spec, HDF5 attribute, npz key), if any; ``None`` for the
     sources that record none (an SB3 replay buffer, d3rlpy's and imitation's own data) and for names of nothing.
+
+    :param source: anything :func:`load_transitions` reads
+    :param format: the format of a file whose suffix names none (see :func:`load_transitions`); default: the
+        general format of its suffix (``.hdf5``/``.h5``: an ``env_id`` attribute; ``.npz``: an ``env_id`` entry)
     """
+    _check_format(format)
     if isinstance(source, Transitions):
         return source.env_id
     if is_minari_source(source):
@@ -291,15 +302,18 @@ def dataset_env_id(source: DatasetSource) -> str | None:
     if not isinstance(source, str | os.PathLike):
         return None
     path = Path(source).expanduser()
-    read = _ENV_ID_READERS.get(path.suffix.lower())
+    if format is None:
+        format = SUFFIXES.get(path.suffix.lower(), ("",))[-1]
+    read = _ENV_ID_READERS.get(format)
     return read(path, str(source)) if read is not None and path.is_file() else None
 
 
-def recover_env(source: DatasetSource) -> Any:
+def recover_env(source: DatasetSource, format: str | None = None) -> Any:
     """
     Make the environment a dataset was recorded in: Minari's ``recover_environment()`` (full env
     spec, wrappers and kwargs included) when the source is a Minari dataset, else ``gym.make`` of the
-    recorded env id. Raises ``ValueError`` when the source records no environment.
+    recorded env id (:func:`dataset_env_id`, with ``format``). Raises ``ValueError`` when the source records no
+    environment.
     """
     import gymnasium as gym
 
@@ -307,7 +321,7 @@ def recover_env(source: DatasetSource) -> Any:
         ds = open_minari_dataset(source)
         if ds.spec.env_spec is not None:
             return ds.recover_environment()
-    env_id = dataset_env_id(source)
+    env_id = dataset_env_id(source, format)
     if env_id is None:
         raise ValueError(
             f"env: expected an environment or a dataset that records one, found env=None and dataset "
