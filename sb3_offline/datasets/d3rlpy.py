@@ -16,8 +16,10 @@ episode ends in a termination here, a timed-out one in a truncation.
   ``d3rlpy.dataset.ReplayBuffer.load(f, InfiniteBuffer())``; the env id, reference scores, ``Dict``
   observation keys and action bounds go into file attributes, which d3rlpy ignores.
 
-d3rlpy itself is optional and imported only by the two functions that build or read its objects; it is no
-extra of sb3-offline because d3rlpy 2.8.1 pins ``gymnasium==1.0.0``.
+The conversion between episodes and transitions is :mod:`sb3_offline.datasets.d3rlpy_episodes` (numpy alone).
+d3rlpy itself is optional and imported only by :func:`to_mdp_dataset`, which builds its objects (they are read by
+their fields: :func:`is_d3rlpy_dataset`); it is no extra of sb3-offline because d3rlpy 2.8.1 pins
+``gymnasium==1.0.0``.
 
 d3rlpy has no ``Dict`` observations; it has tuple observations (a list of arrays). Ours go there in the order
 of the dict's keys and come back under ``observation_keys`` (default: the keys recorded in our file, else

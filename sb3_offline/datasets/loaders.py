@@ -2,33 +2,26 @@
 Read a dataset from any supported source into :class:`~sb3_offline.datasets.transitions.Transitions`: the registry
 of formats (:data:`READERS`, format name -> :class:`Reader`) and the rule that picks one for a source.
 
-==============  =========================================================================  ===================
-format          reads                                                                      module
-==============  =========================================================================  ===================
-``transitions`` a :class:`Transitions` (returned as it is)                                 ``transitions``
-``minari``      a Minari id (``namespace/name-vN``), a Minari dataset folder, a            ``minari``
-                ``MinariDataset``
-``hdf5``        a D4RL-style HDF5 file (``observations, actions, rewards, terminals,       ``d4rl``
-                timeouts``, optional ``next_observations``; ``Dict`` observations as a
-                group with one dataset per key)
-``npz``         an ``.npz`` with the same keys (``Dict`` observations as                   ``d4rl``
-                ``observations/<key>`` entries)
-``sb3_buffer``  an SB3 replay buffer saved with ``model.save_replay_buffer(path)``         ``sb3_buffers``
-                (``.pkl``; its actions are mapped back to the env's units with
-                ``action_space``)
-``d3rlpy``      a d3rlpy ``MDPDataset`` / ``ReplayBuffer`` (or a list of its episodes),    ``d3rlpy``
-                or the ``.h5`` file its ``dump`` writes
-``imitation``   imitation's trajectories (a list of ``Trajectory``), the HuggingFace       ``imitation``
-                ``datasets`` folder ``imitation.data.serialize.save`` writes, or its
-                older ``.npz`` (the ``terminal`` flags read as its default, ``"infos"``,
-                says)
-==============  =========================================================================  ===================
+- ``transitions``: a :class:`Transitions` (returned as it is);
+- ``minari`` (:mod:`~sb3_offline.datasets.minari`): a Minari id (``namespace/name-vN``), a Minari dataset folder,
+  a ``MinariDataset``;
+- ``d3rlpy`` (:mod:`~sb3_offline.datasets.d3rlpy`): a d3rlpy ``MDPDataset`` / ``ReplayBuffer`` (or a list of its
+  episodes), or the ``.h5`` file its ``dump`` writes;
+- ``imitation`` (:mod:`~sb3_offline.datasets.imitation`): imitation's trajectories (a list of ``Trajectory``), the
+  HuggingFace ``datasets`` folder ``imitation.data.serialize.save`` writes, or its older ``.npz`` (the
+  ``terminal`` flags read as its default, ``"infos"``, says);
+- ``hdf5`` (:mod:`~sb3_offline.datasets.d4rl`): a D4RL-style HDF5 file (``observations, actions, rewards,
+  terminals, timeouts``, optional ``next_observations``; ``Dict`` observations as a group with one dataset per key);
+- ``npz`` (:mod:`~sb3_offline.datasets.d4rl`): an ``.npz`` with the same keys (``Dict`` observations as
+  ``observations/<key>`` entries);
+- ``sb3_buffer`` (:mod:`~sb3_offline.datasets.sb3_buffers`): an SB3 replay buffer saved with
+  ``model.save_replay_buffer(path)`` (``.pkl``; its actions are mapped back to the env's units with ``action_space``).
 
 Which format reads a source (:func:`source_format`):
 
-1. ``format="<name>"`` names it; a name not in the table is refused, naming the registered ones, and a source
+1. ``format="<name>"`` names it; a name not in :data:`READERS` is refused, naming the registered ones, and a source
    the named format does not read (a path for ``transitions``, an object for ``hdf5``) raises ``TypeError``;
-2. an object in memory: the first format in the table whose :attr:`Reader.accepts` check (an ``isinstance`` or
+2. an object in memory: the first format (in the order above) whose :attr:`Reader.accepts` check (an ``isinstance`` or
    protocol check, no import of the library that made it) says yes;
 3. a folder: ``imitation`` when it is a HuggingFace ``datasets`` folder with imitation's columns
    (``dataset_info.json`` and ``state.json``, features ``obs``, ``acts`` and ``terminal``), else ``minari``;
