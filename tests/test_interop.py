@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import gymnasium as gym
@@ -31,6 +32,7 @@ from sb3_offline.datasets import (
     save_npz,
     to_mdp_dataset,
 )
+from sb3_offline.datasets.convert import read_dataset
 
 DATA = Path(__file__).parent / "data"
 
@@ -305,6 +307,31 @@ def test_convert_imitation_and_sb3_buffers_to_minari(tmp_path: Path, capsys: pyt
     assert main(["convert", str(tmp_path / "buffer.pkl"), str(tmp_path / "buffer.hdf5"), "--env", "Pendulum-v1"]) == 0
     data = load_transitions(tmp_path / "buffer.hdf5")
     assert len(data) == 60 and np.abs(data.actions).max() > 1.0  # env units (Pendulum: [-2, 2])
+
+
+def test_read_dataset_takes_a_named_format_and_imitation_objects(
+    inverted_transitions: Transitions, tmp_path: Path
+) -> None:
+    """``read_dataset``: ``format=`` for a file whose name says nothing; imitation's options for its objects too."""
+    renamed = tmp_path / "export.bin"
+    renamed.write_bytes(save_d3rlpy(inverted_transitions, tmp_path / "dump.h5").read_bytes())
+    with pytest.raises(ValueError, match=r"format= one of .*found suffix '\.bin'"):
+        read_dataset(renamed)
+    assert_same(inverted_transitions, read_dataset(renamed, format="d3rlpy"), terminal_next=False)
+    npz = DATA / "imitation" / "trajectories.npz"
+    with np.load(npz, allow_pickle=True) as data:
+        indices = data["indices"]
+        obs = np.split(data["obs"], indices + np.arange(1, len(indices) + 1))
+        acts = np.split(data["acts"], indices)
+        terminal = data["terminal"]
+    trajectories = [
+        SimpleNamespace(obs=o, acts=a, terminal=bool(t)) for o, a, t in zip(obs, acts, terminal, strict=True)
+    ]
+    objects = read_dataset(trajectories, imitation_terminal="truncation", reward_fill=0.0, env="InvertedPendulum-v5")
+    from_file = read_dataset(npz, imitation_terminal="truncation")
+    assert objects.env_id == "InvertedPendulum-v5" and not objects.rewards.any()
+    np.testing.assert_array_equal(objects.observations, from_file.observations)
+    np.testing.assert_array_equal(objects.truncations, from_file.truncations)
 
 
 def test_convert_refuses_bad_targets(inverted_transitions: Transitions, tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from sb3_offline.datasets.loaders import (
     load_sb3_replay_buffer,
     load_transitions,
     recover_env,
+    source_format,
 )
 from sb3_offline.datasets.rollouts import record_transitions
 from sb3_offline.datasets.transitions import Transitions, derive_next_observations
@@ -46,6 +47,7 @@ __all__ = [
     "save_hdf5",
     "save_minari",
     "save_npz",
+    "source_format",
     "to_mdp_dataset",
     "validate_transitions",
 ]

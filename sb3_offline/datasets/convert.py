@@ -11,16 +11,15 @@ environment is known (``env`` or the id the source records) the data is validate
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sb3_offline.datasets.minari import MINARI_ID
 from sb3_offline.datasets.transitions import Transitions
 
 #: The formats :func:`convert_dataset` writes.
 FORMATS = ("hdf5", "npz", "minari", "d3rlpy")
-_MINARI_ID = re.compile(r"^([\w.-]+/)*[\w.-]+-v\d+$")
 
 
 def output_format(target: str | os.PathLike, to: str | None = None) -> str:
@@ -38,7 +37,7 @@ def output_format(target: str | os.PathLike, to: str | None = None) -> str:
         return "hdf5"
     if suffix == ".npz":
         return "npz"
-    if _MINARI_ID.match(os.fspath(target)):
+    if MINARI_ID.match(os.fspath(target)):
         return "minari"
     raise ValueError(
         f"target: expected a .hdf5/.h5 or .npz path or a Minari id such as 'pendulum/mine-v0' (or a format given "
@@ -51,6 +50,7 @@ def read_dataset(
     env: str | None = None,
     imitation_terminal: str = "infos",
     reward_fill: float | None = None,
+    format: str | None = None,
 ) -> Transitions:
     """
     Read any source sb3-offline reads.
@@ -61,19 +61,23 @@ def read_dataset(
     :param imitation_terminal: for imitation trajectories, what ``terminal=True`` means (see
         :mod:`sb3_offline.datasets.imitation`)
     :param reward_fill: for imitation trajectories without rewards, the reward of every step
+    :param format: the format that reads ``source`` (see :func:`~sb3_offline.datasets.loaders.source_format`;
+        default: from the source)
     """
-    from sb3_offline.datasets.imitation import is_imitation_source, load_imitation
-    from sb3_offline.datasets.loaders import load_transitions
+    from sb3_offline.datasets.imitation import from_imitation, load_imitation
+    from sb3_offline.datasets.loaders import load_transitions, source_format
 
-    if is_imitation_source(source):
-        transitions = load_imitation(source, terminal=imitation_terminal, reward_fill=reward_fill)
+    kind = source_format(source, format)
+    if kind == "imitation":
+        read = load_imitation if isinstance(source, str | os.PathLike) else from_imitation
+        transitions = read(source, terminal=imitation_terminal, reward_fill=reward_fill)
     else:
         action_space = None
-        if env is not None and Path(str(source)).suffix.lower() in (".pkl", ".pickle"):
+        if env is not None and kind == "sb3_buffer":
             import gymnasium as gym
 
             action_space = gym.make(env).action_space
-        transitions = load_transitions(source, action_space=action_space)
+        transitions = load_transitions(source, action_space=action_space, format=kind)
     if env is not None:
         transitions.env_id = env
     return transitions

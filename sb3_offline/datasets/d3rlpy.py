@@ -16,8 +16,10 @@ episode ends in a termination here, a timed-out one in a truncation.
   ``d3rlpy.dataset.ReplayBuffer.load(f, InfiniteBuffer())``; the env id, reference scores, ``Dict``
   observation keys and action bounds go into file attributes, which d3rlpy ignores.
 
-d3rlpy itself is optional and imported only by the two functions that build or read its objects; it is no
-extra of sb3-offline because d3rlpy 2.8.1 pins ``gymnasium==1.0.0``.
+The conversion between episodes and transitions is :mod:`sb3_offline.datasets.d3rlpy_episodes` (numpy alone).
+d3rlpy itself is optional and imported only by :func:`to_mdp_dataset`, which builds its objects (they are read by
+their fields: :func:`is_d3rlpy_dataset`); it is no extra of sb3-offline because d3rlpy 2.8.1 pins
+``gymnasium==1.0.0``.
 
 d3rlpy has no ``Dict`` observations; it has tuple observations (a list of arrays). Ours go there in the order
 of the dict's keys and come back under ``observation_keys`` (default: the keys recorded in our file, else
@@ -29,15 +31,24 @@ rescaled to [-1, 1] (what d3rlpy's ``tanh``-bounded continuous policies output; 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from sb3_offline.common.observations import obs_len
-from sb3_offline.datasets.transitions import Observations, Transitions
+from sb3_offline.datasets.d3rlpy_episodes import (
+    Episode,
+    FlatRows,
+    action_bounds,
+    flat_rows,
+    transitions_from_episodes,
+)
+from sb3_offline.datasets.d4rl import hdf5_attributes
+from sb3_offline.datasets.files import EXPECTED_D3RLPY, existing_file, hdf5_keys, reading_dataset_file
+from sb3_offline.datasets.transitions import REFERENCE_SCORES, Transitions
+from sb3_offline.datasets.validation import DatasetValidationError
 
 #: The dump format version d3rlpy 2.x writes (``d3rlpy.dataset.io.DATASET_VERSION``).
 DATASET_VERSION = "2.1"
@@ -61,113 +72,23 @@ def require_d3rlpy(what: str) -> Any:
     return d3rlpy
 
 
-@dataclass
-class Episode:
-    """One d3rlpy episode as arrays: ``observations`` ``(T, ...)`` (or a list of such arrays), ``actions``
-    ``(T, ...)``, ``rewards`` ``(T, 1)``, and whether it ``terminated`` (else it timed out)."""
-
-    observations: np.ndarray | list[np.ndarray]
-    actions: np.ndarray
-    rewards: np.ndarray
-    terminated: bool
-
-
 # ------------------------------------------------------------------------------------- d3rlpy -> ours
-def _bounds(action_space: Any) -> tuple[np.ndarray, np.ndarray]:
-    low = np.asarray(action_space.low, dtype=np.float64)
-    high = np.asarray(action_space.high, dtype=np.float64)
-    if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high))):
-        raise ValueError(
-            f"action_space: expected finite Box bounds (actions are rescaled with them), found {action_space}"
-        )
-    return low, high
-
-
-def _episode_transitions(episode: Episode, keys: list[str] | None, source: str, index: int) -> Transitions | None:
-    tuple_obs = isinstance(episode.observations, list | tuple)
-    columns = [np.asarray(o) for o in episode.observations] if tuple_obs else [np.asarray(episode.observations)]
-    actions = np.asarray(episode.actions)
-    rewards = np.asarray(episode.rewards)
-    size = len(actions)
-    if rewards.reshape(len(rewards), -1).shape[1:] != (1,) or len(rewards) != size:
-        raise ValueError(
-            f"{source}: field 'rewards' of episode {index}: expected shape ({size}, 1), found {rewards.shape}"
-        )
-    for column in columns:
-        if len(column) != size:
-            raise ValueError(
-                f"{source}: field 'observations' of episode {index}: expected {size} rows (its actions), "
-                f"found {len(column)}"
-            )
-    terminated = bool(episode.terminated)
-    n = size if terminated else size - 1  # d3rlpy's Episode.transition_count
-    if n <= 0:
-        return None
-
-    def split(column: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        if terminated:  # the terminal s' is not stored: s itself fills it (never bootstrapped from)
-            nxt = np.concatenate([column[1:size], column[size - 1 : size]], axis=0)
-            return column[:n], nxt
-        return column[:n], column[1 : n + 1]
-
-    pairs = [split(column) for column in columns]
-    if tuple_obs:
-        names = keys if keys is not None else [str(j) for j in range(len(columns))]
-        if len(names) != len(columns):
-            raise ValueError(
-                f"observation_keys: expected {len(columns)} names (the episode's tuple observations), found {names}"
-            )
-        observations: Observations = {name: pair[0] for name, pair in zip(names, pairs, strict=True)}
-        next_observations: Observations = {name: pair[1] for name, pair in zip(names, pairs, strict=True)}
+def is_d3rlpy_dataset(obj: Any) -> bool:
+    """
+    Whether ``obj`` is what :func:`from_d3rlpy` reads in memory (a protocol check; d3rlpy is not imported): an
+    object whose ``episodes`` is a sequence of d3rlpy episodes (d3rlpy's ``ReplayBufferBase``, so its
+    ``ReplayBuffer`` and ``MDPDataset``), or a non-empty list or tuple of episodes, each with ``observations``,
+    ``actions``, ``rewards`` and ``terminated`` (d3rlpy's ``EpisodeBase``; :class:`Episode`).
+    """
+    if hasattr(obj, "episodes"):
+        episodes = obj.episodes
+        if not isinstance(episodes, Sequence) or isinstance(episodes, str | bytes):
+            return False
+    elif isinstance(obj, list | tuple) and len(obj) > 0:
+        episodes = obj
     else:
-        observations, next_observations = pairs[0]
-    terminations = np.zeros(n, dtype=bool)
-    truncations = np.zeros(n, dtype=bool)
-    (terminations if terminated else truncations)[-1] = True
-    return Transitions(
-        observations=observations,
-        actions=actions[:n],
-        rewards=rewards.reshape(-1)[:n].astype(np.float32),
-        next_observations=next_observations,
-        terminations=terminations,
-        truncations=truncations,
-    )
-
-
-def transitions_from_episodes(
-    episodes: Iterable[Any],
-    action_space: Any = None,
-    observation_keys: Sequence[str] | None = None,
-    source: str = "<d3rlpy episodes>",
-    env_id: str | None = None,
-) -> Transitions:
-    """
-    d3rlpy episodes (``Episode`` objects or anything with ``observations``, ``actions``, ``rewards`` and
-    ``terminated``) as ``Transitions``; see :func:`from_d3rlpy`.
-    """
-    keys = list(observation_keys) if observation_keys is not None else None
-    parts = []
-    for index, episode in enumerate(episodes):
-        part = _episode_transitions(
-            Episode(episode.observations, episode.actions, episode.rewards, bool(episode.terminated)),
-            keys,
-            source,
-            index,
-        )
-        if part is not None:
-            parts.append(part)
-    if not parts:
-        raise ValueError(f"{source}: field 'episodes': expected at least one transition, found none")
-    transitions = Transitions.concatenate(parts)
-    actions = np.asarray(transitions.actions)
-    if action_space is not None:
-        low, high = _bounds(action_space)
-        actions = actions.reshape(len(actions), *low.shape)
-        actions = (low + 0.5 * (actions.astype(np.float64) + 1.0) * (high - low)).astype(np.float32)
-    transitions.actions = actions
-    transitions.source = source
-    transitions.env_id = env_id
-    return transitions
+        return False
+    return all(hasattr(episode, field) for episode in episodes for field in COLUMNS)
 
 
 def from_d3rlpy(
@@ -201,95 +122,6 @@ def from_d3rlpy(
     )
 
 
-# ------------------------------------------------------------------------------------- ours -> d3rlpy
-@dataclass
-class _Rows:
-    """d3rlpy's flat layout of a dataset: observations (one array, or a list for tuple observations),
-    actions, rewards ``(size, 1)``, terminals, timeouts (each ``(size,)`` float32)."""
-
-    observations: np.ndarray | list[np.ndarray]
-    actions: np.ndarray
-    rewards: np.ndarray
-    terminals: np.ndarray
-    timeouts: np.ndarray
-    keys: list[str] | None
-
-    def episodes(self) -> list[Episode]:
-        ends = np.flatnonzero((self.terminals > 0) | (self.timeouts > 0))
-        episodes, start = [], 0
-        for end in ends:
-            part = slice(start, int(end) + 1)
-            obs = (
-                [o[part] for o in self.observations] if isinstance(self.observations, list) else self.observations[part]
-            )
-            episodes.append(Episode(obs, self.actions[part], self.rewards[part], bool(self.terminals[end])))
-            start = int(end) + 1
-        return episodes
-
-
-def _as_d3rlpy_array(array: Any) -> np.ndarray:
-    array = np.asarray(array)
-    return array.astype(np.float32) if np.issubdtype(array.dtype, np.floating) else array
-
-
-def _rows(transitions: Transitions, action_space: Any, exact_next_observations: bool) -> _Rows:
-    n = len(transitions)
-    if n == 0:
-        raise ValueError(f"{transitions.source}: field 'actions': expected at least one transition, found 0")
-    keys = sorted(transitions.observations) if isinstance(transitions.observations, dict) else None
-
-    def columns(observations: Observations, field: str) -> list[np.ndarray]:
-        if keys is None:
-            assert not isinstance(observations, dict)
-            parts = [_as_d3rlpy_array(observations)]
-        else:
-            assert isinstance(observations, dict)
-            parts = [_as_d3rlpy_array(observations[key]) for key in keys]
-        if obs_len(observations) != n:
-            raise ValueError(
-                f"{transitions.source}: field '{field}': expected {n} rows (the length of 'actions'), "
-                f"found {obs_len(observations)}"
-            )
-        return parts
-
-    obs = columns(transitions.observations, "observations")
-    next_obs = columns(transitions.next_observations, "next_observations")
-    actions = np.asarray(transitions.actions)
-    if action_space is not None:
-        low, high = (bound.astype(np.float32) for bound in _bounds(action_space))
-        scaled = 2.0 * (actions.reshape(n, *low.shape).astype(np.float32) - low) / (high - low) - 1.0
-        actions = np.clip(scaled, -1.0, 1.0)
-    actions = _as_d3rlpy_array(actions)
-    if actions.ndim != 2:
-        actions = actions.reshape(n, -1)  # d3rlpy: (T, action_size)
-    rewards = np.asarray(transitions.rewards, dtype=np.float32).reshape(-1)
-    terminations = np.asarray(transitions.terminations, dtype=bool)
-    ends = terminations | np.asarray(transitions.truncations, dtype=bool)
-    if exact_next_observations and n > 1:
-        for o, s in zip(obs, next_obs, strict=True):
-            ends[:-1] |= np.any((s[:-1] != o[1:]).reshape(n - 1, -1), axis=1)
-    ends[-1] = True  # a trailing episode that nothing closes: its last s' is known, so it is kept
-    extra = ends & ~terminations
-    rows = np.arange(n) + np.cumsum(extra) - extra  # where row i goes once the extra rows are inserted
-    size = n + int(extra.sum())
-
-    def place(column: np.ndarray, nxt: np.ndarray) -> np.ndarray:
-        out = np.empty((size, *column.shape[1:]), dtype=column.dtype)
-        out[rows] = column
-        out[rows[extra] + 1] = nxt[extra]
-        return out
-
-    placed = [place(o, s) for o, s in zip(obs, next_obs, strict=True)]
-    out_actions = np.zeros((size, *actions.shape[1:]), dtype=actions.dtype)
-    out_rewards = np.zeros((size, 1), dtype=np.float32)
-    out_terminals = np.zeros(size, dtype=np.float32)
-    out_timeouts = np.zeros(size, dtype=np.float32)
-    out_actions[rows], out_rewards[rows, 0] = actions, rewards
-    out_terminals[rows[terminations]] = 1.0
-    out_timeouts[rows[extra] + 1] = 1.0
-    return _Rows(placed if keys is not None else placed[0], out_actions, out_rewards, out_terminals, out_timeouts, keys)
-
-
 def to_mdp_dataset(transitions: Transitions, action_space: Any = None, exact_next_observations: bool = True) -> Any:
     """
     ``Transitions`` as a d3rlpy ``MDPDataset`` holding exactly our transitions.
@@ -311,7 +143,7 @@ def to_mdp_dataset(transitions: Transitions, action_space: Any = None, exact_nex
     from d3rlpy.constants import ActionSpace
     from d3rlpy.dataset import MDPDataset
 
-    rows = _rows(transitions, action_space, exact_next_observations)
+    rows = flat_rows(transitions, action_space, exact_next_observations)
     discrete = np.issubdtype(rows.actions.dtype, np.integer)
     return MDPDataset(
         rows.observations,
@@ -325,15 +157,18 @@ def to_mdp_dataset(transitions: Transitions, action_space: Any = None, exact_nex
 
 
 # ----------------------------------------------------------------------------------------- .h5 files
-def is_d3rlpy_file(path: str | os.PathLike) -> bool:
-    """Whether ``path`` is an HDF5 file written by d3rlpy's ``dump`` (2.x, or 1.x's ``episode_terminals`` layout)."""
-    import h5py
+def is_d3rlpy_layout(keys: set[str]) -> bool:
+    """
+    Whether an HDF5 file's top-level names are those of d3rlpy's ``dump``: ``columns`` and ``num_episodes``
+    (2.x), or 1.x's flat layout with ``episode_terminals`` (the key D4RL's layout never has).
+    """
+    return {"columns", "num_episodes"} <= keys or "episode_terminals" in keys
 
-    try:
-        with h5py.File(path, "r") as f:
-            return ("columns" in f and "num_episodes" in f) or "episode_terminals" in f
-    except OSError:  # not HDF5: the HDF5 loader reports it
-        return False
+
+def is_d3rlpy_file(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is an HDF5 file in the layout of d3rlpy's ``dump`` (:func:`is_d3rlpy_layout`)."""
+    keys = hdf5_keys(path)
+    return keys is not None and is_d3rlpy_layout(keys)
 
 
 def _text(value: Any) -> str:
@@ -342,12 +177,54 @@ def _text(value: Any) -> str:
     return value.decode("utf-8") if isinstance(value, bytes) else str(value)
 
 
+def _read_column(f: Any, key: str, source: str) -> Any:
+    """Dataset ``key`` of a 2.x dump, or the list of its parts ``key_0``, ``key_1``, ... (tuple observations)."""
+    if key in f:
+        return f[key][()]
+    if f"{key}_0" not in f:
+        raise DatasetValidationError(source, key, "a dataset", "none")
+    parts, j = [], 0
+    while f"{key}_{j}" in f:
+        parts.append(f[f"{key}_{j}"][()])
+        j += 1
+    return parts
+
+
+def _episodes_v2(f: Any, source: str) -> list[Episode]:
+    """The episodes of d3rlpy 2.x's layout (per episode ``<column>_<i>``; ``d3rlpy.dataset.io.load``)."""
+    version = _text(f["version"][()]) if "version" in f else "?"
+    if version == "2.0":
+        raise DatasetValidationError(source, "version", "a d3rlpy dump of version 2.1", "2.0 (obsolete)")
+    columns = [_text(c) for c in f["columns"][()]]
+    if any(c not in columns for c in COLUMNS):
+        raise DatasetValidationError(source, "columns", str(list(COLUMNS)), str(columns))
+    episodes = []
+    for i in range(int(f["num_episodes"][()])):
+        data = {key: _read_column(f, f"{key}_{i}", source) for key in COLUMNS}
+        episodes.append(Episode(data["observations"], data["actions"], data["rewards"], bool(data["terminated"])))
+    return episodes
+
+
+def _episodes_v1(f: Any, source: str) -> list[Episode]:
+    """The episodes of d3rlpy 1.x's flat layout (``MDPDataset.dump``; ``d3rlpy.dataset.io.load_v1``)."""
+    for key in ("observations", "actions", "rewards", "terminals"):
+        if key not in f:
+            raise DatasetValidationError(source, key, "a dataset (d3rlpy 1.x layout)", "none")
+    terminals = np.asarray(f["terminals"][()]).reshape(-1)
+    timeouts = np.logical_and(np.logical_not(terminals), np.asarray(f["episode_terminals"][()]).reshape(-1))
+    rewards = np.asarray(f["rewards"][()]).reshape(-1, 1)
+    flat = FlatRows(f["observations"][()], f["actions"][()], rewards, terminals, timeouts.astype(np.float32), None)
+    return flat.episodes()
+
+
 def load_d3rlpy(
     path: str | os.PathLike, action_space: Any = None, observation_keys: Sequence[str] | None = None
 ) -> Transitions:
     """
     Read an ``.h5`` file written by d3rlpy's ``ReplayBuffer.dump`` / ``MDPDataset.dump`` (or by
-    :func:`save_d3rlpy`), with ``h5py`` only; see :func:`from_d3rlpy` for the conventions.
+    :func:`save_d3rlpy`), with ``h5py`` only; see :func:`from_d3rlpy` for the conventions. A file that is not
+    HDF5 or is cut short raises :class:`~sb3_offline.datasets.validation.DatasetValidationError`, and so does
+    one in another layout (naming the field it lacks).
 
     :param path: the file
     :param action_space: the env's ``Box`` when the file holds actions rescaled to [-1, 1] (default: the bounds
@@ -357,64 +234,32 @@ def load_d3rlpy(
     import h5py
 
     source = str(path)
-    episodes: list[Episode] = []
-    with h5py.File(path, "r") as f:
+    file = existing_file(path)
+    with reading_dataset_file(file, EXPECTED_D3RLPY, source), h5py.File(file, "r") as f:
         attrs = dict(f.attrs)
         if "columns" in f and "num_episodes" in f:
-            version = _text(f["version"][()]) if "version" in f else "?"
-            if version == "2.0":
-                raise ValueError(
-                    f"{source}: field 'version': expected a d3rlpy dump of version 2.1, found 2.0 (obsolete)"
-                )
-            columns = [_text(c) for c in f["columns"][()]]
-            missing = [c for c in COLUMNS if c not in columns]
-            if missing:
-                raise ValueError(f"{source}: field 'columns': expected {list(COLUMNS)}, found {columns}")
-            for i in range(int(f["num_episodes"][()])):
-                data: dict[str, Any] = {}
-                for key in COLUMNS:
-                    if f"{key}_{i}" in f:
-                        data[key] = f[f"{key}_{i}"][()]
-                    elif f"{key}_{i}_0" in f:
-                        parts, j = [], 0
-                        while f"{key}_{i}_{j}" in f:
-                            parts.append(f[f"{key}_{i}_{j}"][()])
-                            j += 1
-                        data[key] = parts
-                    else:
-                        raise ValueError(f"{source}: field '{key}_{i}': expected a dataset, found none")
-                episodes.append(
-                    Episode(data["observations"], data["actions"], data["rewards"], bool(data["terminated"]))
-                )
-        elif "episode_terminals" in f:  # d3rlpy 1.x MDPDataset.dump: flat rows (d3rlpy.dataset.io.load_v1)
-            for key in ("observations", "actions", "rewards", "terminals"):
-                if key not in f:
-                    raise ValueError(f"{source}: field '{key}': expected a dataset (d3rlpy 1.x layout), found none")
-            terminals = np.asarray(f["terminals"][()]).reshape(-1)
-            timeouts = np.logical_and(np.logical_not(terminals), np.asarray(f["episode_terminals"][()]).reshape(-1))
-            rewards = np.asarray(f["rewards"][()]).reshape(-1, 1)
-            flat = _Rows(f["observations"][()], f["actions"][()], rewards, terminals, timeouts.astype(np.float32), None)
-            episodes = flat.episodes()
+            episodes = _episodes_v2(f, source)
+        elif "episode_terminals" in f:
+            episodes = _episodes_v1(f, source)
         else:
-            raise ValueError(
-                f"{source}: expected a d3rlpy dump (datasets 'columns', 'num_episodes', 'version'), "
-                f"found keys {sorted(f)}"
+            raise DatasetValidationError(
+                source, "", "a d3rlpy dump (datasets 'columns', 'num_episodes', 'version')", f"keys {sorted(f)}"
             )
     keys = observation_keys
     if keys is None and _KEYS_ATTR in attrs:
         keys = [_text(k) for k in np.atleast_1d(attrs[_KEYS_ATTR])]
     if action_space is None and _LOW_ATTR in attrs:
         action_space = _BoundsOnly(np.asarray(attrs[_LOW_ATTR]), np.asarray(attrs[_HIGH_ATTR]))
-    env_id = _text(attrs["env_id"]) if "env_id" in attrs else None
-    transitions = transitions_from_episodes(episodes, action_space, keys, source=source, env_id=env_id)
-    for key in ("ref_min_score", "ref_max_score"):
-        if key in attrs:
-            transitions.metadata[key] = float(attrs[key])
+    recorded = hdf5_attributes(attrs)
+    transitions = transitions_from_episodes(episodes, action_space, keys, source=source, env_id=recorded.get("env_id"))
+    transitions.metadata.update({key: recorded[key] for key in REFERENCE_SCORES if key in recorded})
     return transitions
 
 
 @dataclass
 class _BoundsOnly:
+    """The bounds :func:`save_d3rlpy` recorded, standing in for the env's ``Box`` (only its bounds are read)."""
+
     low: np.ndarray
     high: np.ndarray
 
@@ -440,9 +285,9 @@ def save_d3rlpy(
     """
     import h5py
 
-    from sb3_offline.datasets.writers import atomic_path
+    from sb3_offline.datasets.writers import atomic_path, write_hdf5_attributes
 
-    rows = _rows(transitions, action_space, exact_next_observations)
+    rows = flat_rows(transitions, action_space, exact_next_observations)
     final = Path(path).expanduser()
     with atomic_path(final) as tmp, h5py.File(tmp, "w") as h5:
         episodes = rows.episodes()
@@ -461,13 +306,8 @@ def save_d3rlpy(
         if rows.keys is not None:
             h5.attrs[_KEYS_ATTR] = rows.keys
         if action_space is not None:
-            low, high = _bounds(action_space)
-            h5.attrs[_LOW_ATTR], h5.attrs[_HIGH_ATTR] = low, high
-        if transitions.env_id:
-            h5.attrs["env_id"] = transitions.env_id
-        for key in ("ref_min_score", "ref_max_score"):
-            if key in transitions.metadata:
-                h5.attrs[key] = float(transitions.metadata[key])
+            h5.attrs[_LOW_ATTR], h5.attrs[_HIGH_ATTR] = action_bounds(action_space)
+        write_hdf5_attributes(h5, transitions)
     return final
 
 
@@ -475,7 +315,9 @@ __all__ = [
     "DATASET_VERSION",
     "Episode",
     "from_d3rlpy",
+    "is_d3rlpy_dataset",
     "is_d3rlpy_file",
+    "is_d3rlpy_layout",
     "load_d3rlpy",
     "require_d3rlpy",
     "save_d3rlpy",

@@ -35,7 +35,9 @@ from typing import Any
 
 import numpy as np
 
-from sb3_offline.datasets.transitions import Observations, Transitions
+from sb3_offline.common.observations import map_obs
+from sb3_offline.datasets.files import npz_keys
+from sb3_offline.datasets.transitions import Transitions
 
 #: What ``terminal=True`` of a trajectory means (see the module docstring).
 TERMINAL_MODES = ("infos", "termination", "truncation")
@@ -121,22 +123,11 @@ def _trajectory(
     truncations = np.zeros(n, dtype=bool)
     (terminations if terminated else truncations)[-1] = True
 
-    def head(column: np.ndarray) -> np.ndarray:
-        return column[:n]
-
-    def tail(column: np.ndarray) -> np.ndarray:
-        return column[1 : n + 1]
-
-    if isinstance(observations, dict):
-        current: Observations = {k: head(v) for k, v in observations.items()}
-        following: Observations = {k: tail(v) for k, v in observations.items()}
-    else:
-        current, following = head(observations), tail(observations)
     return Transitions(
-        observations=current,
+        observations=map_obs(lambda column: column[:n], observations),
         actions=actions,
         rewards=rewards,
-        next_observations=following,
+        next_observations=map_obs(lambda column: column[1 : n + 1], observations),
         terminations=terminations,
         truncations=truncations,
     )
@@ -203,13 +194,27 @@ def is_imitation_dataset_folder(path: str | os.PathLike) -> bool:
     return all(key in features for key in ("obs", "acts", "terminal"))
 
 
+def is_imitation_layout(keys: set[str]) -> bool:
+    """Whether an ``.npz``'s top-level names are imitation's (``obs``, ``acts``, ``indices`` and ``terminal``)."""
+    return all(key in keys for key in NPZ_KEYS)
+
+
 def is_imitation_npz(path: str | os.PathLike) -> bool:
-    """Whether ``path`` is an ``.npz`` in imitation's layout (``obs``, ``acts``, ``indices``, ``terminal``)."""
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            return all(key in data.files for key in NPZ_KEYS)
-    except (OSError, ValueError):
-        return False
+    """Whether ``path`` is an ``.npz`` in imitation's layout (:func:`is_imitation_layout`)."""
+    keys = npz_keys(path)
+    return keys is not None and is_imitation_layout(keys)
+
+
+def is_trajectory_sequence(obj: Any) -> bool:
+    """
+    Whether ``obj`` is a list or tuple of imitation's trajectories: at least one item, each with ``obs``, ``acts``
+    and ``terminal`` (the fields :func:`from_imitation` reads; ``Trajectory`` and ``TrajectoryWithRew`` have them).
+    """
+    return (
+        isinstance(obj, list | tuple)
+        and len(obj) > 0
+        and all(hasattr(item, field) for item in obj for field in ("obs", "acts", "terminal"))
+    )
 
 
 def is_imitation_source(source: Any) -> bool:
@@ -267,11 +272,9 @@ def _load_folder(path: Path, terminal: str, reward_fill: float | None, env_id: s
     parts = []
     for index in range(len(dataset)):
         row = dataset[index]
-        obs = row["obs"]
-        obs = {k: np.asarray(v) for k, v in obs.items()} if isinstance(obs, dict) else np.asarray(obs)
         parts.append(
             _trajectory(
-                obs,
+                row["obs"],  # lists (a dict of lists for Dict observations): _trajectory makes them arrays
                 np.asarray(row["acts"]),
                 row["rews"] if "rews" in columns else None,
                 bool(row["terminal"]),
@@ -314,7 +317,9 @@ __all__ = [
     "TERMINAL_MODES",
     "from_imitation",
     "is_imitation_dataset_folder",
+    "is_imitation_layout",
     "is_imitation_npz",
     "is_imitation_source",
+    "is_trajectory_sequence",
     "load_imitation",
 ]

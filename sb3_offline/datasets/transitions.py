@@ -7,12 +7,15 @@ from typing import Any
 
 import numpy as np
 
-from sb3_offline.common.observations import obs_concatenate, obs_index
+from sb3_offline.common.observations import map_obs, obs_concatenate, obs_index
 
 Observations = np.ndarray | dict[str, np.ndarray]
 
 #: The key of ``Transitions.metadata`` holding how the source spells our field names (see ``source_field``).
 FIELD_NAMES = "field_names"
+#: The keys of ``Transitions.metadata`` (and of the files' attributes) holding D4RL's reference scores, the bounds
+#: of the normalized score.
+REFERENCE_SCORES = ("ref_min_score", "ref_max_score")
 
 
 @dataclass
@@ -142,9 +145,7 @@ def derive_next_observations(
         nxt[terminations] = array[terminations]
         return nxt
 
-    if isinstance(observations, dict):
-        return {key: shift(value) for key, value in observations.items()}, keep
-    return shift(observations), keep
+    return map_obs(shift, observations), keep
 
 
 def close_episodes_before_dropped(terminations: np.ndarray, truncations: np.ndarray, keep: np.ndarray) -> np.ndarray:

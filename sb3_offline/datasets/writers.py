@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from sb3_offline.common.observations import obs_index
-from sb3_offline.datasets.transitions import Transitions
+from sb3_offline.common.observations import map_obs_pair, obs_index
+from sb3_offline.datasets.transitions import REFERENCE_SCORES, Transitions
 
 
 @contextlib.contextmanager
@@ -38,6 +38,15 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def write_hdf5_attributes(f: Any, transitions: Transitions) -> None:
+    """Record the env id and the reference scores ``transitions`` know as attributes of an open HDF5 file."""
+    if transitions.env_id:
+        f.attrs["env_id"] = transitions.env_id
+    for key in REFERENCE_SCORES:
+        if key in transitions.metadata:
+            f.attrs[key] = float(transitions.metadata[key])
 
 
 def save_hdf5(transitions: Transitions, path: str | os.PathLike, next_observations: bool = True) -> Path:
@@ -66,11 +75,7 @@ def save_hdf5(transitions: Transitions, path: str | os.PathLike, next_observatio
                     group.create_dataset(sub, data=array)
             else:
                 f.create_dataset(key, data=value)
-        if transitions.env_id:
-            f.attrs["env_id"] = transitions.env_id
-        for key in ("ref_min_score", "ref_max_score"):
-            if key in transitions.metadata:
-                f.attrs[key] = float(transitions.metadata[key])
+        write_hdf5_attributes(f, transitions)
     return final
 
 
@@ -95,7 +100,7 @@ def save_npz(transitions: Transitions, path: str | os.PathLike, next_observation
             arrays[key] = value
     if transitions.env_id:
         arrays["env_id"] = np.asarray(transitions.env_id)
-    for key in ("ref_min_score", "ref_max_score"):
+    for key in REFERENCE_SCORES:
         if key in transitions.metadata:
             arrays[key] = np.asarray(float(transitions.metadata[key]))
     with atomic_path(final) as tmp, open(tmp, "wb") as f:
@@ -114,12 +119,11 @@ def _episode_buffers(transitions: Transitions) -> list[Any]:
         if not (transitions.terminations[last] or truncations[last]):
             # Collection stopped mid-episode: for Minari that episode was truncated.
             truncations[last] = True
-        obs = obs_index(transitions.observations, part)
-        final = obs_index(transitions.next_observations, slice(last, last + 1))
-        if isinstance(obs, dict):
-            observations: Any = {k: np.concatenate([obs[k], final[k]], axis=0) for k in obs}  # type: ignore[index]
-        else:
-            observations = np.concatenate([obs, final], axis=0)  # type: ignore[list-item]
+        observations = map_obs_pair(
+            lambda obs, final: np.concatenate([obs, final], axis=0),
+            obs_index(transitions.observations, part),
+            obs_index(transitions.next_observations, slice(last, last + 1)),
+        )
         buffers.append(
             EpisodeBuffer(
                 id=episode_id,
@@ -163,7 +167,7 @@ def save_minari(
     final = root / dataset_id
     if final.exists() and not overwrite:
         raise FileExistsError(f"dataset_id: '{dataset_id}' already exists at {final} (pass overwrite=True)")
-    for key in ("ref_min_score", "ref_max_score"):
+    for key in REFERENCE_SCORES:
         if key in transitions.metadata:
             metadata.setdefault(key, float(transitions.metadata[key]))
     # Minari warns about every unset descriptive field; give it real values instead of silencing it.
