@@ -1,4 +1,4 @@
-"""The sb3-offline command and the packaged zoo config, run for real on small Pendulum data."""
+"""The sb3-offline command, run for real on small Pendulum data, and its subcommand tree."""
 
 from __future__ import annotations
 
@@ -59,3 +59,43 @@ def test_train_every_algorithm(algo: str, tmp_path: Path, capsys: pytest.Capture
     assert f"{algo} on {data}" in capsys.readouterr().out
     loaded = ALGOS[algo].load(tmp_path / algo / algo)
     assert loaded.num_timesteps == 3
+
+
+def test_train_refuses_rl_zoo3_options_and_names_zoo_train(capsys: pytest.CaptureFixture[str]) -> None:
+    """No silent hand-over: `sb3-offline train -f logs/` is an argparse error that names `sb3-offline zoo train`."""
+    for argv in (["-f", "logs/"], ["-optimize", "-n", "5"], ["--optimize", "--storage", "sqlite:///s.db"]):
+        with pytest.raises(SystemExit) as error:
+            main(["train", "--algo", "bcq", "--env", "Pendulum-v1", *argv])
+        assert error.value.code == 2
+        err = capsys.readouterr().err
+        assert err.startswith("usage: sb3-offline train") and "sb3-offline train: error: unrecognized arguments" in err
+        assert f"{argv[0]}" in err and "rl-zoo3's train options" in err and "`sb3-offline zoo train ...`" in err
+    with pytest.raises(SystemExit):
+        main(["enjoy", "--algo", "bcq", "--env", "Pendulum-v1", "-f", "logs"])
+    assert "rl-zoo3's enjoy is `sb3-offline zoo enjoy`" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # another command's unknown option: argparse's own error
+        main(["record", "-f", "logs", "--output", "x.npz"])
+    err = capsys.readouterr().err
+    assert "sb3-offline record: error: unrecognized arguments: -f logs" in err and "zoo" not in err
+
+
+def test_zoo_subcommand_hands_every_argument_after_it_to_rl_zoo3(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import sb3_offline.zoo
+
+    calls: list[tuple[list[str], str | None]] = []
+    monkeypatch.setattr(sb3_offline.zoo, "main", lambda argv, prog=None: calls.append((list(argv), prog)) or 0)
+    options = ["--algo", "bcq", "-f", "logs", "-h", "--seed", "-1", "-params", "batch_size:32"]
+    assert main(["zoo", "train", *options, "--no-progress-bar"]) == 0
+    assert main(["zoo", "enjoy", "--algo", "bcq", "--help"]) == 0
+    assert calls == [
+        (["train", *options], "sb3-offline zoo train"),  # -h too: rl-zoo3 prints its own help
+        (["enjoy", "--algo", "bcq", "--help"], "sb3-offline zoo enjoy"),
+    ]
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "zoo                 rl-zoo3's train and enjoy" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["zoo", "fit"])
+    assert "sb3-offline zoo: error: argument {train,enjoy}: invalid choice: 'fit'" in capsys.readouterr().err

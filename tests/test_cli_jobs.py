@@ -293,7 +293,7 @@ def test_ctrl_c_during_train_saves_a_loadable_checkpoint(pendulum_npz: Path, tmp
 @pytest.mark.slow
 def test_track_writes_an_offline_wandb_run(pendulum_npz: Path, tmp_path: Path) -> None:
     pytest.importorskip("wandb")
-    command = [sys.executable, "-m", "sb3_offline.cli", "train", "--algo", "bc", "--env", ENV, "-f", "logs"]
+    command = [sys.executable, "-m", "sb3_offline.cli", "zoo", "train", "--algo", "bc", "--env", ENV, "-f", "logs"]
     command += ["-n", "30", "--eval-freq", "-1", "--device", "cpu", "--seed", "3", "--track"]
     command += ["--wandb-project-name", "sb3-offline-test", "-params", f"dataset:'{pendulum_npz}'", "batch_size:32"]
     env = _child_env(WANDB_MODE="offline", WANDB_DIR=str(tmp_path), WANDB_SILENT="true", WANDB_API_KEY="")

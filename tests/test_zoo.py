@@ -36,7 +36,14 @@ from sb3_offline.datasets import (
     record_transitions,
     save_minari,
 )
-from sb3_offline.zoo import CONFIG_DIR, SHARED_TRAIN_OPTIONS, ZOO_ONLY_TRAIN_OPTIONS, config_path, register, wants_zoo
+from sb3_offline.zoo import (
+    CONFIG_DIR,
+    SHARED_TRAIN_OPTIONS,
+    ZOO_ONLY_TRAIN_OPTIONS,
+    config_path,
+    register,
+    zoo_only_options,
+)
 from sb3_offline.zoo import main as zoo_main
 from sb3_offline.zoo.hyperparams_opt import HYPERPARAMS_CONVERTER, HYPERPARAMS_SAMPLER
 
@@ -164,12 +171,12 @@ def test_configs_are_packaged_and_zoo_configs_is_the_same_folder() -> None:
 
 # ----------------------------------------------------------------------------------- train / enjoy
 def test_train_then_enjoy_bcq_pendulum(recorded: dict[str, Transitions], tmp_path: Path) -> None:
-    """`sb3-offline train` with rl-zoo3 options -> rl-zoo3's train; `python -m sb3_offline.zoo enjoy` loads it."""
+    """`sb3-offline zoo train` runs rl-zoo3's train; `sb3-offline zoo enjoy`, in a fresh process, loads its model."""
     save_minari(recorded["Pendulum-v1"], "pendulum/imperfect-v0")
     logs, tensorboard = tmp_path / "logs", tmp_path / "tb"
     args = ["train", "--algo", "bcq", "--env", "Pendulum-v1", "-f", str(logs), "-n", "40", "--seed", "7"]
     args += ["--eval-freq", "20", "--eval-episodes", "1", "-tb", str(tensorboard), "-params", "batch_size:32"]
-    assert cli_main([*args, *FAST]) == 0
+    assert cli_main(["zoo", *args, *FAST]) == 0
 
     folder = run_dir(logs, "bcq", "Pendulum-v1")
     model = BCQ.load(folder / "Pendulum-v1.zip", device="cpu")
@@ -187,7 +194,7 @@ def test_train_then_enjoy_bcq_pendulum(recorded: dict[str, Transitions], tmp_pat
     assert list((tensorboard / "Pendulum-v1").glob("BCQ_1/events.out.tfevents.*"))
 
     # rl-zoo3's enjoy, as a user runs it: a fresh process, no dataset needed
-    command = [sys.executable, "-m", "sb3_offline.zoo", "enjoy", "--algo", "bcq", "--env", "Pendulum-v1"]
+    command = [sys.executable, "-m", "sb3_offline.cli", "zoo", "enjoy", "--algo", "bcq", "--env", "Pendulum-v1"]
     command += ["-f", str(logs), "-n", "200", "--no-render", "--deterministic", "--device", "cpu", "--num-threads", "1"]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     env["MINARI_DATASETS_PATH"] = str(tmp_path / "empty_minari")
@@ -202,7 +209,7 @@ def test_online_her_entry_steps_the_env(tmp_path: Path) -> None:
     logs = tmp_path / "logs"
     args = ["train", "--algo", "awac", "--env", "FetchReach-v4", "-conf", str(config_path("her")), "-f", str(logs)]
     args += ["-n", "150", "--eval-freq", "-1", "-params", "learning_starts:100", "batch_size:16", "buffer_size:1000"]
-    assert zoo_main([*args, *FAST]) == 0
+    assert cli_main(["zoo", *args, *FAST]) == 0
     folder = run_dir(logs, "awac", "FetchReach-v4")
     model = AWAC.load(folder / "FetchReach-v4.zip", device="cpu")
     assert model.num_timesteps == 150 and model._episode_num == 3  # FetchReach episodes are 50 steps
@@ -219,9 +226,11 @@ def test_offline_awac_run_fine_tuned_online_with_trained_agent(
     save_minari(recorded["Pendulum-v1"], "pendulum/imperfect-v0")
     logs = tmp_path / "logs"
     base = ["train", "--algo", "awac", "--env", "Pendulum-v1", "-f", str(logs), "--eval-freq", "-1", *FAST]
-    assert zoo_main([*base, "-n", "10", "-params", "batch_size:32"]) == 0
+    assert cli_main(["zoo", *base, "-n", "10", "-params", "batch_size:32"]) == 0
     offline = run_dir(logs, "awac", "Pendulum-v1", 1) / "Pendulum-v1.zip"
-    assert zoo_main([*base, "-n", "200", "-i", str(offline), "-params", "learn_online:True", "batch_size:32"]) == 0
+    assert (
+        cli_main(["zoo", *base, "-n", "200", "-i", str(offline), "-params", "learn_online:True", "batch_size:32"]) == 0
+    )
     folder = run_dir(logs, "awac", "Pendulum-v1", 2)
     model = AWAC.load(folder / "Pendulum-v1.zip", device="cpu")
     assert model.num_timesteps == 200 and model._episode_num == 1 and monitor_episodes(folder) == 1
@@ -238,8 +247,8 @@ def test_optimize_with_a_shared_sqlite_storage(recorded: dict[str, Transitions],
     args += ["--n-evaluations", "1", "--eval-episodes", "1", "--eval-env-kwargs", "max_episode_steps:20"]
     args += ["--storage", storage, "--study-name", study, "--sampler", "random", "--pruner", "none"]
     args += ["--no-optim-plots", "--seed", "0", *FAST]
-    assert zoo_main([*args, "--n-trials", "2", "--optimization-log-path", str(tmp_path / "trials")]) == 0
-    assert zoo_main([*args, "--n-trials", "1", "--seed", "1"]) == 0  # a second worker joins the same study
+    assert cli_main(["zoo", *args, "--n-trials", "2", "--optimization-log-path", str(tmp_path / "trials")]) == 0
+    assert cli_main(["zoo", *args, "--n-trials", "1", "--seed", "1"]) == 0  # a second worker joins the same study
     trial_model = BCQ.load(tmp_path / "trials" / "trial_1" / "best_model.zip", device="cpu")
     assert trial_model.num_timesteps == 4 and trial_model._last_obs is None  # trials train offline too
 
@@ -251,7 +260,8 @@ def test_optimize_with_a_shared_sqlite_storage(recorded: dict[str, Transitions],
     )
     assert len(list((logs / "bcq").glob("report_Pendulum-v1_*.csv"))) == 2
 
-    # any machine can train a trial of the study by its id (rl-zoo3 ignores --trial-id 0: it tests `if trial_id`)
+    # any machine can train a trial of the study by its id (rl-zoo3 ignores --trial-id 0: it tests `if trial_id`);
+    # `python -m sb3_offline.zoo train` is the same launcher without the sb3-offline command
     run = ["train", "--algo", "bcq", "--env", "Pendulum-v1", "-f", str(logs), "-n", "3", "--eval-freq", "-1"]
     assert zoo_main([*run, "--storage", storage, "--study-name", study, "--trial-id", "1", *FAST]) == 0
     model = BCQ.load(next((logs / "bcq").glob("Pendulum-v1_*/Pendulum-v1.zip")), device="cpu")
@@ -278,7 +288,7 @@ def test_optimize_an_online_her_entry(tmp_path: Path) -> None:
     ]
     args += ["--storage", storage, "--study-name", study, "--optimization-log-path", str(tmp_path / "trials")]
     args += ["--no-optim-plots", "--seed", "0", "-params", "learning_starts:50", "buffer_size:1000", *FAST]
-    assert zoo_main(args) == 0
+    assert cli_main(["zoo", *args]) == 0
     (trial,) = optuna.load_study(study_name=study, storage=storage).trials
     assert trial.state == optuna.trial.TrialState.COMPLETE
     assert {"beta", "n_sampled_goal", "goal_selection_strategy"} <= set(trial.params)
@@ -295,7 +305,7 @@ def test_optimize_stops_on_a_bad_dataset_instead_of_pruning_every_trial(
     args = ["train", "--algo", "bcq", "--env", "Pendulum-v1", "-f", str(tmp_path / "logs"), "-optimize", "-n", "5"]
     args += ["--n-trials", "2", "--no-optim-plots", "-params", "dataset:'mujoco/hopper/medium-v0'", *FAST]
     with pytest.raises(DatasetValidationError, match="observations"):
-        zoo_main(args)
+        cli_main(["zoo", *args])
 
 
 @pytest.mark.parametrize("algo", sorted(ALGOS))
@@ -353,7 +363,7 @@ def test_zoo_main_names_a_bad_command(capsys: pytest.CaptureFixture[str]) -> Non
     assert capsys.readouterr().out.startswith("usage: python -m sb3_offline.zoo {train,enjoy}")
 
 
-# --------------------------------------------------------------------------- sb3-offline delegation
+# ------------------------------------------------------------------- rl-zoo3 options and sb3-offline
 def _option_strings(parser: argparse.ArgumentParser) -> set[str]:
     return {option for option in parser._option_string_actions if option not in ("-h", "--help")}
 
@@ -382,17 +392,14 @@ def test_zoo_only_options_are_exactly_rl_zoo3_train_options_sb3_offline_train_la
 @pytest.mark.parametrize(
     ("argv", "expected"),
     [
-        (["train", "--algo", "bcq", "--env", "Pendulum-v1", "--steps", "5"], False),
-        (["train", "--algo", "bcq", "--tensorboard-log", "tb"], False),  # both commands have it
-        (["train", "--algo", "bcq", "-f", "logs/"], True),
-        (["train", "-conf", "zoo_configs/bcq.yml"], True),
-        (["train", "--eval-freq=100"], False),  # both commands have it
-        (["train", "--optimize", "--storage", "sqlite:///s.db"], True),  # argparse abbreviation of rl-zoo3's
-        (["train", "--seed", "-1"], False),  # a negative number is a value, not an option
-        (["enjoy", "--algo", "bcq"], True),
-        (["record", "-n", "5"], False),
-        ([], False),
+        (["--algo", "bcq", "--env", "Pendulum-v1", "--steps", "5"], []),
+        (["--algo", "bcq", "--tensorboard-log", "tb"], []),  # both commands have it
+        (["--algo", "bcq", "-f", "logs/"], ["-f"]),
+        (["-conf", "zoo_configs/bcq.yml", "-n", "5"], ["-conf", "-n"]),
+        (["--eval-freq=100"], []),  # both commands have it
+        (["--optimize", "--storage=sqlite:///s.db"], ["--optimize", "--storage"]),  # an abbreviation of rl-zoo3's
+        (["--seed", "-1"], []),  # a negative number is a value, not an option
     ],
 )
-def test_wants_zoo(argv: list[str], expected: bool) -> None:
-    assert wants_zoo(argv) is expected
+def test_zoo_only_options(argv: list[str], expected: list[str]) -> None:
+    assert zoo_only_options(argv) == expected

@@ -24,6 +24,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.noise import NormalActionNoise
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 
+from sb3_offline.common.episodes import normalized_return
 from sb3_offline.evaluation import evaluate_callable
 
 #: The SB3 algorithms a behaviour agent can be (``--algo``).
@@ -164,10 +165,10 @@ class ReferenceScores:
     expert: float | None
 
     def normalize(self, returns: Any) -> Any:
-        """``100 * (returns - random) / (expert - random)`` (array or float)."""
+        """D4RL's normalized score (:func:`~sb3_offline.common.episodes.normalized_return`) of a return or an array."""
         if self.expert is None:
             raise ValueError("expert: expected the expert's reference score to normalize with, found None")
-        return 100.0 * (np.asarray(returns, dtype=np.float64) - self.random) / (self.expert - self.random)
+        return normalized_return(returns, self.random, self.expert)
 
 
 def format_duration(seconds: float) -> str:
@@ -286,19 +287,14 @@ def expert_folder(
     return agents_dir(cache_dir) / _cache_key(env_id, algo, steps, seed, behaviour_kwargs) / "expert"
 
 
-def cached_expert_scores(
-    env_id: str,
-    algo: str = "td3",
-    steps: int | None = None,
-    seed: int = 0,
-    cache_dir: str | os.PathLike | None = None,
-    behaviour_kwargs: dict[str, Any] | None = None,
-) -> ReferenceScores | None:
+def cached_expert_scores(folder: Path) -> ReferenceScores | None:
     """
-    The reference scores of the cached expert of :func:`expert_agent` (read from its ``scores.json``; the agent
-    itself is not loaded), or ``None`` when no such expert is cached. Never trains anything.
+    The reference scores of a cached expert of :func:`expert_agent` (read from its ``scores.json``; the agent
+    itself is not loaded), or ``None`` when none is cached there. Never trains anything.
+
+    :param folder: the expert's cache folder (:func:`expert_folder`)
     """
-    path = expert_folder(env_id, algo, steps, seed, cache_dir, behaviour_kwargs) / "scores.json"
+    path = folder / "scores.json"
     if not path.exists():
         return None
     scores = json.loads(path.read_text())
@@ -341,10 +337,9 @@ def expert_agent(
     steps = default_expert_steps(env_id) if steps is None else steps
     folder = expert_folder(env_id, algo, steps, seed, cache_dir, behaviour_kwargs)
     env = gym.make(env_id)
-    if (folder / "scores.json").exists():
-        model = BEHAVIOUR_ALGOS[algo].load(folder / "agent.zip", env=env)
-        scores = json.loads((folder / "scores.json").read_text())
-        return model, ReferenceScores(scores["random"], scores["expert"])
+    cached = cached_expert_scores(folder)
+    if cached is not None:
+        return BEHAVIOUR_ALGOS[algo].load(folder / "agent.zip", env=env), cached
     label = f"{algo.upper()} expert of {env_id}"
     print(
         f"no cached expert of {env_id}: training {label} for {steps:,} env steps"

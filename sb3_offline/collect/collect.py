@@ -18,11 +18,13 @@ from sb3_offline.collect.agents import (
     TimeEstimate,
     cached_expert_scores,
     expert_agent,
+    expert_folder,
     make_behaviour_agent,
     medium_agent,
     random_score,
 )
-from sb3_offline.collect.protocols import MEDIUM_FRACTION, get_protocol
+from sb3_offline.collect.protocols import MEDIUM_FRACTION, Protocol, get_protocol
+from sb3_offline.common.episodes import episode_returns as common_episode_returns
 from sb3_offline.datasets.rollouts import record_transitions
 from sb3_offline.datasets.transitions import Transitions
 from sb3_offline.datasets.writers import save_minari
@@ -35,10 +37,11 @@ def default_dataset_id(env_id: str, protocol: str, version: int = 0) -> str:
 
 
 def episode_returns(transitions: Transitions) -> np.ndarray:
-    """Undiscounted returns of the episodes that a termination or truncation closes (not a trailing cut)."""
-    ends = transitions.episode_ends
-    returns = [float(transitions.rewards[part].sum()) for part in transitions.episode_slices() if ends[part.stop - 1]]
-    return np.asarray(returns, dtype=np.float64)
+    """
+    Undiscounted returns of the episodes a termination or truncation closes (a trailing cut is left out):
+    :func:`sb3_offline.common.episodes.episode_returns` with ``complete_only=True``.
+    """
+    return common_episode_returns(transitions.rewards, transitions.episode_ends, complete_only=True)
 
 
 @dataclass
@@ -173,93 +176,11 @@ def collect_dataset(
         if dataset_id in minari.list_local_datasets():
             raise FileExistsError(f"dataset_id: '{dataset_id}' already exists locally (pass overwrite=True)")
     start = time.perf_counter()
-    common: dict[str, Any] = dict(
-        algo=algo, seed=seed, ref_episodes=ref_episodes, cache_dir=agents_cache, progress_bar=progress_bar
-    )
-    expert_options: dict[str, Any] = dict(steps=expert_steps, behaviour_kwargs=behaviour_kwargs, **common)
-    expert: Any = None
-    scores: ReferenceScores | None = given
-    skip_hint = "give ref_min/ref_max (--ref-min/--ref-max) or ref_scores=False (--no-ref-scores) to skip it"
-    if spec.source in EXPERT_SOURCES:
-        expert, measured = expert_agent(env_id, reason=f"the '{protocol}' rollouts", **expert_options)
-        scores = scores or measured
-    elif spec.source in ("medium", "medium-replay") and scores is None:
-        _, scores = expert_agent(
-            env_id,
-            reason=f"its return, a third of which is where the '{protocol}' policy stops (or give ref_min/ref_max)",
-            **expert_options,
-        )
-    elif spec.source == "training" and scores is None and ref_scores:
-        _, scores = expert_agent(env_id, reason=f"the reference scores only; {skip_hint}", **expert_options)
-    elif spec.source == "random" and scores is None and ref_scores:
-        scores = cached_expert_scores(env_id, algo, expert_steps, seed, agents_cache, behaviour_kwargs)
-        if scores is None:  # no expert for random data: the random score only, written nowhere (see above)
-            scores = ReferenceScores(random_score(env_id, ref_episodes, seed), None)
-    action_space = gym.make(env_id).action_space
-    random_actions: np.ndarray | None = None
-    info: dict[str, Any] = {"behaviour_algo": algo}
-    # a stochastic rollout is the policy's own exploration: SAC samples, DDPG/TD3 add their N(0, 0.1)
-    noise_std = 0.0 if spec.stochastic and algo == "sac" else spec.noise_std
-
-    if spec.source == "training":
-        from sb3_offline.datasets.loaders import transitions_from_replay_buffer
-
-        env = gym.make(env_id)
-        options = {**(behaviour_kwargs or {}), "buffer_size": max(n_transitions, 1)}
-        agent = make_behaviour_agent(env, algo, spec.noise_std, seed=seed + 2, **options)
-        agent.learn(n_transitions, callback=TimeEstimate(f"{algo.upper()} behaviour agent"), progress_bar=progress_bar)
-        data = transitions_from_replay_buffer(agent.replay_buffer, env.action_space, source=f"{env_id} {protocol}")
-        info["behaviour_training_steps"] = n_transitions
-    elif spec.source == "expert":
-        policy = ActingPolicy(
-            expert, action_space, noise_std, spec.random_action_prob, deterministic=not spec.stochastic, seed=seed
-        )
-        data, random_actions = _rollouts(env_id, policy, n_transitions, seed, progress_bar)
-    elif spec.source == "random":
-        data, random_actions = _rollouts(
-            env_id, ActingPolicy(None, action_space, seed=seed), n_transitions, seed, False
-        )
-    else:
-        assert scores is not None
-        medium, replay, medium_steps = medium_agent(
-            env_id,
-            scores,
-            max_steps=expert_steps,
-            fraction=MEDIUM_FRACTION,
-            behaviour_kwargs=behaviour_kwargs,
-            user_scores=given is not None,
-            **common,
-        )
-        info["medium_training_steps"] = medium_steps
-        if spec.source == "medium-replay":
-            data = replay
-        else:
-
-            def acting(model: Any, offset: int) -> ActingPolicy:
-                return ActingPolicy(model, action_space, noise_std, deterministic=False, seed=seed + offset)
-
-            n_medium = n_transitions if spec.source == "medium" else n_transitions // 2
-            data, random_actions = _rollouts(env_id, acting(medium, 0), n_medium, seed, progress_bar)
-            if spec.source == "medium-expert":
-                expert_data, expert_flags = _rollouts(
-                    env_id, acting(expert, 1), n_transitions - n_medium, seed + 1, progress_bar
-                )
-                data = Transitions.concatenate([data, expert_data])
-                random_actions = np.concatenate([random_actions, expert_flags])
-
-    data.env_id = env_id
-    data.source = f"{env_id} {protocol}"
+    job = _Job(env_id, spec, algo, seed, expert_steps, ref_episodes, behaviour_kwargs, agents_cache, progress_bar)
+    expert, scores = _expert_and_scores(job, given, ref_scores)
+    data, random_actions, info = _transitions(job, n_transitions, expert, scores, user_scores=given is not None)
     written = scores if ref_scores else None
-    if written is not None and written.expert is not None:
-        data.metadata.update(ref_min_score=written.random, ref_max_score=written.expert)
-    save_minari(
-        data,
-        dataset_id,
-        env=env_id,
-        overwrite=overwrite,
-        algorithm_name=f"{algo} behaviour agent, protocol '{protocol}'",
-        description=f"{spec.description}. {len(data)} transitions of {env_id}, made by sb3-offline.",
-    )
+    _write(job, data, dataset_id, written, overwrite)
     returns = episode_returns(data)
     return CollectedDataset(
         dataset_id=dataset_id,
@@ -270,6 +191,138 @@ def collect_dataset(
         seconds=time.perf_counter() - start,
         random_actions=random_actions,
         info=info,
+    )
+
+
+@dataclass(frozen=True)
+class _Job:
+    """The settings of one :func:`collect_dataset` call that its steps share."""
+
+    env_id: str
+    spec: Protocol
+    algo: str
+    seed: int
+    expert_steps: int | None
+    ref_episodes: int
+    behaviour_kwargs: dict[str, Any] | None
+    agents_cache: str | os.PathLike | None
+    progress_bar: bool
+
+    def agent_options(self) -> dict[str, Any]:
+        """The keyword arguments :func:`expert_agent` and :func:`medium_agent` share."""
+        return dict(
+            algo=self.algo,
+            seed=self.seed,
+            ref_episodes=self.ref_episodes,
+            cache_dir=self.agents_cache,
+            progress_bar=self.progress_bar,
+            behaviour_kwargs=self.behaviour_kwargs,
+        )
+
+    def expert(self, reason: str) -> tuple[Any, ReferenceScores]:
+        """The cached expert and its scores (trained now, announced with ``reason``, when none is cached)."""
+        return expert_agent(self.env_id, steps=self.expert_steps, reason=reason, **self.agent_options())
+
+
+def _expert_and_scores(
+    job: _Job, given: ReferenceScores | None, ref_scores: bool
+) -> tuple[Any, ReferenceScores | None]:
+    """
+    The expert, for the protocols that roll it out (else ``None``), and the reference scores: ``given``, else
+    the cached expert's (trained first where it must be), else for ``random`` the random policy's score alone.
+    """
+    source, protocol = job.spec.source, job.spec.name
+    if source in EXPERT_SOURCES:
+        expert, measured = job.expert(f"the '{protocol}' rollouts")
+        return expert, given or measured
+    if given is not None:
+        return None, given
+    if source in ("medium", "medium-replay"):
+        return None, job.expert(
+            f"its return, a third of which is where the '{protocol}' policy stops (or give ref_min/ref_max)"
+        )[1]
+    if not ref_scores:
+        return None, None
+    if source == "training":
+        skip_hint = "give ref_min/ref_max (--ref-min/--ref-max) or ref_scores=False (--no-ref-scores) to skip it"
+        return None, job.expert(f"the reference scores only; {skip_hint}")[1]
+    env_id, algo, steps, seed = job.env_id, job.algo, job.expert_steps, job.seed
+    scores = cached_expert_scores(expert_folder(env_id, algo, steps, seed, job.agents_cache, job.behaviour_kwargs))
+    # no expert for random data: the random score only, written nowhere (Minari and D4RL keep the two as a pair)
+    return None, scores or ReferenceScores(random_score(env_id, job.ref_episodes, seed), None)
+
+
+def _transitions(
+    job: _Job, n_transitions: int, expert: Any, scores: ReferenceScores | None, user_scores: bool
+) -> tuple[Transitions, np.ndarray | None, dict[str, Any]]:
+    """The protocol's data, whether each action was the random one (rollouts only), and the protocol details."""
+    spec, env_id, seed, algo = job.spec, job.env_id, job.seed, job.algo
+    info: dict[str, Any] = {"behaviour_algo": algo}
+    action_space = gym.make(env_id).action_space
+    # a stochastic rollout is the policy's own exploration: SAC samples, DDPG/TD3 add their N(0, 0.1)
+    noise_std = 0.0 if spec.stochastic and algo == "sac" else spec.noise_std
+    if spec.source == "training":
+        info["behaviour_training_steps"] = n_transitions
+        return _training_transitions(job, n_transitions), None, info
+    if spec.source == "expert":
+        policy = ActingPolicy(
+            expert, action_space, noise_std, spec.random_action_prob, deterministic=not spec.stochastic, seed=seed
+        )
+        return (*_rollouts(env_id, policy, n_transitions, seed, job.progress_bar), info)
+    if spec.source == "random":
+        return (*_rollouts(env_id, ActingPolicy(None, action_space, seed=seed), n_transitions, seed, False), info)
+    assert scores is not None
+    medium, replay, info["medium_training_steps"] = medium_agent(
+        env_id,
+        scores,
+        max_steps=job.expert_steps,
+        fraction=MEDIUM_FRACTION,
+        user_scores=user_scores,
+        **job.agent_options(),
+    )
+    if spec.source == "medium-replay":
+        return replay, None, info
+
+    def acting(model: Any, offset: int) -> ActingPolicy:
+        return ActingPolicy(model, action_space, noise_std, deterministic=False, seed=seed + offset)
+
+    n_medium = n_transitions if spec.source == "medium" else n_transitions // 2
+    data, random_actions = _rollouts(env_id, acting(medium, 0), n_medium, seed, job.progress_bar)
+    if spec.source == "medium-expert":
+        expert_data, expert_flags = _rollouts(
+            env_id, acting(expert, 1), n_transitions - n_medium, seed + 1, job.progress_bar
+        )
+        data = Transitions.concatenate([data, expert_data])
+        random_actions = np.concatenate([random_actions, expert_flags])
+    return data, random_actions, info
+
+
+def _training_transitions(job: _Job, n_transitions: int) -> Transitions:
+    """Every transition a fresh behaviour agent experiences while it learns for ``n_transitions`` steps."""
+    from sb3_offline.datasets.loaders import transitions_from_replay_buffer
+
+    env = gym.make(job.env_id)
+    options = {**(job.behaviour_kwargs or {}), "buffer_size": max(n_transitions, 1)}
+    agent = make_behaviour_agent(env, job.algo, job.spec.noise_std, seed=job.seed + 2, **options)
+    label = f"{job.algo.upper()} behaviour agent"
+    agent.learn(n_transitions, callback=TimeEstimate(label), progress_bar=job.progress_bar)
+    return transitions_from_replay_buffer(agent.replay_buffer, env.action_space, source=f"{job.env_id} {job.spec.name}")
+
+
+def _write(job: _Job, data: Transitions, dataset_id: str, scores: ReferenceScores | None, overwrite: bool) -> None:
+    """``data`` as the local Minari dataset ``dataset_id``, with the reference scores when there are both."""
+    env_id, protocol = job.env_id, job.spec.name
+    data.env_id = env_id
+    data.source = f"{env_id} {protocol}"
+    if scores is not None and scores.expert is not None:
+        data.metadata.update(ref_min_score=scores.random, ref_max_score=scores.expert)
+    save_minari(
+        data,
+        dataset_id,
+        env=env_id,
+        overwrite=overwrite,
+        algorithm_name=f"{job.algo} behaviour agent, protocol '{protocol}'",
+        description=f"{job.spec.description}. {len(data)} transitions of {env_id}, made by sb3-offline.",
     )
 
 

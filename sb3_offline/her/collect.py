@@ -210,49 +210,13 @@ def collect_fetch_dataset(
     """
     if n_transitions <= 0:
         raise ValueError(f"n_transitions: expected > 0, found {n_transitions}")
-    env = make_goal_env(env_id)
-    if not isinstance(env.observation_space, gym.spaces.Dict) or not {"achieved_goal", "desired_goal"} <= set(
-        env.observation_space.spaces
-    ):
-        raise ValueError(
-            f"env_id: expected a goal-conditioned env (Dict observations with 'achieved_goal' and 'desired_goal'), "
-            f"found {env_id} with {env.observation_space}"
-        )
-    assert isinstance(env.action_space, gym.spaces.Box)
-    agent: BaseAlgorithm | None = None
-    train_seconds = 0.0
-    policy: Callable[[Any], np.ndarray] | None
-    if isinstance(behaviour, str):
-        if behaviour not in BEHAVIOURS:
-            raise ValueError(
-                f"behaviour: expected one of {list(BEHAVIOURS)}, a model or a function, found {behaviour!r}"
-            )
-        if behaviour == "random":
-            policy, name = None, "random"
-        else:
-            start = time.perf_counter()
-            agent = train_her_agent(
-                make_goal_env(env_id),
-                behaviour,
-                train_timesteps,
-                seed=seed,
-                device=device,
-                verbose=verbose,
-                **(agent_kwargs or {}),
-            )
-            train_seconds = time.perf_counter() - start
-            name = f"{behaviour.upper()}+HER ({train_timesteps} steps)"
-    elif isinstance(behaviour, BaseAlgorithm):
-        agent, name = behaviour, f"{type(behaviour).__name__} (given)"
-    elif callable(behaviour):
-        policy, name = behaviour, getattr(behaviour, "__name__", type(behaviour).__name__)
-    else:
-        raise ValueError(f"behaviour: expected one of {list(BEHAVIOURS)}, a model or a function, found {behaviour!r}")
-    if agent is not None:
-        policy = agent_policy(agent)
+    env, action_space = _goal_env(env_id)
+    agent, policy, name, train_seconds = _behaviour_policy(
+        env_id, behaviour, train_timesteps, agent_kwargs, seed, device, verbose
+    )
     if noise_std or random_prob:
-        base = policy if policy is not None else (lambda obs: env.action_space.sample())
-        policy = noisy_policy(base, env.action_space, noise_std, random_prob, seed=seed)
+        base = policy if policy is not None else (lambda obs: action_space.sample())
+        policy = noisy_policy(base, action_space, noise_std, random_prob, seed=seed)
         name += f", noise {noise_std}, random actions {random_prob}"
     start = time.perf_counter()
     transitions = record_transitions(env, n_transitions, policy=policy, seed=seed, progress_bar=progress_bar)
@@ -277,3 +241,53 @@ def collect_fetch_dataset(
         )
     env.close()
     return FetchCollection(transitions, dataset, success_rate, agent, train_seconds, record_seconds)
+
+
+def _goal_env(env_id: str) -> tuple[gym.Env, gym.spaces.Box]:
+    """``env_id`` made, checked to be goal-conditioned (``Dict`` observations with the goal keys), and its ``Box``."""
+    env = make_goal_env(env_id)
+    if not isinstance(env.observation_space, gym.spaces.Dict) or not {"achieved_goal", "desired_goal"} <= set(
+        env.observation_space.spaces
+    ):
+        raise ValueError(
+            f"env_id: expected a goal-conditioned env (Dict observations with 'achieved_goal' and 'desired_goal'), "
+            f"found {env_id} with {env.observation_space}"
+        )
+    assert isinstance(env.action_space, gym.spaces.Box)
+    return env, env.action_space
+
+
+def _behaviour_policy(
+    env_id: str,
+    behaviour: str | BaseAlgorithm | Callable[[Any], np.ndarray],
+    train_timesteps: int,
+    agent_kwargs: dict[str, Any] | None,
+    seed: int,
+    device: str,
+    verbose: int,
+) -> tuple[BaseAlgorithm | None, Callable[[Any], np.ndarray] | None, str, float]:
+    """
+    ``(agent, policy, name, train_seconds)`` of :func:`collect_fetch_dataset`'s ``behaviour``: an agent trained
+    here with HER (or the one given) acting through :func:`~sb3_offline.her.evaluation.agent_policy`, a given
+    function, or ``policy=None`` for uniformly random actions.
+    """
+    if isinstance(behaviour, BaseAlgorithm):
+        return behaviour, agent_policy(behaviour), f"{type(behaviour).__name__} (given)", 0.0
+    if isinstance(behaviour, str) and behaviour in BEHAVIOURS:
+        if behaviour == "random":
+            return None, None, "random", 0.0
+        start = time.perf_counter()
+        agent = train_her_agent(
+            make_goal_env(env_id),
+            behaviour,
+            train_timesteps,
+            seed=seed,
+            device=device,
+            verbose=verbose,
+            **(agent_kwargs or {}),
+        )
+        train_seconds = time.perf_counter() - start
+        return agent, agent_policy(agent), f"{behaviour.upper()}+HER ({train_timesteps} steps)", train_seconds
+    if callable(behaviour):
+        return None, behaviour, getattr(behaviour, "__name__", type(behaviour).__name__), 0.0
+    raise ValueError(f"behaviour: expected one of {list(BEHAVIOURS)}, a model or a function, found {behaviour!r}")

@@ -2,9 +2,11 @@
 rl-zoo3 integration: our algorithms trained, watched and tuned with rl-zoo3's own ``train`` and
 ``enjoy``, without a fork of it.
 
-    python -m sb3_offline.zoo train --algo bcq --env Pendulum-v1 -f logs/
-    python -m sb3_offline.zoo enjoy --algo bcq --env Pendulum-v1 -f logs/ --no-render
-    python -m sb3_offline.zoo train --algo bcq --env Pendulum-v1 -optimize --storage sqlite:///study.db
+    sb3-offline zoo train --algo bcq --env Pendulum-v1 -f logs/
+    sb3-offline zoo enjoy --algo bcq --env Pendulum-v1 -f logs/ --no-render
+    sb3-offline zoo train --algo bcq --env Pendulum-v1 -optimize --storage sqlite:///study.db
+
+(``python -m sb3_offline.zoo train|enjoy`` is the same without the ``sb3-offline`` command.)
 
 :func:`register` adds ``bcq``, ``awac``, ``plas``, ``lapo``, ``iql``, ``td3bc``, ``cql``, ``calql``, ``bc`` and
 ``batch_ddpg`` to
@@ -15,8 +17,8 @@ as the default ``-conf``; offline learning versus ``learn_online: True`` entries
 rl-zoo3 option and algorithm behaves as in rl-zoo3. The YAML files ship inside the package
 (``sb3_offline/zoo/configs``; the repository's ``zoo_configs`` is a link to that folder).
 
-Nothing here imports rl-zoo3 until a command runs, so the ``sb3-offline`` command can ask
-:func:`wants_zoo` without it.
+Nothing here imports rl-zoo3 until a command runs, so the ``sb3-offline`` command can name rl-zoo3's
+options in its errors (:func:`zoo_only_options`) without it.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from pathlib import Path
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
 #: The options of rl-zoo3's ``train`` that ``sb3-offline train`` does not have (checked against
-#: both parsers by the tests). Any of them sends ``sb3-offline train`` to rl-zoo3's ``train``.
+#: both parsers by the tests). ``sb3-offline train`` refuses them, naming ``sb3-offline zoo train``.
 ZOO_ONLY_TRAIN_OPTIONS = frozenset(
     {
         "-tb",
@@ -80,7 +82,7 @@ ZOO_ONLY_TRAIN_OPTIONS = frozenset(
         "--wandb-tags",
     }
 )
-#: The options both ``train`` commands have (rl-zoo3's meaning applies once a run goes to rl-zoo3).
+#: The options both ``train`` commands have (with rl-zoo3's meaning under ``sb3-offline zoo train``).
 SHARED_TRAIN_OPTIONS = frozenset(
     {
         "--algo",
@@ -124,27 +126,23 @@ def _is_zoo_only_option(token: str) -> bool:
     return any(option.startswith(name) for option in ZOO_ONLY_TRAIN_OPTIONS)
 
 
-def wants_zoo(argv: Sequence[str]) -> bool:
+def zoo_only_options(tokens: Sequence[str]) -> list[str]:
     """
-    Whether an ``sb3-offline`` command line is an rl-zoo3 run: ``enjoy``, or ``train`` with an option
-    only rl-zoo3's ``train`` has (``-f``, ``-conf``, ``-n``, ``-params``, ``-optimize``, ``-tb``,
-    ``--eval-freq``, ``--storage``, ...).
+    The tokens of a command line that name an option only rl-zoo3's ``train`` has (``-f``, ``-conf``, ``-n``,
+    ``-params``, ``-optimize``, ``-tb``, ``--storage``, ..., or an unambiguous ``--`` abbreviation of one): what
+    ``sb3-offline train`` refuses with an error that names ``sb3-offline zoo train``.
 
-    :param argv: the arguments after ``sb3-offline``
+    :param tokens: arguments of a command line
     """
-    if not argv:
-        return False
-    if argv[0] == "enjoy":
-        return True
-    return argv[0] == "train" and any(_is_zoo_only_option(token) for token in argv[1:])
+    return [token.split("=", 1)[0] for token in tokens if _is_zoo_only_option(token)]
 
 
 def progress_options(argv: Sequence[str], isatty: bool | None = None) -> list[str]:
     """
-    ``sb3-offline train``'s progress-bar options for an rl-zoo3 run: ``--progress-bar`` becomes rl-zoo3's ``-P``,
+    ``sb3-offline zoo train``'s progress-bar options: ``--progress-bar`` becomes rl-zoo3's ``-P``,
     ``--no-progress-bar`` is dropped, and without either (nor ``-P``/``--progress``) ``-P`` is added when stdout
-    is a terminal, so that ``sb3-offline train`` shows a progress bar by default on a terminal whichever parser
-    runs it. ``python -m sb3_offline.zoo train`` keeps rl-zoo3's own default (no bar).
+    is a terminal, so that ``sb3-offline zoo train`` shows a progress bar by default on a terminal as
+    ``sb3-offline train`` does. ``python -m sb3_offline.zoo train`` keeps rl-zoo3's own default (no bar).
 
     :param argv: the arguments after ``sb3-offline`` (``["train", ...]``)
     :param isatty: whether stdout is a terminal (default: ``sys.stdout.isatty()``)
@@ -195,50 +193,53 @@ def register() -> None:
 
 
 @contextmanager
-def _argv(command: str, argv: Sequence[str] | None) -> Iterator[None]:
-    """rl-zoo3's scripts parse ``sys.argv``: set it for the duration of one command."""
+def _argv(prog: str, argv: Sequence[str] | None) -> Iterator[None]:
+    """rl-zoo3's scripts parse ``sys.argv``: set it (``prog`` first, for their usage lines) for one command."""
     saved = sys.argv
-    sys.argv = [f"{saved[0] if saved else 'sb3_offline.zoo'} {command}", *(sys.argv[1:] if argv is None else argv)]
+    sys.argv = [prog, *(sys.argv[1:] if argv is None else argv)]
     try:
         yield
     finally:
         sys.argv = saved
 
 
-def _run(script: str, argv: Sequence[str] | None) -> int:
+def _run(script: str, argv: Sequence[str] | None, prog: str | None) -> int:
     """Run rl-zoo3's ``rl_zoo3.<script>.<script>()`` with our algorithms registered and ``argv`` as its options."""
     register()
     module = importlib.import_module(f"rl_zoo3.{script}")
-    with _argv(script, argv):
+    with _argv(prog or f"{sys.argv[0] if sys.argv else 'sb3_offline.zoo'} {script}", argv):
         getattr(module, script)()
     return 0
 
 
-def train(argv: Sequence[str] | None = None) -> int:
+def train(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     """
     rl-zoo3's ``train`` with our algorithms registered; takes every rl-zoo3 ``train`` option.
 
     :param argv: the options (default: ``sys.argv[1:]``)
+    :param prog: the command's name in rl-zoo3's usage and errors (default: ``sys.argv[0]`` and ``train``)
     :return: 0
     """
-    return _run("train", argv)
+    return _run("train", argv, prog)
 
 
-def enjoy(argv: Sequence[str] | None = None) -> int:
+def enjoy(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     """
     rl-zoo3's ``enjoy`` with our algorithms registered: loads ``<folder>/<algo>/<env>_<id>/<env>.zip``.
 
     :param argv: the options (default: ``sys.argv[1:]``)
+    :param prog: the command's name in rl-zoo3's usage and errors (default: ``sys.argv[0]`` and ``enjoy``)
     :return: 0
     """
-    return _run("enjoy", argv)
+    return _run("enjoy", argv, prog)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     """
-    ``python -m sb3_offline.zoo train|enjoy [rl-zoo3 options]``.
+    ``python -m sb3_offline.zoo train|enjoy [rl-zoo3 options]`` (and ``sb3-offline zoo train|enjoy``).
 
     :param argv: the command and its options (default: ``sys.argv[1:]``)
+    :param prog: the command's name in rl-zoo3's usage and errors (default: ``sys.argv[0]`` and the command)
     :return: the exit status
     """
     args = list(sys.argv[1:] if argv is None else argv)
@@ -250,7 +251,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(usage, file=sys.stderr)
         print(f"command: expected one of {list(COMMANDS)}, found {args[0] if args else 'nothing'!r}", file=sys.stderr)
         return 2
-    return train(args[1:]) if args[0] == "train" else enjoy(args[1:])
+    return train(args[1:], prog) if args[0] == "train" else enjoy(args[1:], prog)
 
 
 __all__ = [
@@ -263,5 +264,5 @@ __all__ = [
     "progress_options",
     "register",
     "train",
-    "wants_zoo",
+    "zoo_only_options",
 ]

@@ -31,18 +31,8 @@ def online_variant(algo_class: type[OfflineAlgorithm]) -> type[OfflineAlgorithm]
     :param algo_class: one of our algorithms
     """
 
-    def learn(
-        self: OfflineAlgorithm,
-        total_timesteps: int,
-        callback: Any = None,
-        log_interval: int = 4,
-        tb_log_name: str | None = None,
-        reset_num_timesteps: bool = True,
-        progress_bar: bool = False,
-    ) -> OfflineAlgorithm:
-        return self.learn_online(
-            total_timesteps, callback, log_interval, tb_log_name, reset_num_timesteps, progress_bar
-        )
+    def learn(self: OfflineAlgorithm, *args: Any, **kwargs: Any) -> OfflineAlgorithm:
+        return self.learn_online(*args, **kwargs)
 
     learn.__doc__ = algo_class.learn_online.__doc__
     return type(algo_class.__name__, (algo_class,), {"learn": learn, "__module__": algo_class.__module__})

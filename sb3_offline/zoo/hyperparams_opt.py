@@ -3,17 +3,20 @@ Optuna samplers of our algorithms' hyper-parameters, in rl-zoo3's format (``HYPE
 ``sampler(trial, n_actions, n_envs, additional_args) -> hyperparams``; ``HYPERPARAMS_CONVERTER``:
 a finished trial's ``params`` -> the same hyperparams, for ``--trial-id``).
 
-Each sampler suggests its raw parameters and returns ``convert_offline_params(trial.params)``, so a
-trial trains with exactly what the converter gives back later. Shared by all four: ``gamma`` (as
-``1 - gamma``, log scale), ``batch_size`` (a power of two), ``tau`` and the network size (a list sets the
-actor and the critics; the VAE keeps its 750-750 default). ``policy_kwargs`` of a trial replaces the
-entry's. Online ``HerReplayBuffer`` entries also sample HER's goal strategy and number of goals.
-The ranges are centred on each paper's values (see each class's docstring).
+Every sampler has rl-zoo3's signature ``sample_<algo>_params(trial, n_actions, n_envs, additional_args)``
+(``trial``: the Optuna trial; ``n_actions`` and ``n_envs``: unused; ``additional_args``: rl-zoo3's
+``using_her_replay_buffer`` and ``her_kwargs``) and returns the trial's hyper-parameters. It suggests its raw
+parameters and returns ``convert_offline_params(trial.params)``, so a trial trains with exactly what the
+converter gives back later. Shared by all but BC: ``gamma`` (as ``1 - gamma``, log scale), ``batch_size`` (a
+power of two), ``tau`` and the network size (a list sets the actor and the critics; the VAE keeps its 750-750
+default); BC searches the batch size and the network size only. ``policy_kwargs`` of a trial replaces the
+entry's. Online ``HerReplayBuffer`` entries also sample HER's goal strategy and number of goals. The ranges are
+centred on each paper's values (see each sampler's docstring).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import optuna
 
@@ -56,14 +59,47 @@ def convert_offline_params(params: dict[str, Any], her_kwargs: dict[str, Any] | 
     return hyperparams
 
 
-def _sample_common(trial: optuna.Trial, net_arch: list[str], batch_size_pows: tuple[int, int]) -> None:
-    trial.suggest_float("one_minus_gamma", 1e-4, 0.03, log=True)
-    trial.suggest_int("batch_size_pow", *batch_size_pows)
-    trial.suggest_float("tau", 1e-3, 0.05, log=True)
-    trial.suggest_categorical("net_arch", net_arch)
+class Range(NamedTuple):
+    """The interval an Optuna float parameter is drawn from (``log``: uniformly in its logarithm)."""
+
+    low: float
+    high: float
+    log: bool = False
 
 
-def _finish(trial: optuna.Trial, additional_args: dict[str, Any]) -> dict[str, Any]:
+def _log(low: float, high: float) -> Range:
+    return Range(low, high, log=True)
+
+
+#: Learning-rate intervals the samplers share.
+LR, WIDE_LR, LOW_LR = _log(1e-4, 3e-3), _log(3e-5, 3e-3), _log(1e-5, 1e-3)
+#: The network sizes most samplers choose among.
+NET_SIZES = ["small", "medium", "big"]
+
+
+def _suggest(trial: optuna.Trial, **ranges: Range) -> None:
+    """``trial.suggest_float`` for each ``name=Range(...)``, in order."""
+    for name, (low, high, log) in ranges.items():
+        trial.suggest_float(name, low, high, log=log)
+
+
+def _finish(
+    trial: optuna.Trial,
+    additional_args: dict[str, Any],
+    net_arch: list[str] | None = None,
+    batch_size_pows: tuple[int, int] = (6, 10),
+    **after: Range,
+) -> dict[str, Any]:
+    """
+    The shared parameters (none for ``net_arch=None``), the ``after`` ones, HER's for a ``HerReplayBuffer``
+    entry, then the trial's hyper-parameters (:func:`convert_offline_params`).
+    """
+    if net_arch is not None:
+        _suggest(trial, one_minus_gamma=_log(1e-4, 0.03))
+        trial.suggest_int("batch_size_pow", *batch_size_pows)
+        _suggest(trial, tau=_log(1e-3, 0.05))
+        trial.suggest_categorical("net_arch", net_arch)
+    _suggest(trial, **after)
     if additional_args.get("using_her_replay_buffer"):
         trial.suggest_int("n_sampled_goal", 1, 5)
         trial.suggest_categorical("goal_selection_strategy", ["final", "episode", "future"])
@@ -74,37 +110,19 @@ def sample_bcq_params(trial: optuna.Trial, n_actions: int, n_envs: int, addition
     """
     BCQ (paper: lr 1e-3, batch 100, tau 0.005, lambda 0.75, Phi 0.05, 400-300): learning rate,
     ``lmbda`` (weight of the minimum in the target), ``phi`` (perturbation bound), and the shared ones.
-
-    :param trial: the Optuna trial
-    :param n_actions: size of the action space (unused)
-    :param n_envs: number of envs (unused)
-    :param additional_args: rl-zoo3's ``using_her_replay_buffer`` and ``her_kwargs``
-    :return: the hyper-parameters of this trial
     """
-    trial.suggest_float("learning_rate", 1e-4, 3e-3, log=True)
-    trial.suggest_float("lmbda", 0.5, 1.0)
-    trial.suggest_float("phi", 0.01, 0.5, log=True)
-    _sample_common(trial, ["small", "medium", "big"], (6, 10))
-    return _finish(trial, additional_args)
+    _suggest(trial, learning_rate=LR, lmbda=Range(0.5, 1.0), phi=_log(0.01, 0.5))
+    return _finish(trial, additional_args, NET_SIZES)
 
 
 def sample_awac_params(trial: optuna.Trial, n_actions: int, n_envs: int, additional_args: dict) -> dict[str, Any]:
     """
     AWAC (rlkit: lr 3e-4 for both, beta 2, policy weight decay 1e-4, batch 128 offline, 4 x 256 / 2 x 256):
     critic and actor learning rates, ``beta`` (advantage temperature), actor weight decay, and the shared ones.
-
-    :param trial: the Optuna trial
-    :param n_actions: size of the action space (unused)
-    :param n_envs: number of envs (unused)
-    :param additional_args: rl-zoo3's ``using_her_replay_buffer`` and ``her_kwargs``
-    :return: the hyper-parameters of this trial
     """
-    trial.suggest_float("learning_rate", 3e-5, 3e-3, log=True)
-    trial.suggest_float("actor_learning_rate", 3e-5, 3e-3, log=True)
-    trial.suggest_float("beta", 0.1, 10.0, log=True)
-    trial.suggest_float("actor_weight_decay", 1e-6, 1e-2, log=True)
-    _sample_common(trial, ["medium", "big", "awac"], (6, 11))
-    return _finish(trial, additional_args)
+    _suggest(trial, learning_rate=WIDE_LR, actor_learning_rate=WIDE_LR, beta=_log(0.1, 10.0))
+    _suggest(trial, actor_weight_decay=_log(1e-6, 1e-2))
+    return _finish(trial, additional_args, ["medium", "big", "awac"], (6, 11))
 
 
 def sample_iql_params(trial: optuna.Trial, n_actions: int, n_envs: int, additional_args: dict) -> dict[str, Any]:
@@ -112,19 +130,10 @@ def sample_iql_params(trial: optuna.Trial, n_actions: int, n_envs: int, addition
     IQL (authors: lr 3e-4 for all, expectile 0.7 / 0.9 AntMaze, temperature 3 / 10 AntMaze, batch 256,
     256-256): the critics' and value's learning rate, the actor's, ``expectile``, ``temperature``, and the
     shared ones. ``reward_transform`` and the actor's cosine decay stay the entry's.
-
-    :param trial: the Optuna trial
-    :param n_actions: size of the action space (unused)
-    :param n_envs: number of envs (unused)
-    :param additional_args: rl-zoo3's ``using_her_replay_buffer`` and ``her_kwargs``
-    :return: the hyper-parameters of this trial
     """
-    trial.suggest_float("learning_rate", 3e-5, 3e-3, log=True)
-    trial.suggest_float("actor_learning_rate", 3e-5, 3e-3, log=True)
-    trial.suggest_float("expectile", 0.5, 0.95)
-    trial.suggest_float("temperature", 0.3, 10.0, log=True)
-    _sample_common(trial, ["small", "medium", "big"], (6, 10))
-    return _finish(trial, additional_args)
+    _suggest(trial, learning_rate=WIDE_LR, actor_learning_rate=WIDE_LR, expectile=Range(0.5, 0.95))
+    _suggest(trial, temperature=_log(0.3, 10.0))
+    return _finish(trial, additional_args, NET_SIZES)
 
 
 def sample_plas_params(trial: optuna.Trial, n_actions: int, n_envs: int, additional_args: dict) -> dict[str, Any]:
@@ -132,22 +141,12 @@ def sample_plas_params(trial: optuna.Trial, n_actions: int, n_envs: int, additio
     PLAS (authors: critic lr 1e-3, actor lr 1e-4, VAE lr 1e-4, max latent action 2, lambda 0.75,
     batch 100, 400-300): the three learning rates, ``max_latent_action``, ``lmbda``, PLAS-P or not
     (``perturbation``, then its ``phi``), and the shared ones. ``vae_steps`` stays the entry's.
-
-    :param trial: the Optuna trial
-    :param n_actions: size of the action space (unused)
-    :param n_envs: number of envs (unused)
-    :param additional_args: rl-zoo3's ``using_her_replay_buffer`` and ``her_kwargs``
-    :return: the hyper-parameters of this trial
     """
-    trial.suggest_float("learning_rate", 1e-4, 3e-3, log=True)
-    trial.suggest_float("actor_learning_rate", 1e-5, 1e-3, log=True)
-    trial.suggest_float("vae_learning_rate", 1e-5, 1e-3, log=True)
-    trial.suggest_float("max_latent_action", 0.5, 3.0)
-    trial.suggest_float("lmbda", 0.5, 1.0)
+    _suggest(trial, learning_rate=LR, actor_learning_rate=LOW_LR, vae_learning_rate=LOW_LR)
+    _suggest(trial, max_latent_action=Range(0.5, 3.0), lmbda=Range(0.5, 1.0))
     if trial.suggest_categorical("perturbation", [False, True]):
-        trial.suggest_float("phi", 0.01, 0.5, log=True)
-    _sample_common(trial, ["small", "medium", "big"], (6, 10))
-    return _finish(trial, additional_args)
+        _suggest(trial, phi=_log(0.01, 0.5))
+    return _finish(trial, additional_args, NET_SIZES)
 
 
 def sample_lapo_params(trial: optuna.Trial, n_actions: int, n_envs: int, additional_args: dict) -> dict[str, Any]:
@@ -156,90 +155,52 @@ def sample_lapo_params(trial: optuna.Trial, n_actions: int, n_envs: int, additio
     kl weight 1, max latent action 2, doubleq_min 1, batch 512, 3 x 256): the three learning rates,
     ``expectile``, ``kl_weight``, ``max_latent_action``, ``doubleq_min``, the weighting (``"exp"``: then its
     ``temperature``), and the shared ones.
-
-    :param trial: the Optuna trial
-    :param n_actions: size of the action space (unused)
-    :param n_envs: number of envs (unused)
-    :param additional_args: rl-zoo3's ``using_her_replay_buffer`` and ``her_kwargs``
-    :return: the hyper-parameters of this trial
     """
-    trial.suggest_float("learning_rate", 3e-5, 3e-3, log=True)
-    trial.suggest_float("actor_learning_rate", 3e-5, 3e-3, log=True)
-    trial.suggest_float("vae_learning_rate", 3e-5, 3e-3, log=True)
-    trial.suggest_float("kl_weight", 0.1, 2.0, log=True)
-    trial.suggest_float("max_latent_action", 0.5, 3.0)
-    trial.suggest_float("doubleq_min", 0.5, 1.0)
+    _suggest(trial, learning_rate=WIDE_LR, actor_learning_rate=WIDE_LR, vae_learning_rate=WIDE_LR)
+    _suggest(trial, kl_weight=_log(0.1, 2.0), max_latent_action=Range(0.5, 3.0), doubleq_min=Range(0.5, 1.0))
     if trial.suggest_categorical("weighting", ["expectile", "exp"]) == "expectile":
-        trial.suggest_float("expectile", 0.6, 0.97)
+        _suggest(trial, expectile=Range(0.6, 0.97))
     else:
-        trial.suggest_float("temperature", 0.1, 10.0, log=True)
-    _sample_common(trial, ["small", "medium", "three"], (7, 10))
-    return _finish(trial, additional_args)
+        _suggest(trial, temperature=_log(0.1, 10.0))
+    return _finish(trial, additional_args, ["small", "medium", "three"], (7, 10))
 
 
 def sample_batch_ddpg_params(trial: optuna.Trial, n_actions: int, n_envs: int, additional_args: dict) -> dict[str, Any]:
     """
     BatchDDPG (BCQ authors' DDPG: critic lr 1e-3 with weight decay 1e-2, actor lr 1e-4, batch 100,
     400-300): both learning rates, the critic's weight decay, and the shared ones.
-
-    :param trial: the Optuna trial
-    :param n_actions: size of the action space (unused)
-    :param n_envs: number of envs (unused)
-    :param additional_args: rl-zoo3's ``using_her_replay_buffer`` and ``her_kwargs``
-    :return: the hyper-parameters of this trial
     """
-    trial.suggest_float("learning_rate", 1e-4, 3e-3, log=True)
-    trial.suggest_float("actor_learning_rate", 1e-5, 1e-3, log=True)
-    trial.suggest_float("critic_weight_decay", 1e-5, 1e-1, log=True)
-    _sample_common(trial, ["small", "medium", "big"], (6, 10))
-    return _finish(trial, additional_args)
+    _suggest(trial, learning_rate=LR, actor_learning_rate=LOW_LR, critic_weight_decay=_log(1e-5, 1e-1))
+    return _finish(trial, additional_args, NET_SIZES)
 
 
 def sample_bc_params(trial: optuna.Trial, n_actions: int, n_envs: int, additional_args: dict) -> dict[str, Any]:
     """
     BC (the BCQ paper's baseline: 400-300 actor, Adam lr 1e-3, batch 100): the learning rate, the
     batch size and the network size (``gamma`` and ``tau`` play no part in its loss).
-
-    :param trial: the Optuna trial
-    :param n_actions: size of the action space (unused)
-    :param n_envs: number of envs (unused)
-    :param additional_args: rl-zoo3's ``using_her_replay_buffer`` and ``her_kwargs``
-    :return: the hyper-parameters of this trial
     """
-    trial.suggest_float("learning_rate", 1e-4, 3e-3, log=True)
+    _suggest(trial, learning_rate=LR)
     trial.suggest_int("batch_size_pow", 6, 10)
-    trial.suggest_categorical("net_arch", ["small", "medium", "big"])
+    trial.suggest_categorical("net_arch", NET_SIZES)
     return _finish(trial, additional_args)
 
 
 def sample_td3bc_params(trial: optuna.Trial, n_actions: int, n_envs: int, additional_args: dict) -> dict[str, Any]:
     """
     TD3+BC (authors: lr 3e-4 for both, alpha 2.5, policy delay 2, batch 256, 256-256): both learning
-    rates, ``alpha`` (weight of the Q term against the BC term),
-    ``policy_delay``, and the shared ones.
-
-    :param trial: the Optuna trial
-    :param n_actions: size of the action space (unused)
-    :param n_envs: number of envs (unused)
-    :param additional_args: rl-zoo3's ``using_her_replay_buffer`` and ``her_kwargs``
-    :return: the hyper-parameters of this trial
+    rates, ``alpha`` (weight of the Q term against the BC term), ``policy_delay``, and the shared ones.
     """
-    trial.suggest_float("learning_rate", 3e-5, 3e-3, log=True)
-    trial.suggest_float("actor_learning_rate", 3e-5, 3e-3, log=True)
-    trial.suggest_float("alpha", 0.5, 10.0, log=True)
+    _suggest(trial, learning_rate=WIDE_LR, actor_learning_rate=WIDE_LR, alpha=_log(0.5, 10.0))
     trial.suggest_int("policy_delay", 1, 3)
-    _sample_common(trial, ["small", "medium", "big"], (6, 10))
-    return _finish(trial, additional_args)
+    return _finish(trial, additional_args, NET_SIZES)
 
 
-def _sample_cql(trial: optuna.Trial, net_arch: list[str]) -> None:
-    trial.suggest_float("learning_rate", 3e-5, 3e-3, log=True)
-    trial.suggest_float("actor_learning_rate", 1e-5, 1e-3, log=True)
-    trial.suggest_float("alpha_cql", 0.5, 20.0, log=True)
+def _suggest_cql(trial: optuna.Trial) -> None:
+    """CQL's and Cal-QL's own parameters: both learning rates, ``alpha_cql``, Lagrange tuning, ``max_q_backup``."""
+    _suggest(trial, learning_rate=WIDE_LR, actor_learning_rate=LOW_LR, alpha_cql=_log(0.5, 20.0))
     if trial.suggest_categorical("lagrange", [False, True]):
-        trial.suggest_float("target_action_gap", 0.1, 10.0, log=True)
+        _suggest(trial, target_action_gap=_log(0.1, 10.0))
     trial.suggest_categorical("max_q_backup", [False, True])
-    _sample_common(trial, net_arch, (6, 10))
 
 
 def sample_cql_params(trial: optuna.Trial, n_actions: int, n_envs: int, additional_args: dict) -> dict[str, Any]:
@@ -247,15 +208,9 @@ def sample_cql_params(trial: optuna.Trial, n_actions: int, n_envs: int, addition
     CQL (authors: critic lr 3e-4, policy lr 1e-4 or 3e-5 (CORL), alpha_cql 5 or 10, Lagrange off on MuJoCo and
     on for AntMaze, no max backup, batch 256, 3 x 256): both learning rates, ``alpha_cql``, Lagrange tuning
     or not (then ``target_action_gap``), ``max_q_backup``, and the shared ones. ``bc_steps`` stays the entry's.
-
-    :param trial: the Optuna trial
-    :param n_actions: size of the action space (unused)
-    :param n_envs: number of envs (unused)
-    :param additional_args: rl-zoo3's ``using_her_replay_buffer`` and ``her_kwargs``
-    :return: the hyper-parameters of this trial
     """
-    _sample_cql(trial, ["small", "medium", "three"])
-    return _finish(trial, additional_args)
+    _suggest_cql(trial)
+    return _finish(trial, additional_args, ["small", "medium", "three"])
 
 
 def sample_calql_params(trial: optuna.Trial, n_actions: int, n_envs: int, additional_args: dict) -> dict[str, Any]:
@@ -263,16 +218,9 @@ def sample_calql_params(trial: optuna.Trial, n_actions: int, n_envs: int, additi
     Cal-QL (authors: CQL's, with Lagrange tuning towards a gap of 0.8 and a max backup, policy 2 x 256 and
     critics 4 x 256): as :func:`sample_cql_params`, and the dataset's share of each online batch
     (``offline_fraction``, the authors' ``mixing_ratio`` 0.5).
-
-    :param trial: the Optuna trial
-    :param n_actions: size of the action space (unused)
-    :param n_envs: number of envs (unused)
-    :param additional_args: rl-zoo3's ``using_her_replay_buffer`` and ``her_kwargs``
-    :return: the hyper-parameters of this trial
     """
-    _sample_cql(trial, ["small", "medium", "calql"])
-    trial.suggest_float("offline_fraction", 0.1, 0.9)
-    return _finish(trial, additional_args)
+    _suggest_cql(trial)
+    return _finish(trial, additional_args, ["small", "medium", "calql"], offline_fraction=Range(0.1, 0.9))
 
 
 #: Added to ``rl_zoo3.hyperparams_opt.HYPERPARAMS_SAMPLER`` by :func:`sb3_offline.zoo.register`.
