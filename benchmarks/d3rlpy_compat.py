@@ -58,7 +58,7 @@ Where d3rlpy's algorithms necessarily differ from ours (none of these can be set
   networks have PyTorch's initialisation (ours rlkit's, as the authors': hidden weights in
   ``+-1/sqrt(out_features)``, biases 0, last layer in ``+-1e-3`` on the actor, ``+-3e-3`` on the critics). Of
   these, the initialisation is what separates the two on Pendulum ``imitation`` (``benchmarks/d3rlpy_variants.py``
-  and RESULTS.md); ``policy_kwargs=dict(init_w=None, critic_init_w=None)`` gives d3rlpy's.
+  and RESULTS.md); the policy ``benchmarks.variants.AWACPyTorchInitPolicy`` gives d3rlpy's.
 - PLAS: d3rlpy 2.8.1's VAE decoder has **no** ``tanh`` (``VAEDecoder.forward`` in
   ``models/torch/imitators.py`` returns the raw linear output when ``with_squash=True``, the default every
   PLAS call uses: the flag is inverted), so its reconstructions, target actions and acted actions are
@@ -108,10 +108,8 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -195,10 +193,7 @@ def network_sizes(algo: str, net_arch: list[int] | dict[str, list[int]] | None =
 
 def small_net_arch(algo: str) -> dict[str, Any]:
     """The ``--small-nets`` sizes of ``benchmarks/batch_settings.py`` (``SMALL_NETS[algo]["net_arch"]``)."""
-    here = str(Path(__file__).resolve().parent)
-    if here not in sys.path:
-        sys.path.insert(0, here)
-    from batch_settings import SMALL_NETS
+    from benchmarks.batch_settings import SMALL_NETS
 
     return SMALL_NETS[algo]["net_arch"]
 

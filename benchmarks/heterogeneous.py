@@ -15,7 +15,7 @@ Arguments, outputs and resuming are those of ``benchmarks/batch_settings.py`` (i
 
 from __future__ import annotations
 
-from batch_settings import main
+from benchmarks.batch_settings import main
 
 if __name__ == "__main__":
     main(

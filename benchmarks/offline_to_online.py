@@ -23,10 +23,10 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-from batch_settings import NAMES, SMALL_NETS, _write_record, ensure_dataset, write_text
 from stable_baselines3.common.callbacks import EvalCallback
 from stable_baselines3.common.monitor import Monitor
 
+from benchmarks.batch_settings import NAMES, SMALL_NETS, _write_record, ensure_dataset, write_text
 from sb3_offline.algorithms import ALGOS
 from sb3_offline.evaluation import evaluate
 from sb3_offline.plotting import plot_curves

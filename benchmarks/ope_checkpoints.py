@@ -65,7 +65,6 @@ import argparse
 import json
 import os
 import re
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -235,10 +234,7 @@ def ours(model: Any, data: RunData, gamma: float, args: argparse.Namespace) -> d
 
 def d3rlpy_module() -> Any:
     """``d3rlpy`` with its info logging quieted (``benchmarks/d3rlpy_compat.py``), or ``None`` when not importable."""
-    here = str(Path(__file__).resolve().parent)
-    if here not in sys.path:
-        sys.path.insert(0, here)
-    from d3rlpy_compat import d3rlpy_available
+    from benchmarks.d3rlpy_compat import d3rlpy_available
 
     if not d3rlpy_available():
         return None
@@ -296,7 +292,8 @@ def foreign_algo(model: Any, observation_space: gym.Space, action_space: gym.Spa
 def theirs(model: Any, data: RunData, gamma: float, env_id: str, args: argparse.Namespace) -> dict[str, Any]:
     """d3rlpy's FQE on the same data, the same steps: its values at the dataset's starts and at the rollouts'."""
     import d3rlpy
-    from d3rlpy_compat import batch_sampler, d3rlpy_device, to_mdp_dataset
+
+    from benchmarks.d3rlpy_compat import batch_sampler, d3rlpy_device, to_mdp_dataset
 
     env = gym.make(env_id)
     observation_space, action_space = env.observation_space, env.action_space

@@ -38,18 +38,12 @@ import functools
 import importlib
 import logging
 import re
-import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch as th
 from torch import nn
-
-HERE = Path(__file__).resolve().parent
-if str(HERE) not in sys.path:
-    sys.path.insert(0, str(HERE))
 
 VARIANTS = ("as-shipped", "tanh-decoder", "tanh-decoder+own-target-init")
 
@@ -107,8 +101,8 @@ def param_pairs(pairs: dict[str, list[tuple[nn.Linear, nn.Linear]]]) -> dict[str
 
 def build(args: argparse.Namespace, transitions: Any, variant: str) -> tuple[Any, Any, dict]:
     import d3rlpy
-    from d3rlpy_compat import make_d3rlpy
 
+    from benchmarks.d3rlpy_compat import make_d3rlpy
     from sb3_offline import PLAS
 
     kwargs: dict[str, Any] = {}
@@ -346,7 +340,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
 
-    from d3rlpy_compat import d3rlpy_available
+    from benchmarks.d3rlpy_compat import d3rlpy_available
 
     if not d3rlpy_available():
         parser.error("d3rlpy is not importable in this Python (it is no dependency of sb3-offline)")

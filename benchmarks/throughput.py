@@ -33,7 +33,8 @@ import warnings
 import gymnasium as gym
 import numpy as np
 import torch as th
-from d3rlpy_compat import (
+
+from benchmarks.d3rlpy_compat import (
     D3RLPY_ALGOS,
     NEEDS_EPISODES,
     SAMPLING,
@@ -42,7 +43,6 @@ from d3rlpy_compat import (
     small_net_arch,
     to_mdp_dataset,
 )
-
 from sb3_offline.algorithms import ALGOS
 from sb3_offline.datasets import Transitions
 
