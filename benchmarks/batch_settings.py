@@ -3,9 +3,9 @@ The BCQ paper's batch-settings experiment: BatchDDPG, BC, BCQ, AWAC, PLAS, LAPO,
 Cal-QL trained on datasets made with the ``final``, ``concurrent``, ``imitation`` and ``imperfect`` protocols.
 
     # the paper's budgets (GPU machine; hours)
-    python benchmarks/batch_settings.py --envs Pendulum-v1 Hopper-v5 --transitions 1000000 --steps 300000
+    python -m benchmarks.batch_settings --envs Pendulum-v1 Hopper-v5 --transitions 1000000 --steps 300000
     # what RESULTS.md reports on 2 CPU cores
-    python benchmarks/batch_settings.py --envs Pendulum-v1 --transitions 10000 --steps 5000 --seeds 0 1 2 --small-nets
+    python -m benchmarks.batch_settings --envs Pendulum-v1 --transitions 10000 --steps 5000 --seeds 0 1 2 --small-nets
 
 Datasets are made once with ``sb3_offline.collect`` (ids ``<env>/<protocol>-v0`` in the local Minari
 folder, reused when present); every (setting, algorithm, seed) run writes ``run.json``,

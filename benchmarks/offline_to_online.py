@@ -4,7 +4,7 @@ env steps with ``learn_online`` (its own online schedule: SB3's ``train_freq``/`
 per-episode updates, AWAC's ``online_batch_size``), evaluated every ``--eval-freq`` env steps.
 
     # what RESULTS.md reports on 2 CPU cores (datasets of benchmarks/batch_settings.py, made if missing)
-    python benchmarks/offline_to_online.py --env Pendulum-v1 --setting final --transitions 10000 \\
+    python -m benchmarks.offline_to_online --env Pendulum-v1 --setting final --transitions 10000 \\
         --offline-steps 5000 --online-steps 5000 --seeds 0 1 2 --small-nets
 
 Per algorithm it prints (and writes ``table.md``) the return after the offline phase, after the online phase,

@@ -4,10 +4,10 @@ Off-policy evaluation judged on the checkpoints of the batch-settings benchmark:
 dataset) against the true discounted return rolled out in the env.
 
     # the checkpoints first (the datasets stay in the local Minari folder: keep MINARI_DATASETS_PATH the same)
-    python benchmarks/batch_settings.py --envs Pendulum-v1 --save-checkpoints --output results/batch_settings
-    python benchmarks/ope_checkpoints.py results/batch_settings --fqe-steps 10000 --episodes 10
+    python -m benchmarks.batch_settings --envs Pendulum-v1 --save-checkpoints --output results/batch_settings
+    python -m benchmarks.ope_checkpoints results/batch_settings --fqe-steps 10000 --episodes 10
     # with d3rlpy's FQE beside ours (a Python where d3rlpy 2.8.1 is importable)
-    python benchmarks/ope_checkpoints.py results/batch_settings --d3rlpy
+    python -m benchmarks.ope_checkpoints results/batch_settings --d3rlpy
 
 Input: the ``--output`` folder of ``batch_settings.py``; every finished run ``<env>/<setting>/<algo>/seed<k>/``
 (its ``run.json`` names the dataset) with ``checkpoints/model_<steps>_steps.zip`` is used (``--envs``,

@@ -13,9 +13,9 @@ each optimizer's gradients (read just before its ``step``) and, after the update
 
 Run with a Python where both sb3-offline and d3rlpy import (d3rlpy is no dependency of sb3-offline)::
 
-    python -m venv --system-site-packages /work/d3venv && /work/d3venv/bin/pip install d3rlpy==2.8.1 torch==<ours>
-    /work/d3venv/bin/python benchmarks/plas_parity.py                 # Hopper-v5 random data (bounds [-1, 1])
-    /work/d3venv/bin/python benchmarks/plas_parity.py --data synthetic --small-nets
+    python -m venv --system-site-packages d3venv && d3venv/bin/pip install d3rlpy==2.8.1 torch==<ours>
+    d3venv/bin/python -m benchmarks.plas_parity                 # Hopper-v5 random data (bounds [-1, 1])
+    d3venv/bin/python -m benchmarks.plas_parity --data synthetic --small-nets
 
 Variants (each a fresh pair of models with the same copied weights):
 

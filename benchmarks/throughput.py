@@ -1,10 +1,10 @@
 """
 Gradient updates per second of each sb3-offline algorithm on a synthetic dataset.
 
-    python benchmarks/throughput.py                      # every algorithm at its paper batch size, CPU (+ CUDA)
-    python benchmarks/throughput.py --batch-size 256     # one batch size for all
-    python benchmarks/throughput.py --algos batch_ddpg --batch-size 100 --steps 2000
-    python benchmarks/throughput.py --algos bcq awac plas --small-nets   # batch_settings.py's 64-64 networks
+    python -m benchmarks.throughput                      # every algorithm at its paper batch size, CPU (+ CUDA)
+    python -m benchmarks.throughput --batch-size 256     # one batch size for all
+    python -m benchmarks.throughput --algos batch_ddpg --batch-size 100 --steps 2000
+    python -m benchmarks.throughput --algos bcq awac plas --small-nets   # batch_settings.py's 64-64 networks
 
 The data is Hopper-sized (obs dim 17, action dim 6) random transitions, 1M rows by default, held by
 ``OfflineReplayBuffer`` on the device; networks are each algorithm's defaults. The first
