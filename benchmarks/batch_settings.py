@@ -168,7 +168,7 @@ def run_one_d3rlpy(env_id: str, dataset_id: str, algo: str, seed: int, folder: P
     """``run_one`` for ``algo = "d3rlpy-<ours>"``: d3rlpy's algorithm with our settings, the same outputs."""
     import d3rlpy
 
-    from benchmarks.d3rlpy_compat import train_d3rlpy
+    from benchmarks.d3rlpy_runs import train_d3rlpy
 
     result_path = folder / "run.json"
     if result_path.exists():
@@ -260,14 +260,10 @@ def _aggregate_lines(rows: list[tuple], output: Path) -> list[str]:
     return lines
 
 
-def main(
-    argv: list[str] | None = None,
-    settings: tuple[str, ...] = SETTINGS,
-    envs: tuple[str, ...] = ("Pendulum-v1",),
-    description: str = __doc__ or "",
-    output: str = "results/batch_settings",
-) -> None:
-    """Run the benchmark; ``benchmarks/d4rl_style.py`` calls it with D4RL's dataset kinds."""
+def make_parser(
+    settings: tuple[str, ...], envs: tuple[str, ...], description: str, output: str
+) -> argparse.ArgumentParser:
+    """The command line of :func:`main`, with these defaults."""
     parser = argparse.ArgumentParser(description=description.split("\n\n")[0])
     parser.add_argument("--envs", nargs="+", default=list(envs))
     parser.add_argument("--settings", nargs="+", default=list(settings), choices=[*PROTOCOLS, *MIXTURES])
@@ -293,7 +289,7 @@ def main(
     parser.add_argument(
         "--save-checkpoints",
         action="store_true",
-        help="ours: save the model every --eval-freq steps under <run>/checkpoints (benchmarks/ope_checkpoints.py)",
+        help="ours: save the model every --eval-freq steps under <run>/checkpoints (benchmarks.ope_checkpoints)",
     )
     parser.add_argument("--device", default="auto")
     parser.add_argument("--output", default=output)
@@ -320,80 +316,86 @@ def main(
         help="with --d3rlpy: run only the d3rlpy rows (a second process beside one running ours into the same "
         "--output; a last run with --d3rlpy then finds every run done and prints the whole table)",
     )
-    args = parser.parse_args(argv)
-    output = Path(args.output)
-    run_algos = list(args.algos)
+    return parser
+
+
+def rows_to_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[str]:
+    """``--algos``, with each d3rlpy row right after ours under ``--d3rlpy`` (bcq, d3rlpy-bcq, awac, ...)."""
     if args.d3rlpy_only and not args.d3rlpy:
         parser.error("--d3rlpy-only: expected --d3rlpy as well")
-    if args.d3rlpy:
-        from benchmarks.d3rlpy_compat import D3RLPY_ALGOS, d3rlpy_available
+    if not args.d3rlpy:
+        return list(args.algos)
+    from benchmarks.d3rlpy_compat import D3RLPY_ALGOS, d3rlpy_available
 
-        if not d3rlpy_available():
-            parser.error("--d3rlpy: d3rlpy is not importable in this Python (it is no dependency of sb3-offline)")
-        # each d3rlpy row right after ours: bcq, d3rlpy-bcq, awac, d3rlpy-awac, ...
-        with_d3rlpy = set(D3RLPY_ALGOS if args.d3rlpy_algos is None else args.d3rlpy_algos)
-        run_algos = [
-            name
-            for algo in args.algos
-            for name in (algo, D3RLPY_PREFIX + algo)[: 1 + (algo in D3RLPY_ALGOS and algo in with_d3rlpy)]
+    if not d3rlpy_available():
+        parser.error("--d3rlpy: d3rlpy is not importable in this Python (it is no dependency of sb3-offline)")
+    with_d3rlpy = set(D3RLPY_ALGOS if args.d3rlpy_algos is None else args.d3rlpy_algos)
+    run_algos = [
+        name
+        for algo in args.algos
+        for name in (algo, D3RLPY_PREFIX + algo)[: 1 + (algo in D3RLPY_ALGOS and algo in with_d3rlpy)]
+    ]
+    if args.d3rlpy_only:
+        run_algos = [name for name in run_algos if name.startswith(D3RLPY_PREFIX)]
+    return run_algos
+
+
+def run_setting(env_id: str, setting: str, run_algos: list[str], args: argparse.Namespace, output: Path) -> list[tuple]:
+    """Every run of one (env, setting) (finished ones are read back), its two PNGs; the table rows, one per algo."""
+    dataset_id = ensure_dataset(env_id, setting, args)
+    behaviour = float(np.mean(episode_returns(load_transitions(dataset_id))))
+    scores = reference_scores(dataset_id)
+    curves, value_runs, rows = {}, {}, []
+    for algo in run_algos:
+        name = NAMES.get(algo, algo)
+        run = run_one_d3rlpy if algo.startswith(D3RLPY_PREFIX) else run_one
+        records = []
+        seeds = [
+            seed
+            for seed in args.seeds
+            if not args.table_only or (output / env_id / setting / algo / f"seed{seed}" / "run.json").exists()
         ]
-        if args.d3rlpy_only:
-            run_algos = [name for name in run_algos if name.startswith(D3RLPY_PREFIX)]
-
-    rows = []
-    for env_id in args.envs:
-        for setting in args.settings:
-            dataset_id = ensure_dataset(env_id, setting, args)
-            behaviour = float(np.mean(episode_returns(load_transitions(dataset_id))))
-            scores = reference_scores(dataset_id)
-            curves, value_runs = {}, {}
-            for algo in run_algos:
-                name = NAMES.get(algo, algo)
-                run = run_one_d3rlpy if algo.startswith(D3RLPY_PREFIX) else run_one
-                records = []
-                seeds = [
-                    seed
-                    for seed in args.seeds
-                    if not args.table_only or (output / env_id / setting / algo / f"seed{seed}" / "run.json").exists()
-                ]
-                if not seeds:
-                    continue  # --table-only: no finished run of this algorithm here
-                for seed in seeds:
-                    folder = output / env_id / setting / algo / f"seed{seed}"
-                    records.append(run(env_id, dataset_id, algo, seed, folder, args))
-                    print(f"{env_id} {setting:<10} {algo:<10} seed {seed}: {records[-1]['return']:8.1f}", flush=True)
-                evaluations = [
-                    np.load(output / env_id / setting / algo / f"seed{s}" / "evaluations.npz") for s in seeds
-                ]
-                means = np.mean([e["results"].mean(axis=1) for e in evaluations], axis=0)
-                stds = np.std([e["results"].mean(axis=1) for e in evaluations], axis=0)
-                curves[name] = (evaluations[0]["timesteps"], means, stds)
-                if algo != "bc" and run is run_one:
-                    value_runs[name] = output / env_id / setting / algo / f"seed{seeds[0]}"
-                returns = [r["return"] for r in records]
-                normalized = [r["normalized"] for r in records if r["normalized"] is not None]
-                rows.append(
-                    (
-                        env_id,
-                        setting,
-                        name,
-                        np.mean(returns),
-                        np.std(returns),
-                        normalized,
-                        behaviour,
-                        scores,
-                        np.mean([r["seconds"] for r in records]),
-                        len(seeds),
-                    )
-                )
-            plot_curves(
-                curves,
-                output / f"{env_id}_{setting}_curves.png",
-                title=f"{env_id}, {setting}",
-                baselines={"behaviour (dataset)": behaviour},
+        if not seeds:
+            continue  # --table-only: no finished run of this algorithm here
+        for seed in seeds:
+            folder = output / env_id / setting / algo / f"seed{seed}"
+            records.append(run(env_id, dataset_id, algo, seed, folder, args))
+            print(f"{env_id} {setting:<10} {algo:<10} seed {seed}: {records[-1]['return']:8.1f}", flush=True)
+        evaluations = [np.load(output / env_id / setting / algo / f"seed{s}" / "evaluations.npz") for s in seeds]
+        means = np.mean([e["results"].mean(axis=1) for e in evaluations], axis=0)
+        stds = np.std([e["results"].mean(axis=1) for e in evaluations], axis=0)
+        curves[name] = (evaluations[0]["timesteps"], means, stds)
+        if algo != "bc" and run is run_one:
+            value_runs[name] = output / env_id / setting / algo / f"seed{seeds[0]}"
+        returns = [r["return"] for r in records]
+        normalized = [r["normalized"] for r in records if r["normalized"] is not None]
+        seconds = np.mean([r["seconds"] for r in records])
+        rows.append(
+            (
+                env_id,
+                setting,
+                name,
+                np.mean(returns),
+                np.std(returns),
+                normalized,
+                behaviour,
+                scores,
+                seconds,
+                len(seeds),
             )
-            plot_value_estimates(value_runs, output / f"{env_id}_{setting}_values.png")
+        )
+    plot_curves(
+        curves,
+        output / f"{env_id}_{setting}_curves.png",
+        title=f"{env_id}, {setting}",
+        baselines={"behaviour (dataset)": behaviour},
+    )
+    plot_value_estimates(value_runs, output / f"{env_id}_{setting}_values.png")
+    return rows
 
+
+def table_lines(rows: list[tuple], args: argparse.Namespace) -> list[str]:
+    """The budget line and the table of every (env, setting, algorithm) row."""
     device = (
         th.cuda.get_device_name() if th.cuda.is_available() and args.device != "cpu" else platform.processor() or "CPU"
     )
@@ -416,10 +418,31 @@ def main(
             f"| {env_id} | {setting} | {name} | {n_seeds} | {mean:.1f} ± {std:.1f} | {norm} | {_iqm_cell(normalized)} "
             f"| {behaviour:.1f} | {seconds:.0f} |"
         )
-    lines += _aggregate_lines(rows, output)
+    return lines
+
+
+def main(
+    argv: list[str] | None = None,
+    settings: tuple[str, ...] = SETTINGS,
+    envs: tuple[str, ...] = ("Pendulum-v1",),
+    description: str = __doc__ or "",
+    output: str = "results/batch_settings",
+) -> None:
+    """Run the benchmark; ``benchmarks.d4rl_style`` and ``benchmarks.heterogeneous`` call it with their datasets."""
+    parser = make_parser(settings, envs, description, output)
+    args = parser.parse_args(argv)
+    run_algos = rows_to_run(args, parser)
+    folder = Path(args.output)
+    rows = [
+        row
+        for env_id in args.envs
+        for setting in args.settings
+        for row in run_setting(env_id, setting, run_algos, args, folder)
+    ]
+    lines = table_lines(rows, args) + _aggregate_lines(rows, folder)
     table = "\n".join(lines)
     print(table)
-    write_text(output / "table.md", table + "\n")
+    write_text(folder / "table.md", table + "\n")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ flags: they check each subclass against networks drawn by hand in the order of c
 
 from __future__ import annotations
 
+import ast
 import copy
 import importlib
 import math
@@ -48,7 +49,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BOX_DATASET = ROOT / "tests" / "golden" / "data" / "inverted_pendulum.npz"
 MODULES = sorted(info.name for info in pkgutil.iter_modules(benchmarks.__path__))
 #: modules that are libraries of the scripts, without a command line of their own
-LIBRARIES = {"d3rlpy_compat", "d3rlpy_variants", "variants"}
+LIBRARIES = {"d3rlpy_compat", "d3rlpy_runs", "d3rlpy_variants", "ope_summary", "variants"}
 SMALL = {"awac": dict(net_arch=dict(pi=[16, 16], qf=[16, 16])), "iql": dict(net_arch=[16, 16])}
 
 
@@ -56,6 +57,20 @@ def test_every_module_imports_without_d3rlpy() -> None:
     assert {"batch_settings", "d3rlpy_compat", "throughput", "variants"} <= set(MODULES)
     for name in MODULES:
         importlib.import_module(f"benchmarks.{name}")
+
+
+def test_every_import_of_a_sibling_resolves() -> None:
+    """The imports inside functions too (the d3rlpy paths import their siblings lazily; d3rlpy is not installed)."""
+    missing = []
+    for name in MODULES:
+        tree = ast.parse((ROOT / "benchmarks" / f"{name}.py").read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("benchmarks"):
+                module = importlib.import_module(str(node.module))
+                missing += [
+                    f"{name}:{node.lineno} {node.module}.{a.name}" for a in node.names if not hasattr(module, a.name)
+                ]
+    assert not missing
 
 
 @pytest.mark.parametrize("name", [name for name in MODULES if name not in LIBRARIES])
