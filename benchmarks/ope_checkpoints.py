@@ -1,7 +1,7 @@
 """
 Off-policy evaluation judged on the checkpoints of the batch-settings benchmark: for every checkpoint that
-``benchmarks/batch_settings.py --save-checkpoints`` saved, FQE's estimate of its value (fitted on the run's own
-dataset) against the true discounted return rolled out in the env.
+``python -m benchmarks.batch_settings --save-checkpoints`` saved, FQE's estimate of its value (fitted on the run's
+own dataset) against the true discounted return rolled out in the env.
 
     # the checkpoints first (the datasets stay in the local Minari folder: keep MINARI_DATASETS_PATH the same)
     python -m benchmarks.batch_settings --envs Pendulum-v1 --save-checkpoints --output results/batch_settings
@@ -42,7 +42,7 @@ For every checkpoint (loaded with :func:`sb3_offline.ope.load_model`):
   (a torch batch, in ``d3rlpy/ope/torch/fqe_impl.py``: ``FQEBaseImpl.inner_update``); so our policy is wrapped
   as a ``QLearningAlgoImplBase`` whose ``predict_best_action`` is the checkpoint's deterministic action in
   [-1, 1] (:class:`sb3_offline.ope.EvaluationPolicy`), with no networks of its own. The data is the run's dataset
-  as d3rlpy's ``MDPDataset`` (``benchmarks/d3rlpy_compat.py``'s ``to_mdp_dataset``: actions in [-1, 1], every
+  as d3rlpy's ``MDPDataset`` (``benchmarks/d3rlpy_runs.py``'s ``to_mdp_dataset``: actions in [-1, 1], every
   transition kept, timeouts bootstrapped), sampled with d3rlpy's own ``sample_transition_batch`` and
   ``FQE.update`` (what ``fit`` does, without its logging); values are ``FQE.predict_value(s0, pi(s0))``.
 
