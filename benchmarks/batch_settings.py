@@ -3,9 +3,9 @@ The BCQ paper's batch-settings experiment: BatchDDPG, BC, BCQ, AWAC, PLAS, LAPO,
 Cal-QL trained on datasets made with the ``final``, ``concurrent``, ``imitation`` and ``imperfect`` protocols.
 
     # the paper's budgets (GPU machine; hours)
-    python benchmarks/batch_settings.py --envs Pendulum-v1 Hopper-v5 --transitions 1000000 --steps 300000
+    python -m benchmarks.batch_settings --envs Pendulum-v1 Hopper-v5 --transitions 1000000 --steps 300000
     # what RESULTS.md reports on 2 CPU cores
-    python benchmarks/batch_settings.py --envs Pendulum-v1 --transitions 10000 --steps 5000 --seeds 0 1 2 --small-nets
+    python -m benchmarks.batch_settings --envs Pendulum-v1 --transitions 10000 --steps 5000 --seeds 0 1 2 --small-nets
 
 Datasets are made once with ``sb3_offline.collect`` (ids ``<env>/<protocol>-v0`` in the local Minari
 folder, reused when present); every (setting, algorithm, seed) run writes ``run.json``,
@@ -45,7 +45,7 @@ from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv
 
-from sb3_offline.algorithms import ALGOS
+from benchmarks.variants import VARIANTS, variant
 from sb3_offline.callbacks import ValueEstimateCallback
 from sb3_offline.collect import PROTOCOLS, collect_dataset, default_dataset_id, episode_returns
 from sb3_offline.datasets import Transitions, load_transitions, save_minari
@@ -58,56 +58,6 @@ SETTINGS = ("final", "concurrent", "imitation", "imperfect")
 #: datasets made by concatenating two protocols' datasets (each of ``--transitions``): heterogeneous data
 MIXTURES: dict[str, tuple[str, str]] = {"random-expert": ("random", "expert")}
 ALGO_ORDER = ("batch_ddpg", "bc", "bcq", "awac", "plas", "lapo", "iql", "td3bc", "cql", "calql")
-#: AWAC's initialisation before the authors' on the critics became the default: rlkit's on the actor only
-AWAC_HYBRID: dict[str, Any] = dict(critic_init_w=None)
-#: rows that are one of ALGOS with other settings: name -> (algorithm, constructor kwargs, policy kwargs)
-VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
-    "plas_p": ("plas", dict(perturbation=True), {}),  # PLAS-P: the paper's PLAS with perturbation
-    "awac_linear_mean": (
-        "awac",
-        {},
-        dict(squash_mean=False, init_w=None, critic_init_w=None),
-    ),  # AWAC before rlkit's tanh mean
-    "awac_batch1024": ("awac", dict(batch_size=1024), AWAC_HYBRID),  # AWAC with rlkit's online batch offline too
-    # TD3+BC with alpha 10: on a Box with bound 2 (Pendulum) the objective of d3rlpy's TD3PlusBC, whose BC term is
-    # on [-1, 1] actions (a quarter of ours in the env's units); elsewhere only a 4x larger alpha
-    "td3bc_alpha10": ("td3bc", dict(alpha=10.0), {}),
-    # BCQ with KL weight 2: on a Box with bound 2 (Pendulum) the VAE objective of d3rlpy's BCQ, whose reconstruction
-    # term is on [-1, 1] actions (a quarter of ours in the env's units): (recon_env + 2 KL) / 4 = recon_unit + 0.5 KL
-    "bcq_kl2": ("bcq", dict(kl_weight=2.0), {}),
-    # AWAC with the actor's weight decay 1e-4 / 128: d3rlpy's AWAC sums its actor loss over the batch of 128 (ours,
-    # as rlkit, averages), so the same Adam weight_decay weighs 128 times less against its loss
-    "awac_wd_sum": ("awac", dict(actor_weight_decay=1e-4 / 128), AWAC_HYBRID),
-    # one of d3rlpy's differences each (benchmarks/d3rlpy_variants.py, VARIANT_CLASSES below): PyTorch's
-    # initialisation of the actor (d3rlpy's) instead of rlkit's
-    "awac_torch_init": ("awac", {}, dict(init_w=None, critic_init_w=None)),
-    "awac_d3_target": ("awac", {}, AWAC_HYBRID),
-    "awac_d3_value_unclipped": ("awac", {}, AWAC_HYBRID),
-    "awac_d3_value_after": ("awac", {}, AWAC_HYBRID),
-    "awac_d3_all": ("awac", {}, dict(init_w=None, critic_init_w=None)),
-    # IQL's initialisation before the authors' orthogonal one became the default: rlkit's on the actor (the rlkit
-    # port's), PyTorch's on critics and value; then one of d3rlpy's differences each on top of it
-    "iql_rlkit_init": ("iql", {}, dict(ortho_init=False, init_w=1e-3)),
-    "iql_torch_init": ("iql", {}, dict(ortho_init=False, init_w=None)),
-    # d3rlpy's log sigma: a sigmoid of a parameter into [-5, 2], starting at -1.5 (ours: clipped, starting at 0)
-    "iql_sigmoid_std": ("iql", {}, dict(ortho_init=False, init_w=1e-3, log_std_mode="sigmoid")),
-    "iql_d3_joint": ("iql", {}, dict(ortho_init=False, init_w=1e-3)),
-    "iql_d3_all": ("iql", {}, dict(ortho_init=False, init_w=None, log_std_mode="sigmoid")),
-    "awac_rlkit_hidden_init": ("awac", {}, dict(init_w=None, critic_init_w=None)),
-    "awac_rlkit_last_init": ("awac", {}, dict(init_w=None, critic_init_w=None)),
-    "awac_hybrid_init": ("awac", {}, AWAC_HYBRID),
-}
-#: variants whose update is not ours: the class of benchmarks/d3rlpy_variants.py that builds them
-VARIANT_CLASSES = {
-    "awac_d3_target": "AWACSacTarget",
-    "awac_d3_value_unclipped": "AWACUnclippedValue",
-    "awac_d3_value_after": "AWACValueAfterCritic",
-    "awac_d3_all": "AWACD3rlpy",
-    "iql_d3_joint": "IQLJointStep",
-    "iql_d3_all": "IQLJointStep",
-    "awac_rlkit_hidden_init": "AWACRlkitHiddenInit",
-    "awac_rlkit_last_init": "AWACRlkitLastInit",
-}
 NAMES = {
     "batch_ddpg": "BatchDDPG",
     "bc": "BC",
@@ -119,25 +69,7 @@ NAMES = {
     "td3bc": "TD3+BC",
     "cql": "CQL",
     "calql": "Cal-QL",
-    "plas_p": "PLAS-P",
-    "awac_linear_mean": "AWAC (linear mean)",
-    "awac_batch1024": "AWAC (batch 1024)",
-    "td3bc_alpha10": "TD3+BC (alpha 10)",
-    "bcq_kl2": "BCQ (KL weight 2)",
-    "awac_wd_sum": "AWAC (weight decay / 128)",
-    "awac_torch_init": "AWAC (PyTorch init)",
-    "awac_d3_target": "AWAC (d3rlpy's SAC target)",
-    "awac_d3_value_unclipped": "AWAC (unclipped V sample)",
-    "awac_d3_value_after": "AWAC (V after critic step)",
-    "awac_d3_all": "AWAC (all d3rlpy's differences)",
-    "iql_torch_init": "IQL (PyTorch init)",
-    "iql_sigmoid_std": "IQL (sigmoid log sigma)",
-    "iql_d3_joint": "IQL (d3rlpy's joint step)",
-    "iql_d3_all": "IQL (all d3rlpy's differences)",
-    "awac_rlkit_hidden_init": "AWAC (rlkit init, hidden layers only)",
-    "awac_rlkit_last_init": "AWAC (rlkit init, last layer only)",
-    "iql_rlkit_init": "IQL (rlkit init: the default before the authors' init)",
-    "awac_hybrid_init": "AWAC (rlkit init on the actor only: the default before 2026-12-03)",
+    **{name: row.label for name, row in VARIANTS.items()},
 }
 D3RLPY_PREFIX = "d3rlpy-"  # rows of d3rlpy's algorithms: "d3rlpy-bcq", "d3rlpy-awac", "d3rlpy-plas"
 SMALL_NETS: dict[str, dict[str, Any]] = {
@@ -186,9 +118,10 @@ def run_one(env_id: str, dataset_id: str, algo: str, seed: int, folder: Path, ar
     result_path = folder / "run.json"
     if result_path.exists():
         return json.loads(result_path.read_text())
-    base, extra, policy_extra = VARIANTS.get(algo, (algo, {}, {}))
-    kwargs: dict[str, Any] = dict(extra)
-    kwargs["policy_kwargs"] = {**(SMALL_NETS[base] if args.small_nets else {}), **policy_extra}
+    row = variant(algo)
+    base = row.algo
+    kwargs: dict[str, Any] = dict(row.kwargs)
+    kwargs["policy_kwargs"] = dict(SMALL_NETS[base]) if args.small_nets else {}
     steps = args.steps
     if base == "cql":  # the behaviour-cloning warm-up counts within `steps`
         kwargs["bc_steps"] = args.cql_bc_steps
@@ -197,12 +130,9 @@ def run_one(env_id: str, dataset_id: str, algo: str, seed: int, folder: Path, ar
     if base == "plas":  # the VAE is pre-trained first (its own steps), then the policy gets `steps`
         kwargs["vae_steps"] = args.plas_vae_steps
         steps += args.plas_vae_steps
-    algo_class = ALGOS[base]
-    if algo in VARIANT_CLASSES:
-        from d3rlpy_variants import CLASSES
-
-        algo_class = CLASSES[VARIANT_CLASSES[algo]]
-    model = algo_class("MlpPolicy", gym.make(env_id), dataset=dataset_id, seed=seed, device=args.device, **kwargs)
+    model = row.algorithm_class(
+        row.policy_class, gym.make(env_id), dataset=dataset_id, seed=seed, device=args.device, **kwargs
+    )
     callbacks: list[Any] = [
         EvalCallback(
             Monitor(gym.make(env_id)),
@@ -237,7 +167,8 @@ def run_one(env_id: str, dataset_id: str, algo: str, seed: int, folder: Path, ar
 def run_one_d3rlpy(env_id: str, dataset_id: str, algo: str, seed: int, folder: Path, args: argparse.Namespace) -> dict:
     """``run_one`` for ``algo = "d3rlpy-<ours>"``: d3rlpy's algorithm with our settings, the same outputs."""
     import d3rlpy
-    from d3rlpy_compat import train_d3rlpy
+
+    from benchmarks.d3rlpy_runs import train_d3rlpy
 
     result_path = folder / "run.json"
     if result_path.exists():
@@ -329,14 +260,10 @@ def _aggregate_lines(rows: list[tuple], output: Path) -> list[str]:
     return lines
 
 
-def main(
-    argv: list[str] | None = None,
-    settings: tuple[str, ...] = SETTINGS,
-    envs: tuple[str, ...] = ("Pendulum-v1",),
-    description: str = __doc__ or "",
-    output: str = "results/batch_settings",
-) -> None:
-    """Run the benchmark; ``benchmarks/d4rl_style.py`` calls it with D4RL's dataset kinds."""
+def make_parser(
+    settings: tuple[str, ...], envs: tuple[str, ...], description: str, output: str
+) -> argparse.ArgumentParser:
+    """The command line of :func:`main`, with these defaults."""
     parser = argparse.ArgumentParser(description=description.split("\n\n")[0])
     parser.add_argument("--envs", nargs="+", default=list(envs))
     parser.add_argument("--settings", nargs="+", default=list(settings), choices=[*PROTOCOLS, *MIXTURES])
@@ -362,7 +289,7 @@ def main(
     parser.add_argument(
         "--save-checkpoints",
         action="store_true",
-        help="ours: save the model every --eval-freq steps under <run>/checkpoints (benchmarks/ope_checkpoints.py)",
+        help="ours: save the model every --eval-freq steps under <run>/checkpoints (benchmarks.ope_checkpoints)",
     )
     parser.add_argument("--device", default="auto")
     parser.add_argument("--output", default=output)
@@ -389,80 +316,86 @@ def main(
         help="with --d3rlpy: run only the d3rlpy rows (a second process beside one running ours into the same "
         "--output; a last run with --d3rlpy then finds every run done and prints the whole table)",
     )
-    args = parser.parse_args(argv)
-    output = Path(args.output)
-    run_algos = list(args.algos)
+    return parser
+
+
+def rows_to_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[str]:
+    """``--algos``, with each d3rlpy row right after ours under ``--d3rlpy`` (bcq, d3rlpy-bcq, awac, ...)."""
     if args.d3rlpy_only and not args.d3rlpy:
         parser.error("--d3rlpy-only: expected --d3rlpy as well")
-    if args.d3rlpy:
-        from d3rlpy_compat import D3RLPY_ALGOS, d3rlpy_available
+    if not args.d3rlpy:
+        return list(args.algos)
+    from benchmarks.d3rlpy_compat import D3RLPY_ALGOS, d3rlpy_available
 
-        if not d3rlpy_available():
-            parser.error("--d3rlpy: d3rlpy is not importable in this Python (it is no dependency of sb3-offline)")
-        # each d3rlpy row right after ours: bcq, d3rlpy-bcq, awac, d3rlpy-awac, ...
-        with_d3rlpy = set(D3RLPY_ALGOS if args.d3rlpy_algos is None else args.d3rlpy_algos)
-        run_algos = [
-            name
-            for algo in args.algos
-            for name in (algo, D3RLPY_PREFIX + algo)[: 1 + (algo in D3RLPY_ALGOS and algo in with_d3rlpy)]
+    if not d3rlpy_available():
+        parser.error("--d3rlpy: d3rlpy is not importable in this Python (it is no dependency of sb3-offline)")
+    with_d3rlpy = set(D3RLPY_ALGOS if args.d3rlpy_algos is None else args.d3rlpy_algos)
+    run_algos = [
+        name
+        for algo in args.algos
+        for name in (algo, D3RLPY_PREFIX + algo)[: 1 + (algo in D3RLPY_ALGOS and algo in with_d3rlpy)]
+    ]
+    if args.d3rlpy_only:
+        run_algos = [name for name in run_algos if name.startswith(D3RLPY_PREFIX)]
+    return run_algos
+
+
+def run_setting(env_id: str, setting: str, run_algos: list[str], args: argparse.Namespace, output: Path) -> list[tuple]:
+    """Every run of one (env, setting) (finished ones are read back), its two PNGs; the table rows, one per algo."""
+    dataset_id = ensure_dataset(env_id, setting, args)
+    behaviour = float(np.mean(episode_returns(load_transitions(dataset_id))))
+    scores = reference_scores(dataset_id)
+    curves, value_runs, rows = {}, {}, []
+    for algo in run_algos:
+        name = NAMES.get(algo, algo)
+        run = run_one_d3rlpy if algo.startswith(D3RLPY_PREFIX) else run_one
+        records = []
+        seeds = [
+            seed
+            for seed in args.seeds
+            if not args.table_only or (output / env_id / setting / algo / f"seed{seed}" / "run.json").exists()
         ]
-        if args.d3rlpy_only:
-            run_algos = [name for name in run_algos if name.startswith(D3RLPY_PREFIX)]
-
-    rows = []
-    for env_id in args.envs:
-        for setting in args.settings:
-            dataset_id = ensure_dataset(env_id, setting, args)
-            behaviour = float(np.mean(episode_returns(load_transitions(dataset_id))))
-            scores = reference_scores(dataset_id)
-            curves, value_runs = {}, {}
-            for algo in run_algos:
-                name = NAMES.get(algo, algo)
-                run = run_one_d3rlpy if algo.startswith(D3RLPY_PREFIX) else run_one
-                records = []
-                seeds = [
-                    seed
-                    for seed in args.seeds
-                    if not args.table_only or (output / env_id / setting / algo / f"seed{seed}" / "run.json").exists()
-                ]
-                if not seeds:
-                    continue  # --table-only: no finished run of this algorithm here
-                for seed in seeds:
-                    folder = output / env_id / setting / algo / f"seed{seed}"
-                    records.append(run(env_id, dataset_id, algo, seed, folder, args))
-                    print(f"{env_id} {setting:<10} {algo:<10} seed {seed}: {records[-1]['return']:8.1f}", flush=True)
-                evaluations = [
-                    np.load(output / env_id / setting / algo / f"seed{s}" / "evaluations.npz") for s in seeds
-                ]
-                means = np.mean([e["results"].mean(axis=1) for e in evaluations], axis=0)
-                stds = np.std([e["results"].mean(axis=1) for e in evaluations], axis=0)
-                curves[name] = (evaluations[0]["timesteps"], means, stds)
-                if algo != "bc" and run is run_one:
-                    value_runs[name] = output / env_id / setting / algo / f"seed{seeds[0]}"
-                returns = [r["return"] for r in records]
-                normalized = [r["normalized"] for r in records if r["normalized"] is not None]
-                rows.append(
-                    (
-                        env_id,
-                        setting,
-                        name,
-                        np.mean(returns),
-                        np.std(returns),
-                        normalized,
-                        behaviour,
-                        scores,
-                        np.mean([r["seconds"] for r in records]),
-                        len(seeds),
-                    )
-                )
-            plot_curves(
-                curves,
-                output / f"{env_id}_{setting}_curves.png",
-                title=f"{env_id}, {setting}",
-                baselines={"behaviour (dataset)": behaviour},
+        if not seeds:
+            continue  # --table-only: no finished run of this algorithm here
+        for seed in seeds:
+            folder = output / env_id / setting / algo / f"seed{seed}"
+            records.append(run(env_id, dataset_id, algo, seed, folder, args))
+            print(f"{env_id} {setting:<10} {algo:<10} seed {seed}: {records[-1]['return']:8.1f}", flush=True)
+        evaluations = [np.load(output / env_id / setting / algo / f"seed{s}" / "evaluations.npz") for s in seeds]
+        means = np.mean([e["results"].mean(axis=1) for e in evaluations], axis=0)
+        stds = np.std([e["results"].mean(axis=1) for e in evaluations], axis=0)
+        curves[name] = (evaluations[0]["timesteps"], means, stds)
+        if algo != "bc" and run is run_one:
+            value_runs[name] = output / env_id / setting / algo / f"seed{seeds[0]}"
+        returns = [r["return"] for r in records]
+        normalized = [r["normalized"] for r in records if r["normalized"] is not None]
+        seconds = np.mean([r["seconds"] for r in records])
+        rows.append(
+            (
+                env_id,
+                setting,
+                name,
+                np.mean(returns),
+                np.std(returns),
+                normalized,
+                behaviour,
+                scores,
+                seconds,
+                len(seeds),
             )
-            plot_value_estimates(value_runs, output / f"{env_id}_{setting}_values.png")
+        )
+    plot_curves(
+        curves,
+        output / f"{env_id}_{setting}_curves.png",
+        title=f"{env_id}, {setting}",
+        baselines={"behaviour (dataset)": behaviour},
+    )
+    plot_value_estimates(value_runs, output / f"{env_id}_{setting}_values.png")
+    return rows
 
+
+def table_lines(rows: list[tuple], args: argparse.Namespace) -> list[str]:
+    """The budget line and the table of every (env, setting, algorithm) row."""
     device = (
         th.cuda.get_device_name() if th.cuda.is_available() and args.device != "cpu" else platform.processor() or "CPU"
     )
@@ -485,10 +418,31 @@ def main(
             f"| {env_id} | {setting} | {name} | {n_seeds} | {mean:.1f} ± {std:.1f} | {norm} | {_iqm_cell(normalized)} "
             f"| {behaviour:.1f} | {seconds:.0f} |"
         )
-    lines += _aggregate_lines(rows, output)
+    return lines
+
+
+def main(
+    argv: list[str] | None = None,
+    settings: tuple[str, ...] = SETTINGS,
+    envs: tuple[str, ...] = ("Pendulum-v1",),
+    description: str = __doc__ or "",
+    output: str = "results/batch_settings",
+) -> None:
+    """Run the benchmark; ``benchmarks.d4rl_style`` and ``benchmarks.heterogeneous`` call it with their datasets."""
+    parser = make_parser(settings, envs, description, output)
+    args = parser.parse_args(argv)
+    run_algos = rows_to_run(args, parser)
+    folder = Path(args.output)
+    rows = [
+        row
+        for env_id in args.envs
+        for setting in args.settings
+        for row in run_setting(env_id, setting, run_algos, args, folder)
+    ]
+    lines = table_lines(rows, args) + _aggregate_lines(rows, folder)
     table = "\n".join(lines)
     print(table)
-    write_text(output / "table.md", table + "\n")
+    write_text(folder / "table.md", table + "\n")
 
 
 if __name__ == "__main__":

@@ -39,16 +39,15 @@ Every hyperparameter is read from our own constructors at run time (``inspect.si
 Where d3rlpy's algorithms necessarily differ from ours (none of these can be set through its configs):
 
 - BCQ: one ``n_action_samples`` serves both the target (our ``target_action_samples``, 10) and acting (our
-  ``action_samples``, 100); d3rlpy's default is 100 for both, i.e. 10x our target work in every update.
-  We set it to **10** (our target), so an update does the same work as ours, and :class:`D3rlpyPolicy`
-  switches it to **100** while acting by setting the private ``impl._n_action_samples`` (acting matches ours
-  too; pass ``bcq_acting_samples`` to change that). d3rlpy's perturbation-model loss back-propagates through
-  the VAE decoder (the decoded actions are not detached; only the actor's optimizer steps, so the result is
-  the same, but the backward pass is longer); ours decodes under ``no_grad``.
-  d3rlpy's VAE loss (``compute_vae_error``: MSE plus ``beta`` times the KL averaged over batch and latent
-  dimensions, as ours) is on [-1, 1] actions; ours, as the authors', in the env's units: on a Box with bound
-  ``b`` ours equals d3rlpy's times ``b^2`` with ``kl_weight = 0.5 * b^2`` (Pendulum: 2, the benchmarks'
-  variant ``bcq_kl2``), the same on MuJoCo (bound 1).
+  ``action_samples``, 100); d3rlpy's default is 100 for both, i.e. 10x our target work in every update. We set it to
+  **10** (our target), so an update does the same work as ours, and :class:`~benchmarks.d3rlpy_runs.D3rlpyPolicy`
+  switches it to **100** while acting by setting the private ``impl._n_action_samples`` (acting matches ours too;
+  pass ``bcq_acting_samples`` to change that). d3rlpy's perturbation-model loss back-propagates through the VAE
+  decoder (the decoded actions are not detached; only the actor's optimizer steps, so the result is the same, but
+  the backward pass is longer); ours decodes under ``no_grad``. d3rlpy's VAE loss (``compute_vae_error``: MSE plus
+  ``beta`` times the KL averaged over batch and latent dimensions, as ours) is on [-1, 1] actions; ours, as the
+  authors', in the env's units: on a Box with bound ``b`` ours equals d3rlpy's times ``b^2`` with
+  ``kl_weight = 0.5 * b^2`` (Pendulum: 2, the benchmarks' variant ``bcq_kl2``), the same on MuJoCo (bound 1).
 - AWAC: both Gaussian actors have a ``tanh`` mean (the log-likelihood is of an unsquashed Normal around
   ``tanh(mu)``, as rlkit's); d3rlpy's critic target is SAC's,
   with ``a' ~ tanh(Normal)`` and an entropy term at a fixed temperature ``exp(0) = 1`` (ours: no entropy
@@ -58,7 +57,7 @@ Where d3rlpy's algorithms necessarily differ from ours (none of these can be set
   networks have PyTorch's initialisation (ours rlkit's, as the authors': hidden weights in
   ``+-1/sqrt(out_features)``, biases 0, last layer in ``+-1e-3`` on the actor, ``+-3e-3`` on the critics). Of
   these, the initialisation is what separates the two on Pendulum ``imitation`` (``benchmarks/d3rlpy_variants.py``
-  and RESULTS.md); ``policy_kwargs=dict(init_w=None, critic_init_w=None)`` gives d3rlpy's.
+  and RESULTS.md); the policy ``benchmarks.variants.AWACPyTorchInitPolicy`` gives d3rlpy's.
 - PLAS: d3rlpy 2.8.1's VAE decoder has **no** ``tanh`` (``VAEDecoder.forward`` in
   ``models/torch/imitators.py`` returns the raw linear output when ``with_squash=True``, the default every
   PLAS call uses: the flag is inverted), so its reconstructions, target actions and acted actions are
@@ -94,10 +93,10 @@ Where d3rlpy's algorithms necessarily differ from ours (none of these can be set
   its Cal-QL needs ``sampling="buffer"`` (the ``"arrays"`` batches carry no episodes). Both stop the sum at the
   episode's end, termination or timeout.
 - Data and sampling: d3rlpy keeps episodes of observations and takes ``s'`` from the next row;
-  :func:`to_mdp_dataset` cuts an episode wherever our ``next_observations`` differ from the next row and
-  appends the true final ``s'`` of every episode that does not terminate, so nothing is lost. Batches come
-  from ``ReplayBuffer.sample_transition_batch`` (what ``fit`` uses: a Python loop over the batch on the
-  host), are copied to the device, and every update turns its losses into Python floats (a device sync).
+  :func:`~benchmarks.d3rlpy_runs.to_mdp_dataset` cuts an episode wherever our ``next_observations`` differ from the
+  next row and appends the true final ``s'`` of every episode that does not terminate, so nothing is lost. Batches
+  come from ``ReplayBuffer.sample_transition_batch`` (what ``fit`` uses: a Python loop over the batch on the host),
+  are copied to the device, and every update turns its losses into Python floats (a device sync).
 - Actions: d3rlpy's policies are ``tanh``-bounded, so actions are rescaled to [-1, 1] with the env's
   ``Box`` bounds (as our replay buffer does) before d3rlpy sees them and scaled back when acting.
 - Observations: flat ``Box`` only (no ``Dict`` observations, no features extractor).
@@ -108,17 +107,13 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
-import sys
-import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-#: our algorithms that have a d3rlpy counterpart here (``measure_d3rlpy_updates`` also takes "plas/vae", the VAE phase)
+#: our algorithms with a d3rlpy counterpart here (``d3rlpy_runs.measure_d3rlpy_updates`` also takes "plas/vae")
 D3RLPY_ALGOS = ("bcq", "awac", "plas", "iql", "td3bc", "cql", "calql")
-SAMPLING = ("buffer", "arrays")
 
 
 @functools.cache
@@ -167,7 +162,7 @@ def our_observation_statistics(algo: str, transitions: Any) -> tuple[np.ndarray,
     """
     if not our_defaults(algo).get("normalize_observations", False):
         return None
-    observations = _flat(transitions.observations, "observations").astype(np.float64)
+    observations = flat_observations(transitions.observations, "observations").astype(np.float64)
     return observations.mean(axis=0), observations.std(axis=0)
 
 
@@ -195,10 +190,7 @@ def network_sizes(algo: str, net_arch: list[int] | dict[str, list[int]] | None =
 
 def small_net_arch(algo: str) -> dict[str, Any]:
     """The ``--small-nets`` sizes of ``benchmarks/batch_settings.py`` (``SMALL_NETS[algo]["net_arch"]``)."""
-    here = str(Path(__file__).resolve().parent)
-    if here not in sys.path:
-        sys.path.insert(0, here)
-    from batch_settings import SMALL_NETS
+    from benchmarks.batch_settings import SMALL_NETS
 
     return SMALL_NETS[algo]["net_arch"]
 
@@ -237,9 +229,7 @@ def make_d3rlpy(
     """
     if not d3rlpy_available():
         raise ImportError("d3rlpy is not importable in this Python (it is no dependency of sb3-offline)")
-    import d3rlpy
     from d3rlpy.models.encoders import VectorEncoderFactory
-    from d3rlpy.optimizers import AdamFactory
 
     if algo not in D3RLPY_ALGOS:
         raise ValueError(f"algo: expected one of {D3RLPY_ALGOS}, found {algo!r}")
@@ -257,428 +247,163 @@ def make_d3rlpy(
         actor_encoder_factory=encoder("pi"),
         critic_encoder_factory=encoder("qf"),
     )
-    lr = float(ours["learning_rate"])
-    if algo == "bcq":
-        config = d3rlpy.algos.BCQConfig(
-            **common,
-            actor_learning_rate=lr,
-            critic_learning_rate=lr,
-            imitator_learning_rate=ours["vae_learning_rate"] or lr,
-            imitator_encoder_factory=encoder("vae"),
-            lam=ours["lmbda"],
-            n_action_samples=ours["target_action_samples"],
-            action_flexibility=ours["phi"],
-            beta=ours["kl_weight"],
-            rl_start_step=0,
-        )
-    elif algo == "awac":
-        config = d3rlpy.algos.AWACConfig(
-            **common,
-            actor_learning_rate=ours["actor_learning_rate"],
-            critic_learning_rate=lr,
-            actor_optim_factory=AdamFactory(weight_decay=ours["actor_weight_decay"]),
-            lam=ours["beta"],
-            n_action_samples=1,
-        )
-    elif algo == "iql":
-        from d3rlpy.optimizers.lr_schedulers import CosineAnnealingLRFactory
-        from d3rlpy.preprocessing import ConstantShiftRewardScaler
-
-        decay = ours["actor_lr_decay_steps"]
-        scaler = None
-        if reward_transform is not None and not reward_transform.is_identity:
-            scaler = ConstantShiftRewardScaler(
-                shift=reward_transform.shift, multiplier=reward_transform.scale, multiply_first=True
-            )
-        config = d3rlpy.algos.IQLConfig(
-            **common,
-            actor_learning_rate=ours["actor_learning_rate"],
-            critic_learning_rate=lr,
-            actor_optim_factory=AdamFactory(
-                lr_scheduler_factory=CosineAnnealingLRFactory(T_max=decay) if decay else None
-            ),
-            value_encoder_factory=encoder("vf"),
-            expectile=ours["expectile"],
-            weight_temp=ours["temperature"],
-            max_weight=ours["max_weight"],
-            reward_scaler=scaler,
-        )
-    elif algo in ("cql", "calql"):
-        from sb3_offline.calql.calql import CALQL_INITIAL_ALPHA_PRIME
-        from sb3_offline.common.schedules import initial_value
-        from sb3_offline.cql.policies import CQLPolicy
-
-        if ours["ent_coef"] != "auto" or ours["target_entropy"] != "auto":
-            raise ValueError("d3rlpy's CQL tunes the temperature from 1 towards -|A|; our defaults changed")
-        initial_alpha = (
-            CALQL_INITIAL_ALPHA_PRIME
-            if algo == "calql"
-            else inspect.signature(CQLPolicy.__init__).parameters["initial_alpha_prime"].default
-        )
-        gap = ours["target_action_gap"]
-        actor_lr = float(initial_value(ours["actor_learning_rate"]))
-        config_class = d3rlpy.algos.CQLConfig if algo == "cql" else d3rlpy.algos.CalQLConfig
-        config = config_class(
-            **common,
-            actor_learning_rate=actor_lr,
-            critic_learning_rate=lr,
-            temp_learning_rate=actor_lr,
-            alpha_learning_rate=lr if gap is not None else 0.0,
-            initial_temperature=1.0,
-            initial_alpha=initial_alpha if gap is not None else 1.0,
-            alpha_threshold=gap if gap is not None else 0.0,
-            conservative_weight=ours["alpha_cql"],
-            n_action_samples=ours["n_actions"],
-            soft_q_backup=False,
-            max_q_backup=ours["max_q_backup"],
-        )
-    elif algo == "td3bc":
-        from d3rlpy.preprocessing import StandardObservationScaler
-
-        from sb3_offline.td3bc.td3bc import NORMALIZATION_EPS
-
-        observation_scaler = None
-        if ours["normalize_observations"]:
-            if observation_statistics is None:
-                raise ValueError(
-                    "observation_statistics: expected the dataset's (mean, std) (our TD3+BC normalises observations "
-                    "by default; see our_observation_statistics), found None"
-                )
-            mean, std = observation_statistics
-            observation_scaler = StandardObservationScaler(mean=mean, std=std, eps=NORMALIZATION_EPS)
-        config = d3rlpy.algos.TD3PlusBCConfig(
-            **common,
-            actor_learning_rate=ours["actor_learning_rate"],
-            critic_learning_rate=lr,
-            target_smoothing_sigma=ours["target_policy_noise"],
-            target_smoothing_clip=ours["target_noise_clip"],
-            alpha=ours["alpha"],
-            update_actor_interval=ours["policy_delay"],
-            observation_scaler=observation_scaler,
-        )
-    else:
-        if ours["max_latent_action"] != 2.0 or ours["perturbation"]:
-            raise ValueError("d3rlpy's PLAS hard-codes max latent action 2 and no perturbation; our defaults changed")
-        config = d3rlpy.algos.PLASConfig(
-            **common,
-            actor_learning_rate=ours["actor_learning_rate"],
-            critic_learning_rate=lr,
-            imitator_learning_rate=ours["vae_learning_rate"],
-            imitator_encoder_factory=encoder("vae"),
-            lam=ours["lmbda"],
-            warmup_steps=ours["vae_steps"] if plas_vae_steps is None else plas_vae_steps,
-            beta=ours["kl_weight"],
-        )
+    options = dict(
+        plas_vae_steps=plas_vae_steps, reward_transform=reward_transform, observation_statistics=observation_statistics
+    )
+    config = _CONFIGS[algo](algo, ours, common, encoder, **options)
     return config.create(device=d3rlpy_device(device))
 
 
-# ------------------------------------------------------------------------------------------------- data
-def _box_bounds(action_space: Any, transitions: Any) -> tuple[np.ndarray, np.ndarray]:
-    if action_space is None:
-        if transitions.env_id is None:
-            raise ValueError("action_space: expected the env's Box (the dataset records no env id), found None")
-        import gymnasium as gym
+# Each d3rlpy config from our defaults ``ours``, the ``common`` settings and ``encoder(net_arch key)``; the keyword
+# options are make_d3rlpy's (each config reads the ones it needs).
+def _bcq_config(algo: str, ours: dict, common: dict, encoder: Callable, **_: Any) -> Any:
+    import d3rlpy
 
-        action_space = gym.make(transitions.env_id).action_space
-    low = np.asarray(action_space.low, dtype=np.float32)
-    high = np.asarray(action_space.high, dtype=np.float32)
-    if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high))):
-        raise ValueError(f"action_space: expected finite Box bounds, found {action_space}")
-    return low, high
-
-
-def scale_actions(actions: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
-    """Env units -> [-1, 1] (clipped), as our replay buffer does."""
-    return np.clip(2.0 * (actions - low) / (high - low) - 1.0, -1.0, 1.0).astype(np.float32)
-
-
-def unscale_actions(actions: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
-    """[-1, 1] -> env units."""
-    return np.clip(low + 0.5 * (actions + 1.0) * (high - low), low, high).astype(np.float32)
+    lr = float(ours["learning_rate"])
+    return d3rlpy.algos.BCQConfig(
+        **common,
+        actor_learning_rate=lr,
+        critic_learning_rate=lr,
+        imitator_learning_rate=ours["vae_learning_rate"] or lr,
+        imitator_encoder_factory=encoder("vae"),
+        lam=ours["lmbda"],
+        n_action_samples=ours["target_action_samples"],
+        action_flexibility=ours["phi"],
+        beta=ours["kl_weight"],
+        rl_start_step=0,
+    )
 
 
-def _flat(observations: Any, what: str) -> np.ndarray:
+def _awac_config(algo: str, ours: dict, common: dict, encoder: Callable, **_: Any) -> Any:
+    import d3rlpy
+    from d3rlpy.optimizers import AdamFactory
+
+    return d3rlpy.algos.AWACConfig(
+        **common,
+        actor_learning_rate=ours["actor_learning_rate"],
+        critic_learning_rate=float(ours["learning_rate"]),
+        actor_optim_factory=AdamFactory(weight_decay=ours["actor_weight_decay"]),
+        lam=ours["beta"],
+        n_action_samples=1,
+    )
+
+
+def _iql_config(algo: str, ours: dict, common: dict, encoder: Callable, reward_transform: Any, **_: Any) -> Any:
+    import d3rlpy
+    from d3rlpy.optimizers import AdamFactory
+    from d3rlpy.optimizers.lr_schedulers import CosineAnnealingLRFactory
+    from d3rlpy.preprocessing import ConstantShiftRewardScaler
+
+    decay = ours["actor_lr_decay_steps"]
+    scaler = None
+    if reward_transform is not None and not reward_transform.is_identity:
+        scaler = ConstantShiftRewardScaler(
+            shift=reward_transform.shift, multiplier=reward_transform.scale, multiply_first=True
+        )
+    return d3rlpy.algos.IQLConfig(
+        **common,
+        actor_learning_rate=ours["actor_learning_rate"],
+        critic_learning_rate=float(ours["learning_rate"]),
+        actor_optim_factory=AdamFactory(lr_scheduler_factory=CosineAnnealingLRFactory(T_max=decay) if decay else None),
+        value_encoder_factory=encoder("vf"),
+        expectile=ours["expectile"],
+        weight_temp=ours["temperature"],
+        max_weight=ours["max_weight"],
+        reward_scaler=scaler,
+    )
+
+
+def _cql_config(algo: str, ours: dict, common: dict, encoder: Callable, **_: Any) -> Any:
+    """CQL's or Cal-QL's (``algo``)."""
+    import d3rlpy
+
+    from sb3_offline.calql.calql import CALQL_INITIAL_ALPHA_PRIME
+    from sb3_offline.common.schedules import initial_value
+    from sb3_offline.cql.policies import CQLPolicy
+
+    if ours["ent_coef"] != "auto" or ours["target_entropy"] != "auto":
+        raise ValueError("d3rlpy's CQL tunes the temperature from 1 towards -|A|; our defaults changed")
+    initial_alpha = (
+        CALQL_INITIAL_ALPHA_PRIME
+        if algo == "calql"
+        else inspect.signature(CQLPolicy.__init__).parameters["initial_alpha_prime"].default
+    )
+    gap = ours["target_action_gap"]
+    lr = float(ours["learning_rate"])
+    actor_lr = float(initial_value(ours["actor_learning_rate"]))
+    config_class = d3rlpy.algos.CQLConfig if algo == "cql" else d3rlpy.algos.CalQLConfig
+    return config_class(
+        **common,
+        actor_learning_rate=actor_lr,
+        critic_learning_rate=lr,
+        temp_learning_rate=actor_lr,
+        alpha_learning_rate=lr if gap is not None else 0.0,
+        initial_temperature=1.0,
+        initial_alpha=initial_alpha if gap is not None else 1.0,
+        alpha_threshold=gap if gap is not None else 0.0,
+        conservative_weight=ours["alpha_cql"],
+        n_action_samples=ours["n_actions"],
+        soft_q_backup=False,
+        max_q_backup=ours["max_q_backup"],
+    )
+
+
+def _td3bc_config(algo: str, ours: dict, common: dict, encoder: Callable, observation_statistics: Any, **_: Any) -> Any:
+    import d3rlpy
+    from d3rlpy.preprocessing import StandardObservationScaler
+
+    from sb3_offline.td3bc.td3bc import NORMALIZATION_EPS
+
+    observation_scaler = None
+    if ours["normalize_observations"]:
+        if observation_statistics is None:
+            raise ValueError(
+                "observation_statistics: expected the dataset's (mean, std) (our TD3+BC normalises observations "
+                "by default; see our_observation_statistics), found None"
+            )
+        mean, std = observation_statistics
+        observation_scaler = StandardObservationScaler(mean=mean, std=std, eps=NORMALIZATION_EPS)
+    return d3rlpy.algos.TD3PlusBCConfig(
+        **common,
+        actor_learning_rate=ours["actor_learning_rate"],
+        critic_learning_rate=float(ours["learning_rate"]),
+        target_smoothing_sigma=ours["target_policy_noise"],
+        target_smoothing_clip=ours["target_noise_clip"],
+        alpha=ours["alpha"],
+        update_actor_interval=ours["policy_delay"],
+        observation_scaler=observation_scaler,
+    )
+
+
+def _plas_config(algo: str, ours: dict, common: dict, encoder: Callable, plas_vae_steps: Any, **_: Any) -> Any:
+    import d3rlpy
+
+    if ours["max_latent_action"] != 2.0 or ours["perturbation"]:
+        raise ValueError("d3rlpy's PLAS hard-codes max latent action 2 and no perturbation; our defaults changed")
+    return d3rlpy.algos.PLASConfig(
+        **common,
+        actor_learning_rate=ours["actor_learning_rate"],
+        critic_learning_rate=float(ours["learning_rate"]),
+        imitator_learning_rate=ours["vae_learning_rate"],
+        imitator_encoder_factory=encoder("vae"),
+        lam=ours["lmbda"],
+        warmup_steps=ours["vae_steps"] if plas_vae_steps is None else plas_vae_steps,
+        beta=ours["kl_weight"],
+    )
+
+
+_CONFIGS: dict[str, Callable[..., Any]] = {
+    "bcq": _bcq_config,
+    "awac": _awac_config,
+    "iql": _iql_config,
+    "cql": _cql_config,
+    "calql": _cql_config,
+    "td3bc": _td3bc_config,
+    "plas": _plas_config,
+}
+
+
+def flat_observations(observations: Any, what: str) -> np.ndarray:
     if isinstance(observations, dict):
         raise ValueError(f"{what}: expected a flat Box observation array (d3rlpy bridge), found a dict")
     return np.asarray(observations, dtype=np.float32).reshape(len(observations), -1)
-
-
-def to_mdp_dataset(
-    transitions: Any, action_space: Any = None, exact_next_observations: bool = True
-) -> tuple[Any, np.ndarray, np.ndarray]:
-    """
-    An ``sb3_offline.datasets.Transitions`` as a d3rlpy ``MDPDataset``, actions rescaled to [-1, 1] with the
-    env's bounds (default: ``gym.make(transitions.env_id)``'s): :func:`sb3_offline.datasets.d3rlpy.to_mdp_dataset`
-    (which says how our transitions become d3rlpy's episodes, all of them kept), on flat observations.
-
-    :return: ``(dataset, low, high)``, the env's action bounds used for the scaling
-    """
-    from sb3_offline.datasets.d3rlpy import to_mdp_dataset as as_mdp_dataset
-
-    low, high = _box_bounds(action_space, transitions)
-    _flat(transitions.observations, "observations")  # the bridge's d3rlpy algorithms take flat Box observations
-    dataset = as_mdp_dataset(transitions, _Box(low, high), exact_next_observations=exact_next_observations)
-    return dataset, low, high
-
-
-#: d3rlpy algorithms whose batches need each transition's episode (their returns-to-go): ``"buffer"`` sampling only
-NEEDS_EPISODES = ("calql",)
-
-
-def _check_sampling(algo: str, sampling: str) -> None:
-    if algo in NEEDS_EPISODES and sampling != "buffer":
-        raise ValueError(
-            f"sampling: expected 'buffer' for d3rlpy's {algo} (its returns-to-go come from each transition's "
-            f"episode, which the 'arrays' batches do not carry), found {sampling!r}"
-        )
-
-
-def batch_sampler(
-    transitions: Any,
-    batch_size: int,
-    sampling: str = "buffer",
-    action_space: Any = None,
-    exact: bool = True,
-    dataset: Any = None,
-) -> tuple[Callable[[], Any], int, int]:
-    """
-    A function returning one d3rlpy ``TransitionMiniBatch`` per call, and the shapes ``(obs_dim, action_dim)``.
-
-    ``"buffer"``: d3rlpy's own ``ReplayBuffer.sample_transition_batch`` on :func:`to_mdp_dataset`'s data (what
-    ``fit`` does: ``batch_size`` Python calls per batch). ``"arrays"``: a ``TransitionMiniBatch`` made by
-    indexing our flat arrays with numpy (not a d3rlpy API path; it shows what d3rlpy's update costs without
-    its sampler). ``dataset``: :func:`to_mdp_dataset`'s result made beforehand (``"buffer"`` only), so that
-    several measurements on the same data convert it once.
-    """
-    from d3rlpy.dataset import TransitionMiniBatch
-
-    if sampling == "buffer":
-        if dataset is None:
-            dataset, _, _ = to_mdp_dataset(transitions, action_space, exact_next_observations=exact)
-        obs_dim = int(np.prod(np.shape(transitions.observations)[1:]))
-        action_dim = int(np.prod(np.shape(transitions.actions)[1:]))
-        return (lambda: dataset.sample_transition_batch(batch_size)), obs_dim, action_dim
-    if sampling != "arrays":
-        raise ValueError(f"sampling: expected one of {SAMPLING}, found {sampling!r}")
-    low, high = _box_bounds(action_space, transitions)
-    obs = _flat(transitions.observations, "observations")
-    next_obs = _flat(transitions.next_observations, "next_observations")
-    actions = scale_actions(np.asarray(transitions.actions, dtype=np.float32).reshape(len(obs), -1), low, high)
-    rewards = np.asarray(transitions.rewards, dtype=np.float32).reshape(-1, 1)
-    terminals = np.asarray(transitions.terminations, dtype=np.float32).reshape(-1, 1)
-    intervals = np.ones((batch_size, 1), dtype=np.float32)
-
-    def sample() -> Any:
-        index = np.random.randint(len(obs), size=batch_size)
-        picked = actions[index]
-        return TransitionMiniBatch(
-            observations=obs[index],
-            actions=picked,
-            rewards=rewards[index],
-            next_observations=next_obs[index],
-            next_actions=picked,  # unused by these algorithms
-            terminals=terminals[index],
-            intervals=intervals,
-            transitions=[],
-        )
-
-    return sample, obs.shape[1], actions.shape[1]
-
-
-# ---------------------------------------------------------------------------------------------- acting
-class D3rlpyPolicy:
-    """
-    A trained d3rlpy algorithm as a policy in the env's units: ``policy(obs) -> action`` (one observation,
-    for ``sb3_offline.evaluation.evaluate_callable``) and SB3's ``predict(obs, state, episode_start,
-    deterministic) -> (actions, None)`` (batched, for ``evaluate_policy`` / ``sb3_offline.evaluation.evaluate``).
-
-    :param algo: the d3rlpy algorithm (built)
-    :param low: the env's action lower bound
-    :param high: the env's action upper bound
-    :param acting_samples: BCQ only: candidates per state when acting (d3rlpy's private ``_n_action_samples``
-        is set to it during ``predict`` and restored after); ``None`` leaves d3rlpy's number
-    """
-
-    def __init__(self, algo: Any, low: np.ndarray, high: np.ndarray, acting_samples: int | None = None) -> None:
-        self.algo = algo
-        self.low = low
-        self.high = high
-        self.acting_samples = acting_samples
-
-    def predict(
-        self, observation: Any, state: Any = None, episode_start: Any = None, deterministic: bool = True
-    ) -> tuple[np.ndarray, None]:
-        obs = np.asarray(observation, dtype=np.float32)
-        single = obs.ndim == 1
-        batch = obs.reshape(1 if single else len(obs), -1)
-        impl = self.algo.impl
-        previous = getattr(impl, "_n_action_samples", None)
-        if self.acting_samples is not None and previous is not None:
-            impl._n_action_samples = self.acting_samples
-        try:
-            actions = self.algo.predict(batch)
-        finally:
-            if self.acting_samples is not None and previous is not None:
-                impl._n_action_samples = previous
-        actions = unscale_actions(actions, self.low, self.high)
-        return (actions[0] if single else actions), None
-
-    def __call__(self, observation: Any) -> np.ndarray:
-        return self.predict(observation)[0]
-
-
-# ------------------------------------------------------------------------------------------- throughput
-def measure_d3rlpy_updates(
-    algo: str,
-    transitions: Any,
-    device: str,
-    steps: int,
-    warmup: int,
-    batch_size: int | None,
-    small_nets: bool = False,
-    net_arch: list[int] | dict[str, list[int]] | None = None,
-    sampling: str = "buffer",
-    action_space: Any = None,
-    seed: int = 0,
-    dataset: Any = None,
-) -> float:
-    """
-    Gradient updates per second of d3rlpy's ``algo.update`` on ``transitions``, **sampling included**: each
-    timed step is ``algo.update(sample())`` with ``sample`` from :func:`batch_sampler` (default ``"buffer"``,
-    d3rlpy's ``ReplayBuffer.sample_transition_batch``, i.e. what its ``fit`` does, host-side, then the copy
-    to the device inside ``update``), as our benchmark times our sampling on the device too. The first
-    ``warmup`` updates are not timed. The random data of the throughput benchmark is converted with
-    ``exact_next_observations=False`` (see :func:`to_mdp_dataset`); the work per update does not depend on it.
-
-    :param algo: ``"bcq"``, ``"awac"``, ``"iql"``, ``"td3bc"``, ``"cql"``, ``"calql"`` (``"buffer"`` sampling
-        only: its returns-to-go come from the episodes), ``"plas"`` (policy phase: ``warmup_steps=0``,
-        every timed step a critic + actor update) or ``"plas/vae"`` (VAE phase: ``warmup_steps`` never reached)
-    :param transitions: ``sb3_offline.datasets.Transitions``
-    :param device: our device name
-    :param steps: timed updates
-    :param warmup: untimed updates first
-    :param batch_size: ``None``: our default for ``algo``
-    :param small_nets: ``batch_settings.py``'s ``--small-nets`` sizes (else ``net_arch``, else our defaults)
-    :param net_arch: our ``policy_kwargs["net_arch"]``
-    :param sampling: ``"buffer"`` or ``"arrays"`` (see :func:`batch_sampler`)
-    :param action_space: the env's action ``Box`` (default: ``gym.make(transitions.env_id)``'s)
-    :param seed: d3rlpy's seed
-    :param dataset: ``to_mdp_dataset(transitions, action_space, exact_next_observations=False)[0]`` made
-        beforehand (``"buffer"`` sampling), to convert 1M rows once for several measurements
-    """
-    import d3rlpy
-    import torch as th
-
-    base = "plas" if algo.startswith("plas") else algo
-    _check_sampling(base, sampling)
-    if small_nets:
-        net_arch = small_net_arch(base)
-    vae_steps = (10**9 if algo == "plas/vae" else 0) if base == "plas" else None
-    d3rlpy.seed(seed)
-    transform = our_reward_transform(base, transitions)
-    model = make_d3rlpy(
-        base,
-        device,
-        batch_size,
-        net_arch,
-        plas_vae_steps=vae_steps,
-        reward_transform=transform,
-        observation_statistics=our_observation_statistics(base, transitions),
-    )
-    sample, obs_dim, action_dim = batch_sampler(
-        transitions, model.config.batch_size, sampling, action_space, exact=False, dataset=dataset
-    )
-    model.create_impl((obs_dim,), action_dim)
-    for _ in range(warmup):
-        model.update(sample())
-    cuda = device.startswith("cuda")
-    if cuda:
-        th.cuda.synchronize()
-    start = time.perf_counter()
-    for _ in range(steps):
-        model.update(sample())
-    if cuda:
-        th.cuda.synchronize()
-    return steps / (time.perf_counter() - start)
-
-
-# --------------------------------------------------------------------------------------------- training
-def train_d3rlpy(
-    algo: str,
-    transitions: Any,
-    steps: int,
-    seed: int,
-    device: str = "cpu",
-    small_nets: bool = False,
-    plas_vae_steps: int = 0,
-    *,
-    action_space: Any = None,
-    net_arch: list[int] | dict[str, list[int]] | None = None,
-    batch_size: int | None = None,
-    sampling: str = "buffer",
-    callback: Callable[[int, D3rlpyPolicy], None] | None = None,
-    callback_freq: int = 0,
-    bcq_acting_samples: int | None = None,
-) -> D3rlpyPolicy:
-    """
-    Train d3rlpy's ``algo`` with our defaults on ``transitions`` and return it as a policy (obs -> action in
-    the env's units; see :class:`D3rlpyPolicy`).
-
-    Runs ``steps`` gradient steps (``algo.update`` on batches from d3rlpy's replay buffer, as ``fit`` does,
-    without its logging); PLAS first runs ``plas_vae_steps`` VAE steps (d3rlpy's ``warmup_steps``), then
-    ``steps`` policy steps, as ``benchmarks/batch_settings.py`` runs ours (``vae_steps`` + ``steps``).
-
-    :param algo: ``"bcq"``, ``"awac"``, ``"plas"``, ``"iql"``, ``"td3bc"``, ``"cql"`` or ``"calql"``
-    :param transitions: ``sb3_offline.datasets.Transitions`` (actions in the env's units)
-    :param steps: gradient steps (PLAS: of the policy phase)
-    :param seed: ``d3rlpy.seed`` (Python, numpy and torch generators)
-    :param device: our device name
-    :param small_nets: ``batch_settings.py``'s ``--small-nets`` sizes (else ``net_arch``, else our defaults)
-    :param plas_vae_steps: PLAS's VAE pre-training steps
-    :param action_space: the env's action ``Box`` (default: ``gym.make(transitions.env_id)``'s)
-    :param net_arch: our ``policy_kwargs["net_arch"]``
-    :param batch_size: ``None``: our default for ``algo``
-    :param sampling: ``"buffer"`` (d3rlpy's) or ``"arrays"`` (see :func:`batch_sampler`)
-    :param callback: ``callback(n_updates, policy)`` after every ``callback_freq`` updates (all phases
-        counted, as SB3's ``EvalCallback`` counts ours)
-    :param callback_freq: see ``callback``; 0: never
-    :param bcq_acting_samples: BCQ's candidates when acting (default: our ``action_samples``, 100)
-    """
-    import d3rlpy
-
-    if algo not in D3RLPY_ALGOS:
-        raise ValueError(f"algo: expected one of {D3RLPY_ALGOS}, found {algo!r}")
-    _check_sampling(algo, sampling)
-    if small_nets:
-        net_arch = small_net_arch(algo)
-    d3rlpy.seed(seed)
-    vae_steps = plas_vae_steps if algo == "plas" else 0
-    model = make_d3rlpy(
-        algo,
-        device,
-        batch_size,
-        net_arch,
-        plas_vae_steps=vae_steps if algo == "plas" else None,
-        reward_transform=our_reward_transform(algo, transitions),
-        observation_statistics=our_observation_statistics(algo, transitions),
-    )
-    low, high = _box_bounds(action_space, transitions)
-    box = _Box(low, high)
-    sample, obs_dim, action_dim = batch_sampler(transitions, model.config.batch_size, sampling, box, exact=True)
-    model.create_impl((obs_dim,), action_dim)
-    acting = None
-    if algo == "bcq":
-        acting = our_defaults("bcq")["action_samples"] if bcq_acting_samples is None else bcq_acting_samples
-    policy = D3rlpyPolicy(model, low, high, acting)
-    for update in range(1, vae_steps + steps + 1):
-        model.update(sample())
-        if callback is not None and callback_freq > 0 and update % callback_freq == 0:
-            callback(update, policy)
-    return policy
-
-
-class _Box:
-    """Just the bounds of a ``Box`` (what :func:`_box_bounds` reads)."""
-
-    def __init__(self, low: np.ndarray, high: np.ndarray) -> None:
-        self.low, self.high = low, high

@@ -1,8 +1,9 @@
 """
 Our AWAC and IQL with one of d3rlpy 2.8.1's differences each (``benchmarks/d3rlpy_compat.py`` lists them), to
 find which of them separates the two libraries' results (issue 22: on Pendulum ``imitation`` d3rlpy's AWAC and
-IQL end far above ours at the same settings). Benchmark rows only (``batch_settings.py --algos awac_d3_target
-...``): nothing here is part of the package, and none of these is the authors' algorithm.
+IQL end far above ours at the same settings). Benchmark rows only (``python -m benchmarks.batch_settings --algos
+awac_d3_target ...``, registered in :data:`benchmarks.variants.VARIANTS`): nothing here is part of the package, and
+none of these is the authors' algorithm.
 
 What each class changes, and where d3rlpy does it (``d3rlpy/algos/qlearning/torch/``):
 
@@ -19,10 +20,10 @@ What each class changes, and where d3rlpy does it (``d3rlpy/algos/qlearning/torc
   with ``V`` *before* this step's update, critics and ``V`` stepped together, then the actor with the new ``V``.
   Ours, as the authors: ``V`` first, then the actor, then the critics on the new ``V``.
 
-Network initialisation and IQL's ``log sigma`` parametrisation are policy keyword arguments (``init_w=None``:
-PyTorch's, d3rlpy's; IQL's ``ortho_init``; ``log_std_mode="sigmoid"``): see ``batch_settings.VARIANTS``. Which
-part of rlkit's initialisation matters (``rlkit_init``: hidden weights uniform in ``+-1/sqrt(out_features)``, last
-layer ``+-1e-3``) is separated by :class:`AWACRlkitHiddenInit` and :class:`AWACRlkitLastInit`.
+Network initialisation (PyTorch's, d3rlpy's) and IQL's ``log sigma`` parametrisation (d3rlpy's sigmoid) are
+policy classes of :mod:`benchmarks.variants`. Which part of rlkit's initialisation matters (``rlkit_init``: hidden
+weights uniform in ``+-1/sqrt(out_features)``, last layer ``+-1e-3``) is separated by :class:`AWACRlkitHiddenInit`
+and :class:`AWACRlkitLastInit` (built with :class:`benchmarks.variants.AWACPyTorchInitPolicy`).
 AWAC's and IQL's initialisations as they were before 2026-12-03 are the variants ``awac_hybrid_init`` and
 ``iql_rlkit_init``.
 """
@@ -145,7 +146,7 @@ def _linears(module: nn.Module) -> list[nn.Linear]:
 
 
 class AWACRlkitHiddenInit(AWAC):
-    """AWAC built with ``init_w=None`` (PyTorch's initialisation), then rlkit's on the actor's hidden layers only."""
+    """AWAC with rlkit's initialisation on the actor's hidden layers, over the policy's (benchmarks: PyTorch's)."""
 
     def _setup_model(self) -> None:
         super()._setup_model()
@@ -157,7 +158,7 @@ class AWACRlkitHiddenInit(AWAC):
 
 
 class AWACRlkitLastInit(AWAC):
-    """AWAC built with ``init_w=None`` (PyTorch's initialisation), then rlkit's on the actor's last layer only."""
+    """AWAC with rlkit's initialisation on the actor's last layer, over the policy's (benchmarks: PyTorch's)."""
 
     def _setup_model(self) -> None:
         super()._setup_model()
@@ -165,15 +166,3 @@ class AWACRlkitLastInit(AWAC):
             last = _linears(self.actor.mu)[-1]
             last.weight.uniform_(-1e-3, 1e-3)
             last.bias.zero_()
-
-
-#: variant name -> class, for ``batch_settings.VARIANTS``
-CLASSES = {
-    "AWACSacTarget": AWACSacTarget,
-    "AWACUnclippedValue": AWACUnclippedValue,
-    "AWACValueAfterCritic": AWACValueAfterCritic,
-    "AWACD3rlpy": AWACD3rlpy,
-    "IQLJointStep": IQLJointStep,
-    "AWACRlkitHiddenInit": AWACRlkitHiddenInit,
-    "AWACRlkitLastInit": AWACRlkitLastInit,
-}

@@ -1,8 +1,8 @@
 """
 Peak host memory of reading a dataset file, as a multiple of the file's size.
 
-    python benchmarks/dataset_memory.py                    # 3M HalfCheetah-shaped rows: a 475 MiB file
-    python benchmarks/dataset_memory.py --rows 1000000 --dir /tmp --keep
+    python -m benchmarks.dataset_memory                    # 3M HalfCheetah-shaped rows: a 475 MiB file
+    python -m benchmarks.dataset_memory --rows 1000000 --dir /tmp --keep
 
 Writes synthetic D4RL-style files (obs dim 17, action dim 6, float32 fields, bool flags, 1000-step episodes
 closed by a timeout and a few terminations) under ``--dir`` (not in the repository; removed afterwards unless
@@ -18,8 +18,9 @@ context is made), so only what reading the file costs is counted. Readings:
   dataset is copied into the larger storage, not adopted as it is);
 - ``buffer cuda``: the same on CUDA, when available (host memory only: the device copy is not counted).
 
-Prints a table; nothing here is a test. To compare with another version of the package, run the script with
-``PYTHONPATH`` pointing at that version's source tree.
+Prints a table; nothing here is a test. The readings import the ``sb3_offline`` of the folder the script runs from
+(first on ``sys.path``), so to compare with another version of the package, run ``python -m
+benchmarks.dataset_memory`` from the root of a checkout of that version (with this file copied there if it has none).
 """
 
 from __future__ import annotations

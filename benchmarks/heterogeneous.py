@@ -7,7 +7,7 @@ a unimodal policy averages the modes. Two such datasets, made locally:
 - ``random-expert``: the ``random`` and ``expert`` datasets concatenated (``batch_settings.MIXTURES``).
 
     # what RESULTS.md reports on 2 CPU cores
-    python benchmarks/heterogeneous.py --envs Pendulum-v1 --transitions 10000 --steps 5000 --seeds 0 1 2 \\
+    python -m benchmarks.heterogeneous --envs Pendulum-v1 --transitions 10000 --steps 5000 --seeds 0 1 2 \\
         --small-nets --algos bc bcq awac plas lapo iql td3bc
 
 Arguments, outputs and resuming are those of ``benchmarks/batch_settings.py`` (including ``--d3rlpy``).
@@ -15,7 +15,7 @@ Arguments, outputs and resuming are those of ``benchmarks/batch_settings.py`` (i
 
 from __future__ import annotations
 
-from batch_settings import main
+from benchmarks.batch_settings import main
 
 if __name__ == "__main__":
     main(

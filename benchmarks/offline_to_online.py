@@ -4,7 +4,7 @@ env steps with ``learn_online`` (its own online schedule: SB3's ``train_freq``/`
 per-episode updates, AWAC's ``online_batch_size``), evaluated every ``--eval-freq`` env steps.
 
     # what RESULTS.md reports on 2 CPU cores (datasets of benchmarks/batch_settings.py, made if missing)
-    python benchmarks/offline_to_online.py --env Pendulum-v1 --setting final --transitions 10000 \\
+    python -m benchmarks.offline_to_online --env Pendulum-v1 --setting final --transitions 10000 \\
         --offline-steps 5000 --online-steps 5000 --seeds 0 1 2 --small-nets
 
 Per algorithm it prints (and writes ``table.md``) the return after the offline phase, after the online phase,
@@ -23,10 +23,10 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-from batch_settings import NAMES, SMALL_NETS, _write_record, ensure_dataset, write_text
 from stable_baselines3.common.callbacks import EvalCallback
 from stable_baselines3.common.monitor import Monitor
 
+from benchmarks.batch_settings import NAMES, SMALL_NETS, _write_record, ensure_dataset, write_text
 from sb3_offline.algorithms import ALGOS
 from sb3_offline.evaluation import evaluate
 from sb3_offline.plotting import plot_curves

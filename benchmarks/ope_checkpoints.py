@@ -1,13 +1,13 @@
 """
 Off-policy evaluation judged on the checkpoints of the batch-settings benchmark: for every checkpoint that
-``benchmarks/batch_settings.py --save-checkpoints`` saved, FQE's estimate of its value (fitted on the run's own
-dataset) against the true discounted return rolled out in the env.
+``python -m benchmarks.batch_settings --save-checkpoints`` saved, FQE's estimate of its value (fitted on the run's
+own dataset) against the true discounted return rolled out in the env.
 
     # the checkpoints first (the datasets stay in the local Minari folder: keep MINARI_DATASETS_PATH the same)
-    python benchmarks/batch_settings.py --envs Pendulum-v1 --save-checkpoints --output results/batch_settings
-    python benchmarks/ope_checkpoints.py results/batch_settings --fqe-steps 10000 --episodes 10
+    python -m benchmarks.batch_settings --envs Pendulum-v1 --save-checkpoints --output results/batch_settings
+    python -m benchmarks.ope_checkpoints results/batch_settings --fqe-steps 10000 --episodes 10
     # with d3rlpy's FQE beside ours (a Python where d3rlpy 2.8.1 is importable)
-    python benchmarks/ope_checkpoints.py results/batch_settings --d3rlpy
+    python -m benchmarks.ope_checkpoints results/batch_settings --d3rlpy
 
 Input: the ``--output`` folder of ``batch_settings.py``; every finished run ``<env>/<setting>/<algo>/seed<k>/``
 (its ``run.json`` names the dataset) with ``checkpoints/model_<steps>_steps.zip`` is used (``--envs``,
@@ -42,7 +42,7 @@ For every checkpoint (loaded with :func:`sb3_offline.ope.load_model`):
   (a torch batch, in ``d3rlpy/ope/torch/fqe_impl.py``: ``FQEBaseImpl.inner_update``); so our policy is wrapped
   as a ``QLearningAlgoImplBase`` whose ``predict_best_action`` is the checkpoint's deterministic action in
   [-1, 1] (:class:`sb3_offline.ope.EvaluationPolicy`), with no networks of its own. The data is the run's dataset
-  as d3rlpy's ``MDPDataset`` (``benchmarks/d3rlpy_compat.py``'s ``to_mdp_dataset``: actions in [-1, 1], every
+  as d3rlpy's ``MDPDataset`` (``benchmarks/d3rlpy_runs.py``'s ``to_mdp_dataset``: actions in [-1, 1], every
   transition kept, timeouts bootstrapped), sampled with d3rlpy's own ``sample_transition_batch`` and
   ``FQE.update`` (what ``fit`` does, without its logging); values are ``FQE.predict_value(s0, pi(s0))``.
 
@@ -63,39 +63,25 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
-import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
-import torch as th
 
+from benchmarks.ope_summary import Point, checkpoint_reports, estimate_fields, plot_setting, summary_rows, write_atomic
 from sb3_offline.datasets import Transitions, load_transitions
-from sb3_offline.datasets.writers import atomic_path
-from sb3_offline.ope import FQE, PolicyValueEstimate, as_evaluation_policy, bootstrap_interval, load_model
-from sb3_offline.ope.report import CheckpointReport, RolloutValues, rollout_values, spearman, write_csv
+from sb3_offline.ope import FQE, load_model
+from sb3_offline.ope.report import rollout_values, write_csv
 
 CHECKPOINT = re.compile(r"^model_(\d+)_steps\.zip$")
-#: estimator key -> its name in the table
-ESTIMATORS = {"fqe": "FQE (ours)", "d3rlpy_fqe": "FQE (d3rlpy)"}
-#: start-state convention key -> its name in the table
-STARTS = {"rollout": "rollout starts", "dataset": "dataset starts"}
 D3RLPY_PREFIX = "d3rlpy-"
 
 
 # --------------------------------------------------------------------------------------------- files
-def write_atomic(path: Path, write: Callable[[Path], Any]) -> None:
-    """``write(temporary)``, then the temporary file replaces ``path`` (``sb3_offline``'s ``atomic_path``)."""
-    with atomic_path(path) as temporary:
-        write(temporary)
-
-
 def write_text(path: Path, text: str) -> None:
     write_atomic(path, lambda tmp: tmp.write_text(text))
 
@@ -151,7 +137,10 @@ def find_runs(root: Path, args: argparse.Namespace) -> list[Run]:
             if match:
                 found.append((int(match.group(1)), path))
         if not found:
-            print(f"skipped {folder}: no checkpoints (run batch_settings.py with --save-checkpoints)", flush=True)
+            print(
+                f"skipped {folder}: no checkpoints (run python -m benchmarks.batch_settings with --save-checkpoints)",
+                flush=True,
+            )
             continue
         if "dataset" not in record:
             raise ValueError(f"{record_path}: field 'dataset': expected the run's dataset id, found none")
@@ -195,35 +184,6 @@ def run_data(run: Run, args: argparse.Namespace) -> RunData:
 
 
 # ------------------------------------------------------------------------------------------ estimators
-def estimate_fields(estimate: PolicyValueEstimate) -> dict[str, Any]:
-    return {
-        "value": estimate.value,
-        "ci_low": estimate.ci_low,
-        "ci_high": estimate.ci_high,
-        "confidence": estimate.confidence,
-        "initial_values": [float(v) for v in estimate.initial_values],
-        "gamma": estimate.gamma,
-        "horizon": estimate.horizon,
-        "undiscounted": estimate.undiscounted,
-        "undiscounted_ci": list(estimate.undiscounted_ci) if estimate.undiscounted_ci is not None else None,
-    }
-
-
-def estimate_from_fields(fields: dict[str, Any]) -> PolicyValueEstimate:
-    ci = fields.get("undiscounted_ci")
-    return PolicyValueEstimate(
-        value=float(fields["value"]),
-        ci_low=float(fields["ci_low"]),
-        ci_high=float(fields["ci_high"]),
-        confidence=float(fields["confidence"]),
-        initial_values=np.asarray(fields["initial_values"], dtype=np.float64),
-        gamma=float(fields["gamma"]),
-        horizon=fields.get("horizon"),
-        undiscounted=fields.get("undiscounted"),
-        undiscounted_ci=(float(ci[0]), float(ci[1])) if ci is not None else None,
-    )
-
-
 def ours(model: Any, data: RunData, gamma: float, args: argparse.Namespace) -> dict[str, Any]:
     """Our FQE fitted on the run's dataset: its estimate at the dataset's starts and its values at the rollouts'."""
     fqe = FQE(model, dataset=data.transitions, gamma=gamma, device=args.device, seed=args.seed)
@@ -235,94 +195,13 @@ def ours(model: Any, data: RunData, gamma: float, args: argparse.Namespace) -> d
 
 def d3rlpy_module() -> Any:
     """``d3rlpy`` with its info logging quieted (``benchmarks/d3rlpy_compat.py``), or ``None`` when not importable."""
-    here = str(Path(__file__).resolve().parent)
-    if here not in sys.path:
-        sys.path.insert(0, here)
-    from d3rlpy_compat import d3rlpy_available
+    from benchmarks.d3rlpy_compat import d3rlpy_available
 
     if not d3rlpy_available():
         return None
     import d3rlpy
 
     return d3rlpy
-
-
-def foreign_algo(model: Any, observation_space: gym.Space, action_space: gym.Space, device: str) -> Any:
-    """
-    Our model as the algorithm d3rlpy's FQE evaluates: an object with ``impl`` (a ``QLearningAlgoImplBase``
-    whose ``predict_best_action`` is the model's deterministic action in [-1, 1]) and ``predict`` (numpy).
-    """
-    import dataclasses
-
-    from d3rlpy.algos.qlearning.base import QLearningAlgoImplBase
-    from d3rlpy.torch_utility import Modules
-
-    evaluator = as_evaluation_policy(model, observation_space, action_space)
-
-    @dataclasses.dataclass(frozen=True)
-    class NoModules(Modules):
-        """The wrapped policy has no networks that d3rlpy trains or saves."""
-
-    class PolicyImpl(QLearningAlgoImplBase):
-        def inner_predict_best_action(self, x: Any) -> th.Tensor:
-            return evaluator.actions(x, 1)[:, 0].to(x.device)
-
-        def inner_sample_action(self, x: Any) -> th.Tensor:
-            return self.inner_predict_best_action(x)
-
-        def inner_predict_value(self, x: Any, action: th.Tensor) -> th.Tensor:
-            raise NotImplementedError("the evaluated policy has no Q-function; FQE's is the estimate")
-
-        def inner_update(self, batch: Any, grad_step: int) -> dict[str, float]:
-            raise NotImplementedError("the evaluated policy is fixed")
-
-    shape = tuple(observation_space.shape or ())
-    impl = PolicyImpl(shape, int(np.prod(action_space.shape or ())), NoModules(), device)
-
-    class PolicyAlgo:
-        """What ``d3rlpy.ope.FQE`` reads of the algorithm it evaluates: ``impl``, ``predict``, ``sample_action``."""
-
-        def __init__(self) -> None:
-            self.impl = impl
-
-        def predict(self, x: np.ndarray) -> np.ndarray:
-            return evaluator.actions(th.as_tensor(np.asarray(x, dtype=np.float32)), 1)[:, 0].cpu().numpy()
-
-        sample_action = predict
-
-    return PolicyAlgo()
-
-
-def theirs(model: Any, data: RunData, gamma: float, env_id: str, args: argparse.Namespace) -> dict[str, Any]:
-    """d3rlpy's FQE on the same data, the same steps: its values at the dataset's starts and at the rollouts'."""
-    import d3rlpy
-    from d3rlpy_compat import batch_sampler, d3rlpy_device, to_mdp_dataset
-
-    env = gym.make(env_id)
-    observation_space, action_space = env.observation_space, env.action_space
-    env.close()
-    if data.mdp_dataset is None:
-        data.mdp_dataset = to_mdp_dataset(data.transitions, action_space)[0]
-    config = d3rlpy.ope.FQEConfig(gamma=gamma)
-    sample, obs_dim, action_dim = batch_sampler(
-        data.transitions, config.batch_size, "buffer", action_space, dataset=data.mdp_dataset
-    )
-    device = d3rlpy_device(args.device)
-    d3rlpy.seed(args.seed)
-    algo = foreign_algo(model, observation_space, action_space, device)
-    fqe = d3rlpy.ope.FQE(algo=algo, config=config, device=device)
-    fqe.create_impl((obs_dim,), action_dim)
-    for _ in range(args.fqe_steps):
-        fqe.update(sample())
-
-    def values(states: np.ndarray) -> np.ndarray:
-        states = states.astype(np.float32)
-        return np.asarray(fqe.predict_value(states, algo.predict(states)), dtype=np.float64).reshape(-1)
-
-    initial = values(data.dataset_starts)
-    low, high = bootstrap_interval(initial, 0.95, 1000, args.seed)
-    estimate = PolicyValueEstimate(float(initial.mean()), low, high, 0.95, initial, gamma)
-    return {"dataset": estimate_fields(estimate), "rollout": [float(v) for v in values(data.rollout_starts)]}
 
 
 # ------------------------------------------------------------------------------------------ one checkpoint
@@ -356,7 +235,12 @@ def evaluate_checkpoint(run: Run, steps: int, path: Path, data: RunData, args: a
         if part is not None and part.get("config") == fit_config:
             continue
         start = time.perf_counter()
-        result = ours(model, data, gamma, args) if key == "fqe" else theirs(model, data, gamma, run.env_id, args)
+        if key == "fqe":
+            result = ours(model, data, gamma, args)
+        else:
+            from benchmarks.d3rlpy_runs import d3rlpy_fqe
+
+            result = d3rlpy_fqe(model, data, gamma, run.env_id, args)
         record[key] = {"config": fit_config, **result, "seconds": time.perf_counter() - start}
         save()
     t = record["truth"]
@@ -370,130 +254,12 @@ def evaluate_checkpoint(run: Run, steps: int, path: Path, data: RunData, args: a
     return record
 
 
-# ---------------------------------------------------------------------------------------------- summary
-@dataclass
-class Point:
-    """One checkpoint's numbers."""
-
-    run: Run
-    steps: int
-    path: Path
-    record: dict[str, Any]
-
-    @property
-    def true_discounted(self) -> float:
-        return float(np.mean(self.record["truth"]["discounted"]))
-
-    @property
-    def true_return(self) -> float:
-        return float(np.mean(self.record["truth"]["returns"]))
-
-    def estimate(self, estimator: str, starts: str) -> float:
-        part = self.record[estimator]
-        return float(np.mean(part["rollout"])) if starts == "rollout" else float(part["dataset"]["value"])
-
-
-def regrets(points: list[Point], choose: Callable[[list[Point]], Point]) -> list[float]:
-    """Per run: the true return of its best checkpoint minus that of the one ``choose`` picks."""
-    by_run: dict[str, list[Point]] = {}
-    for point in points:
-        by_run.setdefault(point.run.label, []).append(point)
-    return [max(p.true_return for p in run) - choose(run).true_return for run in by_run.values()]
-
-
-def best_by(estimator: str, starts: str) -> Callable[[list[Point]], Point]:
-    """Picks a run's checkpoint with the highest estimate."""
-
-    def choose(run: list[Point]) -> Point:
-        return max(run, key=lambda point: point.estimate(estimator, starts))
-
-    return choose
-
-
-def summary_rows(env_id: str, setting: str, points: list[Point], estimators: list[str]) -> list[list[str]]:
-    truth = np.array([p.true_discounted for p in points])
-    last = float(np.mean(regrets(points, lambda run: max(run, key=lambda p: p.steps))))
-    n_runs = len({p.run.label for p in points})
-    rows = []
-    for estimator in estimators:
-        for starts in STARTS:
-            values = np.array([p.estimate(estimator, starts) for p in points])
-            picked = float(np.mean(regrets(points, best_by(estimator, starts))))
-            rows.append(
-                [
-                    env_id,
-                    setting,
-                    ESTIMATORS[estimator],
-                    STARTS[starts],
-                    f"{len(points)} ({n_runs} runs)",
-                    f"{spearman(values.tolist(), truth.tolist()):.2f}",
-                    f"{np.mean(np.abs(values - truth)):.2f}",
-                    f"{picked:.1f}",
-                    f"{last:.1f}",
-                ]
-            )
-    return rows
-
-
-def plot_setting(env_id: str, setting: str, points: list[Point], estimators: list[str], path: Path) -> None:
-    """Estimate vs true discounted return, one panel per estimator, one colour per algorithm."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(estimators), figsize=(6 * len(estimators), 5), squeeze=False)
-    algos = list(dict.fromkeys(p.run.algo for p in points))
-    colours = plt.get_cmap("tab10")
-    truth = np.array([p.true_discounted for p in points])
-    for ax, estimator in zip(axes[0], estimators, strict=True):
-        everything = [truth]
-        for index, algo in enumerate(algos):
-            chosen = [p for p in points if p.run.algo == algo]
-            x = np.array([p.true_discounted for p in chosen])
-            for starts, fill in (("rollout", True), ("dataset", False)):
-                y = np.array([p.estimate(estimator, starts) for p in chosen])
-                everything.append(y)
-                ax.scatter(
-                    x,
-                    y,
-                    s=30,
-                    color=colours(index % 10) if fill else "none",
-                    edgecolors=colours(index % 10),
-                    label=f"{algo} ({STARTS[starts]})",
-                )
-        low, high = float(min(v.min() for v in everything)), float(max(v.max() for v in everything))
-        ax.plot([low, high], [low, high], "--", color="gray", linewidth=1, label="estimate = truth")
-        ax.set_xlabel("true discounted return (rolled out)")
-        ax.set_ylabel("estimate of the discounted return")
-        ax.set_title(f"{env_id}, {setting}: {ESTIMATORS[estimator]}", fontsize=10)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
-    plt.close(fig)
-
-
-def checkpoint_reports(points: list[Point]) -> list[CheckpointReport]:
-    """Our FQE's results as the ``sb3-offline ope`` report's rows (for :func:`~sb3_offline.ope.report.write_csv`)."""
-    return [
-        CheckpointReport(
-            label=f"{p.run.label}/{p.path.stem}",
-            path=os.fspath(p.path),
-            algorithm=p.record["algorithm"],
-            estimate=estimate_from_fields(p.record["fqe"]["dataset"]),
-            rollout=RolloutValues(
-                np.asarray(p.record["truth"]["returns"]), np.asarray(p.record["truth"]["discounted"])
-            ),
-        )
-        for p in points
-    ]
-
-
 # ------------------------------------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument("input", help="the --output folder of batch_settings.py run with --save-checkpoints")
+    parser.add_argument(
+        "input", help="the --output folder of python -m benchmarks.batch_settings run with --save-checkpoints"
+    )
     parser.add_argument("--envs", nargs="+", default=None)
     parser.add_argument("--settings", nargs="+", default=None)
     parser.add_argument("--algos", nargs="+", default=None)

@@ -13,9 +13,9 @@ each optimizer's gradients (read just before its ``step``) and, after the update
 
 Run with a Python where both sb3-offline and d3rlpy import (d3rlpy is no dependency of sb3-offline)::
 
-    python -m venv --system-site-packages /work/d3venv && /work/d3venv/bin/pip install d3rlpy==2.8.1 torch==<ours>
-    /work/d3venv/bin/python benchmarks/plas_parity.py                 # Hopper-v5 random data (bounds [-1, 1])
-    /work/d3venv/bin/python benchmarks/plas_parity.py --data synthetic --small-nets
+    python -m venv --system-site-packages d3venv && d3venv/bin/pip install d3rlpy==2.8.1 torch==<ours>
+    d3venv/bin/python -m benchmarks.plas_parity                 # Hopper-v5 random data (bounds [-1, 1])
+    d3venv/bin/python -m benchmarks.plas_parity --data synthetic --small-nets
 
 Variants (each a fresh pair of models with the same copied weights):
 
@@ -38,18 +38,12 @@ import functools
 import importlib
 import logging
 import re
-import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch as th
 from torch import nn
-
-HERE = Path(__file__).resolve().parent
-if str(HERE) not in sys.path:
-    sys.path.insert(0, str(HERE))
 
 VARIANTS = ("as-shipped", "tanh-decoder", "tanh-decoder+own-target-init")
 
@@ -107,8 +101,8 @@ def param_pairs(pairs: dict[str, list[tuple[nn.Linear, nn.Linear]]]) -> dict[str
 
 def build(args: argparse.Namespace, transitions: Any, variant: str) -> tuple[Any, Any, dict]:
     import d3rlpy
-    from d3rlpy_compat import make_d3rlpy
 
+    from benchmarks.d3rlpy_compat import make_d3rlpy
     from sb3_offline import PLAS
 
     kwargs: dict[str, Any] = {}
@@ -209,27 +203,18 @@ def max_diff(a: th.Tensor, b: th.Tensor) -> float:
     return float((a.detach().reshape(-1) - b.detach().reshape(-1)).abs().max())
 
 
-def run_variant(
-    args: argparse.Namespace, transitions: Any, variant: str
-) -> tuple[list[tuple[str, float, float]], dict, Any, Any]:
-    """:return: rows ``(quantity, max |ours - d3rlpy|, max |ours|)``, side information, and both trained models"""
-    import d3rlpy.algos.qlearning.torch.plas_impl as d3_plas_impl
-    import torch.distributions.normal as normal_module
+def batch_source(buffer: Any, batch_size: int, seed: int) -> Callable[[], tuple[Any, Any]]:
+    """
+    ``next_batch() -> (ours, d3rlpy's)``: a batch gathered from our buffer (actions in its [-1, 1] scale, dones =
+    terminations) and the same as d3rlpy's ``TransitionMiniBatch``; one fixed batch, or with
+    ``--new-batch-each-update`` a new one per update, the same for both sides.
+    """
     from d3rlpy.dataset import TransitionMiniBatch
 
-    ours, d3, info = build(args, transitions, variant)
-    our_plas: Any = importlib.import_module(type(ours).__module__)  # where PLAS looks up soft_clipped_target
-    params = param_pairs(layer_pairs(ours, d3))
-    m = d3.impl._modules
-
-    # one fixed batch, gathered from our buffer (actions in its [-1, 1] scale, dones = terminations);
-    # with --new-batch-each-update a new one per update, the same for both sides
-    generator = th.Generator().manual_seed(args.seed)
-    assert ours.replay_buffer is not None
-    buffer = ours.replay_buffer
+    generator = th.Generator().manual_seed(seed)
 
     def next_batch() -> tuple[Any, Any]:
-        idx = th.randint(0, buffer.size(), (args.batch_size,), generator=generator)
+        idx = th.randint(0, buffer.size(), (batch_size,), generator=generator)
         batch = buffer.gather(idx)
         d3_batch = TransitionMiniBatch(
             observations=batch.observations.numpy(),
@@ -238,11 +223,70 @@ def run_variant(
             next_observations=batch.next_observations.numpy(),
             next_actions=batch.actions.numpy(),  # unused by PLAS
             terminals=batch.dones.numpy(),
-            intervals=np.ones((args.batch_size, 1), dtype=np.float32),
+            intervals=np.ones((batch_size, 1), dtype=np.float32),
             transitions=[],
         )
         return batch, d3_batch
 
+    return next_batch
+
+
+def compare_update(
+    tag: str,
+    batch: Any,
+    our_losses: dict,
+    d3_metrics: dict,
+    recorders: tuple[Recorder, Recorder],
+    params: dict[str, list[tuple[th.Tensor, th.Tensor]]],
+    gamma: float,
+    info: dict,
+) -> list[tuple[str, float, float]]:
+    """One update's rows ``(quantity, max |ours - d3rlpy|, max |ours|)``: losses, target, gradients, parameters."""
+    ours_rec, d3_rec = recorders
+    rows: list[tuple[str, float, float]] = []
+    if tag.startswith("vae"):
+        vae_loss = float(our_losses["vae/loss"])
+        rows.append((f"{tag} VAE loss", abs(vae_loss - float(d3_rec.values["vae_loss"])), abs(vae_loss)))
+        networks = ["vae"]
+    else:
+        # d3rlpy's compute_target returns the mixed next Q; the target is r + gamma * (1 - d) * it
+        target = batch.rewards + gamma * (1.0 - batch.dones) * d3_rec.values["next_q_mix"]
+        a = ours_rec.values["target"]
+        rows.append((f"{tag} critic target y", max_diff(a, target), float(a.abs().max())))
+        critic_loss = float(our_losses["critic_loss"])
+        rows.append((f"{tag} critic loss", abs(critic_loss - d3_metrics["critic_loss"]), abs(critic_loss)))
+        actor_loss = float(our_losses["actor_loss"])
+        rows.append((f"{tag} actor loss", abs(actor_loss - d3_metrics["actor_loss"]), abs(actor_loss)))
+        networks = ["critic", "actor"]
+    for name in networks:
+        diffs = [max_diff(ours_rec.grads[name][id(p)], d3_rec.grads[name][id(q)]) for p, q in params[name]]
+        scale = max(float(ours_rec.grads[name][id(p)].abs().max()) for p, _ in params[name])
+        rows.append((f"{tag} {name} gradients", max(diffs), scale))
+    if not tag.startswith("vae") and any(
+        q.grad is not None and float(q.grad.abs().max()) > 0 for _, q in params["vae"]
+    ):
+        info["d3rlpy accumulates decoder gradients in the policy phase (never stepped)"] = True
+    for name, pairs in params.items():
+        diff = max(max_diff(p, q) for p, q in pairs)
+        scale = max(float(p.detach().abs().max()) for p, _ in pairs)
+        rows.append((f"{tag} {name} params after", diff, scale))
+    return rows
+
+
+def run_variant(
+    args: argparse.Namespace, transitions: Any, variant: str
+) -> tuple[list[tuple[str, float, float]], dict, Any, Any]:
+    """:return: rows ``(quantity, max |ours - d3rlpy|, max |ours|)``, side information, and both trained models"""
+    import d3rlpy.algos.qlearning.torch.plas_impl as d3_plas_impl
+    import torch.distributions.normal as normal_module
+
+    ours, d3, info = build(args, transitions, variant)
+    our_plas: Any = importlib.import_module(type(ours).__module__)  # where PLAS looks up soft_clipped_target
+    params = param_pairs(layer_pairs(ours, d3))
+    m = d3.impl._modules
+    assert ours.replay_buffer is not None
+    buffer = ours.replay_buffer
+    next_batch = batch_source(buffer, args.batch_size, args.seed)
     batch, d3_batch = next_batch()
     buffer.sample = lambda batch_size, env=None: batch  # type: ignore[method-assign]
     info["terminations in the (first) batch"] = int(batch.dones.sum())
@@ -281,32 +325,7 @@ def run_variant(
             d3_metrics = d3.update(d3_batch)
             th.randn_like, normal_module._standard_normal = saved_randn_like, saved_standard_normal
 
-            if phase == "vae":
-                vae_loss = float(our_losses["vae/loss"])
-                rows.append((f"{tag} VAE loss", abs(vae_loss - float(d3_rec.values["vae_loss"])), abs(vae_loss)))
-                networks = ["vae"]
-            else:
-                # d3rlpy's compute_target returns the mixed next Q; the target is r + gamma * (1 - d) * it
-                target = batch.rewards + gamma * (1.0 - batch.dones) * d3_rec.values["next_q_mix"]
-                a = ours_rec.values["target"]
-                rows.append((f"{tag} critic target y", max_diff(a, target), float(a.abs().max())))
-                critic_loss = float(our_losses["critic_loss"])
-                rows.append((f"{tag} critic loss", abs(critic_loss - d3_metrics["critic_loss"]), abs(critic_loss)))
-                actor_loss = float(our_losses["actor_loss"])
-                rows.append((f"{tag} actor loss", abs(actor_loss - d3_metrics["actor_loss"]), abs(actor_loss)))
-                networks = ["critic", "actor"]
-            for name in networks:
-                diffs = [max_diff(ours_rec.grads[name][id(p)], d3_rec.grads[name][id(q)]) for p, q in params[name]]
-                scale = max(float(ours_rec.grads[name][id(p)].abs().max()) for p, _ in params[name])
-                rows.append((f"{tag} {name} gradients", max(diffs), scale))
-            if phase == "policy" and any(
-                q.grad is not None and float(q.grad.abs().max()) > 0 for _, q in params["vae"]
-            ):
-                info["d3rlpy accumulates decoder gradients in the policy phase (never stepped)"] = True
-            for name, pairs in params.items():
-                diff = max(max_diff(p, q) for p, q in pairs)
-                scale = max(float(p.detach().abs().max()) for p, _ in pairs)
-                rows.append((f"{tag} {name} params after", diff, scale))
+            rows += compare_update(tag, batch, our_losses, d3_metrics, (ours_rec, d3_rec), params, gamma, info)
         # acting: our predict path vs d3rlpy's predict_best_action, on the batch's observations
         with th.no_grad():
             ours.policy.set_training_mode(False)
@@ -346,7 +365,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
 
-    from d3rlpy_compat import d3rlpy_available
+    from benchmarks.d3rlpy_compat import d3rlpy_available
 
     if not d3rlpy_available():
         parser.error("d3rlpy is not importable in this Python (it is no dependency of sb3-offline)")

@@ -1,10 +1,10 @@
 """
 Gradient updates per second of each sb3-offline algorithm on a synthetic dataset.
 
-    python benchmarks/throughput.py                      # every algorithm at its paper batch size, CPU (+ CUDA)
-    python benchmarks/throughput.py --batch-size 256     # one batch size for all
-    python benchmarks/throughput.py --algos batch_ddpg --batch-size 100 --steps 2000
-    python benchmarks/throughput.py --algos bcq awac plas --small-nets   # batch_settings.py's 64-64 networks
+    python -m benchmarks.throughput                      # every algorithm at its paper batch size, CPU (+ CUDA)
+    python -m benchmarks.throughput --batch-size 256     # one batch size for all
+    python -m benchmarks.throughput --algos batch_ddpg --batch-size 100 --steps 2000
+    python -m benchmarks.throughput --algos bcq awac plas --small-nets   # batch_settings.py's 64-64 networks
 
 The data is Hopper-sized (obs dim 17, action dim 6) random transitions, 1M rows by default, held by
 ``OfflineReplayBuffer`` on the device; networks are each algorithm's defaults. The first
@@ -29,20 +29,14 @@ import argparse
 import platform
 import time
 import warnings
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
 import torch as th
-from d3rlpy_compat import (
-    D3RLPY_ALGOS,
-    NEEDS_EPISODES,
-    SAMPLING,
-    d3rlpy_available,
-    measure_d3rlpy_updates,
-    small_net_arch,
-    to_mdp_dataset,
-)
 
+from benchmarks.d3rlpy_compat import D3RLPY_ALGOS, d3rlpy_available, small_net_arch
+from benchmarks.d3rlpy_runs import NEEDS_EPISODES, SAMPLING, measure_d3rlpy_updates, to_mdp_dataset
 from sb3_offline.algorithms import ALGOS
 from sb3_offline.datasets import Transitions
 
@@ -113,8 +107,8 @@ def measure(
     return steps / (time.perf_counter() - start), model.batch_size
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     choices = sorted([*ALGOS, "plas/vae"])
     parser.add_argument("--algos", nargs="+", default=choices, choices=choices)
     parser.add_argument("--devices", nargs="+", default=["cpu", *(["cuda"] if th.cuda.is_available() else [])])
@@ -128,7 +122,9 @@ def main() -> None:
         help='a Python dict for every algorithm, e.g. "dict(net_arch=dict(pi=[64, 64], qf=[64, 64], vae=[128, 128]))"',
     )
     parser.add_argument(
-        "--small-nets", action="store_true", help="batch_settings.py's 64-64 networks (VAE 128-128), both sides"
+        "--small-nets",
+        action="store_true",
+        help="benchmarks.batch_settings' 64-64 networks (VAE 128-128), both sides",
     )
     parser.add_argument(
         "--d3rlpy",
@@ -142,6 +138,50 @@ def main() -> None:
         choices=SAMPLING,
         help="buffer: d3rlpy's replay buffer (as its fit); arrays: numpy indexing (its update alone)",
     )
+    return parser
+
+
+def table_row(
+    algo: str,
+    device: str,
+    data: Transitions,
+    args: argparse.Namespace,
+    kwargs: dict | None,
+    use_d3rlpy: bool,
+    d3rlpy_data: Any,
+) -> str:
+    """One row of the table: ours (and eagerly on CUDA), and d3rlpy's where it has ``algo``."""
+    base = "plas" if algo == "plas/vae" else algo
+    batch_size = args.batch_size or None
+    rate, shown = measure(algo, device, data, batch_size, args.steps, args.warmup, kwargs)
+    eager, speedup = NONE, NONE
+    if device.startswith("cuda"):  # the same update without CUDA graphs: the eager reference path
+        eager_rate = measure(algo, device, data, batch_size, args.steps, args.warmup, kwargs, cuda_graphs=False)[0]
+        eager, speedup = f"{eager_rate:.1f}", f"{rate / eager_rate:.2f}"
+    theirs, ratio = NONE, NONE
+    sampled = base not in NEEDS_EPISODES or args.d3rlpy_sampling == "buffer"
+    if use_d3rlpy and base in D3RLPY_ALGOS and sampled:
+        d3rlpy_rate = measure_d3rlpy_updates(
+            algo,
+            data,
+            device,
+            args.steps,
+            args.warmup,
+            shown,
+            net_arch=(kwargs or {}).get("net_arch"),
+            sampling=args.d3rlpy_sampling,
+            action_space=HopperShapedEnv.action_space,
+            dataset=d3rlpy_data,
+        )
+        theirs, ratio = f"{d3rlpy_rate:.1f}", f"{rate / d3rlpy_rate:.2f}"
+    return (
+        f"| {algo:<12} | {device:<6} | {shown:>5} | {rate:>10.1f} | {eager:>15} | {speedup:>13} "
+        f"| {theirs:>16} | {ratio:>13} |"
+    )
+
+
+def main() -> None:
+    parser = make_parser()
     args = parser.parse_args()
     if args.small_nets and args.policy_kwargs:
         parser.error("--small-nets and --policy-kwargs: pass one of them")
@@ -155,7 +195,6 @@ def main() -> None:
         d3rlpy_note = f"; d3rlpy skipped (it cannot follow policy kwargs {sorted(set(policy_kwargs) - {'net_arch'})})"
 
     data = synthetic_dataset(args.dataset_size)
-    batch_size = args.batch_size or None
     d3rlpy_data = None
     if use_d3rlpy:
         import d3rlpy
@@ -181,34 +220,7 @@ def main() -> None:
         base = "plas" if algo == "plas/vae" else algo
         kwargs = {"net_arch": small_net_arch(base)} if args.small_nets else policy_kwargs
         for device in args.devices:
-            rate, shown = measure(algo, device, data, batch_size, args.steps, args.warmup, kwargs)
-            eager, speedup = NONE, NONE
-            if device.startswith("cuda"):  # the same update without CUDA graphs: the eager reference path
-                eager_rate = measure(
-                    algo, device, data, batch_size, args.steps, args.warmup, kwargs, cuda_graphs=False
-                )[0]
-                eager, speedup = f"{eager_rate:.1f}", f"{rate / eager_rate:.2f}"
-            theirs, ratio = NONE, NONE
-            sampled = base not in NEEDS_EPISODES or args.d3rlpy_sampling == "buffer"
-            if use_d3rlpy and base in D3RLPY_ALGOS and sampled:
-                d3rlpy_rate = measure_d3rlpy_updates(
-                    algo,
-                    data,
-                    device,
-                    args.steps,
-                    args.warmup,
-                    shown,
-                    net_arch=(kwargs or {}).get("net_arch"),
-                    sampling=args.d3rlpy_sampling,
-                    action_space=HopperShapedEnv.action_space,
-                    dataset=d3rlpy_data,
-                )
-                theirs, ratio = f"{d3rlpy_rate:.1f}", f"{rate / d3rlpy_rate:.2f}"
-            print(
-                f"| {algo:<12} | {device:<6} | {shown:>5} | {rate:>10.1f} | {eager:>15} | {speedup:>13} "
-                f"| {theirs:>16} | {ratio:>13} |",
-                flush=True,
-            )
+            print(table_row(algo, device, data, args, kwargs, use_d3rlpy, d3rlpy_data), flush=True)
 
 
 if __name__ == "__main__":
