@@ -352,7 +352,7 @@ def _td3bc_config(algo: str, ours: dict, common: dict, encoder: Callable, observ
     import d3rlpy
     from d3rlpy.preprocessing import StandardObservationScaler
 
-    from sb3_offline.td3bc.td3bc import NORMALIZATION_EPS
+    from sb3_offline.td3bc import TD3BC
 
     observation_scaler = None
     if ours["normalize_observations"]:
@@ -362,7 +362,7 @@ def _td3bc_config(algo: str, ours: dict, common: dict, encoder: Callable, observ
                 "by default; see our_observation_statistics), found None"
             )
         mean, std = observation_statistics
-        observation_scaler = StandardObservationScaler(mean=mean, std=std, eps=NORMALIZATION_EPS)
+        observation_scaler = StandardObservationScaler(mean=mean, std=std, eps=TD3BC.observation_normalizer[0])
     return d3rlpy.algos.TD3PlusBCConfig(
         **common,
         actor_learning_rate=ours["actor_learning_rate"],

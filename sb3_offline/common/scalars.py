@@ -13,9 +13,9 @@ class LogScalar(nn.Module):
     A positive scalar kept as its log, ``value = exp(log_value)``: SAC's entropy coefficient (SB3's
     ``log_ent_coef``), CQL's Lagrange multiplier (the authors' ``log_alpha_prime``). A module rather than a
     bare parameter, so that it lives in the policy (saved and loaded with it) and carries its own ``optimizer``
-    (built by the policy): named in an algorithm's ``policy_networks``, it gets what every network gets from
-    :class:`~sb3_offline.common.offline_algorithm.OfflineAlgorithm` (its learning-rate schedule, its optimizer
-    in the checkpoint, CUDA graphs).
+    (built by the policy): named in an algorithm's ``networks`` and ``learning_rates()``, it gets what every network
+    gets from :class:`~sb3_offline.common.offline_algorithm.OfflineAlgorithm` (its learning rate, its optimizer in
+    the checkpoint, CUDA graphs).
 
     :param initial_value: the scalar's initial value (> 0)
     """

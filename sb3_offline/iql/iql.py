@@ -53,11 +53,11 @@ class IQL(OfflineAlgorithm):
     ``default_init``): each linear layer orthogonal with gain ``sqrt(2)``, biases 0 (``IQLPolicy``'s
     ``ortho_init``; before 2026-12-03 the actor had rlkit's initialisation, see RESULTS.md).
 
-    The actor's learning rate decays as optax's ``cosine_decay_schedule(-actor_lr, max_steps)`` with
+    The actor's learning rate decays as optax's ``cosine_decay_schedule(-actor_lr, max_steps)`` (the authors') with
     ``max_steps`` = 1M (``train_offline.py``): a
     :class:`~sb3_offline.common.schedules.CosineDecaySchedule` over ``actor_lr_decay_steps`` gradient
     updates, which continues across ``learn`` calls and checkpoints. In ``learn_online`` the actor's
-    learning rate is the constant ``actor_lr`` (its initial value), as ``configs/antmaze_finetune_config.py``
+    learning rate is the constant ``actor_learning_rate`` (its initial value), as ``configs/antmaze_finetune_config.py``
     turns the decay off (``opt_decay_schedule = None``); ``actor_lr_decay_steps=None`` turns it off
     offline too (that config's offline phase).
 
