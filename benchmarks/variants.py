@@ -14,9 +14,9 @@ networks when they were its options (IQL: value, actor, critics, critic targets;
 targets; rlkit's draws on the actor right after the actor's own): every weight and the generator's state afterwards
 are then those of that construction, whatever initialisation (and order) the library uses now. The policy is built
 on the CPU (SB3 moves it to the device afterwards), so the CPU generator is the one that draws.
-``tests/test_benchmarks.py`` checks each against networks drawn by hand in that order (and, while the library
-still has them, against its options ``IQLPolicy(ortho_init=False, init_w=..., log_std_mode=...)`` and
-``AWACPolicy(init_w=None, critic_init_w=None, squash_mean=False)``).
+``tests/test_benchmarks.py`` checks each against networks drawn by hand in that order (each was checked bit for bit
+against the library options it replaced, ``IQLPolicy(ortho_init=False, init_w=..., log_std_mode=...)`` and
+``AWACPolicy(init_w=None, critic_init_w=None, squash_mean=False)``, before they were removed).
 """
 
 from __future__ import annotations

@@ -2,17 +2,15 @@
 ``benchmarks/``: every module imports, every script answers ``python -m benchmarks.<name> --help`` from the
 repository root, and the benchmark variants of :mod:`benchmarks.variants` build the networks they say.
 
-The policy classes of the variants replaced policy flags of the library (``IQLPolicy(ortho_init=False, init_w=...,
-log_std_mode="sigmoid")``, ``AWACPolicy(init_w=None, critic_init_w=None, squash_mean=False)``). The tests marked
-``FLAG PATH`` build a variant the old way, through those flags, and check that the subclass gives bit for bit the
-same parameters, random generator state and first updates; they go when the flags go. The other tests do not use the
-flags: they check each subclass against networks drawn by hand in the order of construction.
+The policy classes of the variants replaced policy flags the library had only for them (``IQLPolicy(ortho_init=False,
+init_w=..., log_std_mode="sigmoid")``, ``AWACPolicy(init_w=None, critic_init_w=None, squash_mean=False)``); before the
+flags went, each class was shown to give bit for bit the parameters, random generator state and first updates the
+flags gave. The tests here check each class against networks drawn by hand in the order of construction.
 """
 
 from __future__ import annotations
 
 import ast
-import copy
 import importlib
 import math
 import os
@@ -133,46 +131,6 @@ def _assert_same_parameters(found: nn.Module, expected: nn.Module) -> None:
     assert list(found_state) == list(expected_state)
     for key, tensor in expected_state.items():
         assert th.equal(found_state[key], tensor), key
-
-
-# FLAG PATH: the library flags each variant used before its policy class (delete with the flags)
-_HYBRID = dict(critic_init_w=None)  # FLAG PATH
-_PYTORCH_AWAC = dict(init_w=None, critic_init_w=None)  # FLAG PATH
-FLAG_KWARGS: dict[str, dict[str, Any]] = {  # FLAG PATH
-    "awac_linear_mean": dict(squash_mean=False, init_w=None, critic_init_w=None),
-    "awac_batch1024": _HYBRID,
-    "awac_wd_sum": _HYBRID,
-    "awac_torch_init": _PYTORCH_AWAC,
-    "awac_d3_target": _HYBRID,
-    "awac_d3_value_unclipped": _HYBRID,
-    "awac_d3_value_after": _HYBRID,
-    "awac_d3_all": _PYTORCH_AWAC,
-    "iql_rlkit_init": dict(ortho_init=False, init_w=1e-3),
-    "iql_torch_init": dict(ortho_init=False, init_w=None),
-    "iql_sigmoid_std": dict(ortho_init=False, init_w=1e-3, log_std_mode="sigmoid"),
-    "iql_d3_joint": dict(ortho_init=False, init_w=1e-3),
-    "iql_d3_all": dict(ortho_init=False, init_w=None, log_std_mode="sigmoid"),
-    "awac_rlkit_hidden_init": _PYTORCH_AWAC,
-    "awac_rlkit_last_init": _PYTORCH_AWAC,
-    "awac_hybrid_init": _HYBRID,
-}
-
-
-def test_every_variant_with_a_policy_class_had_a_flag() -> None:  # FLAG PATH
-    assert {name for name, row in VARIANTS.items() if row.policy is not None} == set(FLAG_KWARGS)
-
-
-@pytest.mark.parametrize("name", sorted(FLAG_KWARGS))  # FLAG PATH
-def test_variant_policy_equals_the_flag_it_replaces(name: str) -> None:
-    """Same seed: every parameter, the generator's state after building, 3 updates' losses and parameters equal."""
-    flagged, flagged_rng = _build(name, "MlpPolicy", FLAG_KWARGS[name])  # FLAG PATH
-    flagged_start = copy.deepcopy(flagged.policy)  # FLAG PATH
-    flagged_losses = _train(flagged)  # FLAG PATH
-    subclass, subclass_rng = _build(name, VARIANTS[name].policy_class, {})  # building seeds every generator again
-    _assert_same_parameters(subclass.policy, flagged_start)
-    assert th.equal(subclass_rng, flagged_rng)
-    assert _train(subclass) == flagged_losses
-    _assert_same_parameters(subclass.policy, flagged.policy)
 
 
 @pytest.mark.parametrize("name", sorted(name for name, row in VARIANTS.items() if row.policy is not None))

@@ -132,10 +132,6 @@ def test_reward_transform_argument(small_pendulum: Transitions, fetch_transition
         (dict(max_weight=0.0), r"max_weight: expected > 0, found 0.0"),
         (dict(actor_lr_decay_steps=0), r"actor_lr_decay_steps: expected None or >= 1 gradient step, found 0"),
         (
-            dict(policy_kwargs=dict(net_arch=[16], init_w=1e-3)),
-            r"init_w: expected None with ortho_init=True \(the orthogonal initialisation .*\), found 0.001",
-        ),
-        (
             dict(normalize_observations=True, policy_kwargs=dict(features_extractor_class=th.nn.Identity)),
             r"features_extractor_class.\]: expected NormalizedFlattenExtractor \(or none\) with "
             r"normalize_observations=True",
@@ -164,11 +160,6 @@ def test_networks_start_with_the_authors_orthogonal_initialisation(small_pendulu
         assert not layer.bias.detach().any()
     for p, q in zip(model.critic.parameters(), model.critic_target.parameters(), strict=True):
         assert th.equal(p, q)
-    # ortho_init=False: PyTorch's initialisation (d3rlpy's), or rlkit's on the actor with init_w
-    pytorch = make(small_pendulum, policy_kwargs=dict(net_arch=[16, 32], ortho_init=False))
-    assert pytorch.actor.mu[0].bias.detach().any()
-    rlkit = make(small_pendulum, policy_kwargs=dict(net_arch=[16, 32], ortho_init=False, init_w=1e-3))
-    assert rlkit.actor.mu[-2].weight.detach().abs().max() <= 1e-3
 
 
 # ------------------------------------------------------------------------------------- the losses
@@ -351,14 +342,6 @@ def test_gaussian_actor_log_std_modes() -> None:
     assert shifted.log_std().detach().numpy() == pytest.approx([-1.0, -1.0])
     with pytest.raises(ValueError, match=r"log_std_mode: expected one of \('sigmoid', 'clip'\), found 'tanh'"):
         GaussianActor(3, 2, [8], log_std_mode="tanh")
-
-
-def test_the_policy_accepts_rlkits_log_std(small_pendulum: Transitions) -> None:
-    model = make(
-        small_pendulum, policy_kwargs=dict(net_arch=[16], log_std_mode="sigmoid", min_log_std=-6.0, max_log_std=0.0)
-    )
-    assert model.actor.log_std().detach().numpy() == pytest.approx([-3.0])
-    model.learn(3)
 
 
 # ------------------------------------------------------------------------- save / load / Dict / online

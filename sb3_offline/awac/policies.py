@@ -17,23 +17,25 @@ from sb3_offline.common.policies import OfflineActorCriticPolicy
 AWAC_NET_ARCH = {"pi": [256, 256, 256, 256], "qf": [256, 256]}
 
 
+#: rlkit's bounds of the last layers' initial weights: ``GaussianPolicy`` (the actor) and ``Mlp`` (the critics)
+ACTOR_INIT_W, CRITIC_INIT_W = 1e-3, 3e-3
+
+
 class AWACPolicy(OfflineActorCriticPolicy):
     """
     The networks of AWAC (Nair, Gupta, Dalal, Levine 2020): a Gaussian actor (no target copy) and
     two critics with targets. ``predict(deterministic=True)`` returns the mean,
     ``deterministic=False`` a clipped sample (what online fine-tuning explores with).
 
+    Initialised as the authors' (rlkit, as ``awac1.py`` builds its networks): the actor's hidden weights in
+    ``+-1/sqrt(out_features)``, biases 0, last-layer weights in ``+-1e-3`` (``GaussianPolicy``); the critics the same
+    with ``+-3e-3`` (``ConcatMlp``, its ``Mlp`` default).
+
     :param observation_space: observation space (``Box``, or ``Dict`` with ``MultiInputPolicy``)
     :param action_space: action space (a bounded ``Box``)
     :param lr_schedule: learning rate schedule of the critics
     :param min_log_std: lower bound of the actor's ``log sigma``
     :param max_log_std: upper bound of the actor's ``log sigma``
-    :param squash_mean: ``tanh`` on the actor's mean (rlkit); ``False``: a linear mean clipped when acting
-    :param init_w: rlkit's initialisation of the actor (hidden weights in ``+-1/sqrt(out_features)``, biases 0),
-        its last-layer weights in ``+-init_w`` (rlkit's ``GaussianPolicy``: 1e-3); ``None``: PyTorch's initialisation
-    :param critic_init_w: rlkit's initialisation of the critics, their last-layer weights in ``+-critic_init_w``
-        (rlkit's ``ConcatMlp``, as ``awac1.py`` builds the Q-functions: its ``Mlp`` default 3e-3); ``None``: PyTorch's
-        (d3rlpy's with ``init_w=None`` too)
     :param kwargs: :class:`~sb3_offline.common.policies.OfflineActorCriticPolicy`'s arguments
         (``net_arch`` default ``dict(pi=[256] * 4, qf=[256, 256])``, ``actor_optimizer_kwargs``, ...)
     """
@@ -49,27 +51,15 @@ class AWACPolicy(OfflineActorCriticPolicy):
         lr_schedule: Schedule,
         min_log_std: float = -6.0,
         max_log_std: float = 0.0,
-        squash_mean: bool = True,
-        init_w: float | None = 1e-3,
-        critic_init_w: float | None = 3e-3,
         **kwargs: Any,
     ) -> None:
-        if critic_init_w is not None and not critic_init_w >= 0:
-            raise ValueError(
-                "critic_init_w: expected None or >= 0 (a bound of the critics' last-layer weights), "
-                f"found {critic_init_w}"
-            )
         super().__init__(observation_space, action_space, lr_schedule, **kwargs)
         self.min_log_std = min_log_std
         self.max_log_std = max_log_std
-        self.squash_mean = squash_mean
-        self.init_w = init_w
-        self.critic_init_w = critic_init_w
         self._build(lr_schedule)
-        if critic_init_w is not None:
-            for q_net in self.critic.q_networks:
-                rlkit_init(q_net, critic_init_w)
-            self.critic_target.load_state_dict(self.critic.state_dict())
+        for q_net in self.critic.q_networks:
+            rlkit_init(q_net, CRITIC_INIT_W)
+        self.critic_target.load_state_dict(self.critic.state_dict())
 
     def _build_actor(self, features_dim: int) -> GaussianActor:
         return GaussianActor(
@@ -79,8 +69,7 @@ class AWACPolicy(OfflineActorCriticPolicy):
             self.activation_fn,
             self.min_log_std,
             self.max_log_std,
-            self.squash_mean,
-            self.init_w,
+            init_w=ACTOR_INIT_W,
         )
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
@@ -88,9 +77,6 @@ class AWACPolicy(OfflineActorCriticPolicy):
         data.update(
             min_log_std=self.min_log_std,
             max_log_std=self.max_log_std,
-            squash_mean=self.squash_mean,
-            init_w=self.init_w,
-            critic_init_w=self.critic_init_w,
         )
         return data
 

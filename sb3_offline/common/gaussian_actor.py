@@ -34,8 +34,7 @@ class GaussianActor(nn.Module):
 
     The density is a plain Gaussian, so the dataset's actions on the bounds (saturated controllers)
     have a finite likelihood. Samples are clipped to [-1, 1] (SB3's action scale) when acted on or
-    fed to the critics, as rlkit's ``NormalizedBoxEnv`` clips them. ``squash_mean=False`` replaces the
-    ``tanh`` by a linear mean clipped to [-1, 1] when acting (no longer rlkit's policy).
+    fed to the critics, as rlkit's ``NormalizedBoxEnv`` clips them.
 
     :param features_dim: size of the state features
     :param action_dim: size of the action
@@ -43,7 +42,6 @@ class GaussianActor(nn.Module):
     :param activation_fn: activation function
     :param min_log_std: lower bound of ``log sigma``
     :param max_log_std: upper bound of ``log sigma``
-    :param squash_mean: ``tanh`` on the mean (rlkit)
     :param init_w: bound of the last layer's initial weights (rlkit: 1e-3); ``None``: PyTorch's initialisation
     :param log_std_mode: ``"sigmoid"`` (rlkit) or ``"clip"`` (IQL's authors), see above
     """
@@ -58,7 +56,6 @@ class GaussianActor(nn.Module):
         activation_fn: type[nn.Module] = nn.ReLU,
         min_log_std: float = -6.0,
         max_log_std: float = 0.0,
-        squash_mean: bool = True,
         init_w: float | None = 1e-3,
         log_std_mode: str = "sigmoid",
     ) -> None:
@@ -70,7 +67,7 @@ class GaussianActor(nn.Module):
         if init_w is not None and not init_w >= 0:
             raise ValueError(f"init_w: expected None or >= 0 (a bound of the last layer's weights), found {init_w}")
         self.mu = nn.Sequential(
-            *create_mlp(features_dim, action_dim, list(net_arch), activation_fn, squash_output=squash_mean)
+            *create_mlp(features_dim, action_dim, list(net_arch), activation_fn, squash_output=True)
         )
         if init_w is not None:
             rlkit_init(self.mu, init_w)

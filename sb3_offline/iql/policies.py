@@ -32,8 +32,7 @@ class IQLPolicy(OfflineActorCriticPolicy):
 
     Every linear layer (actor, critics, value, the last layers included) starts orthogonal with gain
     ``sqrt(2)`` and zero bias, the authors' ``default_init`` (``ikostrikov/implicit_q_learning`` commit e3d4e61,
-    ``common.py``, used by ``policy.py`` and ``value_net.py``); ``ortho_init=False`` keeps PyTorch's
-    initialisation (d3rlpy's), or rlkit's on the actor with ``init_w``.
+    ``common.py``, used by ``policy.py`` and ``value_net.py``).
 
     :param observation_space: observation space (``Box``, or ``Dict`` with ``MultiInputPolicy``)
     :param action_space: action space (a bounded ``Box``)
@@ -42,11 +41,6 @@ class IQLPolicy(OfflineActorCriticPolicy):
         ``dict(pi=[...], qf=[...], vf=[...])``; default 256-256 for all three
     :param min_log_std: lower bound of the actor's ``log sigma``
     :param max_log_std: upper bound of the actor's ``log sigma``
-    :param log_std_mode: ``"clip"`` (the authors') or ``"sigmoid"`` (rlkit's, as AWAC)
-    :param squash_mean: ``tanh`` on the actor's mean (both the authors and rlkit)
-    :param ortho_init: the authors' orthogonal initialisation of every network (see above)
-    :param init_w: with ``ortho_init=False``: rlkit's initialisation of the actor, last-layer weights in
-        ``+-init_w`` (rlkit's IQL port: 1e-3); ``None``: PyTorch's
     :param kwargs: :class:`~sb3_offline.common.policies.OfflineActorCriticPolicy`'s arguments
         (``actor_optimizer_kwargs``, ``features_extractor_class``, ...)
     """
@@ -64,10 +58,6 @@ class IQLPolicy(OfflineActorCriticPolicy):
         net_arch: list[int] | dict[str, list[int]] | None = None,
         min_log_std: float = -5.0,
         max_log_std: float = 2.0,
-        log_std_mode: str = "clip",
-        squash_mean: bool = True,
-        ortho_init: bool = True,
-        init_w: float | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(observation_space, action_space, lr_schedule, net_arch=net_arch, **kwargs)
@@ -75,19 +65,9 @@ class IQLPolicy(OfflineActorCriticPolicy):
             self.net_arch["vf"] = list(net_arch)
         self.min_log_std = min_log_std
         self.max_log_std = max_log_std
-        self.log_std_mode = log_std_mode
-        self.squash_mean = squash_mean
-        if ortho_init and init_w is not None:
-            raise ValueError(
-                f"init_w: expected None with ortho_init=True (the orthogonal initialisation replaces rlkit's), "
-                f"found {init_w}"
-            )
-        self.ortho_init = ortho_init
-        self.init_w = init_w
         self._build(lr_schedule)
-        if ortho_init:
-            orthogonal_init(self.actor.mu, self.critic, self.value)
-            self.critic_target.load_state_dict(self.critic.state_dict())
+        orthogonal_init(self.actor.mu, self.critic, self.value)
+        self.critic_target.load_state_dict(self.critic.state_dict())
 
     def _build_extra(self, features_dim: int, lr_schedule: Schedule) -> None:
         self.value = ValueNetwork(features_dim, self.net_arch["vf"], self.activation_fn)
@@ -105,9 +85,8 @@ class IQLPolicy(OfflineActorCriticPolicy):
             self.activation_fn,
             self.min_log_std,
             self.max_log_std,
-            self.squash_mean,
-            self.init_w,
-            self.log_std_mode,
+            init_w=None,  # orthogonal_init replaces PyTorch's, after every network is built
+            log_std_mode="clip",
         )
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
@@ -115,10 +94,6 @@ class IQLPolicy(OfflineActorCriticPolicy):
         data.update(
             min_log_std=self.min_log_std,
             max_log_std=self.max_log_std,
-            log_std_mode=self.log_std_mode,
-            squash_mean=self.squash_mean,
-            ortho_init=self.ortho_init,
-            init_w=self.init_w,
         )
         return data
 
