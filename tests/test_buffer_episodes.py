@@ -75,8 +75,9 @@ TERMS, TRUNCS = [2], [6]
 def test_episode_index_by_hand() -> None:
     buffer = make_buffer(hand_transitions(REWARDS, TERMS, TRUNCS), online_capacity=4)
     assert buffer.n_episodes == 3
-    assert buffer.episode_ids.dtype == th.int64 and buffer.episode_ids.shape == (14,)
-    assert buffer.episode_ids.tolist() == [0, 0, 0, 1, 1, 1, 1, 2, 2, 2, -1, -1, -1, -1]
+    # the online rows are made by the first online transition: until then, the dataset's rows only
+    assert buffer.episode_ids.dtype == th.int64 and buffer.episode_ids.shape == (10,)
+    assert buffer.episode_ids.tolist() == [0, 0, 0, 1, 1, 1, 1, 2, 2, 2]
     assert buffer.episode_starts.tolist() == [0, 3, 7] and buffer.episode_starts.dtype == th.int64
     assert buffer.episode_lengths.tolist() == [3, 4, 3] and buffer.episode_lengths.dtype == th.int64
     # closed at the end by a flag: no empty extra episode
@@ -230,7 +231,7 @@ def test_lapo_max_rules_by_hand(pendulum_transitions: Transitions) -> None:
 @pytest.mark.parametrize(
     ("spec", "match"),
     [
-        ("iql", r"reward_transform: expected one of \['iql_locomotion', 'antmaze', 'max', 'max_abs'\], found 'iql'"),
+        ("iql", r"reward_transform: expected one of \['antmaze', 'iql_locomotion', 'max', 'max_abs'\], found 'iql'"),
         (3, "reward_transform: expected None, a RewardTransform"),
         (dict(scale=2.0, offset=1.0), r"reward_transform: expected a dict with keys 'scale' and 'shift', found keys"),
         (dict(scale=0.0), "reward_transform: expected a finite, non-zero scale, found scale=0.0"),
@@ -447,8 +448,7 @@ def test_on_cuda() -> None:
 
 def test_her_buffer_keeps_its_own_episodes(fetch_transitions: Transitions, fetch_env_spaces) -> None:
     """OfflineHerReplayBuffer (a subclass) gets the episode index too, and its online add still works."""
-    from sb3_offline.her import OfflineHerReplayBuffer
-    from sb3_offline.her.her_replay_buffer import FetchReward
+    from sb3_offline.her import FetchReward, OfflineHerReplayBuffer
 
     obs_space, act_space = fetch_env_spaces
     buffer = OfflineHerReplayBuffer(

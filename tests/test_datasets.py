@@ -1044,7 +1044,7 @@ def test_offline_buffer_from_a_file_stores_without_copies(
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr("sb3_offline.datasets.loaders.load_hdf5", spy(load_hdf5, read))
-        mp.setattr("sb3_offline.buffers.validate_transitions", spy(validate_transitions, validated))
+        mp.setattr("sb3_offline.buffers.offline.validate_transitions", spy(validate_transitions, validated))
         buffer = offline_buffer(tmp_path / "d.hdf5", *spaces, online_capacity=online_capacity)
     assert buffer.buffer_size == 1000 + online_capacity
     for name in ("observations", "next_observations", "actions", "rewards", "dones", "timeouts"):

@@ -10,7 +10,8 @@ policy HER's input normalisation with statistics from the dataset.
 
 from sb3_offline.her.collect import collect_fetch_dataset, episode_success_rate, train_her_agent
 from sb3_offline.her.evaluation import evaluate_success_rate
-from sb3_offline.her.her_replay_buffer import FetchReward, OfflineHerReplayBuffer
+from sb3_offline.her.goals import FetchReward
+from sb3_offline.her.her_replay_buffer import OfflineHerReplayBuffer
 from sb3_offline.her.normalization import NormalizedCombinedExtractor, normalizer_kwargs
 
 __all__ = [

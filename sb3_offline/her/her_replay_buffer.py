@@ -20,85 +20,8 @@ from stable_baselines3.her.her_replay_buffer import HerReplayBuffer
 from sb3_offline.buffers import OfflineReplayBuffer
 from sb3_offline.datasets.loaders import DatasetSource
 from sb3_offline.datasets.transitions import Transitions
-from sb3_offline.datasets.validation import DEFAULT_ACTION_BOUND_TOLERANCE, DatasetValidationError
-
-#: The keys a goal-conditioned observation must have (gymnasium-robotics' ``GoalEnv`` layout).
-GOAL_KEYS = ("achieved_goal", "desired_goal")
-
-
-class FetchReward:
-    """
-    The reward of the gymnasium-robotics Fetch tasks, computed on the device from goal tensors:
-    ``-(||achieved - desired|| > distance_threshold)`` for ``"sparse"``, ``-||achieved - desired||`` for
-    ``"dense"`` (``fetch_env.py``, ``MujocoFetchEnv.compute_reward``). Passed as
-    ``compute_reward=FetchReward(...)`` to :class:`OfflineHerReplayBuffer`, it replaces the call to
-    ``env.compute_reward`` (numpy, on the host) so that sampling a batch never leaves the device.
-
-    :param distance_threshold: the env's ``distance_threshold`` (0.05 in every Fetch task)
-    :param reward_type: the env's ``reward_type``, ``"sparse"`` or ``"dense"``
-    """
-
-    def __init__(self, distance_threshold: float = 0.05, reward_type: str = "sparse") -> None:
-        if reward_type not in ("sparse", "dense"):
-            raise ValueError(f"reward_type: expected 'sparse' or 'dense', found {reward_type!r}")
-        self.distance_threshold = float(distance_threshold)
-        self.reward_type = reward_type
-
-    @classmethod
-    def from_env(cls, env: gym.Env | VecEnv) -> FetchReward:
-        """Read ``distance_threshold`` and ``reward_type`` from a Fetch env (or the first env of a VecEnv)."""
-        try:
-            if isinstance(env, VecEnv):
-                threshold, reward_type = (
-                    env.get_attr(name, indices=[0])[0] for name in ("distance_threshold", "reward_type")
-                )
-            else:
-                threshold, reward_type = (env.get_wrapper_attr(name) for name in ("distance_threshold", "reward_type"))
-        except AttributeError as error:
-            raise ValueError(
-                f"env: expected a Fetch env (attributes 'distance_threshold' and 'reward_type'), found {env!r}"
-            ) from error
-        return cls(float(threshold), str(reward_type))
-
-    def __call__(self, achieved_goal: th.Tensor, desired_goal: th.Tensor) -> th.Tensor:
-        distance = th.linalg.vector_norm(achieved_goal - desired_goal, dim=-1)
-        if self.reward_type == "sparse":
-            return -(distance > self.distance_threshold).to(th.float32)
-        return -distance
-
-    def __repr__(self) -> str:
-        return f"FetchReward(distance_threshold={self.distance_threshold}, reward_type={self.reward_type!r})"
-
-
-def _episode_index(transitions: Transitions) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per row: the row of its episode's first transition, the episode's length, and its step in it."""
-    n = len(transitions)
-    start, length, step = np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n, np.int64)
-    for part in transitions.episode_slices():
-        start[part] = part.start
-        length[part] = part.stop - part.start
-        step[part] = np.arange(part.stop - part.start)
-    return start, length, step
-
-
-def _check_goal_continuity(transitions: Transitions) -> None:
-    """Inside an episode, row ``i + 1`` must start where row ``i`` ended (HER draws goals along the episode)."""
-    observations, next_observations = transitions.observations, transitions.next_observations
-    assert isinstance(observations, dict) and isinstance(next_observations, dict)
-    inside = ~transitions.episode_ends[:-1]  # row i and row i + 1 are in the same episode
-    for key in GOAL_KEYS:
-        following = np.asarray(observations[key][1:], dtype=np.float32)[inside]
-        reached = np.asarray(next_observations[key][:-1], dtype=np.float32)[inside]
-        close = np.isclose(following, reached, rtol=1e-5, atol=1e-6).reshape(len(following), -1).all(axis=1)
-        if not close.all():
-            row = int(np.flatnonzero(inside)[np.flatnonzero(~close)[0]])
-            raise DatasetValidationError(
-                transitions.source,
-                f"observations/{key}",
-                f"row {row + 1} equal to next_observations/{key} of row {row} (the same episode)",
-                f"{np.asarray(observations[key][row + 1])} vs {np.asarray(next_observations[key][row])}",
-                hint="HER needs whole episodes in order: are episode ends (terminations/truncations) missing?",
-            )
+from sb3_offline.datasets.validation import DEFAULT_ACTION_BOUND_TOLERANCE
+from sb3_offline.her.goals import GOAL_KEYS, _check_goal_continuity, _episode_index
 
 
 class OfflineHerReplayBuffer(OfflineReplayBuffer, HerReplayBuffer):  # type: ignore[misc]
@@ -243,6 +166,8 @@ class OfflineHerReplayBuffer(OfflineReplayBuffer, HerReplayBuffer):  # type: ign
             action_bound_tolerance=action_bound_tolerance,
             download=download,
         )
+        if self.dataset_size == 0:
+            self._set_episode_rows(*(th.zeros(self.buffer_size, dtype=th.int64, device=self.device) for _ in range(3)))
 
     # ------------------------------------------------------------------------------------- storage
     def set_env(self, env: VecEnv | gym.Env) -> None:  # type: ignore[override]
@@ -259,25 +184,29 @@ class OfflineHerReplayBuffer(OfflineReplayBuffer, HerReplayBuffer):  # type: ign
             )
         self.env = env
 
-    def _allocate(self, capacity: int) -> None:
-        super()._allocate(capacity)
-        # Per row: the row of its episode's first transition, the episode's length (0: not sampleable:
-        # an online episode still running, or overwritten) and the row's step in the episode.
-        self.ep_start = th.zeros(capacity, dtype=th.int64, device=self.device)
-        self.ep_length = th.zeros(capacity, dtype=th.int64, device=self.device)
-        self.ep_step = th.zeros(capacity, dtype=th.int64, device=self.device)
-
-    def _write_dataset(self, transitions: Transitions, owned: bool = False) -> None:
+    def _store_dataset(self, transitions: Transitions, owned: bool) -> None:
         _check_goal_continuity(transitions)
-        super()._write_dataset(transitions, owned)
-        n = len(transitions)
-        for name, values in zip(("ep_start", "ep_length", "ep_step"), _episode_index(transitions), strict=True):
-            getattr(self, name)[:n] = th.as_tensor(values, device=self.device)
+        super()._store_dataset(transitions, owned)
+        self._set_episode_rows(*(th.as_tensor(values, device=self.device) for values in _episode_index(transitions)))
+
+    def _set_episode_rows(self, start: th.Tensor, length: th.Tensor, step: th.Tensor) -> None:
+        """
+        Per row: the row of its episode's first transition, the episode's length (0: not sampleable: an online
+        episode still running, or overwritten) and the row's step in the episode.
+        """
+        self.ep_start, self.ep_length, self.ep_step = start, length, step
+
+    def _make_online_rows(self) -> None:
+        extra = self.buffer_size - len(self.ep_start)
+        if extra > 0:
+            zeros = th.zeros(extra, dtype=th.int64, device=self.device)
+            self._set_episode_rows(*(th.cat([rows, zeros]) for rows in (self.ep_start, self.ep_length, self.ep_step)))
+        super()._make_online_rows()
 
     @property
     def _ring_rows(self) -> int:
         """Rows of the online ring actually used (whole steps of ``n_envs`` rows)."""
-        return (self.online_capacity // self.n_envs) * self.n_envs
+        return self.ring.rows_per_env * self.n_envs
 
     def _episode_rows(self, start: th.Tensor, steps: th.Tensor) -> th.Tensor:
         """
@@ -306,7 +235,7 @@ class OfflineHerReplayBuffer(OfflineReplayBuffer, HerReplayBuffer):  # type: ign
         their episodes as SB3's ``HerReplayBuffer.add`` does: an episode can be sampled once it is done;
         an old episode the ring starts to overwrite can no longer be.
         """
-        first = self.dataset_size + self._online_pos
+        first = self.ring.next_start()
         super().add(obs, next_obs, action, reward, done, infos)  # type: ignore[arg-type]
         rows = th.arange(first, first + self.n_envs, device=self.device)
         # an old complete episode being overwritten: drop all of it

@@ -19,7 +19,7 @@ from gymnasium import spaces
 from sb3_offline.common.normalization import NormalizedCombinedExtractor
 from sb3_offline.datasets.loaders import DatasetSource, load_transitions
 from sb3_offline.datasets.transitions import Transitions
-from sb3_offline.her.her_replay_buffer import GOAL_KEYS
+from sb3_offline.her.goals import GOAL_KEYS
 
 
 def normalizer_kwargs(
