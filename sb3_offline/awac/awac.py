@@ -5,14 +5,12 @@ from __future__ import annotations
 from typing import Any, ClassVar, TypeVar
 
 import torch as th
-from stable_baselines3.common.buffers import ReplayBuffer
-from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.policies import BasePolicy, ContinuousCritic
 from stable_baselines3.common.type_aliases import DictReplayBufferSamples, GymEnv, ReplayBufferSamples, Schedule
 
 from sb3_offline.awac.policies import AWACPolicy, GaussianActor, MlpPolicy, MultiInputPolicy
 from sb3_offline.common.critics import critic_loss, critic_values, soft_clipped_target
-from sb3_offline.common.offline_algorithm import OfflineAlgorithm, Update, base_arguments
+from sb3_offline.common.offline_algorithm import OfflineAlgorithm, Update
 from sb3_offline.common.schedules import LearningRate
 from sb3_offline.common.training import minimize
 from sb3_offline.common.weights import softmax_weights
@@ -62,25 +60,14 @@ class AWAC(OfflineAlgorithm):
     :param actor_learning_rate: actor learning rate
     :param beta: advantage temperature (the paper's lambda)
     :param actor_weight_decay: weight decay of the actor's Adam
-    :param buffer_size: rows for online transitions after the dataset (``learn_online``)
-    :param learning_starts: env steps before training in ``learn_online``
     :param batch_size: minibatch size of offline training (``learn``)
     :param online_batch_size: minibatch size of fine-tuning (``learn_online``)
     :param tau: target update rate
     :param gamma: discount factor
-    :param train_freq: for ``learn_online``: update every ``train_freq`` env steps
-    :param gradient_steps: for ``learn_online``: gradient steps per update
-    :param action_noise: for ``learn_online`` (none by default: the Gaussian explores)
-    :param replay_buffer_class: defaults to ``OfflineReplayBuffer``
-    :param replay_buffer_kwargs: keyword arguments of the replay buffer
-    :param policy_kwargs: keyword arguments of the policy (``net_arch``, ``min_log_std``, ...)
-    :param stats_window_size: window for rollout logging (``learn_online``)
-    :param tensorboard_log: the log location for tensorboard (if None, no logging)
-    :param verbose: 0 no output, 1 info, 2 debug
-    :param device: ``"auto"``, ``"cpu"`` or ``"cuda"``
-    :param seed: seed for the pseudo random generators
-    :param cuda_graphs: on CUDA, replay each offline update as one captured CUDA graph (``False``: eager)
-    :param _init_setup_model: whether to build the networks on creation
+    :param kwargs: the other arguments of :class:`~sb3_offline.common.offline_algorithm.OfflineAlgorithm`
+        (``buffer_size``, ``learning_starts``, ``train_freq``, ``gradient_steps``, ``action_noise``, ``policy_kwargs``,
+        ``replay_buffer_class``, ``replay_buffer_kwargs``, ``tensorboard_log``, ``verbose``, ``device``, ``seed``,
+        ``cuda_graphs``, ...), with its defaults
     """
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
@@ -103,25 +90,11 @@ class AWAC(OfflineAlgorithm):
         actor_learning_rate: float = 3e-4,
         beta: float = 2.0,
         actor_weight_decay: float = 1e-4,
-        buffer_size: int = 1_000_000,
-        learning_starts: int = 0,
         batch_size: int = 128,
         online_batch_size: int = 1024,
         tau: float = 5e-3,
         gamma: float = 0.99,
-        train_freq: int | tuple[int, str] = 1,
-        gradient_steps: int = 1,
-        action_noise: ActionNoise | None = None,
-        replay_buffer_class: type[ReplayBuffer] | None = None,
-        replay_buffer_kwargs: dict[str, Any] | None = None,
-        policy_kwargs: dict[str, Any] | None = None,
-        stats_window_size: int = 100,
-        tensorboard_log: str | None = None,
-        verbose: int = 0,
-        device: th.device | str = "auto",
-        seed: int | None = None,
-        cuda_graphs: bool = True,
-        _init_setup_model: bool = True,
+        **kwargs: Any,
     ) -> None:
         if beta <= 0:
             raise ValueError(f"beta: expected > 0, found {beta}")
@@ -129,7 +102,9 @@ class AWAC(OfflineAlgorithm):
         self.actor_learning_rate = actor_learning_rate
         self.actor_weight_decay = actor_weight_decay
         self.online_batch_size = online_batch_size
-        super().__init__(policy, env, learning_rate, **base_arguments(locals()))
+        super().__init__(
+            policy, env, learning_rate, dataset=dataset, batch_size=batch_size, tau=tau, gamma=gamma, **kwargs
+        )
 
     def compute_critic_target(self, data: ReplayBufferSamples | DictReplayBufferSamples) -> th.Tensor:
         """``r + gamma * (1 - termination) * min_j Q'_j(s', a')`` with ``a' ~ pi(s')``: no entropy term."""

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, TypeVar
 
-import torch as th
-from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, Schedule
 from stable_baselines3.td3.policies import Actor
 
 from sb3_offline.bc.policies import BCPolicy, MlpPolicy, MultiInputPolicy
 from sb3_offline.common.actions import action_squared_error
-from sb3_offline.common.offline_algorithm import OfflineAlgorithm, Update, base_arguments
+from sb3_offline.common.offline_algorithm import OfflineAlgorithm, Update
 from sb3_offline.common.schedules import LearningRate
 from sb3_offline.common.training import minimize
 from sb3_offline.datasets.loaders import DatasetSource
@@ -36,22 +34,12 @@ class BC(OfflineAlgorithm):
     :param env: the environment (``None``: recovered from the dataset)
     :param dataset: the data (Minari id or ``MinariDataset``, ``.hdf5``/``.npz``/SB3 ``.pkl`` path, ``Transitions``)
     :param learning_rate: learning rate (constant or schedule)
-    :param buffer_size: rows for online transitions after the dataset (``learn_online``)
-    :param learning_starts: env steps before training in ``learn_online``
     :param batch_size: minibatch size
     :param gamma: unused by the loss; kept for SB3's interface
-    :param train_freq: for ``learn_online``
-    :param gradient_steps: for ``learn_online``
-    :param replay_buffer_class: defaults to ``OfflineReplayBuffer``
-    :param replay_buffer_kwargs: keyword arguments of the replay buffer
-    :param policy_kwargs: keyword arguments of the policy
-    :param stats_window_size: window for rollout logging (``learn_online``)
-    :param tensorboard_log: the log location for tensorboard (if None, no logging)
-    :param verbose: 0 no output, 1 info, 2 debug
-    :param device: ``"auto"``, ``"cpu"`` or ``"cuda"``
-    :param seed: seed for the pseudo random generators
-    :param cuda_graphs: on CUDA, replay each offline update as one captured CUDA graph (``False``: eager)
-    :param _init_setup_model: whether to build the networks on creation
+    :param kwargs: the other arguments of :class:`~sb3_offline.common.offline_algorithm.OfflineAlgorithm`
+        (``buffer_size``, ``learning_starts``, ``train_freq``, ``gradient_steps``, ``action_noise``, ``policy_kwargs``,
+        ``replay_buffer_class``, ``replay_buffer_kwargs``, ``tensorboard_log``, ``verbose``, ``device``, ``seed``,
+        ``cuda_graphs``, ...), with its defaults
     """
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
@@ -69,24 +57,11 @@ class BC(OfflineAlgorithm):
         env: GymEnv | str | None,
         dataset: DatasetSource | None = None,
         learning_rate: float | Schedule = 1e-3,
-        buffer_size: int = 0,
-        learning_starts: int = 0,
         batch_size: int = 100,
         gamma: float = 0.99,
-        train_freq: int | tuple[int, str] = 1,
-        gradient_steps: int = 1,
-        replay_buffer_class: type[ReplayBuffer] | None = None,
-        replay_buffer_kwargs: dict[str, Any] | None = None,
-        policy_kwargs: dict[str, Any] | None = None,
-        stats_window_size: int = 100,
-        tensorboard_log: str | None = None,
-        verbose: int = 0,
-        device: th.device | str = "auto",
-        seed: int | None = None,
-        cuda_graphs: bool = True,
-        _init_setup_model: bool = True,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(policy, env, learning_rate, **base_arguments(locals()))
+        super().__init__(policy, env, learning_rate, dataset=dataset, batch_size=batch_size, gamma=gamma, **kwargs)
 
     def learning_rates(self) -> dict[str, LearningRate | None]:
         return {"actor": None}

@@ -5,14 +5,12 @@ from __future__ import annotations
 from typing import Any, ClassVar, TypeVar
 
 import torch as th
-from stable_baselines3.common.buffers import ReplayBuffer
-from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.policies import BasePolicy, ContinuousCritic
 from stable_baselines3.common.type_aliases import GymEnv, Schedule
 
 from sb3_offline.bcq.policies import BCQPolicy, MlpPolicy, MultiInputPolicy
 from sb3_offline.common.critics import critic_loss, critic_values, q1_values, soft_clipped_target
-from sb3_offline.common.offline_algorithm import OfflineAlgorithm, Update, base_arguments
+from sb3_offline.common.offline_algorithm import OfflineAlgorithm, Update
 from sb3_offline.common.perturbation import PerturbationActor
 from sb3_offline.common.schedules import LearningRate
 from sb3_offline.common.training import minimize
@@ -49,8 +47,6 @@ class BCQ(OfflineAlgorithm):
     :param learning_rate: learning rate of the critics (constant or schedule)
     :param actor_learning_rate: learning rate of the perturbation model (default: ``learning_rate``)
     :param vae_learning_rate: learning rate of the VAE, constant or schedule (default: ``learning_rate``)
-    :param buffer_size: rows for online transitions after the dataset (``learn_online``)
-    :param learning_starts: env steps before training in ``learn_online``
     :param batch_size: minibatch size (N)
     :param tau: target update rate
     :param gamma: discount factor
@@ -61,19 +57,10 @@ class BCQ(OfflineAlgorithm):
     :param kl_weight: weight of the KL term of the VAE loss, whose reconstruction error is in the env's
         units (as the authors' ``max_action * tanh`` decoder); on a Box with bound ``b``, ``0.5 * b^2`` gives
         the objective of a loss on [-1, 1] actions with weight 0.5 (d3rlpy's), times ``b^2``
-    :param train_freq: for ``learn_online``
-    :param gradient_steps: for ``learn_online``
-    :param action_noise: for ``learn_online``
-    :param replay_buffer_class: defaults to ``OfflineReplayBuffer``
-    :param replay_buffer_kwargs: keyword arguments of the replay buffer
-    :param policy_kwargs: keyword arguments of the policy (``net_arch``, ``latent_dim``, ...)
-    :param stats_window_size: window for rollout logging (``learn_online``)
-    :param tensorboard_log: the log location for tensorboard (if None, no logging)
-    :param verbose: 0 no output, 1 info, 2 debug
-    :param device: ``"auto"``, ``"cpu"`` or ``"cuda"``
-    :param seed: seed for the pseudo random generators
-    :param cuda_graphs: on CUDA, replay each offline update as one captured CUDA graph (``False``: eager)
-    :param _init_setup_model: whether to build the networks on creation
+    :param kwargs: the other arguments of :class:`~sb3_offline.common.offline_algorithm.OfflineAlgorithm`
+        (``buffer_size``, ``learning_starts``, ``train_freq``, ``gradient_steps``, ``action_noise``, ``policy_kwargs``,
+        ``replay_buffer_class``, ``replay_buffer_kwargs``, ``tensorboard_log``, ``verbose``, ``device``, ``seed``,
+        ``cuda_graphs``, ...), with its defaults
     """
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
@@ -98,8 +85,6 @@ class BCQ(OfflineAlgorithm):
         learning_rate: float | Schedule = 1e-3,
         actor_learning_rate: float | Schedule | None = None,
         vae_learning_rate: float | Schedule | None = None,
-        buffer_size: int = 0,
-        learning_starts: int = 0,
         batch_size: int = 100,
         tau: float = 0.005,
         gamma: float = 0.99,
@@ -108,19 +93,7 @@ class BCQ(OfflineAlgorithm):
         target_action_samples: int = 10,
         action_samples: int = 100,
         kl_weight: float = 0.5,
-        train_freq: int | tuple[int, str] = 1,
-        gradient_steps: int = 1,
-        action_noise: ActionNoise | None = None,
-        replay_buffer_class: type[ReplayBuffer] | None = None,
-        replay_buffer_kwargs: dict[str, Any] | None = None,
-        policy_kwargs: dict[str, Any] | None = None,
-        stats_window_size: int = 100,
-        tensorboard_log: str | None = None,
-        verbose: int = 0,
-        device: th.device | str = "auto",
-        seed: int | None = None,
-        cuda_graphs: bool = True,
-        _init_setup_model: bool = True,
+        **kwargs: Any,
     ) -> None:
         if not 0.0 <= lmbda <= 1.0:
             raise ValueError(f"lmbda: expected a weight in [0, 1], found {lmbda}")
@@ -135,7 +108,9 @@ class BCQ(OfflineAlgorithm):
         self.target_action_samples = target_action_samples
         self.action_samples = action_samples
         self.kl_weight = kl_weight
-        super().__init__(policy, env, learning_rate, **base_arguments(locals()))
+        super().__init__(
+            policy, env, learning_rate, dataset=dataset, batch_size=batch_size, tau=tau, gamma=gamma, **kwargs
+        )
 
     def learning_rates(self) -> dict[str, LearningRate | None]:
         return {"vae": self.vae_learning_rate, "actor": self.actor_learning_rate, "critic": None}

@@ -6,8 +6,6 @@ import math
 from typing import Any, ClassVar
 
 import torch as th
-from stable_baselines3.common.buffers import ReplayBuffer
-from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, Schedule
 from stable_baselines3.her.her_replay_buffer import HerReplayBuffer
@@ -79,24 +77,15 @@ class CalQL(CQL):
     :param normalize_observations: standardise observations with the dataset's statistics
     :param offline_fraction: the dataset's share of each batch once online rows exist (``None``: uniform over
         all rows); set in ``replay_buffer_kwargs`` unless that has one
-    :param buffer_size: rows for online transitions after the dataset (``learn_online``)
-    :param learning_starts: env steps before training in ``learn_online``
     :param batch_size: minibatch size
     :param tau: target update rate
     :param gamma: discount factor (also of the returns-to-go)
     :param train_freq: for ``learn_online``: after each episode, by default
     :param gradient_steps: for ``learn_online``: -1, as many as the episode's steps
-    :param action_noise: for ``learn_online`` (none by default: the policy samples)
-    :param replay_buffer_class: defaults to ``OfflineReplayBuffer`` (one that relabels rewards, HER's, is refused)
-    :param replay_buffer_kwargs: keyword arguments of the replay buffer
-    :param policy_kwargs: keyword arguments of the policy (``net_arch``, ...)
-    :param stats_window_size: window for rollout logging (``learn_online``)
-    :param tensorboard_log: the log location for tensorboard (if None, no logging)
-    :param verbose: 0 no output, 1 info, 2 debug
-    :param device: ``"auto"``, ``"cpu"`` or ``"cuda"``
-    :param seed: seed for the pseudo random generators
-    :param cuda_graphs: on CUDA, replay each offline update as one captured CUDA graph (``False``: eager)
-    :param _init_setup_model: whether to build the networks on creation
+    :param kwargs: the other arguments of :class:`~sb3_offline.common.offline_algorithm.OfflineAlgorithm`
+        (``buffer_size``, ``learning_starts``, ``train_freq``, ``gradient_steps``, ``action_noise``, ``policy_kwargs``,
+        ``replay_buffer_class``, ``replay_buffer_kwargs``, ``tensorboard_log``, ``verbose``, ``device``, ``seed``,
+        ``cuda_graphs``, ...), with its defaults
     """
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
@@ -125,25 +114,14 @@ class CalQL(CQL):
         initial_alpha_prime: float = CALQL_INITIAL_ALPHA_PRIME,
         normalize_observations: bool = False,
         offline_fraction: float | None = 0.5,
-        buffer_size: int = 1_000_000,
-        learning_starts: int = 0,
         batch_size: int = 256,
         tau: float = 0.005,
         gamma: float = 0.99,
         train_freq: int | tuple[int, str] = (1, "episode"),
         gradient_steps: int = -1,
-        action_noise: ActionNoise | None = None,
-        replay_buffer_class: type[ReplayBuffer] | None = None,
-        replay_buffer_kwargs: dict[str, Any] | None = None,
-        policy_kwargs: dict[str, Any] | None = None,
-        stats_window_size: int = 100,
-        tensorboard_log: str | None = None,
-        verbose: int = 0,
-        device: th.device | str = "auto",
-        seed: int | None = None,
-        cuda_graphs: bool = True,
-        _init_setup_model: bool = True,
+        **kwargs: Any,
     ) -> None:
+        replay_buffer_class = kwargs.get("replay_buffer_class")
         if replay_buffer_class is not None and (
             not issubclass(replay_buffer_class, OfflineReplayBuffer) or issubclass(replay_buffer_class, HerReplayBuffer)
         ):
@@ -152,7 +130,9 @@ class CalQL(CQL):
                 f"Cal-QL's bound is their returns-to-go), found {replay_buffer_class.__name__}"
             )
         self.offline_fraction = offline_fraction
-        super().__init__(**arguments_of(CQL, locals()))
+        super().__init__(
+            **arguments_of(CQL, locals()), train_freq=train_freq, gradient_steps=gradient_steps, **kwargs
+        )
 
     def _excluded_save_params(self) -> list[str]:
         return [*super()._excluded_save_params(), "_returns_to_go"]

@@ -39,18 +39,10 @@ Update = Callable[[int], None]
 
 
 def arguments_of(cls: type, values: dict[str, Any]) -> dict[str, Any]:
-    """The arguments of ``cls``'s constructor among ``values`` (a subclass's ``locals()``), to hand on unchanged."""
-    names = inspect.signature(cls.__init__).parameters  # type: ignore[misc]
-    return {name: value for name, value in values.items() if name in names and name != "self"}
-
-
-def base_arguments(values: dict[str, Any]) -> dict[str, Any]:
-    """
-    The arguments of :class:`OfflineAlgorithm`'s constructor among ``values`` (an algorithm's ``locals()``), but
-    ``policy``, ``env`` and ``learning_rate``, which it passes first: what every algorithm hands on unchanged.
-    """
-    arguments = arguments_of(OfflineAlgorithm, values)
-    return {name: value for name, value in arguments.items() if name not in ("policy", "env", "learning_rate")}
+    """The named arguments of ``cls``'s constructor among ``values`` (a subclass's ``locals()``), handed on."""
+    parameters = inspect.signature(cls.__init__).parameters  # type: ignore[misc]
+    named = {name for name, p in parameters.items() if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
+    return {name: value for name, value in values.items() if name in named and name != "self"}
 
 
 class OfflineAlgorithm(OffPolicyAlgorithm):

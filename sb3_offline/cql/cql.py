@@ -7,14 +7,12 @@ from typing import Any, ClassVar, NamedTuple, TypeVar
 
 import numpy as np
 import torch as th
-from stable_baselines3.common.buffers import ReplayBuffer
-from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.policies import BasePolicy, ContinuousCritic
 from stable_baselines3.common.type_aliases import DictReplayBufferSamples, GymEnv, ReplayBufferSamples, Schedule
 from stable_baselines3.sac.policies import Actor
 
 from sb3_offline.common.critics import critic_loss, critic_values, soft_clipped_target
-from sb3_offline.common.offline_algorithm import OfflineAlgorithm, Update, base_arguments
+from sb3_offline.common.offline_algorithm import OfflineAlgorithm, Update
 from sb3_offline.common.scalars import LogScalar
 from sb3_offline.common.schedules import LearningRate, StepSchedule
 from sb3_offline.common.squashed_gaussian import squashed_gaussian_log_prob, squashed_gaussian_sample
@@ -146,25 +144,13 @@ class CQL(OfflineAlgorithm):
     :param initial_alpha_prime: initial Lagrange multiplier ``alpha'`` (> 0; trained with ``target_action_gap``)
     :param normalize_observations: standardise observations with the dataset's statistics (CORL), kept in the
         policy's features extractors
-    :param buffer_size: rows for online transitions after the dataset (``learn_online``)
-    :param learning_starts: env steps before training in ``learn_online``
     :param batch_size: minibatch size
     :param tau: target update rate
     :param gamma: discount factor
-    :param train_freq: for ``learn_online``
-    :param gradient_steps: for ``learn_online`` (-1: as many as env steps in the rollout)
-    :param action_noise: for ``learn_online`` (none by default: the policy samples)
-    :param replay_buffer_class: defaults to ``OfflineReplayBuffer``
-    :param replay_buffer_kwargs: keyword arguments of the replay buffer (e.g. ``offline_fraction`` for
-        ``learn_online``, ``reward_transform``)
-    :param policy_kwargs: keyword arguments of the policy (``net_arch``, ...)
-    :param stats_window_size: window for rollout logging (``learn_online``)
-    :param tensorboard_log: the log location for tensorboard (if None, no logging)
-    :param verbose: 0 no output, 1 info, 2 debug
-    :param device: ``"auto"``, ``"cpu"`` or ``"cuda"``
-    :param seed: seed for the pseudo random generators
-    :param cuda_graphs: on CUDA, replay each offline update as one captured CUDA graph (``False``: eager)
-    :param _init_setup_model: whether to build the networks on creation
+    :param kwargs: the other arguments of :class:`~sb3_offline.common.offline_algorithm.OfflineAlgorithm`
+        (``buffer_size``, ``learning_starts``, ``train_freq``, ``gradient_steps``, ``action_noise``, ``policy_kwargs``,
+        ``replay_buffer_class``, ``replay_buffer_kwargs``, ``tensorboard_log``, ``verbose``, ``device``, ``seed``,
+        ``cuda_graphs``, ...), with its defaults
     """
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
@@ -202,24 +188,10 @@ class CQL(OfflineAlgorithm):
         target_entropy: str | float = "auto",
         initial_alpha_prime: float = 1.0,
         normalize_observations: bool = False,
-        buffer_size: int = 0,
-        learning_starts: int = 0,
         batch_size: int = 256,
         tau: float = 0.005,
         gamma: float = 0.99,
-        train_freq: int | tuple[int, str] = 1,
-        gradient_steps: int = 1,
-        action_noise: ActionNoise | None = None,
-        replay_buffer_class: type[ReplayBuffer] | None = None,
-        replay_buffer_kwargs: dict[str, Any] | None = None,
-        policy_kwargs: dict[str, Any] | None = None,
-        stats_window_size: int = 100,
-        tensorboard_log: str | None = None,
-        verbose: int = 0,
-        device: th.device | str = "auto",
-        seed: int | None = None,
-        cuda_graphs: bool = True,
-        _init_setup_model: bool = True,
+        **kwargs: Any,
     ) -> None:
         if not alpha_cql >= 0:
             raise ValueError(f"alpha_cql: expected >= 0, found {alpha_cql}")
@@ -246,7 +218,9 @@ class CQL(OfflineAlgorithm):
         self.actor_learning_rate = actor_learning_rate
         self.ent_coef_learning_rate = ent_coef_learning_rate
         self.initial_alpha_prime = initial_alpha_prime
-        super().__init__(policy, env, learning_rate, **base_arguments(locals()))
+        super().__init__(
+            policy, env, learning_rate, dataset=dataset, batch_size=batch_size, tau=tau, gamma=gamma, **kwargs
+        )
 
     def _setup_model(self) -> None:
         super()._setup_model()

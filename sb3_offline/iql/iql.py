@@ -5,15 +5,13 @@ from __future__ import annotations
 from typing import Any, ClassVar, TypeVar
 
 import torch as th
-from stable_baselines3.common.buffers import ReplayBuffer
-from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.policies import BasePolicy, ContinuousCritic
 from stable_baselines3.common.type_aliases import DictReplayBufferSamples, GymEnv, ReplayBufferSamples, Schedule
 
 from sb3_offline.buffers import RewardTransformSpec
 from sb3_offline.common.critics import ValueNetwork, critic_loss, critic_values
 from sb3_offline.common.gaussian_actor import GaussianActor
-from sb3_offline.common.offline_algorithm import OfflineAlgorithm, Update, base_arguments
+from sb3_offline.common.offline_algorithm import OfflineAlgorithm, Update
 from sb3_offline.common.schedules import CosineDecaySchedule, LearningRate, initial_value
 from sb3_offline.common.training import minimize
 from sb3_offline.common.weights import exp_weights, expectile_loss
@@ -93,25 +91,14 @@ class IQL(OfflineAlgorithm):
         ``replay_buffer_kwargs`` takes precedence (a loaded model's, resolved)
     :param normalize_observations: standardise observations with the dataset's statistics (CORL), kept in
         the policy (its features extractor)
-    :param buffer_size: rows for online transitions after the dataset (``learn_online``)
-    :param learning_starts: env steps before training in ``learn_online``
     :param batch_size: minibatch size
     :param online_batch_size: minibatch size of ``learn_online`` (``None``: ``batch_size``, as the authors)
     :param tau: target update rate
     :param gamma: discount factor
-    :param train_freq: for ``learn_online``: update every ``train_freq`` env steps
-    :param gradient_steps: for ``learn_online``: gradient steps per update
-    :param action_noise: for ``learn_online`` (none by default: the Gaussian explores)
-    :param replay_buffer_class: defaults to ``OfflineReplayBuffer``
-    :param replay_buffer_kwargs: keyword arguments of the replay buffer
-    :param policy_kwargs: keyword arguments of the policy (``net_arch``, ``min_log_std``, ...)
-    :param stats_window_size: window for rollout logging (``learn_online``)
-    :param tensorboard_log: the log location for tensorboard (if None, no logging)
-    :param verbose: 0 no output, 1 info, 2 debug
-    :param device: ``"auto"``, ``"cpu"`` or ``"cuda"``
-    :param seed: seed for the pseudo random generators
-    :param cuda_graphs: on CUDA, replay each offline update as one captured CUDA graph (``False``: eager)
-    :param _init_setup_model: whether to build the networks on creation
+    :param kwargs: the other arguments of :class:`~sb3_offline.common.offline_algorithm.OfflineAlgorithm`
+        (``buffer_size``, ``learning_starts``, ``train_freq``, ``gradient_steps``, ``action_noise``, ``policy_kwargs``,
+        ``replay_buffer_class``, ``replay_buffer_kwargs``, ``tensorboard_log``, ``verbose``, ``device``, ``seed``,
+        ``cuda_graphs``, ...), with its defaults
     """
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
@@ -143,25 +130,11 @@ class IQL(OfflineAlgorithm):
         max_weight: float = 100.0,
         reward_transform: RewardTransformSpec = "iql_locomotion",
         normalize_observations: bool = False,
-        buffer_size: int = 1_000_000,
-        learning_starts: int = 0,
         batch_size: int = 256,
         online_batch_size: int | None = None,
         tau: float = 0.005,
         gamma: float = 0.99,
-        train_freq: int | tuple[int, str] = 1,
-        gradient_steps: int = 1,
-        action_noise: ActionNoise | None = None,
-        replay_buffer_class: type[ReplayBuffer] | None = None,
-        replay_buffer_kwargs: dict[str, Any] | None = None,
-        policy_kwargs: dict[str, Any] | None = None,
-        stats_window_size: int = 100,
-        tensorboard_log: str | None = None,
-        verbose: int = 0,
-        device: th.device | str = "auto",
-        seed: int | None = None,
-        cuda_graphs: bool = True,
-        _init_setup_model: bool = True,
+        **kwargs: Any,
     ) -> None:
         if not 0.0 < expectile < 1.0:
             raise ValueError(f"expectile: expected a value in (0, 1), found {expectile}")
@@ -182,7 +155,9 @@ class IQL(OfflineAlgorithm):
         self.reward_transform = reward_transform
         self.normalize_observations = normalize_observations
         self.online_batch_size = online_batch_size
-        super().__init__(policy, env, learning_rate, **base_arguments(locals()))
+        super().__init__(
+            policy, env, learning_rate, dataset=dataset, batch_size=batch_size, tau=tau, gamma=gamma, **kwargs
+        )
 
     def learning_rates(self) -> dict[str, LearningRate | None]:
         """

@@ -9,7 +9,6 @@ import numpy as np
 import torch as th
 import torch.nn.functional as F
 from stable_baselines3.common.buffers import ReplayBuffer
-from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.policies import BasePolicy, ContinuousCritic
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 from stable_baselines3.her.her_replay_buffer import HerReplayBuffer
@@ -17,7 +16,7 @@ from stable_baselines3.her.her_replay_buffer import HerReplayBuffer
 from sb3_offline.buffers import OfflineReplayBuffer, RewardTransformSpec
 from sb3_offline.common.critics import ValueNetwork, critic_loss, critic_values, q1_values, soft_clipped_values
 from sb3_offline.common.latent_actor import LatentActor
-from sb3_offline.common.offline_algorithm import OfflineAlgorithm, Update, base_arguments
+from sb3_offline.common.offline_algorithm import OfflineAlgorithm, Update
 from sb3_offline.common.schedules import LearningRate
 from sb3_offline.common.training import minimize
 from sb3_offline.common.vae import ConditionalVAE, vae_sample_terms
@@ -168,24 +167,13 @@ class LAPO(OfflineAlgorithm):
     :param normalize_observations: z-score the states with the dataset's statistics (the policy's features extractor;
         ``False`` to use another extractor)
     :param online_variant: ``"finetune"`` (the authors' fine-tuning update in ``learn_online``) or ``"offline"``
-    :param buffer_size: rows for online transitions after the dataset (``learn_online``)
-    :param learning_starts: env steps before training in ``learn_online``
     :param batch_size: minibatch size
     :param tau: target update rate (every target, the VAE's included)
     :param gamma: discount factor
-    :param train_freq: for ``learn_online``
-    :param gradient_steps: for ``learn_online``
-    :param action_noise: for ``learn_online`` (none by default, as the authors)
-    :param replay_buffer_class: defaults to ``OfflineReplayBuffer``
-    :param replay_buffer_kwargs: keyword arguments of the replay buffer
-    :param policy_kwargs: keyword arguments of the policy (``net_arch``, ``latent_dim``, ...)
-    :param stats_window_size: window for rollout logging (``learn_online``)
-    :param tensorboard_log: the log location for tensorboard (if None, no logging)
-    :param verbose: 0 no output, 1 info, 2 debug
-    :param device: ``"auto"``, ``"cpu"`` or ``"cuda"``
-    :param seed: seed for the pseudo random generators
-    :param cuda_graphs: on CUDA, replay each offline update as one captured CUDA graph (``False``: eager)
-    :param _init_setup_model: whether to build the networks on creation
+    :param kwargs: the other arguments of :class:`~sb3_offline.common.offline_algorithm.OfflineAlgorithm`
+        (``buffer_size``, ``learning_starts``, ``train_freq``, ``gradient_steps``, ``action_noise``, ``policy_kwargs``,
+        ``replay_buffer_class``, ``replay_buffer_kwargs``, ``tensorboard_log``, ``verbose``, ``device``, ``seed``,
+        ``cuda_graphs``, ...), with its defaults
     """
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
@@ -233,24 +221,10 @@ class LAPO(OfflineAlgorithm):
         reward_transform: RewardTransformSpec = "max_abs",
         normalize_observations: bool = True,
         online_variant: str = "finetune",
-        buffer_size: int = 0,
-        learning_starts: int = 0,
         batch_size: int = 512,
         tau: float = 0.005,
         gamma: float = 0.99,
-        train_freq: int | tuple[int, str] = 1,
-        gradient_steps: int = 1,
-        action_noise: ActionNoise | None = None,
-        replay_buffer_class: type[ReplayBuffer] | None = None,
-        replay_buffer_kwargs: dict[str, Any] | None = None,
-        policy_kwargs: dict[str, Any] | None = None,
-        stats_window_size: int = 100,
-        tensorboard_log: str | None = None,
-        verbose: int = 0,
-        device: th.device | str = "auto",
-        seed: int | None = None,
-        cuda_graphs: bool = True,
-        _init_setup_model: bool = True,
+        **kwargs: Any,
     ) -> None:
         if weighting not in WEIGHTINGS:
             raise ValueError(f"weighting: expected one of {WEIGHTINGS}, found {weighting!r}")
@@ -294,7 +268,9 @@ class LAPO(OfflineAlgorithm):
         self.vae_learning_rate = vae_learning_rate
         self.value_learning_rate = value_learning_rate
         self.reward_transform = reward_transform
-        super().__init__(policy, env, learning_rate, **base_arguments(locals()))
+        super().__init__(
+            policy, env, learning_rate, dataset=dataset, batch_size=batch_size, tau=tau, gamma=gamma, **kwargs
+        )
 
     # ------------------------------------------------------------------------------------ set-up
     def _setup_replay_buffer(self) -> None:

@@ -5,15 +5,13 @@ from __future__ import annotations
 from typing import Any, ClassVar, TypeVar
 
 import torch as th
-from stable_baselines3.common.buffers import ReplayBuffer
-from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.policies import BasePolicy, ContinuousCritic
 from stable_baselines3.common.type_aliases import GymEnv, ReplayBufferSamples, Schedule
 from stable_baselines3.td3.policies import Actor
 
 from sb3_offline.common.actions import action_squared_error
 from sb3_offline.common.critics import critic_loss, soft_clipped_target
-from sb3_offline.common.offline_algorithm import OfflineAlgorithm, Update, base_arguments
+from sb3_offline.common.offline_algorithm import OfflineAlgorithm, Update
 from sb3_offline.common.schedules import LearningRate, StepSchedule
 from sb3_offline.common.training import minimize
 from sb3_offline.datasets.loaders import DatasetSource
@@ -66,24 +64,13 @@ class TD3BC(OfflineAlgorithm):
         ``max_action`` (the authors' ``policy_noise``)
     :param target_noise_clip: bound of that noise, in units of ``max_action`` (the authors' ``noise_clip``)
     :param normalize_observations: normalise states with the dataset's statistics (``(s - mean) / (std + 1e-3)``)
-    :param buffer_size: rows for online transitions after the dataset (``learn_online``)
-    :param learning_starts: env steps before training in ``learn_online``
     :param batch_size: minibatch size
     :param tau: soft update coefficient
     :param gamma: discount factor
-    :param train_freq: for ``learn_online``
-    :param gradient_steps: for ``learn_online``
-    :param action_noise: for ``learn_online``: exploration noise (as SB3's TD3; the authors' TD3 uses N(0, 0.1))
-    :param replay_buffer_class: defaults to ``OfflineReplayBuffer``
-    :param replay_buffer_kwargs: keyword arguments of the replay buffer
-    :param policy_kwargs: keyword arguments of the policy (``net_arch``, ...)
-    :param stats_window_size: window for rollout logging (``learn_online``)
-    :param tensorboard_log: the log location for tensorboard (if None, no logging)
-    :param verbose: 0 no output, 1 info, 2 debug
-    :param device: ``"auto"``, ``"cpu"`` or ``"cuda"``
-    :param seed: seed for the pseudo random generators
-    :param cuda_graphs: on CUDA, replay each offline update as one captured CUDA graph (``False``: eager)
-    :param _init_setup_model: whether to build the networks on creation
+    :param kwargs: the other arguments of :class:`~sb3_offline.common.offline_algorithm.OfflineAlgorithm`
+        (``buffer_size``, ``learning_starts``, ``train_freq``, ``gradient_steps``, ``action_noise``, ``policy_kwargs``,
+        ``replay_buffer_class``, ``replay_buffer_kwargs``, ``tensorboard_log``, ``verbose``, ``device``, ``seed``,
+        ``cuda_graphs``, ...), with its defaults
     """
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
@@ -113,24 +100,10 @@ class TD3BC(OfflineAlgorithm):
         target_policy_noise: float = 0.2,
         target_noise_clip: float = 0.5,
         normalize_observations: bool = True,
-        buffer_size: int = 0,
-        learning_starts: int = 0,
         batch_size: int = 256,
         tau: float = 0.005,
         gamma: float = 0.99,
-        train_freq: int | tuple[int, str] = 1,
-        gradient_steps: int = 1,
-        action_noise: ActionNoise | None = None,
-        replay_buffer_class: type[ReplayBuffer] | None = None,
-        replay_buffer_kwargs: dict[str, Any] | None = None,
-        policy_kwargs: dict[str, Any] | None = None,
-        stats_window_size: int = 100,
-        tensorboard_log: str | None = None,
-        verbose: int = 0,
-        device: th.device | str = "auto",
-        seed: int | None = None,
-        cuda_graphs: bool = True,
-        _init_setup_model: bool = True,
+        **kwargs: Any,
     ) -> None:
         if alpha < 0:
             raise ValueError(f"alpha: expected >= 0, found {alpha}")
@@ -146,7 +119,9 @@ class TD3BC(OfflineAlgorithm):
         self.target_noise_clip = target_noise_clip
         self.normalize_observations = normalize_observations
         self.actor_learning_rate = actor_learning_rate
-        super().__init__(policy, env, learning_rate, **base_arguments(locals()))
+        super().__init__(
+            policy, env, learning_rate, dataset=dataset, batch_size=batch_size, tau=tau, gamma=gamma, **kwargs
+        )
 
     def learning_rates(self) -> dict[str, LearningRate | None]:
         return {"actor": self.actor_learning_rate, "critic": None}
