@@ -1027,7 +1027,10 @@ def test_offline_buffer_from_every_source_holds_the_same_data(tmp_path, pendulum
 def test_offline_buffer_from_a_file_stores_without_copies(
     tmp_path, pendulum_transitions, pendulum_env, online_capacity
 ):
-    """A file read by the buffer is stored in place (no copy when there are no online rows), with the same values."""
+    """
+    A file read by the buffer is stored in place, with the same values: no copy until the first online transition
+    makes the online rows (then the dataset's rows are copied into the larger tensors once).
+    """
     spaces = (pendulum_env.observation_space, pendulum_env.action_space)
     snapshot = copy_rows(pendulum_transitions)
     reference = offline_buffer(pendulum_transitions, *spaces, online_capacity=online_capacity)
@@ -1057,9 +1060,16 @@ def test_offline_buffer_from_a_file_stores_without_copies(
     def same_memory(tensor, array):
         return tensor.untyped_storage().data_ptr() == th.from_numpy(array).untyped_storage().data_ptr()
 
-    assert same_memory(buffer.observations, loaded.observations) == (online_capacity == 0)
-    assert same_memory(buffer.next_observations, loaded.next_observations) == (online_capacity == 0)
-    assert same_memory(buffer.actions, checked.actions) == (online_capacity == 0)
+    assert same_memory(buffer.observations, loaded.observations)
+    assert same_memory(buffer.next_observations, loaded.next_observations)
+    assert same_memory(buffer.actions, checked.actions)
+    if online_capacity:
+        obs = np.zeros((1, 3), dtype=np.float32)
+        buffer.add(obs, obs, np.zeros((1, 1)), np.zeros(1), np.zeros(1), [{}])
+        assert len(buffer.observations) == 1000 + online_capacity
+        assert not same_memory(buffer.observations, loaded.observations)
+        for name in ("observations", "actions", "rewards"):
+            assert th.equal(getattr(buffer, name)[:1000], getattr(reference, name)), name
 
 
 def test_offline_buffer_does_not_keep_a_larger_array_alive(tmp_path, pendulum_transitions, pendulum_env):

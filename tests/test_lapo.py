@@ -21,7 +21,7 @@ from sb3_offline.common.normalization import ActionNormalizer, NormalizedCombine
 from sb3_offline.common.vae import ConditionalVAE, vae_sample_terms
 from sb3_offline.datasets import PendulumSwingUp, record_transitions
 from sb3_offline.evaluation import critic_estimate, evaluate
-from sb3_offline.lapo.lapo import (
+from sb3_offline.lapo.losses import (
     advantage_weights,
     one_step_advantages,
     q_target,

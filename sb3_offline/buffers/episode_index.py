@@ -102,13 +102,24 @@ class EpisodeIndex:
         self.rtg_valid[rows] = True
         steps.clear()
 
+    def truncate_running(self, timeouts: th.Tensor) -> None:
+        """End the online episodes still running as time-limit truncations (``timeouts`` of their last rows set)."""
+        for env_idx, steps in enumerate(self.open_steps):
+            if steps:
+                timeouts[steps[-1][0]] = 1.0
+                self.finish(env_idx)
+
     def returns_to_go(
         self, gamma: float, rewards: th.Tensor, ends: th.Tensor, stream_rows: Callable[[int], np.ndarray]
     ) -> th.Tensor:
         """
         Discounted returns-to-go of every row, ``(rows, 1)`` float32, from the stored (transformed) ``rewards`` and
-        ``ends`` (termination or truncation) within each episode; ``stream_rows(env)`` gives the online rows env
-        ``env`` wrote, oldest first. Cached per ``gamma`` (the first call reads the rewards back from the device).
+        ``ends`` (termination or truncation) within each episode: ``G_t = r_t + gamma * G_{t+1}``, backwards; a
+        termination, a time-limit cut or the end of the data ends the sum, with nothing added for unseen steps (as
+        Cal-QL's ``calc_return_to_go``, nakamotoo/Cal-QL ``JaxCQL/replay_buffer.py``; its special case for all-failure
+        sparse-reward trajectories, ``r / (1 - gamma)``, is not applied). ``stream_rows(env)`` gives the online rows
+        env ``env`` wrote, oldest first. Cached per ``gamma``: the first call reads the rewards back from the device
+        (a host sync); :meth:`track` keeps the tensor up to date in place, :meth:`grow` resizes it in place.
         """
         cached = self._rtg_cache.get(gamma)
         if cached is not None:

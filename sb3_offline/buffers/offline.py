@@ -15,6 +15,7 @@ from stable_baselines3.common.vec_env import VecNormalize
 from sb3_offline.buffers.episode_index import EpisodeIndex
 from sb3_offline.buffers.online import OnlineRing
 from sb3_offline.buffers.rewards import RewardTransformSpec, resolve_reward_transform
+from sb3_offline.buffers.sampling import checked_offline_fraction, sample_rows
 from sb3_offline.buffers.storage import TransitionTensors
 from sb3_offline.datasets.loaders import DatasetSource, describe_source, load_transitions
 from sb3_offline.datasets.transitions import Observations, Transitions
@@ -26,16 +27,35 @@ def _delegated(piece: str, name: str) -> Any:
     return property(lambda self: getattr(getattr(self, piece), name), doc=f"``{piece}.{name}``")
 
 
+def read_dataset(
+    dataset: DatasetSource,
+    observation_space: spaces.Space,
+    action_space: spaces.Box,
+    action_bound_tolerance: float,
+    dataset_format: str | None,
+    download: bool,
+) -> Transitions:
+    """
+    The validated dataset. Data read here (from a path or a Minari id) is held by nothing else: it is validated in
+    place and each field is freed once stored (host peak about the data's size); other data is copied.
+    """
+    return validate_transitions(
+        load_transitions(dataset, action_space=action_space, download=download, format=dataset_format),
+        observation_space,
+        action_space,
+        action_bound_tolerance,
+        copy=not isinstance(dataset, str | os.PathLike),
+    )
+
+
 class OfflineReplayBuffer(ReplayBuffer):
     """
     A whole dataset held once as torch tensors on the training device; an SB3 ``ReplayBuffer``.
 
     The dataset (any source :func:`~sb3_offline.datasets.load_transitions` reads) is validated against the spaces,
-    actions are rescaled from the env's Box to [-1, 1] (SB3's convention for the actions in a replay buffer), and
-    everything is moved to ``device`` once. ``sample`` draws indices with ``torch.randint`` on that device and
-    gathers there: no numpy->torch copy per batch. ``dones`` in the samples are *terminations* only: a transition cut
-    by a time limit (a truncation) bootstraps from its next observation (both flags are kept: ``dones``,
-    ``timeouts``).
+    actions are rescaled to [-1, 1] (SB3's convention in a replay buffer), and everything is moved to ``device`` once:
+    ``sample`` draws indices with ``torch.randint`` and gathers there. ``dones`` in the samples are *terminations*: a
+    transition cut by a time limit (a truncation) bootstraps (both flags are kept: ``dones``, ``timeouts``).
 
     One job per piece:
 
@@ -45,20 +65,19 @@ class OfflineReplayBuffer(ReplayBuffer):
     - ``ring`` (:class:`~sb3_offline.buffers.online.OnlineRing`): the ``online_capacity`` rows after the dataset
       that fine-tuning (SB3's ``collect_rollouts``, :meth:`add`) fills, allocated when the first online transition
       arrives; the dataset's rows are never overwritten;
-    - :meth:`sample_indices`: uniform, or mixed by ``offline_fraction``.
+    - :meth:`sample_indices` (:func:`~sb3_offline.buffers.sampling.sample_rows`): uniform, or mixed.
 
-    **Rewards** are stored transformed by ``reward_transform`` (resolved once, from the dataset, into
-    ``self.reward_transform``, a :class:`~sb3_offline.buffers.rewards.RewardTransform`), for the dataset and for every
-    online reward; the raw rewards are not kept. Named rules belong to the algorithms whose authors define them
-    (:data:`~sb3_offline.buffers.rewards.REWARD_RULES`).
+    **Rewards** are stored transformed by ``reward_transform``, resolved once from the dataset into a
+    :class:`~sb3_offline.buffers.rewards.RewardTransform` (``self.reward_transform``), for the dataset and every online
+    reward. Named rules belong to the algorithms whose authors define them (``REWARD_RULES``).
 
     :param buffer_size: SB3's buffer size; ignored (the dataset's length and ``online_capacity`` set the size)
     :param observation_space: the env's observation space (``Box`` or ``Dict`` of ``Box``)
     :param action_space: the env's action space (a bounded ``Box``)
     :param device: where the tensors live (``"auto"``: CUDA when available)
     :param n_envs: number of envs adding online transitions at once
-    :param optimize_memory_usage: not supported (the dataset is stored with its next observations)
-    :param handle_timeout_termination: always on: timeouts never count as terminations
+    :param optimize_memory_usage: must be ``False`` (the dataset is stored with its next observations)
+    :param handle_timeout_termination: must be ``True`` (timeouts never count as terminations)
     :param dataset: the data: a Minari id or ``MinariDataset``, a path (``.hdf5``, ``.npz``, SB3 ``.pkl``, Minari
         folder) or ``Transitions``; ``None`` gives an empty buffer for online data only
     :param online_capacity: rows reserved after the dataset for online transitions
@@ -89,6 +108,7 @@ class OfflineReplayBuffer(ReplayBuffer):
     episode_lengths = _delegated("episodes", "episode_lengths")
     n_episodes = _delegated("episodes", "n_episodes")
     n_online_episodes = _delegated("episodes", "n_online_episodes")
+    online_capacity = _delegated("ring", "capacity")
 
     def __init__(
         self,
@@ -113,20 +133,18 @@ class OfflineReplayBuffer(ReplayBuffer):
             raise ValueError("handle_timeout_termination: expected True (timeouts are never terminations here)")
         if not isinstance(action_space, spaces.Box):
             raise ValueError(f"action_space: expected a Box, found {type(action_space).__name__}")
-        if offline_fraction is not None and (
-            isinstance(offline_fraction, bool)
-            or not isinstance(offline_fraction, int | float)
-            or not 0.0 <= offline_fraction <= 1.0
-        ):
-            raise ValueError(f"offline_fraction: expected None or a number in [0, 1], found {offline_fraction!r}")
         # BaseBuffer, not ReplayBuffer.__init__: that one would allocate numpy arrays we never use.
         BaseBuffer.__init__(self, buffer_size, observation_space, action_space, device=device, n_envs=n_envs)
         self.optimize_memory_usage = False
         self.handle_timeout_termination = True
         self.dataset_name = describe_source(dataset) if dataset is not None else None
         self.action_bound_tolerance = action_bound_tolerance
-        self.offline_fraction = None if offline_fraction is None else float(offline_fraction)
-        transitions = self._read(dataset, dataset_format, download) if dataset is not None else None
+        self.offline_fraction = checked_offline_fraction(offline_fraction)
+        transitions = None
+        if dataset is not None:
+            transitions = read_dataset(
+                dataset, self.observation_space, action_space, action_bound_tolerance, dataset_format, download
+            )
         self.dataset_size = len(transitions) if transitions is not None else 0
         self.metadata: dict[str, Any] = dict(transitions.metadata) if transitions is not None else {}
         self.env_id = transitions.env_id if transitions is not None else None
@@ -147,29 +165,11 @@ class OfflineReplayBuffer(ReplayBuffer):
             self._store_dataset(transitions, owned=isinstance(dataset, str | os.PathLike))
         self.episodes.reset_online(self.ring.rows_per_env)
 
-    def _read(self, dataset: DatasetSource, dataset_format: str | None, download: bool) -> Transitions:
-        """
-        The validated dataset. Data this buffer read itself (from a path or a Minari id) is held by nothing else: it
-        is validated in place and each field is freed once stored (host peak about the data's size).
-        """
-        return validate_transitions(
-            load_transitions(dataset, action_space=self.action_space, download=download, format=dataset_format),
-            self.observation_space,
-            self.action_space,
-            self.action_bound_tolerance,
-            copy=not isinstance(dataset, str | os.PathLike),
-        )
-
     def _store_dataset(self, transitions: Transitions, owned: bool) -> None:
         """The dataset's rows and episodes (subclasses add their own per-row index)."""
         rewards = self.reward_transform(np.asarray(transitions.rewards, dtype=np.float32))
         self.data.store_dataset(transitions, rewards, self.scale_action, owned)
         self.episodes.index_dataset(transitions.episode_ends)
-
-    @property
-    def online_capacity(self) -> int:
-        """Rows reserved after the dataset for online transitions."""
-        return self.ring.capacity
 
     def _make_online_rows(self) -> None:
         """The ring's rows after the dataset, allocated once (the dataset's tensors are copied into larger ones)."""
@@ -196,7 +196,6 @@ class OfflineReplayBuffer(ReplayBuffer):
         self.ring.reset()
         self.episodes.reset_online(self.ring.rows_per_env)
 
-    # -------------------------------------------------------------------------------------- online
     def add(  # type: ignore[override]
         self,
         obs: Observations,
@@ -228,24 +227,17 @@ class OfflineReplayBuffer(ReplayBuffer):
     def truncate_last_trajectory(self) -> None:
         """
         End the online episodes still running as time-limit truncations (their last transition gets a timeout, so
-        it still bootstraps) and fill their returns-to-go; e.g. after loading a saved buffer whose envs will start
-        new episodes (SB3's ``HerReplayBuffer.truncate_last_trajectory``).
+        it still bootstraps) and fill their returns-to-go (SB3's ``HerReplayBuffer.truncate_last_trajectory``).
         """
-        for env_idx, steps in enumerate(self.episodes.open_steps):
-            if steps:
-                self.timeouts[steps[-1][0]] = 1.0
-                self.episodes.finish(env_idx)
+        self.episodes.truncate_running(self.timeouts)
 
     def returns_to_go(self, gamma: float) -> th.Tensor:
         """
         Discounted returns-to-go of every row, ``(rows, 1)`` float32 on the device, from the stored (transformed)
-        rewards within each episode: ``G_t = r_t + gamma * G_{t+1}``, backwards; a termination, a time-limit cut or
-        the end of the data ends the sum, with nothing added for unseen steps (as Cal-QL's ``calc_return_to_go``,
-        nakamotoo/Cal-QL ``JaxCQL/replay_buffer.py``; its special case for all-failure sparse-reward trajectories,
-        ``r / (1 - gamma)``, is not applied). Rows of online episodes still running hold 0 and are False in
-        ``rtg_valid``. Cached per ``gamma``: the first call reads the rewards back from the device (a host sync: call
-        it before capturing a CUDA graph); ``add()`` keeps the cached tensor up to date in place (the first online
-        transition resizes it in place to the online rows too).
+        rewards within each episode (:func:`~sb3_offline.common.episodes.discounted_returns_to_go`, as Cal-QL's
+        ``calc_return_to_go``). Rows of online episodes still running hold 0 and are False in ``rtg_valid``. Cached
+        per ``gamma`` (:meth:`~sb3_offline.buffers.episode_index.EpisodeIndex.returns_to_go`): call it before
+        capturing a CUDA graph; ``add()`` keeps the returned tensor up to date in place.
 
         :param gamma: discount factor, in [0, 1]
         """
@@ -255,7 +247,6 @@ class OfflineReplayBuffer(ReplayBuffer):
         ends = (self.dones[:, 0] > 0) | (self.timeouts[:, 0] > 0)
         return self.episodes.returns_to_go(gamma, self.rewards, ends, self.ring.stream_rows)
 
-    # ------------------------------------------------------------------------------------ sampling
     def sample(  # type: ignore[override]
         self, batch_size: int, env: VecNormalize | None = None
     ) -> ReplayBufferSamples | DictReplayBufferSamples:
@@ -269,41 +260,16 @@ class OfflineReplayBuffer(ReplayBuffer):
 
     def sample_indices(self, batch_size: int, finished_episodes_only: bool = False) -> th.Tensor:
         """
-        ``batch_size`` row indices, drawn with ``th.randint`` on the device: gather them with :meth:`gather`, and
-        anything else per row (``returns_to_go(gamma)[idx]``, ``rtg_valid[idx]``, ``episode_ids[idx]``) with the same
-        indices (no host sync: safe inside a CUDA graph; what the draw depends on on the host is :meth:`graph_key`).
-
-        - ``offline_fraction`` ``None``: uniformly among the rows held (one draw);
-        - ``offline_fraction`` ``f``: ``int(batch_size * f)`` rows uniformly among the dataset's, the others uniformly
-          among the online rows, with replacement however few these are (as the online buffer of Cal-QL's authors,
-          ``ReplayBuffer.sample``, is sampled with ``np.random.randint``). While no online row can be drawn, or
-          without a dataset, the batch is drawn as with ``None``;
-        - ``finished_episodes_only``: rows of online episodes still running (their returns-to-go do not exist yet) are
-          never drawn; Cal-QL's authors add an online episode to their buffer only once it has ended.
-
-        :return: ``(batch_size,)`` int64 row indices on the buffer's device
+        ``batch_size`` row indices drawn on the device (:func:`~sb3_offline.buffers.sampling.sample_rows`: uniform,
+        or mixed by ``offline_fraction``): gather them with :meth:`gather`, and anything else per row
+        (``returns_to_go(gamma)[idx]``, ``rtg_valid[idx]``, ``episode_ids[idx]``) with the same indices.
+        ``finished_episodes_only`` leaves out the rows of online episodes still running (their returns-to-go do not
+        exist yet; Cal-QL's authors add an online episode to their buffer only once it has ended).
         """
         if self.size() == 0:
             raise ValueError(f"{type(self).__name__}.sample: the buffer holds no transitions")
         running = [len(steps) for steps in self.episodes.open_steps] if finished_episodes_only else None
-        counts = self.ring.counts(running)
-        n_online, n_data = sum(counts), self.dataset_size
-        if n_data + n_online == 0:
-            raise ValueError(
-                f"{type(self).__name__}.sample: expected transitions of finished episodes, found only the "
-                f"{self.online_size} rows of online episodes still running"
-            )
-        fraction = self.offline_fraction
-        if fraction is None or n_online == 0 or n_data == 0:
-            draws = th.randint(0, n_data + n_online, (batch_size,), device=self.device)
-            if not finished_episodes_only or n_online == 0:
-                return draws  # the dataset's rows, then the online ones: row = draw
-            return th.where(draws < n_data, draws, self.ring.rows((draws - n_data).clamp(min=0), counts))
-        n_offline = int(batch_size * fraction)
-        offline = th.randint(0, n_data, (n_offline,), device=self.device)
-        draws = th.randint(0, n_online, (batch_size - n_offline,), device=self.device)
-        online = self.ring.rows(draws, counts) if finished_episodes_only else draws + n_data
-        return th.cat([offline, online])
+        return sample_rows(self.ring, self.dataset_size, running, batch_size, self.offline_fraction, self.device)
 
     def graph_key(self) -> tuple[Any, ...]:
         """

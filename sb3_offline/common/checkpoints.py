@@ -11,11 +11,23 @@ import os
 import pathlib
 import random
 import zipfile
-from typing import Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import numpy as np
 import torch as th
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.save_util import open_path
+from stable_baselines3.common.type_aliases import GymEnv
+
+from sb3_offline.buffers import OfflineReplayBuffer
+from sb3_offline.common.cuda_graphs import UpdateRunner, portable_optimizer_state
+
+if TYPE_CHECKING:
+    _Base = OffPolicyAlgorithm
+else:
+    _Base = object
+SelfCheckpointed = TypeVar("SelfCheckpointed", bound="CheckpointedAlgorithm")
 
 #: The checkpoint's entry naming the class that saved it (``{"class": ..., "algorithm": ...}``, see
 #: :func:`algorithm_name`); a checkpoint without it (saved before it existed) loads with any class.
@@ -36,16 +48,16 @@ LEGACY_LEARNING_RATES = {
 }
 
 
-def algorithm_name(cls: type, base: type) -> str:
+def algorithm_name(cls: type) -> str:
     """
     The algorithm a class of models implements, for the check of a checkpoint's class at load: the nearest class
     in its MRO that sb3-offline defines (``BCQ`` for a user's ``class MyBCQ(BCQ)``), or, for an algorithm built
-    directly on ``base`` (:class:`~sb3_offline.common.offline_algorithm.OfflineAlgorithm`) outside sb3-offline, the
-    class of the MRO just below it. Compared by name, so checkpoints survive a module being moved.
+    directly on :class:`~sb3_offline.common.offline_algorithm.OfflineAlgorithm` outside sb3-offline, the class of the
+    MRO just below it. Compared by name, so checkpoints survive a module being moved.
     """
     below = cls
     for klass in cls.__mro__:
-        if klass is base:
+        if "offline_base" in vars(klass):
             return below.__name__
         if klass.__module__.split(".")[0] == "sb3_offline":
             return klass.__name__
@@ -153,3 +165,113 @@ def refuse_legacy_policy_kwargs(policy_kwargs: dict[str, Any] | None, algorithm:
                 f"policy_kwargs['{key}']: expected the learning rate as {algorithm}({attribute}=...), found it in "
                 "policy_kwargs (each network's learning rate is an argument of the algorithm)"
             )
+
+
+class CheckpointedAlgorithm(_Base):
+    """
+    What :class:`~sb3_offline.common.offline_algorithm.OfflineAlgorithm` adds to SB3's save and load: the class that
+    saved a checkpoint (checked at load), the random generators' states (restored at load), the policy and every
+    optimizer of ``learning_rates()`` as its torch variables, the aliases of the networks and the objects that live
+    only in memory (the CUDA graphs, the loss sums, an in-memory dataset) left out.
+
+    ``save`` writes an ordinary SB3 ``.zip`` holding a *reference* to the dataset (its id or path), never the data;
+    ``load`` gives a model that predicts without the dataset, which is read again only when ``learn`` needs it (or
+    pass ``dataset=...`` to ``load``): ``learn(n)``, ``save``, ``load``, ``learn(m, reset_num_timesteps=False)`` gives
+    the same parameters on CPU as ``learn(n + m)`` with the same seed. Learning rates resume exactly when constant or
+    a :class:`~sb3_offline.common.schedules.StepSchedule` (a fixed horizon in gradient steps); an SB3 schedule of the
+    progress remaining is relative to each ``learn`` call's total, as in SB3.
+    """
+
+    networks: ClassVar[tuple[str, ...]] = ()
+    _runner: UpdateRunner
+
+    def learning_rates(self) -> dict[str, Any]:
+        """The optimizers to save, by network (the algorithm declares them)."""
+        raise NotImplementedError
+
+    def load_replay_buffer(self, path: str | pathlib.Path | io.BufferedIOBase, truncate_last_traj: bool = True) -> None:
+        """SB3's ``load_replay_buffer``; an ``OfflineReplayBuffer``'s tensors are moved to ``self.device``."""
+        self._runner.reset()
+        super().load_replay_buffer(path, truncate_last_traj)
+        if isinstance(self.replay_buffer, OfflineReplayBuffer):
+            self.replay_buffer.to(self.device)
+
+    def save(
+        self,
+        path: str | pathlib.Path | io.BufferedIOBase,
+        exclude: Iterable[str] | None = None,
+        include: Iterable[str] | None = None,
+    ) -> None:
+        """
+        SB3's ``save``, and in the checkpoint: the class that saved it (``load`` refuses a checkpoint of another
+        algorithm) and the states of the random generators (``load`` restores them: ``learn``, ``save``,
+        ``load``, ``learn(reset_num_timesteps=False)`` trains as one uninterrupted ``learn``).
+        """
+        entries = {
+            CHECKPOINT_CLASS_KEY: {
+                "class": type(self).__name__,
+                "algorithm": algorithm_name(type(self)),
+            },
+            RANDOM_STATES_KEY: capture_random_states(self.device),
+        }
+        self.__dict__.update(entries)
+        try:
+            super().save(path, exclude=exclude, include=include)
+        finally:
+            for key in entries:
+                self.__dict__.pop(key, None)
+
+    @classmethod
+    def load(  # type: ignore[override]
+        cls: type[SelfCheckpointed],
+        path: str | pathlib.Path | io.BufferedIOBase,
+        env: GymEnv | None = None,
+        device: th.device | str = "auto",
+        custom_objects: dict[str, Any] | None = None,
+        print_system_info: bool = False,
+        force_reset: bool = True,
+        **kwargs: Any,
+    ) -> SelfCheckpointed:
+        """
+        SB3's ``load`` (arguments as there), which first checks that the checkpoint was saved by this algorithm:
+        by this class, a subclass of it, or a class of the same sb3-offline algorithm (a user's ``MyBCQ(BCQ)``
+        and ``BCQ`` load each other's checkpoints; ``CalQL``, though a subclass of ``CQL``, is another algorithm).
+        Another algorithm's checkpoint raises ``ValueError`` naming both classes. The random generators are then
+        set to their state at saving, after SB3's re-seeding with ``seed``.
+        """
+        check_checkpoint_class(path, cls, algorithm_name(cls))
+        model = super().load(
+            path,
+            env=env,
+            device=device,
+            custom_objects=custom_objects,
+            print_system_info=print_system_info,
+            force_reset=force_reset,
+            **kwargs,
+        )
+        model.__dict__.pop(CHECKPOINT_CLASS_KEY, None)
+        states = model.__dict__.pop(RANDOM_STATES_KEY, None)
+        if isinstance(states, dict):
+            restore_random_states(states, model.device)
+        return model
+
+    def _excluded_save_params(self) -> list[str]:
+        excluded = ["_dataset_object", "_losses", "_runner", "_target_pairs", "_action_scale", *self.networks]
+        return [*super()._excluded_save_params(), *excluded]
+
+    def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
+        """The policy and every optimizer of :meth:`learning_rates`."""
+        return ["policy", *(f"{name}.optimizer" for name in self.learning_rates())], []
+
+    def get_parameters(self) -> dict[str, dict]:
+        """SB3's ``get_parameters``; optimizers switched for CUDA graphs are saved with their original settings."""
+        params = super().get_parameters()
+        return {name: portable_optimizer_state(p) if "param_groups" in p else p for name, p in params.items()}
+
+    def set_parameters(
+        self, load_path_or_dict: str | dict[str, th.Tensor], exact_match: bool = True, device: Any = "auto"
+    ) -> None:
+        """SB3's ``set_parameters``; captured CUDA graphs are dropped (they hold the old optimizer state)."""
+        self._runner.reset()
+        super().set_parameters(load_path_or_dict, exact_match=exact_match, device=device)
+

@@ -5,6 +5,7 @@ An algorithm's dataset: the reference it saves (an id or a path, never the data)
 
 from __future__ import annotations
 
+import inspect
 import os
 from typing import Any, cast
 
@@ -15,6 +16,28 @@ from sb3_offline.buffers import OfflineReplayBuffer
 from sb3_offline.common.normalization import fit_normalizers
 from sb3_offline.common.observations import obs_index
 from sb3_offline.datasets.loaders import DatasetSource, is_minari_dataset
+
+
+def check_given_once(algorithm: str, name: str, ours: dict[str, Any], given: dict[str, Any] | None) -> None:
+    """Refuse a hyper-parameter of ``algorithm`` (``ours``) repeated with another value in its ``name`` kwargs."""
+    for key, value in ours.items():
+        if key in (given or {}) and (given or {})[key] != value:
+            raise ValueError(
+                f"{name}['{key}']: expected none (it is {algorithm}'s argument), found {(given or {})[key]!r} beside "
+                f"{value!r}; pass it to {algorithm} only"
+            )
+
+
+def buffer_kwargs(buffer_class: type, ours: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
+    """
+    The buffer's keyword arguments: the algorithm's (``ours``) that ``buffer_class`` takes, then ``given``
+    (``replay_buffer_kwargs``); ``ValueError`` for one it does not take with a value other than ``None``.
+    """
+    accepted = inspect.signature(buffer_class).parameters
+    for key, value in ours.items():
+        if key not in accepted and value is not None:
+            raise ValueError(f"{key}: expected None with {buffer_class.__name__} (it takes no {key}), found {value!r}")
+    return {**{key: value for key, value in ours.items() if key in accepted}, **given}
 
 
 def split_dataset(dataset: DatasetSource | None) -> tuple[Any, str | None]:

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import inspect
-import io
-import pathlib
 import sys
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any, ClassVar, TypeVar
 
 import torch as th
@@ -20,16 +18,28 @@ from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
-from stable_baselines3.common.utils import FloatSchedule, get_parameters_by_name
+from stable_baselines3.common.utils import FloatSchedule
 
 from sb3_offline.buffers import OfflineReplayBuffer
 from sb3_offline.common import checkpoints
 from sb3_offline.common.actions import loss_action_scale
-from sb3_offline.common.cuda_graphs import UpdateRunner, portable_optimizer_state
-from sb3_offline.common.dataset_source import build_replay_buffer, dataset_source, split_dataset
+from sb3_offline.common.cuda_graphs import UpdateRunner
+from sb3_offline.common.dataset_source import (
+    buffer_kwargs,
+    build_replay_buffer,
+    check_given_once,
+    dataset_source,
+    split_dataset,
+)
 from sb3_offline.common.normalization import with_observation_normalizer
 from sb3_offline.common.schedules import LearningRate, as_schedule, initial_value, schedule_value
-from sb3_offline.common.training import DeviceLossAccumulator, copy_buffers, set_learning_rate, soft_update
+from sb3_offline.common.training import (
+    DeviceLossAccumulator,
+    copy_buffers,
+    set_learning_rate,
+    soft_update,
+    target_pair,
+)
 from sb3_offline.datasets.loaders import DatasetSource, recover_env
 
 SelfOfflineAlgorithm = TypeVar("SelfOfflineAlgorithm", bound="OfflineAlgorithm")
@@ -45,7 +55,7 @@ def arguments_of(cls: type, values: dict[str, Any]) -> dict[str, Any]:
     return {name: value for name, value in values.items() if name in named and name != "self"}
 
 
-class OfflineAlgorithm(OffPolicyAlgorithm):
+class OfflineAlgorithm(checkpoints.CheckpointedAlgorithm, OffPolicyAlgorithm):
     """
     Base class of the offline algorithms: SB3's ``OffPolicyAlgorithm`` with a dataset.
 
@@ -60,14 +70,8 @@ class OfflineAlgorithm(OffPolicyAlgorithm):
     offline. With ``env=None`` it is recovered from the dataset (a Minari dataset's env spec, or
     the env id recorded in an HDF5/npz file).
 
-    ``save`` writes an ordinary SB3 ``.zip`` holding a *reference* to the dataset (its id or path),
-    never the data; ``load`` gives a model that predicts without the dataset, which is read again
-    only when ``learn`` needs it (or pass ``dataset=...`` to ``load``). The checkpoint records the class
-    that saved it and the random generators' states (:mod:`sb3_offline.common.checkpoints`): ``learn(n)``,
-    ``save``, ``load``, ``learn(m, reset_num_timesteps=False)`` gives the same parameters on CPU as
-    ``learn(n + m)`` with the same seed. Learning rates resume exactly when constant or a
-    :class:`~sb3_offline.common.schedules.StepSchedule` (a fixed horizon in gradient steps); an SB3 schedule
-    of the progress remaining is relative to each ``learn`` call's total, as in SB3.
+    ``save`` and ``load`` (:class:`~sb3_offline.common.checkpoints.CheckpointedAlgorithm`) keep a reference to the
+    dataset, never the data, and the random generators' states: training resumes exactly.
 
     What an algorithm declares (as sb3-contrib's TQC declares what it saves):
 
@@ -117,6 +121,8 @@ class OfflineAlgorithm(OffPolicyAlgorithm):
     :param _init_setup_model: whether to build the networks (and read the dataset) on creation
     """
 
+    #: marks the base of the offline algorithms (``checkpoints.algorithm_name`` stops here)
+    offline_base: ClassVar[bool] = True
     #: the policy's networks aliased on the algorithm (``self.actor`` is ``policy.actor``)
     networks: ClassVar[tuple[str, ...]] = ()
     #: target network -> the network it follows (Polyak averaging with ``tau``)
@@ -161,8 +167,10 @@ class OfflineAlgorithm(OffPolicyAlgorithm):
         self._dataset_object, self.dataset = split_dataset(dataset)
         self.replay_buffer_class, self.replay_buffer_kwargs = replay_buffer_class, replay_buffer_kwargs or {}
         if _init_setup_model:
-            checkpoints.refuse_legacy_policy_kwargs(policy_kwargs, type(self).__name__)
-            self._check_arguments_given_once(policy_kwargs, replay_buffer_kwargs)
+            name = type(self).__name__
+            checkpoints.refuse_legacy_policy_kwargs(policy_kwargs, name)
+            check_given_once(name, "policy_kwargs", self._policy_arguments(), policy_kwargs)
+            check_given_once(name, "replay_buffer_kwargs", self._buffer_arguments(), replay_buffer_kwargs)
             if env is None:
                 env = recover_env(dataset_source(self, what="an environment"))
         self._online_mode = False
@@ -195,7 +203,6 @@ class OfflineAlgorithm(OffPolicyAlgorithm):
             self._setup_model()
             self._setup_replay_buffer()
 
-    # ------------------------------------------------------------------------------------ declarations
     def learning_rates(self) -> dict[str, LearningRate | None]:
         """
         Each optimizer the algorithm steps, by the network that holds it (``policy.<network>.optimizer``), and its
@@ -222,22 +229,6 @@ class OfflineAlgorithm(OffPolicyAlgorithm):
     def _after_update(self, kind: str) -> None:
         """Host-side bookkeeping after an update of ``kind`` (phases that end after a number of updates)."""
 
-    def _check_arguments_given_once(
-        self, policy_kwargs: dict[str, Any] | None, replay_buffer_kwargs: dict[str, Any] | None
-    ) -> None:
-        """Refuse a hyper-parameter of the algorithm repeated with another value in the policy's or buffer's kwargs."""
-        for kwargs, ours, name in (
-            (policy_kwargs, self._policy_arguments(), "policy_kwargs"),
-            (replay_buffer_kwargs, self._buffer_arguments(), "replay_buffer_kwargs"),
-        ):
-            for key, value in ours.items():
-                if key in (kwargs or {}) and (kwargs or {})[key] != value:
-                    raise ValueError(
-                        f"{name}['{key}']: expected none (it is {type(self).__name__}'s argument), found "
-                        f"{(kwargs or {})[key]!r} beside {value!r}; pass it to {type(self).__name__} only"
-                    )
-
-    # ------------------------------------------------------------------------------------ set-up
     def _setup_lr_schedule(self) -> None:
         """SB3's, keeping a :class:`~sb3_offline.common.schedules.StepSchedule` a schedule over steps."""
         self.lr_schedule = as_schedule(self.learning_rate)  # type: ignore[assignment]
@@ -268,20 +259,10 @@ class OfflineAlgorithm(OffPolicyAlgorithm):
         self._action_scale = loss_action_scale(self.action_space, self.action_units, self.device)
         for name in self.networks:
             setattr(self, name, getattr(self.policy, name))
-        self._target_pairs = {name: self._target_pair(name, source) for name, source in self.target_networks.items()}
+        self._target_pairs = {
+            target: target_pair(self.policy, target, source) for target, source in self.target_networks.items()
+        }
         self._set_learning_rates(self._current_progress_remaining, self._n_updates)  # each optimizer's, from the start
-
-    def _target_pair(self, target: str, online: str) -> tuple[list[Any], list[Any], list[th.Tensor], list[th.Tensor]]:
-        """The parameters and batch-norm statistics of ``online`` and of its copy ``target``."""
-        source, copy = getattr(self.policy, online), getattr(self.policy, target)
-        params, target_params = list(source.parameters()), list(copy.parameters())
-        if len(params) != len(target_params):
-            raise ValueError(
-                f"{target}: expected a copy of {online} ({len(params)} parameter tensors), found "
-                f"{len(target_params)} parameter tensors"
-            )
-        stats = get_parameters_by_name(source, ["running_"]), get_parameters_by_name(copy, ["running_"])
-        return params, target_params, *stats
 
     def _optimizers(self) -> dict[str, th.optim.Optimizer]:
         """Every optimizer of :meth:`learning_rates`, by network."""
@@ -319,109 +300,13 @@ class OfflineAlgorithm(OffPolicyAlgorithm):
     def _setup_replay_buffer(self) -> None:
         """Read the dataset into the replay buffer (on ``self.device``) and fit the policy's normalisers on it."""
         assert self.replay_buffer_class is not None
-        ours = self._buffer_arguments()
-        accepted = inspect.signature(self.replay_buffer_class).parameters
-        for key, value in ours.items():
-            if key not in accepted and value is not None:
-                raise ValueError(
-                    f"{key}: expected None with {self.replay_buffer_class.__name__} (it takes no {key}), "
-                    f"found {value!r}"
-                )
-        kwargs = {**{k: v for k, v in ours.items() if k in accepted}, **self.replay_buffer_kwargs}
+        kwargs = buffer_kwargs(self.replay_buffer_class, self._buffer_arguments(), self.replay_buffer_kwargs)
         self.replay_buffer, resolved = build_replay_buffer(self, kwargs)
         if resolved is not None:
             # the resolved reward transform (a rule such as "iql_locomotion" read from this dataset) is what the model
             # was trained with: saved with it, and applied as is when the buffer is rebuilt, whatever the dataset
             self.replay_buffer_kwargs["reward_transform"] = resolved
 
-    def load_replay_buffer(self, path: str | pathlib.Path | io.BufferedIOBase, truncate_last_traj: bool = True) -> None:
-        """SB3's ``load_replay_buffer``; an ``OfflineReplayBuffer``'s tensors are moved to ``self.device``."""
-        self._runner.reset()
-        super().load_replay_buffer(path, truncate_last_traj)
-        if isinstance(self.replay_buffer, OfflineReplayBuffer):
-            self.replay_buffer.to(self.device)
-
-    # ------------------------------------------------------------------------------------ checkpoints
-    def save(
-        self,
-        path: str | pathlib.Path | io.BufferedIOBase,
-        exclude: Iterable[str] | None = None,
-        include: Iterable[str] | None = None,
-    ) -> None:
-        """
-        SB3's ``save``, and in the checkpoint: the class that saved it (``load`` refuses a checkpoint of another
-        algorithm) and the states of the random generators (``load`` restores them: ``learn``, ``save``,
-        ``load``, ``learn(reset_num_timesteps=False)`` trains as one uninterrupted ``learn``).
-        """
-        entries = {
-            checkpoints.CHECKPOINT_CLASS_KEY: {
-                "class": type(self).__name__,
-                "algorithm": checkpoints.algorithm_name(type(self), OfflineAlgorithm),
-            },
-            checkpoints.RANDOM_STATES_KEY: checkpoints.capture_random_states(self.device),
-        }
-        self.__dict__.update(entries)
-        try:
-            super().save(path, exclude=exclude, include=include)
-        finally:
-            for key in entries:
-                self.__dict__.pop(key, None)
-
-    @classmethod
-    def load(  # type: ignore[override]
-        cls: type[SelfOfflineAlgorithm],
-        path: str | pathlib.Path | io.BufferedIOBase,
-        env: GymEnv | None = None,
-        device: th.device | str = "auto",
-        custom_objects: dict[str, Any] | None = None,
-        print_system_info: bool = False,
-        force_reset: bool = True,
-        **kwargs: Any,
-    ) -> SelfOfflineAlgorithm:
-        """
-        SB3's ``load`` (arguments as there), which first checks that the checkpoint was saved by this algorithm:
-        by this class, a subclass of it, or a class of the same sb3-offline algorithm (a user's ``MyBCQ(BCQ)``
-        and ``BCQ`` load each other's checkpoints; ``CalQL``, though a subclass of ``CQL``, is another algorithm).
-        Another algorithm's checkpoint raises ``ValueError`` naming both classes. The random generators are then
-        set to their state at saving, after SB3's re-seeding with ``seed``.
-        """
-        checkpoints.check_checkpoint_class(path, cls, checkpoints.algorithm_name(cls, OfflineAlgorithm))
-        model = super().load(
-            path,
-            env=env,
-            device=device,
-            custom_objects=custom_objects,
-            print_system_info=print_system_info,
-            force_reset=force_reset,
-            **kwargs,
-        )
-        model.__dict__.pop(checkpoints.CHECKPOINT_CLASS_KEY, None)
-        states = model.__dict__.pop(checkpoints.RANDOM_STATES_KEY, None)
-        if isinstance(states, dict):
-            checkpoints.restore_random_states(states, model.device)
-        return model
-
-    def _excluded_save_params(self) -> list[str]:
-        excluded = ["_dataset_object", "_losses", "_runner", "_target_pairs", "_action_scale", *self.networks]
-        return [*super()._excluded_save_params(), *excluded]
-
-    def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
-        """The policy and every optimizer of :meth:`learning_rates`."""
-        return ["policy", *(f"{name}.optimizer" for name in self.learning_rates())], []
-
-    def get_parameters(self) -> dict[str, dict]:
-        """SB3's ``get_parameters``; optimizers switched for CUDA graphs are saved with their original settings."""
-        params = super().get_parameters()
-        return {name: portable_optimizer_state(p) if "param_groups" in p else p for name, p in params.items()}
-
-    def set_parameters(
-        self, load_path_or_dict: str | dict[str, th.Tensor], exact_match: bool = True, device: Any = "auto"
-    ) -> None:
-        """SB3's ``set_parameters``; captured CUDA graphs are dropped (they hold the old optimizer state)."""
-        self._runner.reset()
-        super().set_parameters(load_path_or_dict, exact_match=exact_match, device=device)
-
-    # ------------------------------------------------------------------------------ gradient steps
     def train(self, gradient_steps: int, batch_size: int = 256) -> None:
         """
         ``gradient_steps`` updates, each the one :meth:`_next_update` names, after every learning rate is set.
@@ -451,7 +336,6 @@ class OfflineAlgorithm(OffPolicyAlgorithm):
         state = buffer.graph_key() if isinstance(buffer, OfflineReplayBuffer) else getattr(buffer, "size", int)()
         self._runner.run((kind, batch_size, id(buffer), state), lambda: update(batch_size), graphed)
 
-    # ------------------------------------------------------------------------------ offline learn
     def _setup_learn(
         self,
         total_timesteps: int,
@@ -494,15 +378,9 @@ class OfflineAlgorithm(OffPolicyAlgorithm):
         progress_bar: bool = False,
     ) -> SelfOfflineAlgorithm:
         """
-        Train on the dataset for ``total_timesteps`` gradient steps; the env is never stepped.
-
-        :param total_timesteps: number of gradient steps
-        :param callback: callback(s) called after every gradient step
-        :param log_interval: dump the logger every that many gradient steps (``None``: only at the end)
-        :param tb_log_name: the name of the run for TensorBoard logging (default: the class name)
-        :param reset_num_timesteps: whether to reset the current step count (``False`` continues)
-        :param progress_bar: display a progress bar using tqdm and rich
-        :return: the trained model
+        Train on the dataset for ``total_timesteps`` gradient steps; the env is never stepped. The arguments are
+        SB3's ``learn``'s, counted in gradient steps (``log_interval``: dump the logger every that many, ``None``:
+        at the end only; ``tb_log_name`` defaults to the class name).
         """
         total_timesteps, callback = self._setup_learn(
             total_timesteps, callback, reset_num_timesteps, tb_log_name or type(self).__name__, progress_bar
@@ -533,7 +411,6 @@ class OfflineAlgorithm(OffPolicyAlgorithm):
         self._losses.flush(self.logger)
         self.logger.dump(step=self.num_timesteps)
 
-    # ------------------------------------------------------------------------------- online learn
     def learn_online(
         self: SelfOfflineAlgorithm,
         total_timesteps: int,

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import torch as th
 from stable_baselines3.common.logger import Logger
+from stable_baselines3.common.utils import get_parameters_by_name
+from torch import nn
 
 
 class DeviceLossAccumulator:
@@ -119,3 +122,19 @@ def copy_buffers(buffers: Iterable[th.Tensor], target_buffers: Iterable[th.Tenso
     buffers, target_buffers = list(buffers), list(target_buffers)
     if buffers:
         th._foreach_copy_(target_buffers, buffers)
+
+
+def target_pair(module: nn.Module, target: str, source: str) -> tuple[list[Any], list[Any], list[Any], list[Any]]:
+    """
+    The parameters and batch-norm statistics of ``module.<source>`` and of its copy ``module.<target>`` (what
+    :func:`soft_update` and :func:`copy_buffers` take), after checking that the copy has as many parameter tensors.
+    """
+    online, copy = getattr(module, source), getattr(module, target)
+    params, target_params = list(online.parameters()), list(copy.parameters())
+    if len(params) != len(target_params):
+        raise ValueError(
+            f"{target}: expected a copy of {source} ({len(params)} parameter tensors), found "
+            f"{len(target_params)} parameter tensors"
+        )
+    stats = get_parameters_by_name(online, ["running_"]), get_parameters_by_name(copy, ["running_"])
+    return params, target_params, *stats

@@ -20,14 +20,19 @@ from sb3_offline.common.offline_algorithm import OfflineAlgorithm, Update
 from sb3_offline.common.schedules import LearningRate
 from sb3_offline.common.training import minimize
 from sb3_offline.common.vae import ConditionalVAE, vae_sample_terms
-from sb3_offline.common.weights import exp_weights, expectile_weights
 from sb3_offline.datasets.loaders import DatasetSource
+from sb3_offline.lapo.losses import (
+    WEIGHTINGS,
+    advantage_weights,
+    one_step_advantages,
+    q_target,
+    value_target,
+    weighted_vae_loss,
+)
 from sb3_offline.lapo.policies import LAPOPolicy, MlpPolicy, MultiInputPolicy
 
 SelfLAPO = TypeVar("SelfLAPO", bound="LAPO")
 
-#: The advantage weights of the CVAE's terms.
-WEIGHTINGS = ("expectile", "exp")
 #: What ``learn_online`` trains with: the authors' fine-tuning update, or the offline one.
 ONLINE_VARIANTS = ("finetune", "offline")
 #: The authors' fine-tuning update (branch ``finetune``, ``algos/algos_vae_finetune.py``), as ``(std, clip)``:
@@ -36,48 +41,6 @@ ONLINE_VARIANTS = ("finetune", "offline")
 FINETUNE_TARGET_NOISE = (0.2, 0.5)
 FINETUNE_ACTION_NOISE = (0.1, 0.3)
 FINETUNE_POLICY_NOISE = (0.02, 0.05)
-
-
-def q_target(rewards: th.Tensor, dones: th.Tensor, next_values: th.Tensor, gamma: float) -> th.Tensor:
-    """The Q-networks' target ``r + gamma * (1 - termination) * V(s')``, ``(batch, 1)``."""
-    return rewards + (1.0 - dones) * gamma * next_values
-
-
-def value_target(target_q: th.Tensor, doubleq_min: float, low: th.Tensor, high: th.Tensor) -> th.Tensor:
-    """
-    V's target: ``doubleq_min * min_j Q'_j + (1 - doubleq_min) * max_j Q'_j`` of the target Q-networks at the
-    latent policy's decoded action, clamped to ``[low, high]`` (the authors' ``[min_v, max_v]``), ``(batch, 1)``.
-
-    :param target_q: ``(batch, n_critics)`` target Q-values
-    """
-    return soft_clipped_values(target_q, doubleq_min).clamp(min=low, max=high)
-
-
-def one_step_advantages(
-    rewards: th.Tensor, dones: th.Tensor, next_q: th.Tensor, values: th.Tensor, gamma: float
-) -> th.Tensor:
-    """The advantage of the offline update: ``r + gamma * (1 - termination) * Q~'(s', a'') - V(s)``, ``(batch, 1)``."""
-    return rewards + (1.0 - dones) * gamma * next_q - values
-
-
-def advantage_weights(
-    advantages: th.Tensor, weighting: str, expectile: float, temperature: float, max_weight: float
-) -> th.Tensor:
-    """
-    The weights of the CVAE's terms: ``"expectile"``: ``expectile`` where ``A > 0``, ``1 - expectile``
-    elsewhere (the authors' code); ``"exp"``: ``min(exp(A / temperature), max_weight)`` (the paper's
-    ``exp(A / lambda)``, clipped as IQL's weights).
-    """
-    if weighting == "expectile":
-        return expectile_weights(advantages, expectile)
-    if weighting == "exp":
-        return exp_weights(advantages, 1.0 / temperature, max_weight)
-    raise ValueError(f"weighting: expected one of {WEIGHTINGS}, found {weighting!r}")
-
-
-def weighted_vae_loss(squared_error: th.Tensor, kl: th.Tensor, weights: th.Tensor, kl_weight: float) -> th.Tensor:
-    """``mean_i w_i * (||D(s_i, z_i) - a_i||^2 + kl_weight * KL_i)`` from per-sample terms ``(batch, 1)``."""
-    return (weights * (squared_error + kl_weight * kl)).mean()
 
 
 class LAPO(OfflineAlgorithm):
