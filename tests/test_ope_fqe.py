@@ -78,6 +78,10 @@ def test_known_value_with_terminations_and_with_timeouts(terminate: bool) -> Non
     else:
         assert estimate.horizon == H  # the common length of the time-limit-cut episodes
         assert estimate.undiscounted == pytest.approx(H * 1.0, rel=0.05)  # reward 1 per step
+    # held-out episodes: the estimate at their initial states (all at t = 0, as the fitted data's)
+    held_out = fqe.estimate(dataset=clock_data(5, terminate, seed=1))
+    assert held_out.n_episodes == 5 and held_out.horizon == estimate.horizon
+    assert held_out.value == pytest.approx(estimate.value, rel=1e-6)
     # Q(s_t, pi(s_t)) along an episode: flat with timeouts, falling towards 1 at the last step with terminations
     values = fqe.predict_value(np.array([[0.0], [0.9]], np.float32))
     expected = [(1 - GAMMA ** (H - t)) / (1 - GAMMA) if terminate else 1 / (1 - GAMMA) for t in (0, 9)]
@@ -229,6 +233,8 @@ def test_dict_observations(fetch_transitions, fetch_env_spaces) -> None:
     fqe.learn(10)
     estimate = fqe.estimate()
     assert estimate.n_episodes == 3 and estimate.horizon == 50 and np.isfinite(estimate.value)
+    held_out = fqe.estimate(dataset=fetch_transitions)  # the same episodes, read again as a dict of numpy arrays
+    assert held_out.initial_values == pytest.approx(estimate.initial_values, rel=1e-6) and held_out.horizon == 50
 
 
 def test_undiscounted_conversion() -> None:
