@@ -23,7 +23,7 @@ def resolve_env(
     dataset: DatasetSource | None,
     replay_buffer_kwargs: dict[str, Any] | None,
     evaluation_policy: Any,
-) -> Any:
+) -> GymEnv:
     """The env given (an id is made), else the dataset's, else the evaluated model's (its spaces are all FQE needs)."""
     if isinstance(env, str):
         import gymnasium as gym
