@@ -14,6 +14,7 @@ from gymnasium import spaces
 from stable_baselines3 import TD3
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import configure
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from test_graph_safety import SMALL as GRAPH_SAFETY_SMALL
 
 from sb3_offline import BC
@@ -205,9 +206,21 @@ def test_every_update_is_free_of_host_syncs(pendulum_file: Path) -> None:
         assert (runs.eager, runs.captures) == (3, 1) and runs.replays >= 2, (key, runs)
 
 
+class TrainableExtractor(BaseFeaturesExtractor):
+    def __init__(self, observation_space: spaces.Box) -> None:
+        super().__init__(observation_space, features_dim=8)
+        self.linear = th.nn.Linear(int(np.prod(observation_space.shape)), 8)
+
+    def forward(self, observations: th.Tensor) -> th.Tensor:
+        return self.linear(observations)
+
+
 def test_bad_input(pendulum_file: Path, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="gamma"):
         FQE(constant_policy, dataset=str(pendulum_file), gamma=1.0)
+    # the target Q-functions share the extractor: a trained one would have no target copy
+    with pytest.raises(ValueError, match="features_extractor_class: expected an extractor without trainable"):
+        FQE(constant_policy, dataset=str(pendulum_file), policy_kwargs={"features_extractor_class": TrainableExtractor})
     with pytest.raises(ValueError, match="policy: expected actions of shape"):
         FQE(lambda obs: np.zeros(3, np.float32), dataset=str(pendulum_file), **TINY)
     fqe = FQE(PendulumSwingUp(), dataset=str(pendulum_file), **TINY)
