@@ -196,6 +196,7 @@ class FQE(OfflineAlgorithm):
             "_next_policy_actions",
         ]
 
+    # ------------------------------------------------------------------------------------ the evaluated policy
     def evaluator(self) -> EvaluationPolicy:
         """
         The evaluated policy as an :class:`~sb3_offline.ope.EvaluationPolicy` (loaded from
@@ -230,6 +231,7 @@ class FQE(OfflineAlgorithm):
         self._runner.reset()  # graphs captured before read the old tensors
 
     def _ensure_ready(self) -> OfflineReplayBuffer:
+        """The dataset's buffer, read if needed, with the policy's actions at all its rows computed."""
         if self.replay_buffer is None:
             self._setup_replay_buffer()
         buffer = self.replay_buffer
@@ -246,6 +248,7 @@ class FQE(OfflineAlgorithm):
             self._compute_policy_actions()
         return buffer
 
+    # ------------------------------------------------------------------------------------ training
     def _setup_learn(
         self,
         total_timesteps: int,
@@ -261,7 +264,6 @@ class FQE(OfflineAlgorithm):
     def learn_online(self, *args: Any, **kwargs: Any) -> Any:
         raise ValueError("learn_online: FQE evaluates a fixed policy from a dataset; it never steps an env")
 
-    # ------------------------------------------------------------------------------------ training
     def learning_rates(self) -> dict[str, LearningRate | None]:
         return {"critic": None}
 
