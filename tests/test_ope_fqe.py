@@ -14,6 +14,7 @@ from gymnasium import spaces
 from stable_baselines3 import TD3
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import configure
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from test_graph_safety import SMALL as GRAPH_SAFETY_SMALL
 
 from sb3_offline import BC
@@ -78,6 +79,10 @@ def test_known_value_with_terminations_and_with_timeouts(terminate: bool) -> Non
     else:
         assert estimate.horizon == H  # the common length of the time-limit-cut episodes
         assert estimate.undiscounted == pytest.approx(H * 1.0, rel=0.05)  # reward 1 per step
+    # held-out episodes: the estimate at their initial states (all at t = 0, as the fitted data's)
+    held_out = fqe.estimate(dataset=clock_data(5, terminate, seed=1))
+    assert held_out.n_episodes == 5 and held_out.horizon == estimate.horizon
+    assert held_out.value == pytest.approx(estimate.value, rel=1e-6)
     # Q(s_t, pi(s_t)) along an episode: flat with timeouts, falling towards 1 at the last step with terminations
     values = fqe.predict_value(np.array([[0.0], [0.9]], np.float32))
     expected = [(1 - GAMMA ** (H - t)) / (1 - GAMMA) if terminate else 1 / (1 - GAMMA) for t in (0, 9)]
@@ -201,9 +206,21 @@ def test_every_update_is_free_of_host_syncs(pendulum_file: Path) -> None:
         assert (runs.eager, runs.captures) == (3, 1) and runs.replays >= 2, (key, runs)
 
 
+class TrainableExtractor(BaseFeaturesExtractor):
+    def __init__(self, observation_space: spaces.Box) -> None:
+        super().__init__(observation_space, features_dim=8)
+        self.linear = th.nn.Linear(int(np.prod(observation_space.shape)), 8)
+
+    def forward(self, observations: th.Tensor) -> th.Tensor:
+        return self.linear(observations)
+
+
 def test_bad_input(pendulum_file: Path, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="gamma"):
         FQE(constant_policy, dataset=str(pendulum_file), gamma=1.0)
+    # the target Q-functions share the extractor: a trained one would have no target copy
+    with pytest.raises(ValueError, match="features_extractor_class: expected an extractor without trainable"):
+        FQE(constant_policy, dataset=str(pendulum_file), policy_kwargs={"features_extractor_class": TrainableExtractor})
     with pytest.raises(ValueError, match="policy: expected actions of shape"):
         FQE(lambda obs: np.zeros(3, np.float32), dataset=str(pendulum_file), **TINY)
     fqe = FQE(PendulumSwingUp(), dataset=str(pendulum_file), **TINY)
@@ -229,6 +246,8 @@ def test_dict_observations(fetch_transitions, fetch_env_spaces) -> None:
     fqe.learn(10)
     estimate = fqe.estimate()
     assert estimate.n_episodes == 3 and estimate.horizon == 50 and np.isfinite(estimate.value)
+    held_out = fqe.estimate(dataset=fetch_transitions)  # the same episodes, read again as a dict of numpy arrays
+    assert held_out.initial_values == pytest.approx(estimate.initial_values, rel=1e-6) and held_out.horizon == 50
 
 
 def test_undiscounted_conversion() -> None:

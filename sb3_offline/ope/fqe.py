@@ -16,13 +16,12 @@ from stable_baselines3.common.utils import is_vectorized_observation
 
 from sb3_offline.buffers import OfflineReplayBuffer
 from sb3_offline.common.critics import critic_loss, critic_values, soft_clipped_values
-from sb3_offline.common.episodes import episode_bounds
-from sb3_offline.common.offline_algorithm import OfflineAlgorithm, Update
+from sb3_offline.common.observations import obs_index
+from sb3_offline.common.offline_algorithm import OfflineAlgorithm, Update, base_arguments
 from sb3_offline.common.schedules import LearningRate
 from sb3_offline.common.training import minimize
-from sb3_offline.datasets.loaders import DatasetSource, load_transitions, recover_env
-from sb3_offline.datasets.validation import validate_transitions
-from sb3_offline.ope.estimate import PolicyValueEstimate, bootstrap_interval, undiscounted_from_discounted
+from sb3_offline.datasets.loaders import DatasetSource
+from sb3_offline.ope.estimate import PolicyValueEstimate
 from sb3_offline.ope.evaluation_policy import (
     DEFAULT_ACTION_BATCH_SIZE,
     EvaluationPolicy,
@@ -30,15 +29,12 @@ from sb3_offline.ope.evaluation_policy import (
     as_evaluation_policy,
     describe_policy,
 )
+from sb3_offline.ope.fqe_estimate import Episodes, initial_state_estimate
+from sb3_offline.ope.fqe_inputs import dataset_policy_actions, resolve_env
+from sb3_offline.ope.loading import load_model
 from sb3_offline.ope.policies import FQEPolicy, MlpPolicy, MultiInputPolicy
 
 SelfFQE = TypeVar("SelfFQE", bound="FQE")
-
-
-def _obs_rows(observations: TensorObs, rows: th.Tensor | slice) -> TensorObs:
-    if isinstance(observations, dict):
-        return {key: value[rows] for key, value in observations.items()}
-    return observations[rows]
 
 
 class FQE(OfflineAlgorithm):
@@ -160,8 +156,6 @@ class FQE(OfflineAlgorithm):
         #: what the evaluated policy was (saved, for reports)
         self.evaluation_policy_name: str | None = None
         if isinstance(evaluation_policy, str | os.PathLike):
-            from sb3_offline.ope.loading import load_model
-
             self.evaluation_policy_path = os.fspath(evaluation_policy)
             evaluation_policy = load_model(evaluation_policy, device=device)
         self.evaluation_policy = evaluation_policy
@@ -171,57 +165,12 @@ class FQE(OfflineAlgorithm):
         self._policy_actions: th.Tensor | None = None
         self._next_policy_actions: th.Tensor | None = None
         if _init_setup_model:
-            resolved = self._resolve_env(env, dataset, replay_buffer_kwargs, evaluation_policy)
+            env = resolve_env(env, dataset, replay_buffer_kwargs, evaluation_policy)
             if policy is None:
-                policy = "MultiInputPolicy" if isinstance(resolved.observation_space, spaces.Dict) else "MlpPolicy"
-            env = resolved
-        super().__init__(
-            policy if policy is not None else "MlpPolicy",
-            env,
-            learning_rate,
-            dataset=dataset,
-            buffer_size=0,
-            batch_size=batch_size,
-            tau=tau,
-            gamma=gamma,
-            replay_buffer_class=replay_buffer_class,
-            replay_buffer_kwargs=replay_buffer_kwargs,
-            policy_kwargs=policy_kwargs,
-            tensorboard_log=tensorboard_log,
-            verbose=verbose,
-            device=device,
-            seed=seed,
-            cuda_graphs=cuda_graphs,
-            _init_setup_model=_init_setup_model,
-        )
-
-    @staticmethod
-    def _resolve_env(
-        env: GymEnv | str | None,
-        dataset: DatasetSource | None,
-        replay_buffer_kwargs: dict[str, Any] | None,
-        evaluation_policy: Any,
-    ) -> Any:
-        """The env given, else the dataset's, else the evaluated model's (its spaces are all FQE needs)."""
-        if isinstance(env, str):
-            import gymnasium as gym
-
-            return gym.make(env)
-        if env is not None:
-            return env
-        source = dataset if dataset is not None else (replay_buffer_kwargs or {}).get("dataset")
-        if source is not None:
-            try:
-                return recover_env(source)
-            except ValueError:
-                pass
-        model_env = evaluation_policy.get_env() if isinstance(evaluation_policy, BaseAlgorithm) else None
-        if model_env is not None:
-            return model_env
-        raise ValueError(
-            "env: expected an environment (env=...), a dataset that records one, or an evaluated model with an env, "
-            "found none"
-        )
+                policy = "MultiInputPolicy" if isinstance(env.observation_space, spaces.Dict) else "MlpPolicy"
+        policy = policy if policy is not None else "MlpPolicy"
+        # FQE never steps an env: no rows for online transitions
+        super().__init__(policy, env, learning_rate, buffer_size=0, **base_arguments(locals()))
 
     # ------------------------------------------------------------------------------------ set-up
     def _setup_model(self) -> None:
@@ -229,6 +178,7 @@ class FQE(OfflineAlgorithm):
         self._evaluation = None
         self._policy_actions = None
         self._next_policy_actions = None
+
     def _setup_replay_buffer(self) -> None:
         """Read the dataset, then precompute the evaluated policy's actions at its states (when the policy is known)."""
         super()._setup_replay_buffer()
@@ -246,6 +196,7 @@ class FQE(OfflineAlgorithm):
             "_next_policy_actions",
         ]
 
+    # ------------------------------------------------------------------------------------ the evaluated policy
     def evaluator(self) -> EvaluationPolicy:
         """
         The evaluated policy as an :class:`~sb3_offline.ope.EvaluationPolicy` (loaded from
@@ -257,8 +208,6 @@ class FQE(OfflineAlgorithm):
                     "evaluation_policy: expected the policy FQE evaluates (FQE.load(path, evaluation_policy=...)), "
                     "found none"
                 )
-            from sb3_offline.ope.loading import load_model
-
             self.evaluation_policy = load_model(self.evaluation_policy_path, device=self.device)
         if self._evaluation is None or self._evaluation.policy is not self.evaluation_policy:
             self._evaluation = as_evaluation_policy(
@@ -276,13 +225,13 @@ class FQE(OfflineAlgorithm):
         """The policy's actions at every dataset state and next state, ``(rows, n_action_samples, action_dim)``."""
         buffer = self.replay_buffer
         assert isinstance(buffer, OfflineReplayBuffer)
-        evaluator = self.evaluator()
-        rows = slice(0, buffer.size())
-        self._policy_actions = evaluator.actions(_obs_rows(buffer.observations, rows), self.n_action_samples)
-        self._next_policy_actions = evaluator.actions(_obs_rows(buffer.next_observations, rows), self.n_action_samples)
+        self._policy_actions, self._next_policy_actions = dataset_policy_actions(
+            self.evaluator(), buffer, self.n_action_samples
+        )
         self._runner.reset()  # graphs captured before read the old tensors
 
     def _ensure_ready(self) -> OfflineReplayBuffer:
+        """The dataset's buffer, read if needed, with the policy's actions at all its rows computed."""
         if self.replay_buffer is None:
             self._setup_replay_buffer()
         buffer = self.replay_buffer
@@ -299,6 +248,7 @@ class FQE(OfflineAlgorithm):
             self._compute_policy_actions()
         return buffer
 
+    # ------------------------------------------------------------------------------------ training
     def _setup_learn(
         self,
         total_timesteps: int,
@@ -314,7 +264,6 @@ class FQE(OfflineAlgorithm):
     def learn_online(self, *args: Any, **kwargs: Any) -> Any:
         raise ValueError("learn_online: FQE evaluates a fixed policy from a dataset; it never steps an env")
 
-    # ------------------------------------------------------------------------------------ training
     def learning_rates(self) -> dict[str, LearningRate | None]:
         return {"critic": None}
 
@@ -326,6 +275,7 @@ class FQE(OfflineAlgorithm):
         if (self._n_updates - 1) % self.target_update_interval == 0:
             return "fqe/target", self._update_and_copy
         return "fqe", self._update
+
     def _q_values(self, critic: Any, observations: TensorObs, actions: th.Tensor) -> th.Tensor:
         """``(rows * k, n_critics)`` for ``actions`` ``(rows, k, action_dim)`` (state-major), features computed once."""
         rows, k = actions.shape[0], actions.shape[1]
@@ -401,26 +351,6 @@ class FQE(OfflineAlgorithm):
         return evaluator.act(observation), state
 
     # ------------------------------------------------------------------------------------ estimate
-    def _horizon(self, terminations: np.ndarray, truncations: np.ndarray, lengths: np.ndarray) -> int | None:
-        """
-        Steps per episode for the undiscounted conversion: none when the data has terminations (the episode's
-        length then depends on the policy); else the env's time limit, else the common length of the episodes
-        the data cut by a time limit.
-        """
-        if terminations.any():
-            return None
-        env = self.get_env()
-        if env is not None:
-            spec = env.get_attr("spec")[0]
-            limit = getattr(spec, "max_episode_steps", None)
-            if limit:
-                return int(limit)
-        ends = np.cumsum(lengths) - 1
-        truncated = lengths[truncations[ends]]
-        if len(truncated) and np.all(truncated == truncated[0]):
-            return int(truncated[0])
-        return None
-
     def estimate(
         self,
         dataset: DatasetSource | None = None,
@@ -449,49 +379,19 @@ class FQE(OfflineAlgorithm):
         """
         buffer = self._ensure_ready()
         if dataset is None:
-            n = buffer.dataset_size
-            starts = buffer.episode_starts
-            lengths = buffer.episode_lengths.cpu().numpy()
-            terminations = buffer.dones[:n, 0].cpu().numpy() > 0
-            truncations = buffer.timeouts[:n, 0].cpu().numpy() > 0
-            observations = _obs_rows(buffer.observations, starts)
+            episodes = Episodes.of_buffer(buffer)
+            observations = obs_index(buffer.observations, episodes.starts)
             assert self._policy_actions is not None
-            actions = self._policy_actions[starts]
+            actions = self._policy_actions[episodes.starts]
         else:
-            transitions = validate_transitions(
-                load_transitions(dataset, action_space=self.action_space), self.observation_space, self.action_space
-            )
-            terminations, truncations = transitions.terminations, transitions.truncations
-            start_rows, lengths = episode_bounds(np.asarray(transitions.episode_ends, dtype=bool))
-            obs = transitions.observations
-            first = {k: v[start_rows] for k, v in obs.items()} if isinstance(obs, dict) else obs[start_rows]
+            episodes, first = Episodes.read(dataset, self.observation_space, self.action_space)
             observations, _ = self.policy.obs_to_tensor(first)
             actions = self.evaluator().actions(observations, self.n_action_samples)
         values = self._values(observations, actions).cpu().numpy().astype(np.float64)
-        value = float(values.mean())
-        low, high = bootstrap_interval(values, confidence, n_bootstrap, seed)
         if horizon is None:
-            horizon = self._horizon(np.asarray(terminations, dtype=bool), np.asarray(truncations, dtype=bool), lengths)
-        undiscounted = undiscounted_ci = None
-        if horizon is not None:
-            transform = buffer.reward_transform
-
-            def convert(v: float) -> float:
-                return undiscounted_from_discounted(v, self.gamma, horizon, transform.scale, transform.shift)
-
-            undiscounted = convert(value)
-            bounds = sorted((convert(low), convert(high)))
-            undiscounted_ci = (bounds[0], bounds[1])
-        return PolicyValueEstimate(
-            value=value,
-            ci_low=low,
-            ci_high=high,
-            confidence=confidence,
-            initial_values=values,
-            gamma=float(self.gamma),
-            horizon=horizon,
-            undiscounted=undiscounted,
-            undiscounted_ci=undiscounted_ci,
+            horizon = episodes.horizon(self.get_env())
+        return initial_state_estimate(
+            values, self.gamma, horizon, buffer.reward_transform, confidence, n_bootstrap, seed
         )
 
 
