@@ -1,4 +1,7 @@
-"""Policy bases: actor + twin critics (AWAC), and with a VAE of the dataset's actions (BCQ, PLAS)."""
+"""
+Policy bases: critics with targets on a shared features extractor (FQE), with an actor (AWAC, IQL), and with a VAE of
+the dataset's actions (BCQ, PLAS, LAPO).
+"""
 
 from __future__ import annotations
 
@@ -19,7 +22,81 @@ from sb3_offline.common.vae import VAE_NET_ARCH, ConditionalVAE
 ACTOR_CRITIC_NET_ARCH = [400, 300]
 
 
-class OfflineActorCriticPolicy(BasePolicy):
+class SharedExtractorCriticPolicy(BasePolicy):
+    """
+    Base of the policies whose networks share one features extractor without trainable parameters and hold
+    ``n_critics`` Q-functions ``critic`` (SB3's ``ContinuousCritic`` on the features and the [-1, 1] action) with a
+    target copy ``critic_target``. Subclasses set ``net_arch``, ``activation_fn`` and ``n_critics`` in their
+    ``__init__`` and build their networks with :meth:`_make_features_extractor` and :meth:`_make_critics`.
+    """
+
+    critic: ContinuousCritic
+    critic_target: ContinuousCritic
+    net_arch: Any
+    activation_fn: type[nn.Module]
+    n_critics: int
+
+    def _make_features_extractor(self) -> int:
+        """Build ``features_extractor`` (no trainable parameters: a ``ValueError`` says so); returns its size."""
+        self.features_extractor = self.make_features_extractor()
+        trainable = sum(p.numel() for p in self.features_extractor.parameters() if p.requires_grad)
+        if trainable:
+            raise ValueError(
+                "features_extractor_class: expected an extractor without trainable parameters (the critics' "
+                "targets share it, so a trained one would have no target copy), found "
+                f"{type(self.features_extractor).__name__} with {trainable} trainable parameters"
+            )
+        return self.features_extractor.features_dim
+
+    def _make_critics(self, net_arch: list[int], features_dim: int, lr_schedule: Schedule) -> None:
+        """Build ``critic`` (with ``critic.optimizer`` at ``lr_schedule(1)``) and ``critic_target``, a copy of it."""
+        critic_kwargs: dict[str, Any] = dict(
+            observation_space=self.observation_space,
+            action_space=self.action_space,
+            net_arch=net_arch,
+            activation_fn=self.activation_fn,
+            features_extractor=self.features_extractor,
+            features_dim=features_dim,
+            n_critics=self.n_critics,
+            share_features_extractor=True,
+            normalize_images=self.normalize_images,
+        )
+        self.critic = ContinuousCritic(**critic_kwargs)
+        self.critic_target = ContinuousCritic(**critic_kwargs)
+        self.critic_target.load_state_dict(self.critic.state_dict())
+        self.critic_target.set_training_mode(False)
+        self.critic.optimizer = self.optimizer_class(  # type: ignore[call-arg]
+            self.critic.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs
+        )
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = super()._get_constructor_parameters()
+        data.update(
+            dict(
+                net_arch=self.net_arch,
+                activation_fn=self.activation_fn,
+                optimizer_class=self.optimizer_class,
+                optimizer_kwargs=self.optimizer_kwargs,
+                features_extractor_class=self.features_extractor_class,
+                features_extractor_kwargs=self.features_extractor_kwargs,
+                n_critics=self.n_critics,
+            )
+        )
+        return data
+
+    def features(self, observation: PyTorchObs) -> th.Tensor:
+        """State features from the shared extractor (the flattened observation by default)."""
+        return self.extract_features(observation, self.features_extractor)  # type: ignore[return-value]
+
+    def forward(self, observation: PyTorchObs, deterministic: bool = True) -> th.Tensor:
+        return self._predict(observation, deterministic)
+
+    def set_training_mode(self, mode: bool) -> None:
+        self.critic.set_training_mode(mode)
+        self.training = mode
+
+
+class OfflineActorCriticPolicy(SharedExtractorCriticPolicy):
     """
     Base of the actor-critic policies (AWAC; BCQ and PLAS through :class:`VAEActorCriticPolicy`): a
     shared features extractor, an actor (with a target copy when ``has_actor_target``) and twin
@@ -47,8 +124,6 @@ class OfflineActorCriticPolicy(BasePolicy):
 
     actor: nn.Module
     actor_target: nn.Module | None
-    critic: ContinuousCritic
-    critic_target: ContinuousCritic
     #: hidden sizes used when ``net_arch`` leaves them out
     default_net_arch: dict[str, list[int]] = {"pi": ACTOR_CRITIC_NET_ARCH, "qf": ACTOR_CRITIC_NET_ARCH}
     #: whether the actor has a Polyak-averaged target copy
@@ -97,15 +172,7 @@ class OfflineActorCriticPolicy(BasePolicy):
 
     def _build(self, lr_schedule: Schedule) -> None:
         """Build every network and optimizer; subclasses call it at the end of their ``__init__``."""
-        self.features_extractor = self.make_features_extractor()
-        trainable = sum(p.numel() for p in self.features_extractor.parameters() if p.requires_grad)
-        if trainable:
-            raise ValueError(
-                "features_extractor_class: expected an extractor without trainable parameters (the critics' "
-                "targets share it, so a trained one would have no target copy), found "
-                f"{type(self.features_extractor).__name__} with {trainable} trainable parameters"
-            )
-        features_dim = self.features_extractor.features_dim
+        features_dim = self._make_features_extractor()
         self._build_extra(features_dim, lr_schedule)
         self.actor = self._build_actor(features_dim)
         self.actor_target = None
@@ -113,28 +180,10 @@ class OfflineActorCriticPolicy(BasePolicy):
             self.actor_target = self._build_actor(features_dim)
             self.actor_target.load_state_dict(self.actor.state_dict())
             self.actor_target.train(False)
-        critic_kwargs: dict[str, Any] = dict(
-            observation_space=self.observation_space,
-            action_space=self.action_space,
-            net_arch=self.net_arch["qf"],
-            activation_fn=self.activation_fn,
-            features_extractor=self.features_extractor,
-            features_dim=features_dim,
-            n_critics=self.n_critics,
-            share_features_extractor=True,
-            normalize_images=self.normalize_images,
-        )
-        self.critic = ContinuousCritic(**critic_kwargs)
-        self.critic_target = ContinuousCritic(**critic_kwargs)
-        self.critic_target.load_state_dict(self.critic.state_dict())
-        self.critic_target.set_training_mode(False)
-
+        self._make_critics(self.net_arch["qf"], features_dim, lr_schedule)
         # every optimizer starts at lr_schedule(1); the algorithm sets each one's learning rate before every update
         self.actor.optimizer = self.optimizer_class(  # type: ignore[call-arg,assignment]
             self.actor.parameters(), lr=lr_schedule(1), **{**self.optimizer_kwargs, **self.actor_optimizer_kwargs}
-        )
-        self.critic.optimizer = self.optimizer_class(  # type: ignore[call-arg]
-            self.critic.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs
         )
 
     def _build_extra(self, features_dim: int, lr_schedule: Schedule) -> None:
@@ -146,31 +195,12 @@ class OfflineActorCriticPolicy(BasePolicy):
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
-        data.update(
-            dict(
-                net_arch=self.net_arch,
-                activation_fn=self.activation_fn,
-                optimizer_class=self.optimizer_class,
-                optimizer_kwargs=self.optimizer_kwargs,
-                features_extractor_class=self.features_extractor_class,
-                features_extractor_kwargs=self.features_extractor_kwargs,
-                n_critics=self.n_critics,
-                actor_optimizer_kwargs=self.actor_optimizer_kwargs,
-            )
-        )
+        data.update(actor_optimizer_kwargs=self.actor_optimizer_kwargs)
         return data
-
-    def features(self, observation: PyTorchObs) -> th.Tensor:
-        """State features from the shared extractor (the flattened observation by default)."""
-        return self.extract_features(observation, self.features_extractor)  # type: ignore[return-value]
-
-    def forward(self, observation: PyTorchObs, deterministic: bool = True) -> th.Tensor:
-        return self._predict(observation, deterministic)
 
     def set_training_mode(self, mode: bool) -> None:
         self.actor.train(mode)
-        self.critic.set_training_mode(mode)
-        self.training = mode
+        super().set_training_mode(mode)
 
 
 class VAEActorCriticPolicy(OfflineActorCriticPolicy):

@@ -17,7 +17,7 @@ from stable_baselines3.common.utils import is_vectorized_observation
 from sb3_offline.buffers import OfflineReplayBuffer
 from sb3_offline.common.critics import critic_loss, critic_values, soft_clipped_values
 from sb3_offline.common.observations import obs_index
-from sb3_offline.common.offline_algorithm import OfflineAlgorithm, Update, base_arguments
+from sb3_offline.common.offline_algorithm import OfflineAlgorithm, Update
 from sb3_offline.common.schedules import LearningRate
 from sb3_offline.common.training import minimize
 from sb3_offline.datasets.loaders import DatasetSource
@@ -170,7 +170,25 @@ class FQE(OfflineAlgorithm):
                 policy = "MultiInputPolicy" if isinstance(env.observation_space, spaces.Dict) else "MlpPolicy"
         policy = policy if policy is not None else "MlpPolicy"
         # FQE never steps an env: no rows for online transitions
-        super().__init__(policy, env, learning_rate, buffer_size=0, **base_arguments(locals()))
+        super().__init__(
+            policy,
+            env,
+            learning_rate,
+            dataset=dataset,
+            buffer_size=0,
+            batch_size=batch_size,
+            tau=tau,
+            gamma=gamma,
+            replay_buffer_class=replay_buffer_class,
+            replay_buffer_kwargs=replay_buffer_kwargs,
+            policy_kwargs=policy_kwargs,
+            tensorboard_log=tensorboard_log,
+            verbose=verbose,
+            device=device,
+            seed=seed,
+            cuda_graphs=cuda_graphs,
+            _init_setup_model=_init_setup_model,
+        )
 
     # ------------------------------------------------------------------------------------ set-up
     def _setup_model(self) -> None:

@@ -6,24 +6,25 @@ from typing import Any
 
 import torch as th
 from gymnasium import spaces
-from stable_baselines3.common.policies import BasePolicy, ContinuousCritic
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, FlattenExtractor
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from torch import nn
 
 from sb3_offline.common.multi_input import multi_input_policy
+from sb3_offline.common.policies import SharedExtractorCriticPolicy
 
 #: Hidden sizes of d3rlpy's default Q-function encoder (``DefaultEncoderFactory``: ``VectorEncoder`` 256-256, ReLU)
 FQE_NET_ARCH = [256, 256]
 
 
-class FQEPolicy(BasePolicy):
+class FQEPolicy(SharedExtractorCriticPolicy):
     """
     The Q-functions of FQE: ``n_critics`` MLPs ``Q(s, a)`` on the concatenated state features and [-1, 1]
     action (SB3's ``ContinuousCritic``, d3rlpy's ``VectorEncoderWithAction`` layout: 256-256, ReLU), their
     target copy, and the critics' optimizer (Adam). One features extractor without trainable parameters is
     shared by both (the flattened observation, or the dataset-statistics normaliser of
-    :mod:`sb3_offline.common.normalization`), as in our actor-critic policies.
+    :mod:`sb3_offline.common.normalization`): :class:`~sb3_offline.common.policies.SharedExtractorCriticPolicy`,
+    the base of our actor-critic policies too.
 
     It has no actor: ``FQE.predict`` acts with the policy being evaluated.
 
@@ -40,8 +41,7 @@ class FQEPolicy(BasePolicy):
     :param n_critics: number of Q-functions (d3rlpy's FQE: 1)
     """
 
-    critic: ContinuousCritic
-    critic_target: ContinuousCritic
+    net_arch: list[int]
 
     def __init__(
         self,
@@ -75,61 +75,10 @@ class FQEPolicy(BasePolicy):
         self._build(lr_schedule)
 
     def _build(self, lr_schedule: Schedule) -> None:
-        self.features_extractor = self.make_features_extractor()
-        trainable = sum(p.numel() for p in self.features_extractor.parameters() if p.requires_grad)
-        if trainable:
-            raise ValueError(
-                "features_extractor_class: expected an extractor without trainable parameters (the target "
-                f"Q-functions share it), found {type(self.features_extractor).__name__} with {trainable} trainable "
-                "parameters"
-            )
-        critic_kwargs: dict[str, Any] = dict(
-            observation_space=self.observation_space,
-            action_space=self.action_space,
-            net_arch=self.net_arch,
-            activation_fn=self.activation_fn,
-            features_extractor=self.features_extractor,
-            features_dim=self.features_extractor.features_dim,
-            n_critics=self.n_critics,
-            share_features_extractor=True,
-            normalize_images=self.normalize_images,
-        )
-        self.critic = ContinuousCritic(**critic_kwargs)
-        self.critic_target = ContinuousCritic(**critic_kwargs)
-        self.critic_target.load_state_dict(self.critic.state_dict())
-        self.critic_target.set_training_mode(False)
-        self.critic.optimizer = self.optimizer_class(  # type: ignore[call-arg]
-            self.critic.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs
-        )
-
-    def _get_constructor_parameters(self) -> dict[str, Any]:
-        data = super()._get_constructor_parameters()
-        data.update(
-            dict(
-                net_arch=self.net_arch,
-                activation_fn=self.activation_fn,
-                optimizer_class=self.optimizer_class,
-                optimizer_kwargs=self.optimizer_kwargs,
-                features_extractor_class=self.features_extractor_class,
-                features_extractor_kwargs=self.features_extractor_kwargs,
-                n_critics=self.n_critics,
-            )
-        )
-        return data
-
-    def features(self, observation: PyTorchObs) -> th.Tensor:
-        """State features from the shared extractor (the flattened observation by default)."""
-        return self.extract_features(observation, self.features_extractor)  # type: ignore[return-value]
-
-    def forward(self, observation: PyTorchObs, deterministic: bool = True) -> th.Tensor:
-        return self._predict(observation, deterministic)
+        self._make_critics(self.net_arch, self._make_features_extractor(), lr_schedule)
 
     def _predict(self, observation: PyTorchObs, deterministic: bool = True) -> th.Tensor:
         raise NotImplementedError("FQEPolicy holds Q-functions only; FQE.predict acts with the policy it evaluates")
-
-    def set_training_mode(self, mode: bool) -> None:
-        self.critic.set_training_mode(mode)
-        self.training = mode
 
 
 MlpPolicy = FQEPolicy
