@@ -332,7 +332,7 @@ def test_learn_online_with_the_offline_fraction(imperfect_pendulum: Transitions)
 
 
 def test_learn_online_without_online_rows_names_buffer_size(imperfect_pendulum: Transitions) -> None:
-    model = make(imperfect_pendulum)  # CQL's default buffer_size is 0: offline only
+    model = make(imperfect_pendulum, buffer_size=0)  # no rows for online transitions: offline only
     model.learn(2)
     with pytest.raises(ValueError, match=r"online_capacity: expected at least n_envs=1 rows .* give the algorithm "
                        r"buffer_size=\.\.\."):  # fmt: skip

@@ -270,8 +270,9 @@ def test_env_required_when_dataset_has_none(tmp_path: Path) -> None:
     path = save_npz(data, tmp_path / "anonymous.npz")
     with pytest.raises(ValueError, match="env"):
         BatchDDPG("MlpPolicy", None, dataset=str(path))
-    with pytest.raises(ValueError, match="dataset"):
-        BatchDDPG("MlpPolicy", gym.make("Pendulum-v1"))
+    # without a dataset, the buffer holds only the rows learn_online adds: offline learn refuses, naming the dataset
+    with pytest.raises(ValueError, match=r"dataset: expected a dataset to learn from"):
+        BatchDDPG("MlpPolicy", gym.make("Pendulum-v1")).learn(1)
 
 
 def test_dataset_through_replay_buffer_kwargs(pendulum_file: Path) -> None:

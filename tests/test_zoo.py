@@ -141,7 +141,7 @@ def test_every_config_entry_builds_its_model_as_rl_zoo3_does(
         for env_id, entry in config.items():
             # rows for online transitions are allocated at once (HerReplayBuffer also fills an info dict per
             # row): seconds for the entries' 1e6, so fewer here; every other value is the entry's
-            custom = {"buffer_size": 10_000} if entry.get("buffer_size", 0) > 10_000 else None
+            custom = {"buffer_size": 10_000} if entry.get("buffer_size", 1_000_000) > 10_000 else None
             exp = manager(algo, env_id, tmp_path / "logs", config=str(config_path(name)), hyperparams=custom)
             model, saved = exp.setup_experiment()
             assert isinstance(model, ALGOS[algo])

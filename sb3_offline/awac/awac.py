@@ -10,6 +10,7 @@ from stable_baselines3.common.type_aliases import DictReplayBufferSamples, GymEn
 
 from sb3_offline.awac.policies import AWACPolicy, GaussianActor, MlpPolicy, MultiInputPolicy
 from sb3_offline.common.critics import critic_loss, critic_values, soft_clipped_target
+from sb3_offline.common.multi_input import aliases
 from sb3_offline.common.offline_algorithm import OfflineAlgorithm, Update
 from sb3_offline.common.schedules import LearningRate
 from sb3_offline.common.training import minimize
@@ -64,16 +65,10 @@ class AWAC(OfflineAlgorithm):
     :param online_batch_size: minibatch size of fine-tuning (``learn_online``)
     :param tau: target update rate
     :param gamma: discount factor
-    :param kwargs: the other arguments of :class:`~sb3_offline.common.offline_algorithm.OfflineAlgorithm`
-        (``buffer_size``, ``learning_starts``, ``train_freq``, ``gradient_steps``, ``action_noise``, ``policy_kwargs``,
-        ``replay_buffer_class``, ``replay_buffer_kwargs``, ``tensorboard_log``, ``verbose``, ``device``, ``seed``,
-        ``cuda_graphs``, ...), with its defaults
+    :param kwargs: :class:`~sb3_offline.common.offline_algorithm.OfflineAlgorithm`'s other arguments and defaults
     """
 
-    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
-        "MlpPolicy": MlpPolicy,
-        "MultiInputPolicy": MultiInputPolicy,
-    }
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = aliases(MlpPolicy, MultiInputPolicy)
     networks = ("actor", "critic", "critic_target")
     target_networks = {"critic_target": "critic"}
     policy: AWACPolicy

@@ -10,7 +10,6 @@ from stable_baselines3.common.policies import ContinuousCritic
 from stable_baselines3.common.preprocessing import get_action_dim
 from stable_baselines3.common.torch_layers import (
     BaseFeaturesExtractor,
-    FlattenExtractor,
     create_mlp,
 )
 from stable_baselines3.common.type_aliases import Schedule
@@ -95,21 +94,16 @@ class BatchDDPGPolicy(TD3Policy):
     ``critic_weight_decay`` (L2), the actor's none, as in that file (actor Adam lr 1e-4; critic Adam, weight decay
     1e-2; the learning rates are the algorithm's, set before every update).
 
-    :param observation_space: observation space
-    :param action_space: action space (a bounded Box)
-    :param lr_schedule: learning rate schedule of the critic
-    :param net_arch: hidden sizes, for both networks or ``dict(pi=[...], qf=[...])``
-    :param activation_fn: activation function
-    :param features_extractor_class: features extractor
-    :param features_extractor_kwargs: keyword arguments of the features extractor
-    :param normalize_images: divide image observations by 255
-    :param optimizer_class: optimizer of both networks
-    :param optimizer_kwargs: keyword arguments of both optimizers, except ``weight_decay`` (see ``critic_weight_decay``)
+    :param observation_space: observation space (``Box``, or ``Dict`` with ``MultiInputPolicy``)
+    :param action_space: action space (a bounded ``Box``)
+    :param lr_schedule: the learning rate every optimizer is built with (the algorithm sets each one's)
+    :param net_arch: hidden sizes, for both networks or ``dict(pi=[...], qf=[...])`` (default 400-300)
     :param n_critics: number of critics (1 for DDPG)
-    :param share_features_extractor: whether actor and critic share the features extractor
     :param critic_weight_decay: L2 weight decay of the critic's optimizer (the actor has none)
     :param critic_action_at_input: ``True`` feeds ``[s, a]`` to the critic's first layer (SB3's ``ContinuousCritic``,
         the layout of the BCQ repo's later ``DDPG.py``) instead of the 2018 layout
+    :param kwargs: the rest of ``TD3Policy``'s arguments (features extractor, optimizer: ``optimizer_kwargs`` without
+        ``weight_decay``, see ``critic_weight_decay`` ...)
     """
 
     def __init__(
@@ -118,17 +112,12 @@ class BatchDDPGPolicy(TD3Policy):
         action_space: spaces.Box,
         lr_schedule: Schedule,
         net_arch: list[int] | dict[str, list[int]] | None = None,
-        activation_fn: type[nn.Module] = nn.ReLU,
-        features_extractor_class: type[BaseFeaturesExtractor] = FlattenExtractor,
-        features_extractor_kwargs: dict[str, Any] | None = None,
-        normalize_images: bool = True,
-        optimizer_class: type[th.optim.Optimizer] = th.optim.Adam,
-        optimizer_kwargs: dict[str, Any] | None = None,
         n_critics: int = 1,
-        share_features_extractor: bool = False,
         critic_weight_decay: float = 0.0,
         critic_action_at_input: bool = False,
+        **kwargs: Any,
     ) -> None:
+        optimizer_kwargs = kwargs.get("optimizer_kwargs")
         if optimizer_kwargs and "weight_decay" in optimizer_kwargs:
             raise ValueError(
                 f"optimizer_kwargs['weight_decay']: expected none (it would reach the actor too), found "
@@ -138,20 +127,8 @@ class BatchDDPGPolicy(TD3Policy):
             raise ValueError(f"critic_weight_decay: expected >= 0, found {critic_weight_decay}")
         self.critic_weight_decay = critic_weight_decay
         self.critic_action_at_input = critic_action_at_input
-        super().__init__(
-            observation_space,
-            action_space,
-            lr_schedule,
-            net_arch=list(DDPG_NET_ARCH) if net_arch is None else net_arch,
-            activation_fn=activation_fn,
-            features_extractor_class=features_extractor_class,
-            features_extractor_kwargs=features_extractor_kwargs,
-            normalize_images=normalize_images,
-            optimizer_class=optimizer_class,
-            optimizer_kwargs=optimizer_kwargs,
-            n_critics=n_critics,
-            share_features_extractor=share_features_extractor,
-        )
+        net_arch = list(DDPG_NET_ARCH) if net_arch is None else net_arch
+        super().__init__(observation_space, action_space, lr_schedule, net_arch=net_arch, n_critics=n_critics, **kwargs)
 
     def _build(self, lr_schedule: Schedule) -> None:
         super()._build(lr_schedule)

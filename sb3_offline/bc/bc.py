@@ -10,6 +10,7 @@ from stable_baselines3.td3.policies import Actor
 
 from sb3_offline.bc.policies import BCPolicy, MlpPolicy, MultiInputPolicy
 from sb3_offline.common.actions import action_squared_error
+from sb3_offline.common.multi_input import aliases
 from sb3_offline.common.offline_algorithm import OfflineAlgorithm, Update
 from sb3_offline.common.schedules import LearningRate
 from sb3_offline.common.training import minimize
@@ -36,16 +37,10 @@ class BC(OfflineAlgorithm):
     :param learning_rate: learning rate (constant or schedule)
     :param batch_size: minibatch size
     :param gamma: unused by the loss; kept for SB3's interface
-    :param kwargs: the other arguments of :class:`~sb3_offline.common.offline_algorithm.OfflineAlgorithm`
-        (``buffer_size``, ``learning_starts``, ``train_freq``, ``gradient_steps``, ``action_noise``, ``policy_kwargs``,
-        ``replay_buffer_class``, ``replay_buffer_kwargs``, ``tensorboard_log``, ``verbose``, ``device``, ``seed``,
-        ``cuda_graphs``, ...), with its defaults
+    :param kwargs: :class:`~sb3_offline.common.offline_algorithm.OfflineAlgorithm`'s other arguments and defaults
     """
 
-    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
-        "MlpPolicy": MlpPolicy,
-        "MultiInputPolicy": MultiInputPolicy,
-    }
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = aliases(MlpPolicy, MultiInputPolicy)
     networks = ("actor",)
     action_units = "env"
     policy: BCPolicy

@@ -10,6 +10,7 @@ from stable_baselines3.common.type_aliases import GymEnv, Schedule
 
 from sb3_offline.bcq.policies import BCQPolicy, MlpPolicy, MultiInputPolicy
 from sb3_offline.common.critics import critic_loss, critic_values, q1_values, soft_clipped_target
+from sb3_offline.common.multi_input import aliases
 from sb3_offline.common.offline_algorithm import OfflineAlgorithm, Update
 from sb3_offline.common.perturbation import PerturbationActor
 from sb3_offline.common.schedules import LearningRate
@@ -57,16 +58,10 @@ class BCQ(OfflineAlgorithm):
     :param kl_weight: weight of the KL term of the VAE loss, whose reconstruction error is in the env's
         units (as the authors' ``max_action * tanh`` decoder); on a Box with bound ``b``, ``0.5 * b^2`` gives
         the objective of a loss on [-1, 1] actions with weight 0.5 (d3rlpy's), times ``b^2``
-    :param kwargs: the other arguments of :class:`~sb3_offline.common.offline_algorithm.OfflineAlgorithm`
-        (``buffer_size``, ``learning_starts``, ``train_freq``, ``gradient_steps``, ``action_noise``, ``policy_kwargs``,
-        ``replay_buffer_class``, ``replay_buffer_kwargs``, ``tensorboard_log``, ``verbose``, ``device``, ``seed``,
-        ``cuda_graphs``, ...), with its defaults
+    :param kwargs: :class:`~sb3_offline.common.offline_algorithm.OfflineAlgorithm`'s other arguments and defaults
     """
 
-    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
-        "MlpPolicy": MlpPolicy,
-        "MultiInputPolicy": MultiInputPolicy,
-    }
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = aliases(MlpPolicy, MultiInputPolicy)
     networks = ("vae", "actor", "actor_target", "critic", "critic_target")
     target_networks = {"actor_target": "actor", "critic_target": "critic"}
     action_units = "env"

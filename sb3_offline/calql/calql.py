@@ -12,6 +12,7 @@ from stable_baselines3.her.her_replay_buffer import HerReplayBuffer
 
 from sb3_offline.buffers import OfflineReplayBuffer
 from sb3_offline.calql.policies import CalQLPolicy, MlpPolicy, MultiInputPolicy
+from sb3_offline.common.multi_input import aliases
 from sb3_offline.common.offline_algorithm import arguments_of
 from sb3_offline.common.schedules import StepSchedule
 from sb3_offline.cql.cql import CQL, Samples
@@ -82,16 +83,10 @@ class CalQL(CQL):
     :param gamma: discount factor (also of the returns-to-go)
     :param train_freq: for ``learn_online``: after each episode, by default
     :param gradient_steps: for ``learn_online``: -1, as many as the episode's steps
-    :param kwargs: the other arguments of :class:`~sb3_offline.common.offline_algorithm.OfflineAlgorithm`
-        (``buffer_size``, ``learning_starts``, ``train_freq``, ``gradient_steps``, ``action_noise``, ``policy_kwargs``,
-        ``replay_buffer_class``, ``replay_buffer_kwargs``, ``tensorboard_log``, ``verbose``, ``device``, ``seed``,
-        ``cuda_graphs``, ...), with its defaults
+    :param kwargs: :class:`~sb3_offline.common.offline_algorithm.OfflineAlgorithm`'s other arguments and defaults
     """
 
-    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
-        "MlpPolicy": MlpPolicy,
-        "MultiInputPolicy": MultiInputPolicy,
-    }
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = aliases(MlpPolicy, MultiInputPolicy)
     update_kind: ClassVar[str] = "calql"
     policy: CalQLPolicy
 

@@ -90,6 +90,18 @@ def _offline_buffer_kwargs(model: Any, kwargs: dict[str, Any]) -> dict[str, Any]
     return kwargs
 
 
+def require_data(buffer: Any) -> None:
+    """
+    Offline ``learn`` needs rows to learn from: ``ValueError`` naming ``dataset`` for an :class:`OfflineReplayBuffer`
+    with none (a model built without a dataset, whose online rows are for ``learn_online``).
+    """
+    if isinstance(buffer, OfflineReplayBuffer) and buffer.size() == 0:
+        raise ValueError(
+            "dataset: expected a dataset to learn from (dataset=... or replay_buffer_kwargs=dict(dataset=...); for a "
+            "loaded model whose dataset was in memory, load(path, dataset=...)), found none"
+        )
+
+
 def build_replay_buffer(model: Any, kwargs: dict[str, Any]) -> tuple[ReplayBuffer, dict[str, float] | None]:
     """
     ``model``'s replay buffer (``model.replay_buffer_class`` with ``kwargs``), holding its dataset on its device,

@@ -46,3 +46,8 @@ def multi_input_policy(policy_class: PolicyT, module: str) -> PolicyT:
         "__doc__": f":class:`{policy_class.__name__}` for ``Dict`` observations, with SB3's ``CombinedExtractor``.",
     }
     return type("MultiInputPolicy", (policy_class,), namespace)  # type: ignore[return-value]
+
+
+def aliases(mlp_policy: type[BasePolicy], multi_input_policy: type[BasePolicy]) -> dict[str, type[BasePolicy]]:
+    """An algorithm's ``policy_aliases`` (SB3's): ``"MlpPolicy"`` and ``"MultiInputPolicy"``."""
+    return {"MlpPolicy": mlp_policy, "MultiInputPolicy": multi_input_policy}

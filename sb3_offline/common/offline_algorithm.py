@@ -29,6 +29,7 @@ from sb3_offline.common.dataset_source import (
     build_replay_buffer,
     check_given_once,
     dataset_source,
+    require_data,
     split_dataset,
 )
 from sb3_offline.common.normalization import with_observation_normalizer
@@ -350,6 +351,7 @@ class OfflineAlgorithm(checkpoints.CheckpointedAlgorithm, OffPolicyAlgorithm):
             self._setup_replay_buffer()
         if self._online_mode:
             return super()._setup_learn(total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar)
+        require_data(self.replay_buffer)
 
         # BaseAlgorithm._setup_learn without the env.reset(): offline learning never touches the env.
         self.start_time = time.time_ns()

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch as th
 from gymnasium import spaces
-from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, FlattenExtractor
 from stable_baselines3.common.type_aliases import Schedule
 from stable_baselines3.sac.policies import SACPolicy
-from torch import nn
 
 from sb3_offline.common.multi_input import multi_input_policy
 from sb3_offline.common.scalars import LogScalar
@@ -34,18 +31,11 @@ class CQLPolicy(SACPolicy):
 
     :param observation_space: observation space (``Box``, or ``Dict`` with ``MultiInputPolicy``)
     :param action_space: action space (a bounded ``Box``)
-    :param lr_schedule: learning rate schedule of the critics
+    :param lr_schedule: the learning rate every optimizer is built with (the algorithm sets each one's)
     :param net_arch: hidden sizes, for both networks or ``dict(pi=[...], qf=[...])`` (default 3 x 256)
-    :param activation_fn: activation function
-    :param features_extractor_class: features extractor
-    :param features_extractor_kwargs: keyword arguments of the features extractor
-    :param normalize_images: divide image observations by 255
-    :param optimizer_class: optimizer of every network and scalar
-    :param optimizer_kwargs: keyword arguments of every optimizer
-    :param n_critics: number of critics (2)
-    :param share_features_extractor: whether actor and critic share the features extractor
     :param initial_ent_coef: initial entropy coefficient (> 0)
     :param initial_alpha_prime: initial Lagrange multiplier (> 0)
+    :param kwargs: the rest of ``SACPolicy``'s arguments (features extractor, optimizer, ``n_critics`` ...)
     """
 
     default_net_arch: dict[str, list[int]] = {"pi": CQL_NET_ARCH, "qf": CQL_NET_ARCH}
@@ -58,16 +48,9 @@ class CQLPolicy(SACPolicy):
         action_space: spaces.Box,
         lr_schedule: Schedule,
         net_arch: list[int] | dict[str, list[int]] | None = None,
-        activation_fn: type[nn.Module] = nn.ReLU,
-        features_extractor_class: type[BaseFeaturesExtractor] = FlattenExtractor,
-        features_extractor_kwargs: dict[str, Any] | None = None,
-        normalize_images: bool = True,
-        optimizer_class: type[th.optim.Optimizer] = th.optim.Adam,
-        optimizer_kwargs: dict[str, Any] | None = None,
-        n_critics: int = 2,
-        share_features_extractor: bool = False,
         initial_ent_coef: float = 1.0,
         initial_alpha_prime: float = 1.0,
+        **kwargs: Any,
     ) -> None:
         for name, value in (("initial_ent_coef", initial_ent_coef), ("initial_alpha_prime", initial_alpha_prime)):
             if not value > 0:
@@ -76,20 +59,7 @@ class CQLPolicy(SACPolicy):
         self.initial_alpha_prime = initial_alpha_prime
         if net_arch is None:
             net_arch = {key: list(value) for key, value in self.default_net_arch.items()}
-        super().__init__(
-            observation_space,
-            action_space,
-            lr_schedule,
-            net_arch=net_arch,
-            activation_fn=activation_fn,
-            features_extractor_class=features_extractor_class,
-            features_extractor_kwargs=features_extractor_kwargs,
-            normalize_images=normalize_images,
-            optimizer_class=optimizer_class,
-            optimizer_kwargs=optimizer_kwargs,
-            n_critics=n_critics,
-            share_features_extractor=share_features_extractor,
-        )
+        super().__init__(observation_space, action_space, lr_schedule, net_arch=net_arch, **kwargs)
 
     def _build(self, lr_schedule: Schedule) -> None:
         super()._build(lr_schedule)

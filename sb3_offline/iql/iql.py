@@ -11,6 +11,7 @@ from stable_baselines3.common.type_aliases import DictReplayBufferSamples, GymEn
 from sb3_offline.buffers import RewardTransformSpec
 from sb3_offline.common.critics import ValueNetwork, critic_loss, critic_values
 from sb3_offline.common.gaussian_actor import GaussianActor
+from sb3_offline.common.multi_input import aliases
 from sb3_offline.common.offline_algorithm import OfflineAlgorithm, Update
 from sb3_offline.common.schedules import CosineDecaySchedule, LearningRate, initial_value
 from sb3_offline.common.training import minimize
@@ -48,8 +49,8 @@ class IQL(OfflineAlgorithm):
     clipped to [-5, 2]); the shared :class:`~sb3_offline.common.gaussian_actor.GaussianActor` with
     ``log_std_mode="clip"``. Acting: the mean (``deterministic=True``, the authors' evaluation) or a
     sample clipped to [-1, 1] (fine-tuning). Every network starts as the authors' (``common.py``,
-    ``default_init``): each linear layer orthogonal with gain ``sqrt(2)``, biases 0 (``IQLPolicy``'s
-    ``ortho_init``; before 2026-12-03 the actor had rlkit's initialisation, see RESULTS.md).
+    ``default_init``): each linear layer orthogonal with gain ``sqrt(2)``, biases 0 (``IQLPolicy``; other
+    initialisations are benchmark variants, ``benchmarks/variants.py``).
 
     The actor's learning rate decays as optax's ``cosine_decay_schedule(-actor_lr, max_steps)`` (the authors') with
     ``max_steps`` = 1M (``train_offline.py``): a
@@ -87,24 +88,18 @@ class IQL(OfflineAlgorithm):
     :param temperature: inverse temperature of the advantage weights (the paper's beta; it multiplies ``A``)
     :param max_weight: clip of the advantage weights
     :param reward_transform: the buffer's reward transform: ``"iql_locomotion"``, ``"antmaze"``,
-        ``dict(scale=..., shift=...)`` or ``None`` (rewards as recorded); a ``reward_transform`` in
-        ``replay_buffer_kwargs`` takes precedence (a loaded model's, resolved)
+        ``dict(scale=..., shift=...)`` or ``None`` (rewards as recorded); the resolved transform is saved with the
+        model (``replay_buffer_kwargs``) and applied as is when a loaded model reads its data again
     :param normalize_observations: standardise observations with the dataset's statistics (CORL), kept in
         the policy (its features extractor)
     :param batch_size: minibatch size
     :param online_batch_size: minibatch size of ``learn_online`` (``None``: ``batch_size``, as the authors)
     :param tau: target update rate
     :param gamma: discount factor
-    :param kwargs: the other arguments of :class:`~sb3_offline.common.offline_algorithm.OfflineAlgorithm`
-        (``buffer_size``, ``learning_starts``, ``train_freq``, ``gradient_steps``, ``action_noise``, ``policy_kwargs``,
-        ``replay_buffer_class``, ``replay_buffer_kwargs``, ``tensorboard_log``, ``verbose``, ``device``, ``seed``,
-        ``cuda_graphs``, ...), with its defaults
+    :param kwargs: :class:`~sb3_offline.common.offline_algorithm.OfflineAlgorithm`'s other arguments and defaults
     """
 
-    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
-        "MlpPolicy": MlpPolicy,
-        "MultiInputPolicy": MultiInputPolicy,
-    }
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = aliases(MlpPolicy, MultiInputPolicy)
     networks = ("actor", "critic", "critic_target", "value")
     target_networks = {"critic_target": "critic"}
     #: CORL's state normalisation for IQL (``tinkoff-ai/CORL`` commit f608d88, ``algorithms/offline/iql.py``,

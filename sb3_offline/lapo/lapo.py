@@ -16,6 +16,7 @@ from stable_baselines3.her.her_replay_buffer import HerReplayBuffer
 from sb3_offline.buffers import OfflineReplayBuffer, RewardTransformSpec
 from sb3_offline.common.critics import ValueNetwork, critic_loss, critic_values, q1_values, soft_clipped_values
 from sb3_offline.common.latent_actor import LatentActor
+from sb3_offline.common.multi_input import aliases
 from sb3_offline.common.offline_algorithm import OfflineAlgorithm, Update
 from sb3_offline.common.schedules import LearningRate
 from sb3_offline.common.training import minimize
@@ -133,16 +134,10 @@ class LAPO(OfflineAlgorithm):
     :param batch_size: minibatch size
     :param tau: target update rate (every target, the VAE's included)
     :param gamma: discount factor
-    :param kwargs: the other arguments of :class:`~sb3_offline.common.offline_algorithm.OfflineAlgorithm`
-        (``buffer_size``, ``learning_starts``, ``train_freq``, ``gradient_steps``, ``action_noise``, ``policy_kwargs``,
-        ``replay_buffer_class``, ``replay_buffer_kwargs``, ``tensorboard_log``, ``verbose``, ``device``, ``seed``,
-        ``cuda_graphs``, ...), with its defaults
+    :param kwargs: :class:`~sb3_offline.common.offline_algorithm.OfflineAlgorithm`'s other arguments and defaults
     """
 
-    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
-        "MlpPolicy": MlpPolicy,
-        "MultiInputPolicy": MultiInputPolicy,
-    }
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = aliases(MlpPolicy, MultiInputPolicy)
     networks = ("vae", "vae_target", "actor", "actor_target", "critic", "critic_target", "value", "value_target")
     #: the authors' state z-score (``algos/utils.py``: ``(x - mean) / (std + 1e-6)``)
     observation_normalizer = (1e-6, "add")

@@ -16,6 +16,7 @@ from stable_baselines3.common.utils import is_vectorized_observation
 
 from sb3_offline.buffers import OfflineReplayBuffer
 from sb3_offline.common.critics import critic_loss, critic_values, soft_clipped_values
+from sb3_offline.common.multi_input import aliases
 from sb3_offline.common.observations import obs_index
 from sb3_offline.common.offline_algorithm import OfflineAlgorithm, Update
 from sb3_offline.common.schedules import LearningRate
@@ -101,10 +102,7 @@ class FQE(OfflineAlgorithm):
     :param _init_setup_model: whether to build the networks (and read the dataset) on creation
     """
 
-    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
-        "MlpPolicy": MlpPolicy,
-        "MultiInputPolicy": MultiInputPolicy,
-    }
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = aliases(MlpPolicy, MultiInputPolicy)
     networks = ("critic", "critic_target")
     target_networks = {"critic_target": "critic"}
     policy: FQEPolicy

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch as th
 from gymnasium import spaces
-from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, FlattenExtractor
 from stable_baselines3.common.type_aliases import Schedule
 from stable_baselines3.td3.policies import TD3Policy
-from torch import nn
 
 from sb3_offline.common.multi_input import multi_input_policy
 
@@ -32,16 +29,9 @@ class TD3BCPolicy(TD3Policy):
 
     :param observation_space: observation space (``Box``, or ``Dict`` with ``MultiInputPolicy``)
     :param action_space: action space (a bounded ``Box``)
-    :param lr_schedule: learning rate schedule of the critics
+    :param lr_schedule: the learning rate every optimizer is built with (the algorithm sets each one's)
     :param net_arch: hidden sizes, for both networks or ``dict(pi=[...], qf=[...])`` (default 256-256)
-    :param activation_fn: activation function
-    :param features_extractor_class: features extractor
-    :param features_extractor_kwargs: keyword arguments of the features extractor
-    :param normalize_images: divide image observations by 255
-    :param optimizer_class: optimizer of both networks
-    :param optimizer_kwargs: keyword arguments of both optimizers
-    :param n_critics: number of critics (TD3: 2)
-    :param share_features_extractor: whether actor and critic share the features extractor
+    :param kwargs: the rest of ``TD3Policy``'s arguments (features extractor, optimizer, ``n_critics`` ...)
     """
 
     default_net_arch: dict[str, list[int]] = {"pi": TD3BC_NET_ARCH, "qf": TD3BC_NET_ARCH}
@@ -52,30 +42,10 @@ class TD3BCPolicy(TD3Policy):
         action_space: spaces.Box,
         lr_schedule: Schedule,
         net_arch: list[int] | dict[str, list[int]] | None = None,
-        activation_fn: type[nn.Module] = nn.ReLU,
-        features_extractor_class: type[BaseFeaturesExtractor] = FlattenExtractor,
-        features_extractor_kwargs: dict[str, Any] | None = None,
-        normalize_images: bool = True,
-        optimizer_class: type[th.optim.Optimizer] = th.optim.Adam,
-        optimizer_kwargs: dict[str, Any] | None = None,
-        n_critics: int = 2,
-        share_features_extractor: bool = False,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(
-            observation_space,
-            action_space,
-            lr_schedule,
-            net_arch=list(TD3BC_NET_ARCH) if net_arch is None else net_arch,
-            activation_fn=activation_fn,
-            features_extractor_class=features_extractor_class,
-            features_extractor_kwargs=features_extractor_kwargs,
-            normalize_images=normalize_images,
-            optimizer_class=optimizer_class,
-            optimizer_kwargs=optimizer_kwargs,
-            n_critics=n_critics,
-            share_features_extractor=share_features_extractor,
-        )
-
+        net_arch = list(TD3BC_NET_ARCH) if net_arch is None else net_arch
+        super().__init__(observation_space, action_space, lr_schedule, net_arch=net_arch, **kwargs)
 
 
 MlpPolicy = TD3BCPolicy

@@ -11,6 +11,7 @@ from stable_baselines3.td3.policies import Actor
 
 from sb3_offline.common.actions import action_squared_error
 from sb3_offline.common.critics import critic_loss, soft_clipped_target
+from sb3_offline.common.multi_input import aliases
 from sb3_offline.common.offline_algorithm import OfflineAlgorithm, Update
 from sb3_offline.common.schedules import LearningRate, StepSchedule
 from sb3_offline.common.training import minimize
@@ -67,16 +68,10 @@ class TD3BC(OfflineAlgorithm):
     :param batch_size: minibatch size
     :param tau: soft update coefficient
     :param gamma: discount factor
-    :param kwargs: the other arguments of :class:`~sb3_offline.common.offline_algorithm.OfflineAlgorithm`
-        (``buffer_size``, ``learning_starts``, ``train_freq``, ``gradient_steps``, ``action_noise``, ``policy_kwargs``,
-        ``replay_buffer_class``, ``replay_buffer_kwargs``, ``tensorboard_log``, ``verbose``, ``device``, ``seed``,
-        ``cuda_graphs``, ...), with its defaults
+    :param kwargs: :class:`~sb3_offline.common.offline_algorithm.OfflineAlgorithm`'s other arguments and defaults
     """
 
-    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
-        "MlpPolicy": MlpPolicy,
-        "MultiInputPolicy": MultiInputPolicy,
-    }
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = aliases(MlpPolicy, MultiInputPolicy)
     networks = ("actor", "actor_target", "critic", "critic_target")
     target_networks = {"actor_target": "actor", "critic_target": "critic"}
     action_units = "env"
