@@ -22,25 +22,12 @@ from stable_baselines3.common.utils import FloatSchedule
 
 from sb3_offline.buffers import OfflineReplayBuffer
 from sb3_offline.common import checkpoints
+from sb3_offline.common import dataset_source as sources
 from sb3_offline.common.actions import loss_action_scale
 from sb3_offline.common.cuda_graphs import UpdateRunner
-from sb3_offline.common.dataset_source import (
-    buffer_kwargs,
-    build_replay_buffer,
-    check_given_once,
-    dataset_source,
-    require_data,
-    split_dataset,
-)
 from sb3_offline.common.normalization import with_observation_normalizer
 from sb3_offline.common.schedules import LearningRate, as_schedule, initial_value, schedule_value
-from sb3_offline.common.training import (
-    DeviceLossAccumulator,
-    copy_buffers,
-    set_learning_rate,
-    soft_update,
-    target_pair,
-)
+from sb3_offline.common.training import DeviceLossAccumulator, copy_buffers, set_learning_rate, soft_update, target_pair
 from sb3_offline.datasets.loaders import DatasetSource, recover_env
 
 SelfOfflineAlgorithm = TypeVar("SelfOfflineAlgorithm", bound="OfflineAlgorithm")
@@ -165,15 +152,15 @@ class OfflineAlgorithm(checkpoints.CheckpointedAlgorithm, OffPolicyAlgorithm):
         self.cuda_graphs = cuda_graphs
         # Objects (a MinariDataset, in-memory Transitions) are kept out of the checkpoint; what is
         # saved is a reference that can be read again: the Minari id, or the path.
-        self._dataset_object, self.dataset = split_dataset(dataset)
+        self._dataset_object, self.dataset = sources.split_dataset(dataset)
         self.replay_buffer_class, self.replay_buffer_kwargs = replay_buffer_class, replay_buffer_kwargs or {}
         if _init_setup_model:
             name = type(self).__name__
             checkpoints.refuse_legacy_policy_kwargs(policy_kwargs, name)
-            check_given_once(name, "policy_kwargs", self._policy_arguments(), policy_kwargs)
-            check_given_once(name, "replay_buffer_kwargs", self._buffer_arguments(), replay_buffer_kwargs)
+            sources.check_given_once(name, "policy_kwargs", self._policy_arguments(), policy_kwargs)
+            sources.check_given_once(name, "replay_buffer_kwargs", self._buffer_arguments(), replay_buffer_kwargs)
             if env is None:
-                env = recover_env(dataset_source(self, what="an environment"))
+                env = recover_env(sources.dataset_source(self, "an environment"), format=self._dataset_format)
         self._online_mode = False
         super().__init__(
             policy=policy,
@@ -229,6 +216,11 @@ class OfflineAlgorithm(checkpoints.CheckpointedAlgorithm, OffPolicyAlgorithm):
 
     def _after_update(self, kind: str) -> None:
         """Host-side bookkeeping after an update of ``kind`` (phases that end after a number of updates)."""
+
+    @property
+    def _dataset_format(self) -> str | None:
+        """The reader of the dataset named in ``replay_buffer_kwargs["dataset_format"]`` (``None``: by its kind)."""
+        return (self.replay_buffer_kwargs or {}).get("dataset_format")
 
     def _setup_lr_schedule(self) -> None:
         """SB3's, keeping a :class:`~sb3_offline.common.schedules.StepSchedule` a schedule over steps."""
@@ -301,8 +293,9 @@ class OfflineAlgorithm(checkpoints.CheckpointedAlgorithm, OffPolicyAlgorithm):
     def _setup_replay_buffer(self) -> None:
         """Read the dataset into the replay buffer (on ``self.device``) and fit the policy's normalisers on it."""
         assert self.replay_buffer_class is not None
-        kwargs = buffer_kwargs(self.replay_buffer_class, self._buffer_arguments(), self.replay_buffer_kwargs)
-        self.replay_buffer, resolved = build_replay_buffer(self, kwargs)
+        ours = self._buffer_arguments()
+        kwargs = sources.buffer_kwargs(self.replay_buffer_class, ours, self.replay_buffer_kwargs)
+        self.replay_buffer, resolved = sources.build_replay_buffer(self, kwargs)
         if resolved is not None:
             # the resolved reward transform (a rule such as "iql_locomotion" read from this dataset) is what the model
             # was trained with: saved with it, and applied as is when the buffer is rebuilt, whatever the dataset
@@ -346,12 +339,13 @@ class OfflineAlgorithm(checkpoints.CheckpointedAlgorithm, OffPolicyAlgorithm):
         progress_bar: bool = False,
     ) -> tuple[int, BaseCallback]:
         if self.env is None:
-            self.set_env(recover_env(dataset_source(self, what="an environment (model.set_env(env)) to learn")))
+            source = sources.dataset_source(self, "an environment (model.set_env(env)) to learn")
+            self.set_env(recover_env(source, format=self._dataset_format))
         if self.replay_buffer is None:
             self._setup_replay_buffer()
         if self._online_mode:
             return super()._setup_learn(total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar)
-        require_data(self.replay_buffer)
+        sources.require_data(self.replay_buffer)
 
         # BaseAlgorithm._setup_learn without the env.reset(): offline learning never touches the env.
         self.start_time = time.time_ns()

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from sb3_offline.common.episodes import episode_bounds
 from sb3_offline.common.observations import map_obs, obs_concatenate, obs_index
 
 Observations = np.ndarray | dict[str, np.ndarray]
@@ -67,15 +68,8 @@ class Transitions:
         The episodes, as slices in order. A trailing run of transitions that no termination or
         truncation closes (collection stopped mid-episode) is returned as a last episode too.
         """
-        ends = np.flatnonzero(self.episode_ends)
-        slices = []
-        start = 0
-        for end in ends:
-            slices.append(slice(start, int(end) + 1))
-            start = int(end) + 1
-        if start < len(self):
-            slices.append(slice(start, len(self)))
-        return slices
+        starts, lengths = episode_bounds(self.episode_ends)
+        return [slice(int(start), int(start + length)) for start, length in zip(starts, lengths, strict=True)]
 
     def select(self, index: Any) -> Transitions:
         """A new ``Transitions`` holding only the rows picked by ``index`` (mask, slice or indices)."""
