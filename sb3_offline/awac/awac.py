@@ -8,8 +8,9 @@ import torch as th
 from stable_baselines3.common.policies import BasePolicy, ContinuousCritic
 from stable_baselines3.common.type_aliases import DictReplayBufferSamples, GymEnv, ReplayBufferSamples, Schedule
 
-from sb3_offline.awac.policies import AWACPolicy, GaussianActor, MlpPolicy, MultiInputPolicy
+from sb3_offline.awac.policies import AWACPolicy, MlpPolicy, MultiInputPolicy
 from sb3_offline.common.critics import critic_loss, critic_values, soft_clipped_target
+from sb3_offline.common.gaussian_actor import GaussianActor
 from sb3_offline.common.multi_input import aliases
 from sb3_offline.common.offline_algorithm import OfflineAlgorithm, Update
 from sb3_offline.common.schedules import LearningRate

@@ -16,6 +16,7 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, Flatten
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from torch import nn
 
+from sb3_offline.common.gaussian_actor import GaussianActor
 from sb3_offline.common.vae import VAE_NET_ARCH, ConditionalVAE
 
 #: Hidden sizes of actors and critics in BCQ (paper appendix) and PLAS (authors' code).
@@ -253,3 +254,61 @@ class VAEActorCriticPolicy(OfflineActorCriticPolicy):
     def set_training_mode(self, mode: bool) -> None:
         super().set_training_mode(mode)
         self.vae.train(mode)
+
+
+class GaussianActorCriticPolicy(OfflineActorCriticPolicy):
+    """
+    :class:`OfflineActorCriticPolicy` with a :class:`~sb3_offline.common.gaussian_actor.GaussianActor` (no target
+    copy): the base of AWAC's and IQL's policies. ``predict(deterministic=True)`` returns the mean,
+    ``deterministic=False`` a sample clipped to [-1, 1] (what online fine-tuning acts with). A subclass sets how the
+    actor keeps ``log sigma`` in its bounds (``log_std_mode``) and its last layer's initialisation (``actor_init_w``),
+    and calls ``_build`` at the end of its ``__init__``.
+
+    :param observation_space: observation space (``Box``, or ``Dict`` with ``MultiInputPolicy``)
+    :param action_space: action space (a bounded ``Box``)
+    :param lr_schedule: the learning rate every optimizer is built with (the algorithm sets each one's)
+    :param min_log_std: lower bound of the actor's ``log sigma``
+    :param max_log_std: upper bound of the actor's ``log sigma``
+    :param kwargs: :class:`OfflineActorCriticPolicy`'s arguments
+    """
+
+    actor: GaussianActor
+    has_actor_target = False
+    #: how the actor keeps ``log sigma`` in its bounds (``GaussianActor``'s ``log_std_mode``)
+    log_std_mode = "sigmoid"
+    #: bound of the actor's last-layer initial weights (rlkit's initialisation); ``None``: PyTorch's
+    actor_init_w: float | None = None
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Box,
+        lr_schedule: Schedule,
+        min_log_std: float,
+        max_log_std: float,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(observation_space, action_space, lr_schedule, **kwargs)
+        self.min_log_std = min_log_std
+        self.max_log_std = max_log_std
+
+    def _build_actor(self, features_dim: int) -> GaussianActor:
+        return GaussianActor(
+            features_dim,
+            self.action_dim,
+            self.net_arch["pi"],
+            self.activation_fn,
+            self.min_log_std,
+            self.max_log_std,
+            init_w=self.actor_init_w,
+            log_std_mode=self.log_std_mode,
+        )
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = super()._get_constructor_parameters()
+        data.update(min_log_std=self.min_log_std, max_log_std=self.max_log_std)
+        return data
+
+    def _predict(self, observation: PyTorchObs, deterministic: bool = True) -> th.Tensor:
+        features = self.features(observation)
+        return self.actor.mode(features) if deterministic else self.actor.sample(features)

@@ -4,21 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch as th
 from gymnasium import spaces
-from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
+from stable_baselines3.common.type_aliases import Schedule
 
 from sb3_offline.common.critics import ValueNetwork
-from sb3_offline.common.gaussian_actor import GaussianActor
 from sb3_offline.common.initialization import orthogonal_init
 from sb3_offline.common.multi_input import multi_input_policy
-from sb3_offline.common.policies import OfflineActorCriticPolicy
+from sb3_offline.common.policies import GaussianActorCriticPolicy
 
 #: IQL's authors (``configs/mujoco_config.py``, ``antmaze_config.py``): every network 256-256.
 IQL_NET_ARCH = {"pi": [256, 256], "qf": [256, 256], "vf": [256, 256]}
 
 
-class IQLPolicy(OfflineActorCriticPolicy):
+class IQLPolicy(GaussianActorCriticPolicy):
     """
     The networks of IQL (Kostrikov, Nair, Levine 2022): a Gaussian actor (no target copy), two critics
     with targets, and a state-value network ``value`` (the shared
@@ -45,10 +43,10 @@ class IQLPolicy(OfflineActorCriticPolicy):
         (``actor_optimizer_kwargs``, ``features_extractor_class``, ...)
     """
 
-    actor: GaussianActor
     value: ValueNetwork
     default_net_arch = IQL_NET_ARCH
-    has_actor_target = False
+    log_std_mode = "clip"
+    actor_init_w = None  # orthogonal_init replaces PyTorch's, after every network is built
 
     def __init__(
         self,
@@ -60,11 +58,11 @@ class IQLPolicy(OfflineActorCriticPolicy):
         max_log_std: float = 2.0,
         **kwargs: Any,
     ) -> None:
-        super().__init__(observation_space, action_space, lr_schedule, net_arch=net_arch, **kwargs)
+        super().__init__(
+            observation_space, action_space, lr_schedule, min_log_std, max_log_std, net_arch=net_arch, **kwargs
+        )
         if isinstance(net_arch, list):
             self.net_arch["vf"] = list(net_arch)
-        self.min_log_std = min_log_std
-        self.max_log_std = max_log_std
         self._build(lr_schedule)
         orthogonal_init(self.actor.mu, self.critic, self.value)
         self.critic_target.load_state_dict(self.critic.state_dict())
@@ -76,30 +74,6 @@ class IQLPolicy(OfflineActorCriticPolicy):
             lr=lr_schedule(1),
             **self.optimizer_kwargs,
         )
-
-    def _build_actor(self, features_dim: int) -> GaussianActor:
-        return GaussianActor(
-            features_dim,
-            self.action_dim,
-            self.net_arch["pi"],
-            self.activation_fn,
-            self.min_log_std,
-            self.max_log_std,
-            init_w=None,  # orthogonal_init replaces PyTorch's, after every network is built
-            log_std_mode="clip",
-        )
-
-    def _get_constructor_parameters(self) -> dict[str, Any]:
-        data = super()._get_constructor_parameters()
-        data.update(
-            min_log_std=self.min_log_std,
-            max_log_std=self.max_log_std,
-        )
-        return data
-
-    def _predict(self, observation: PyTorchObs, deterministic: bool = True) -> th.Tensor:
-        features = self.features(observation)
-        return self.actor.mode(features) if deterministic else self.actor.sample(features)
 
     def set_training_mode(self, mode: bool) -> None:
         super().set_training_mode(mode)
