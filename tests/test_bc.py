@@ -1,4 +1,4 @@
-"""BC: its loss, save/load, Dict observations, and imitation of a scripted Pendulum expert."""
+"""BC: the authors' defaults, its loss, and imitation of a scripted Pendulum expert."""
 
 from __future__ import annotations
 
@@ -6,22 +6,15 @@ from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
-import pytest
 import torch as th
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.monitor import Monitor
 
 from sb3_offline import BC
-from sb3_offline.datasets import PendulumSwingUp, Transitions, record_transitions
+from sb3_offline.datasets import Transitions, record_transitions
 from sb3_offline.evaluation import evaluate_callable
 
 SMALL = dict(net_arch=[64, 64])
-
-
-@pytest.fixture(scope="module")
-def expert_pendulum() -> Transitions:
-    """The scripted swing-up controller without noise (the BCQ paper's 'imitation' setting), 3000 steps."""
-    return record_transitions("Pendulum-v1", 3000, policy=PendulumSwingUp(), seed=0)
 
 
 def test_defaults_follow_the_paper() -> None:
@@ -58,15 +51,3 @@ def test_bc_imitates_the_expert_and_beats_random(expert_pendulum: Transitions, t
     mean, _ = evaluate_policy(loaded, env, n_eval_episodes=5, deterministic=True)
     random_mean, _ = evaluate_callable(env, None, 5, seed=0)
     assert mean > random_mean + 300
-
-
-def test_dict_observations(fetch_transitions: Transitions) -> None:
-    import gymnasium_robotics
-
-    gym.register_envs(gymnasium_robotics)
-    model = BC(
-        "MultiInputPolicy", gym.make("FetchReach-v4"), dataset=fetch_transitions, device="cpu", policy_kwargs=SMALL
-    )
-    model.learn(5)
-    obs = {key: value[:3] for key, value in fetch_transitions.observations.items()}  # type: ignore[union-attr]
-    assert model.predict(obs, deterministic=True)[0].shape == (3, 4)

@@ -1,11 +1,10 @@
 """IQL: losses on hand-made tensors and fixed batches, the order of the updates, the actor's cosine decay,
-save/load, Dict observations, offline -> online, and learning on Pendulum."""
+save/load of the schedule and the reward transform, offline -> online, and learning on Pendulum."""
 
 from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ from stable_baselines3.common.logger import Logger
 from sb3_offline import IQL, OfflineReplayBuffer
 from sb3_offline.common.critics import critic_values
 from sb3_offline.common.gaussian_actor import GaussianActor
-from sb3_offline.common.normalization import NormalizedCombinedExtractor, NormalizedFlattenExtractor
+from sb3_offline.common.normalization import NormalizedFlattenExtractor
 from sb3_offline.common.schedules import CosineDecaySchedule
 from sb3_offline.common.training import minimize
 from sb3_offline.common.weights import exp_weights, expectile_loss
@@ -30,18 +29,7 @@ from sb3_offline.her import OfflineHerReplayBuffer
 TINY = dict(net_arch=[16, 32])
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    """One torch thread: small networks on a shared CPU run several times faster than with two."""
-    threads = th.get_num_threads()
-    th.set_num_threads(1)
-    yield
-    th.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def imperfect_pendulum() -> Transitions:
-    return pendulum_imperfect_demonstrations(5000, seed=0)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # small networks on a shared CPU
 
 
 @pytest.fixture(scope="module")
@@ -377,34 +365,10 @@ def test_save_load_keeps_networks_schedule_and_reward_transform(small_pendulum: 
     )  # type: ignore[union-attr]
 
 
-def test_multi_input_policy_on_fetch_reach(fetch_transitions: Transitions) -> None:
-    import gymnasium_robotics
-
-    gym.register_envs(gymnasium_robotics)
-    env = gym.make("FetchReach-v4")
-    model = IQL(
-        "MultiInputPolicy", env, dataset=fetch_transitions, policy_kwargs=TINY, batch_size=32, buffer_size=0,
-        normalize_observations=True, device="cpu", seed=0,
-    )  # fmt: skip
-    assert isinstance(model.policy.features_extractor, NormalizedCombinedExtractor)
-    model.learn(10)
-    obs, _ = env.reset(seed=0)
-    assert model.predict(obs, deterministic=True)[0].shape == (4,)
-    assert model.predict(obs, deterministic=False)[0].shape == (4,)
-
-
-class CountingWrapper(gym.Wrapper):
-    def __init__(self, env: gym.Env) -> None:
-        super().__init__(env)
-        self.steps = 0
-
-    def step(self, action: Any) -> Any:
-        self.steps += 1
-        return super().step(action)
-
-
-def test_offline_then_online_appends_to_the_same_buffer(small_pendulum: Transitions) -> None:
-    env = CountingWrapper(gym.make("Pendulum-v1"))
+def test_online_rewards_are_transformed_and_batches_have_the_online_size(
+    small_pendulum: Transitions, counting_env
+) -> None:
+    env = counting_env()
     model = make(small_pendulum, env=env, batch_size=32, online_batch_size=48, buffer_size=500)
     model.learn(20)
     assert env.steps == 0
