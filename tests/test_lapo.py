@@ -33,11 +33,6 @@ from sb3_offline.lapo.lapo import (
 SMALL = dict(net_arch=dict(pi=[32, 32], qf=[32, 32], vae=[32, 32], vf=[32, 32]))
 
 
-@pytest.fixture(scope="module")
-def pendulum() -> Transitions:
-    return record_transitions("Pendulum-v1", 400, seed=0)
-
-
 def make(data: Transitions, **kwargs: Any) -> LAPO:
     kwargs.setdefault("policy_kwargs", SMALL)
     kwargs.setdefault("batch_size", 64)
@@ -45,8 +40,8 @@ def make(data: Transitions, **kwargs: Any) -> LAPO:
 
 
 # ------------------------------------------------------------------------------------------ defaults
-def test_defaults_follow_the_authors(pendulum: Transitions) -> None:
-    model = LAPO("MlpPolicy", gym.make("Pendulum-v1"), dataset=pendulum, device="cpu")
+def test_defaults_follow_the_authors(pendulum_transitions: Transitions) -> None:
+    model = LAPO("MlpPolicy", gym.make("Pendulum-v1"), dataset=pendulum_transitions, device="cpu")
     policy = model.policy
     assert policy.net_arch == {key: [256, 256, 256] for key in ("pi", "qf", "vae", "vf")}
     assert policy.latent_dim == 2 and policy.max_latent_action == 2.0 and policy.vae.latent_clip == 2.0
@@ -63,13 +58,18 @@ def test_defaults_follow_the_authors(pendulum: Transitions) -> None:
     assert isinstance(extractor, NormalizedFlattenExtractor)
     standardizer = extractor.normalizer.standardizer()
     assert (standardizer.eps, standardizer.eps_mode) == (1e-6, "add")
-    np.testing.assert_allclose(standardizer.mean.numpy(), pendulum.observations.mean(axis=0), rtol=1e-5, atol=1e-6)
-    actions = pendulum.actions / 2.0  # Pendulum's bound is 2: the buffer holds [-1, 1] actions
+    np.testing.assert_allclose(
+        standardizer.mean.numpy(), pendulum_transitions.observations.mean(axis=0), rtol=1e-5, atol=1e-6
+    )
+    actions = pendulum_transitions.actions / 2.0  # Pendulum's bound is 2: the buffer holds [-1, 1] actions
     assert isinstance(policy.action_normalizer, ActionNormalizer)
     np.testing.assert_allclose(policy.action_normalizer.mean.numpy(), actions.mean(axis=0), rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(policy.action_normalizer.divisor.numpy(), actions.std(axis=0) + 1e-6, rtol=1e-4)
     # rewards divided by max |r| (all of Pendulum's are <= 0), V's target clamped to [min r, max r] / (1 - gamma)
-    assert model.replay_buffer_kwargs["reward_transform"] == {"scale": 1.0 / np.abs(pendulum.rewards).max(), "shift": 0}
+    assert model.replay_buffer_kwargs["reward_transform"] == {
+        "scale": 1.0 / np.abs(pendulum_transitions.rewards).max(),
+        "shift": 0,
+    }
     rewards = model.replay_buffer.rewards
     assert model.min_v == pytest.approx(float(rewards.min()) / 0.01) and model.min_v == pytest.approx(-100.0)
     assert model.max_v == pytest.approx(float(rewards.max()) / 0.01) and model.max_v <= 0.0
@@ -80,7 +80,7 @@ def test_defaults_follow_the_authors(pendulum: Transitions) -> None:
     )
 
 
-def test_bad_arguments_name_the_field(pendulum: Transitions) -> None:
+def test_bad_arguments_name_the_field(pendulum_transitions: Transitions) -> None:
     for kwargs, match in (
         (dict(weighting="softmax"), "weighting: expected one of"),
         (dict(expectile=1.0), r"expectile: expected a value in \(0, 1\)"),
@@ -91,7 +91,7 @@ def test_bad_arguments_name_the_field(pendulum: Transitions) -> None:
         (dict(target_noise=-0.1), "target_noise: expected >= 0"),
     ):
         with pytest.raises(ValueError, match=match):
-            make(pendulum, **kwargs)
+            make(pendulum_transitions, **kwargs)
 
 
 # ------------------------------------------------------------------------- the losses, by hand
@@ -151,13 +151,13 @@ def test_targets_by_hand_with_the_clamp() -> None:
 
 # ---------------------------------------------------------------------- the update, wired as the code
 @pytest.mark.parametrize("weighting", ["expectile", "exp"])
-def test_one_update_is_the_authors_step(pendulum: Transitions, weighting: str) -> None:
+def test_one_update_is_the_authors_step(pendulum_transitions: Transitions, weighting: str) -> None:
     """
     One ``_update`` on a fixed batch against the same step recomputed from a copy of the networks taken
     before it: Q on r + gamma V(s') with the online V before the step, V on the clamped min of the target
     Qs at D'(s, pi'(s) + noise), the advantage with V after its step and the target Qs at D'(s', pi'(s')).
     """
-    model = make(pendulum, weighting=weighting, temperature=0.5, gamma=0.9, value_bounds=(-30.0, -10.0))
+    model = make(pendulum_transitions, weighting=weighting, temperature=0.5, gamma=0.9, value_bounds=(-30.0, -10.0))
     batch = model.replay_buffer.sample(16)
     model.replay_buffer.sample = lambda batch_size, env=None: batch  # type: ignore[method-assign]
     before = copy.deepcopy(model.policy)
@@ -207,9 +207,9 @@ def test_one_update_is_the_authors_step(pendulum: Transitions, weighting: str) -
             th.testing.assert_close(new, 0.995 * old + 0.005 * param)
 
 
-def test_critic_estimate_feeds_z_scored_actions(pendulum: Transitions) -> None:
-    model = make(pendulum)
-    obs, action = pendulum.observations[0], np.array([1.0], dtype=np.float32)  # env units: 0.5 in [-1, 1]
+def test_critic_estimate_feeds_z_scored_actions(pendulum_transitions: Transitions) -> None:
+    model = make(pendulum_transitions)
+    obs, action = pendulum_transitions.observations[0], np.array([1.0], dtype=np.float32)  # env units: 0.5 in [-1, 1]
     with th.no_grad():
         features = model.policy.features(th.as_tensor(obs[None]))
         expected = q1_values(model.critic, features, model.policy.critic_action_input(th.tensor([[0.5]])))
@@ -217,10 +217,10 @@ def test_critic_estimate_feeds_z_scored_actions(pendulum: Transitions) -> None:
 
 
 # ------------------------------------------------------------------------------- save / load / Dict
-def test_save_load_keeps_statistics_bounds_and_predictions(pendulum: Transitions, tmp_path: Path) -> None:
-    model = make(pendulum)
+def test_save_load_keeps_statistics_bounds_and_predictions(pendulum_transitions: Transitions, tmp_path: Path) -> None:
+    model = make(pendulum_transitions)
     model.learn(10)
-    obs = pendulum.observations[:6]
+    obs = pendulum_transitions.observations[:6]
     before = model.predict(obs, deterministic=True)[0]
     assert np.all(np.abs(before) <= 2.0)
     model.save(tmp_path / "lapo")
@@ -237,8 +237,8 @@ def test_save_load_keeps_statistics_bounds_and_predictions(pendulum: Transitions
 
 
 # ------------------------------------------------------------------------------------ fine-tuning
-def test_learn_online_uses_the_authors_fine_tuning(pendulum: Transitions) -> None:
-    model = make(pendulum, buffer_size=300, batch_size=32)
+def test_learn_online_uses_the_authors_fine_tuning(pendulum_transitions: Transitions) -> None:
+    model = make(pendulum_transitions, buffer_size=300, batch_size=32)
     model.learn(10)
     kinds: list[str] = []
     step = model._run_update
@@ -247,7 +247,7 @@ def test_learn_online_uses_the_authors_fine_tuning(pendulum: Transitions) -> Non
     model.learn_online(60)
     assert model.policy.act_with == "online" and set(kinds) == {"lapo/finetune"} and len(kinds) == 60
     assert model.replay_buffer.online_size == 60
-    online = model.replay_buffer.rewards[len(pendulum) : len(pendulum) + 60]
+    online = model.replay_buffer.rewards[len(pendulum_transitions) : len(pendulum_transitions) + 60]
     assert model.reward_range == (
         min(dataset_range[0], float(online.min())),
         max(dataset_range[1], float(online.max())),
@@ -256,13 +256,13 @@ def test_learn_online_uses_the_authors_fine_tuning(pendulum: Transitions) -> Non
     model.learn(5, reset_num_timesteps=False)  # offline again: the offline update
     assert set(kinds) == {"lapo"}
 
-    plain = make(pendulum, buffer_size=100, batch_size=32, online_variant="offline")
+    plain = make(pendulum_transitions, buffer_size=100, batch_size=32, online_variant="offline")
     plain.learn_online(20)
     assert plain.policy.act_with == "target" and plain._n_updates == 20
 
 
-def test_fine_tuning_update_is_free_of_host_syncs(pendulum: Transitions) -> None:
-    model = make(pendulum)
+def test_fine_tuning_update_is_free_of_host_syncs(pendulum_transitions: Transitions) -> None:
+    model = make(pendulum_transitions)
     backend = strict_update_graphs(model)
     model.learn(1)  # sets up the logger
     model._online_mode = True
