@@ -24,6 +24,7 @@ from sb3_offline.datasets import (
     record_transitions,
     save_hdf5,
 )
+from sb3_offline.evaluation import evaluate, evaluate_callable
 
 #: gradient steps of a first phase in ``TINY`` (PLAS's VAE pre-training, CQL's and Cal-QL's behaviour cloning)
 PHASE_STEPS = 8
@@ -208,6 +209,22 @@ def tiny_model() -> Callable[..., Any]:
         return ALGOS[name](policy, env, dataset=dataset, **options)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def pendulum_return() -> Callable[[Any], float]:
+    """
+    ``pendulum_return(model)``: the mean return of ``model``'s deterministic actions over the learning tests' 10
+    Pendulum-v1 episodes (episode ``k`` reset with seed ``100 + k``, the same start states on every machine);
+    ``pendulum_return(None)``: a uniformly random policy's on the same episodes (-1284), the floor of the tests.
+    """
+
+    def mean_return(model: Any) -> float:
+        if model is None:
+            return evaluate_callable(gym.make("Pendulum-v1"), None, n_episodes=10, seed=100)[0]
+        return evaluate(model, "Pendulum-v1", n_episodes=10, seed=100).mean_return
+
+    return mean_return
 
 
 class MemoryWriter(KVWriter):

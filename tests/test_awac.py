@@ -10,7 +10,6 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch as th
-from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.logger import Logger
 
 from sb3_offline import AWAC
@@ -18,7 +17,6 @@ from sb3_offline.common.critics import critic_values
 from sb3_offline.common.gaussian_actor import GaussianActor
 from sb3_offline.common.weights import softmax_weights as advantage_weights
 from sb3_offline.datasets import Transitions, record_transitions
-from sb3_offline.evaluation import evaluate_callable
 
 SMALL = dict(net_arch=dict(pi=[64, 64], qf=[64, 64]))
 
@@ -150,11 +148,19 @@ def test_gaussian_actor_log_std_bounds_and_boundary_actions() -> None:
     assert th.all(actor.sample(th.randn(500, 3) * 50).abs() <= 1.0)
 
 
-def test_awac_learns_offline_on_imperfect_demonstrations(imperfect_pendulum: Transitions) -> None:
-    env = gym.make("Pendulum-v1")
-    model = make(imperfect_pendulum)
-    model.learn(2000)
-    env.reset(seed=100)  # the same start states on every run (an unseeded env draws them from the OS)
-    awac_return, _ = evaluate_policy(model, env, n_eval_episodes=5, deterministic=True)
-    random_return, _ = evaluate_callable(env, None, n_episodes=5, seed=100)
-    assert awac_return > random_return + 400, (awac_return, random_return)
+def test_awac_learns_offline_on_imperfect_demonstrations(
+    imperfect_pendulum: Transitions, pendulum_return, one_torch_thread
+) -> None:
+    """
+    The BCQ paper's imperfect demonstrations (-393 on the evaluation episodes), 5000 gradient steps at rlkit's
+    defaults (64-64 networks instead of 256 x 4 and 256 x 2). Measured (conftest's 10 evaluation episodes; random
+    -1284), training seeds 0-4: -556, -351, -389, -312, -375 (mean -397, std 85; after 4000 steps -393 to -521,
+    after 3000 -638 to -881: still learning); the bar, random + 500 = -784, is 228 below the worst seed.
+    """
+    model = AWAC(
+        "MlpPolicy", "Pendulum-v1", dataset=imperfect_pendulum, device="cpu", seed=0, buffer_size=0,
+        policy_kwargs=dict(net_arch=dict(pi=[64, 64], qf=[64, 64])),
+    )  # fmt: skip
+    model.learn(5000, log_interval=None)
+    awac_return, random_return = pendulum_return(model), pendulum_return(None)
+    assert awac_return > random_return + 500, (awac_return, random_return)

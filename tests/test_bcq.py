@@ -7,14 +7,12 @@ import math
 import gymnasium as gym
 import pytest
 import torch as th
-from stable_baselines3.common.evaluation import evaluate_policy
 
 from sb3_offline import BCQ
 from sb3_offline.common.critics import soft_clipped_target
 from sb3_offline.common.perturbation import PerturbationActor
 from sb3_offline.common.vae import ConditionalVAE, vae_loss
 from sb3_offline.datasets import Transitions, record_transitions
-from sb3_offline.evaluation import evaluate_callable
 
 SMALL = dict(net_arch=dict(pi=[64, 64], qf=[64, 64], vae=[128, 128]))
 
@@ -100,12 +98,16 @@ def test_defaults_follow_the_paper() -> None:
     assert len(model.critic.q_networks) == 2
 
 
-def test_bcq_beats_random_on_imperfect_demonstrations(imperfect_pendulum: Transitions) -> None:
-    env = gym.make("Pendulum-v1")
-    model = BCQ("MlpPolicy", env, dataset=imperfect_pendulum, policy_kwargs=SMALL, device="cpu", seed=0)
-    model.learn(3000)
-    env.reset(seed=100)  # the same start states on every run (an unseeded env draws them from the OS)
-    bcq_return, _ = evaluate_policy(model, env, n_eval_episodes=5, deterministic=True)
-    # a uniformly random policy scores about -1200 on Pendulum-v1; the data's behaviour about -360
-    random_return, _ = evaluate_callable(env, None, n_episodes=5, seed=100)
-    assert bcq_return > random_return + 400, (bcq_return, random_return)
+def test_bcq_learns_from_imperfect_demonstrations(
+    imperfect_pendulum: Transitions, pendulum_return, one_torch_thread
+) -> None:
+    """
+    The BCQ paper's imperfect demonstrations (a noisy swing-up controller, -393 on the evaluation episodes), 3000
+    gradient steps at the paper's defaults (networks 64-64 and a 128-128 VAE instead of 400-300 and 750-750).
+    Measured (conftest's 10 evaluation episodes; random -1284), training seeds 0-4: -244, -233, -247, -377, -247
+    (mean -270, std 55); the bar, random + 500 = -784, is 407 below the worst seed.
+    """
+    model = BCQ("MlpPolicy", "Pendulum-v1", dataset=imperfect_pendulum, policy_kwargs=SMALL, device="cpu", seed=0)
+    model.learn(3000, log_interval=None)
+    bcq_return, random_return = pendulum_return(model), pendulum_return(None)
+    assert bcq_return > random_return + 500, (bcq_return, random_return)

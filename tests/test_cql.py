@@ -20,7 +20,6 @@ from sb3_offline.common.scalars import LogScalar
 from sb3_offline.common.squashed_gaussian import squashed_gaussian_sample
 from sb3_offline.cql.cql import importance_sampled_logsumexp
 from sb3_offline.datasets import Transitions
-from sb3_offline.evaluation import evaluate, evaluate_callable
 
 TINY = dict(net_arch=[16, 32])
 
@@ -295,21 +294,21 @@ def test_learn_online_without_online_rows_names_buffer_size(imperfect_pendulum: 
 
 
 # ------------------------------------------------------------------------------------------- learning
-def test_cql_learns_from_imperfect_demonstrations(imperfect_pendulum: Transitions) -> None:
-    threads = th.get_num_threads()
-    th.set_num_threads(1)
-    try:
-        # the README's other actor rate (3e-4) and no BC warm-up: a short budget on one core
-        model = make(
-            imperfect_pendulum, batch_size=256, actor_learning_rate=3e-4, policy_kwargs=dict(net_arch=[64, 64])
-        )
-        model.learn(3000, log_interval=None)
-    finally:
-        th.set_num_threads(threads)
-    env = gym.make("Pendulum-v1")
-    cql_return = evaluate(model, env, n_episodes=10, seed=100).mean_return
-    random_return, _ = evaluate_callable(env, None, n_episodes=10, seed=100)
-    assert cql_return > random_return + 400, (cql_return, random_return)
+def test_cql_learns_from_imperfect_demonstrations(
+    imperfect_pendulum: Transitions, pendulum_return, one_torch_thread
+) -> None:
+    """
+    The BCQ paper's imperfect demonstrations, 3000 gradient steps at the authors' defaults but 64-64 networks (their
+    3 x 256), the actor at the critics' rate 3e-4 (the README's other actor rate; the authors' 1e-4 is slower: -432 to
+    -893 after 3000 steps with a warm-up of 500 or 1000) and no behaviour-cloning warm-up (their 40k steps of 1M).
+    Measured (conftest's 10 evaluation episodes; random -1284), training seeds 0-4: -329, -234, -224, -352, -302
+    (mean -288, std 50; after 2000 steps -502 to -648, seeds 0-2); the bar, random + 500 = -784, is 432 below the
+    worst seed.
+    """
+    model = make(imperfect_pendulum, batch_size=256, actor_learning_rate=3e-4, policy_kwargs=dict(net_arch=[64, 64]))
+    model.learn(3000, log_interval=None)
+    cql_return, random_return = pendulum_return(model), pendulum_return(None)
+    assert cql_return > random_return + 500, (cql_return, random_return)
 
 
 def test_squashed_samples_feed_the_regulariser_without_gradient(imperfect_pendulum: Transitions) -> None:

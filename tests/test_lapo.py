@@ -16,12 +16,12 @@ import torch as th
 from graph_safety import strict_update_graphs
 from torch import nn
 
-from sb3_offline import BC, LAPO, Transitions
+from sb3_offline import LAPO, Transitions
 from sb3_offline.common.critics import critic_values, q1_values
 from sb3_offline.common.normalization import ActionNormalizer, NormalizedFlattenExtractor
 from sb3_offline.common.vae import ConditionalVAE, vae_sample_terms
-from sb3_offline.datasets import PendulumSwingUp, record_transitions
-from sb3_offline.evaluation import critic_estimate, evaluate
+from sb3_offline.datasets import record_transitions
+from sb3_offline.evaluation import critic_estimate
 from sb3_offline.lapo.lapo import (
     advantage_weights,
     one_step_advantages,
@@ -273,35 +273,19 @@ def test_fine_tuning_update_is_free_of_host_syncs(pendulum_transitions: Transiti
 
 
 # ---------------------------------------------------------------------------------------- learning
-def test_learns_the_minority_of_good_behaviour(one_torch_thread: None) -> None:
+def test_lapo_learns_from_imperfect_demonstrations(
+    imperfect_pendulum: Transitions, pendulum_return, one_torch_thread
+) -> None:
     """
-    A third of the episodes from a good controller, two thirds uniformly random: BC imitates the mix,
-    LAPO's weighted CVAE and latent policy keep the good mode. Measured (5 episodes, seeds 100-104): data
-    -801; seed 0: BC -1345, LAPO -259; seeds 0-2: BC -1295 to -1375, LAPO -214 to -259 (``weighting="exp"``
-    with temperature 1: -227 to -775).
+    The BCQ paper's imperfect demonstrations (-393 on the evaluation episodes), 3000 gradient steps at the authors'
+    defaults (64-64 networks instead of 256 x 3). Measured (conftest's 10 evaluation episodes; random -1284), training
+    seeds 0-4: -258, -227, -309, -247, -501 (mean -308, std 100; after 4000 steps -209 to -225, seeds 0-2); the bar,
+    random + 500 = -784, is 283 below the worst seed.
     """
-    good = record_transitions("Pendulum-v1", 1000, policy=PendulumSwingUp(noise_std=0.1, seed=0), seed=0)
-    poor = record_transitions("Pendulum-v1", 2000, seed=1)
-    data = Transitions.concatenate([good, poor])
-    data_return = float(np.mean([data.rewards[s].sum() for s in data.episode_slices()]))
-    env = gym.make("Pendulum-v1")
-    bc = BC("MlpPolicy", env, dataset=data, policy_kwargs=dict(net_arch=[64, 64]), device="cpu", seed=0)
-    bc.learn(1500)
-    lapo = LAPO(
-        "MlpPolicy",
-        env,
-        dataset=data,
+    model = LAPO(
+        "MlpPolicy", "Pendulum-v1", dataset=imperfect_pendulum, device="cpu", seed=0,
         policy_kwargs=dict(net_arch=dict(pi=[64, 64], qf=[64, 64], vae=[64, 64], vf=[64, 64])),
-        learning_rate=1e-3,
-        actor_learning_rate=1e-3,
-        vae_learning_rate=1e-3,
-        batch_size=256,
-        tau=0.02,
-        gamma=0.95,
-        device="cpu",
-        seed=0,
-    )
-    lapo.learn(1500)
-    bc_return = evaluate(bc, "Pendulum-v1", n_episodes=5, seed=100).mean_return
-    lapo_return = evaluate(lapo, "Pendulum-v1", n_episodes=5, seed=100).mean_return
-    assert lapo_return > data_return + 300 and lapo_return > bc_return + 300, (lapo_return, bc_return, data_return)
+    )  # fmt: skip
+    model.learn(3000, log_interval=None)
+    lapo_return, random_return = pendulum_return(model), pendulum_return(None)
+    assert lapo_return > random_return + 500, (lapo_return, random_return)

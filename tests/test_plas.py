@@ -10,14 +10,13 @@ from typing import Any
 import gymnasium as gym
 import pytest
 import torch as th
-from stable_baselines3.common.evaluation import evaluate_policy
 
 from sb3_offline import PLAS
 from sb3_offline.datasets import PendulumSwingUp, Transitions, record_transitions
-from sb3_offline.evaluation import evaluate_callable
 from sb3_offline.plas.policies import LatentActor
 
 TINY = dict(net_arch=dict(pi=[16, 16], qf=[16, 16], vae=[16, 16]))
+SMALL = dict(net_arch=dict(pi=[64, 64], qf=[64, 64], vae=[128, 128]))
 
 
 @pytest.fixture(scope="module")
@@ -140,13 +139,24 @@ def test_save_load_keeps_the_phase(pendulum_transitions: Transitions, tmp_path: 
     assert trained.vae_pretrained and not any(p.requires_grad for p in trained.vae.parameters())
 
 
-def test_plas_beats_random_on_noisy_expert_data(noisy_expert_pendulum: Transitions) -> None:
-    env = gym.make("Pendulum-v1")
-    model = make(noisy_expert_pendulum, vae_steps=1000, vae_learning_rate=1e-3, actor_learning_rate=1e-3)
-    model.learn(3000)
-    env.reset(seed=100)  # the same start states on every run and machine (an unseeded env draws them from the OS)
-    plas_return, _ = evaluate_policy(model, env, n_eval_episodes=5, deterministic=True)
-    random_return, _ = evaluate_callable(env, None, n_episodes=5, seed=100)
-    # on these start states (seed 100): PLAS -1013, random -1373; unseeded, the evaluation was a lottery
-    # (a clean-checkout run drew -1070 against the old margin of 400)
-    assert plas_return > random_return + 300, (plas_return, random_return)
+def test_plas_acts_at_the_datas_level_through_its_latent_policy(
+    noisy_expert_pendulum: Transitions, pendulum_return, one_torch_thread
+) -> None:
+    """
+    The swing-up controller with N(0, 0.2) action noise: 2000 steps of VAE pre-training, then 1000 of the latent
+    policy and critics, at the authors' defaults but for three settings. 64-64 networks and a 128-128 VAE (their
+    400-300 and 750-750). The VAE at BCQ's rate 1e-3: the authors' 1e-4 is for 500k steps (after 1000 at it, the
+    decoded behaviour scores -1195 to -1540, seeds 0-2). The latent bound 0.5 (BCQ's clip of its prior) instead of
+    2: this controller is narrow, and within a bound of 2 the critics pick deviations of about 0.2 torque from the
+    decoded action that stop the swing-up (-1158 to -1196 after 1000 policy steps, still -1057 to -1222 after
+    13000, seeds 0-2). The return is the data's: the policy phase does not improve on the decoded behaviour in a
+    budget a test can afford (-215 to -242 after the pre-training). Measured (conftest's 10 evaluation episodes;
+    random -1284), training seeds 0-4: -278, -245, -286, -305, -230 (mean -269, std 27; after 3000 policy steps
+    -218 to -678); the bar, random + 500 = -784, is 479 below the worst seed.
+    """
+    model = make(
+        noisy_expert_pendulum, policy_kwargs=SMALL, vae_steps=2000, vae_learning_rate=1e-3, max_latent_action=0.5
+    )
+    model.learn(3000, log_interval=None)
+    plas_return, random_return = pendulum_return(model), pendulum_return(None)
+    assert plas_return > random_return + 500, (plas_return, random_return)

@@ -23,7 +23,6 @@ from sb3_offline.common.normalization import (
     ObservationNormalizer,
 )
 from sb3_offline.datasets import Transitions, record_transitions
-from sb3_offline.evaluation import evaluate, evaluate_callable
 
 TINY = dict(net_arch=[16, 32])
 
@@ -234,19 +233,23 @@ def test_learn_online_continues_with_exploration_noise(imperfect_pendulum: Trans
 
 
 # ------------------------------------------------------------------------------------------- learning
-def test_td3bc_learns_from_imperfect_demonstrations(imperfect_pendulum: Transitions) -> None:
-    threads = th.get_num_threads()
-    th.set_num_threads(1)
-    try:
-        model = make(imperfect_pendulum, batch_size=256, policy_kwargs=dict(net_arch=[64, 64]))
-        model.learn(4000, log_interval=None)
-    finally:
-        th.set_num_threads(threads)
-    env = gym.make("Pendulum-v1")
-    td3bc_return = evaluate(model, env, n_episodes=10, seed=100).mean_return
-    random_return, _ = evaluate_callable(env, None, n_episodes=10, seed=100)
-    data_return = float(np.mean(episode_returns(imperfect_pendulum)))  # about -360; a random policy about -1200
-    assert td3bc_return > random_return + 400, (td3bc_return, random_return)
+def test_td3bc_learns_from_imperfect_demonstrations(
+    imperfect_pendulum: Transitions, pendulum_return, one_torch_thread
+) -> None:
+    """
+    The BCQ paper's imperfect demonstrations, 3000 gradient steps at the authors' defaults (64-64 networks instead of
+    256-256): at the data's level. Measured (conftest's 10 evaluation episodes; random -1284, the data's episodes
+    -440 on average), training seeds 0-4: -352, -413, -342, -364, -351 (mean -364, std 26); the bars, random + 500
+    and the data's return - 100, are 371 and about 127 below the worst seed.
+    """
+    model = TD3BC(
+        "MlpPolicy", "Pendulum-v1", dataset=imperfect_pendulum, device="cpu", seed=0,
+        policy_kwargs=dict(net_arch=[64, 64]),
+    )  # fmt: skip
+    model.learn(3000, log_interval=None)
+    td3bc_return, random_return = pendulum_return(model), pendulum_return(None)
+    data_return = float(np.mean(episode_returns(imperfect_pendulum)))
+    assert td3bc_return > random_return + 500, (td3bc_return, random_return)
     assert td3bc_return > data_return - 100, (td3bc_return, data_return)
 
 
