@@ -1,15 +1,47 @@
-"""Shared fixtures: small datasets recorded from real environments (session-scoped, never mutate them)."""
+"""
+Shared fixtures: small datasets recorded from real environments (session-scoped, never mutate them), envs that
+count what is done to them, and every algorithm's tiny settings (``TINY``, used through the ``tiny_model`` fixture).
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
 import pytest
 import torch as th
+from stable_baselines3.common.logger import KVWriter, Logger
 
-from sb3_offline.datasets import Transitions, record_transitions
+from sb3_offline.algorithms import ALGOS
+from sb3_offline.datasets import (
+    PendulumSwingUp,
+    Transitions,
+    pendulum_imperfect_demonstrations,
+    record_transitions,
+    save_hdf5,
+)
+from sb3_offline.evaluation import evaluate, evaluate_callable
+
+#: gradient steps of a first phase in ``TINY`` (PLAS's VAE pre-training, CQL's and Cal-QL's behaviour cloning)
+PHASE_STEPS = 8
+#: by ``sb3_offline.algorithms.ALGOS`` name: tiny networks, and a first phase of ``PHASE_STEPS`` updates, so that
+#: ``2 * PHASE_STEPS`` gradient steps run every kind of update of the algorithm; a new algorithm is added here
+TINY: dict[str, dict[str, Any]] = {
+    "awac": dict(policy_kwargs=dict(net_arch=dict(pi=[16, 16], qf=[16, 16]))),
+    "batch_ddpg": dict(policy_kwargs=dict(net_arch=[16, 16])),
+    "bc": dict(policy_kwargs=dict(net_arch=[16, 16])),
+    "bcq": dict(policy_kwargs=dict(net_arch=dict(pi=[16, 16], qf=[16, 16], vae=[16, 16]))),
+    "calql": dict(bc_steps=PHASE_STEPS, policy_kwargs=dict(net_arch=[16, 16])),
+    "cql": dict(bc_steps=PHASE_STEPS, policy_kwargs=dict(net_arch=[16, 16])),
+    "iql": dict(policy_kwargs=dict(net_arch=[16, 16])),
+    "lapo": dict(policy_kwargs=dict(net_arch=dict(pi=[16, 16], qf=[16, 16], vae=[16, 16], vf=[16, 16]))),
+    "plas": dict(vae_steps=PHASE_STEPS, policy_kwargs=dict(net_arch=dict(pi=[16, 16], qf=[16, 16], vae=[16, 16]))),
+    "td3bc": dict(policy_kwargs=dict(net_arch=[16, 16])),
+}
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -29,6 +61,16 @@ def minari_datasets_path(tmp_path, monkeypatch):
     return path
 
 
+@pytest.fixture
+def one_torch_thread() -> Iterator[None]:
+    """One torch thread: small networks on a shared CPU run several times faster than with two."""
+    threads = th.get_num_threads()
+    th.set_num_threads(1)
+    yield
+    th.set_num_threads(threads)
+
+
+# ------------------------------------------------------------------------------------------ datasets
 @pytest.fixture(scope="session")
 def pendulum_transitions() -> Transitions:
     """1000 random-policy steps of Pendulum-v1: five 200-step episodes, all truncated, no terminations."""
@@ -37,6 +79,24 @@ def pendulum_transitions() -> Transitions:
     assert not transitions.terminations.any()
     assert transitions.truncations.sum() == 5
     return transitions
+
+
+@pytest.fixture(scope="session")
+def pendulum_file(pendulum_transitions: Transitions, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``pendulum_transitions`` as a D4RL-style HDF5 file: a dataset a checkpoint refers to by its path."""
+    return save_hdf5(pendulum_transitions, tmp_path_factory.mktemp("data") / "pendulum.hdf5")
+
+
+@pytest.fixture(scope="session")
+def imperfect_pendulum() -> Transitions:
+    """The BCQ paper's imperfect demonstrations on Pendulum-v1 (a noisy swing-up controller), 5000 steps."""
+    return pendulum_imperfect_demonstrations(5000, seed=0)
+
+
+@pytest.fixture(scope="session")
+def expert_pendulum() -> Transitions:
+    """The scripted swing-up controller without noise (the BCQ paper's imitation setting), 3000 steps."""
+    return record_transitions("Pendulum-v1", 3000, policy=PendulumSwingUp(), seed=0)
 
 
 @pytest.fixture(scope="session")
@@ -55,20 +115,10 @@ def inverted_transitions() -> Transitions:
     return transitions
 
 
-@pytest.fixture
-def pendulum_env():
-    env = gym.make("Pendulum-v1")
-    yield env
-    env.close()
-
-
 @pytest.fixture(scope="session")
 def fetch_transitions() -> Transitions:
     """120 random steps of FetchReach-v4 (Dict observations, 50-step time limit)."""
-    import gymnasium_robotics
-
-    gym.register_envs(gymnasium_robotics)
-    env = gym.make("FetchReach-v4")
+    env = make_fetch_reach()
     try:
         transitions = record_transitions(env, 120, seed=0)
     finally:
@@ -79,10 +129,33 @@ def fetch_transitions() -> Transitions:
     return transitions
 
 
+# ---------------------------------------------------------------------------------------------- envs
+def make_fetch_reach() -> gym.Env:
+    import gymnasium_robotics
+
+    gym.register_envs(gymnasium_robotics)
+    return gym.make("FetchReach-v4")
+
+
+@pytest.fixture
+def pendulum_env() -> Iterator[gym.Env]:
+    env = gym.make("Pendulum-v1")
+    yield env
+    env.close()
+
+
+@pytest.fixture
+def fetch_env() -> Iterator[gym.Env]:
+    """FetchReach-v4 (gymnasium-robotics): Dict observations with goals, a Box of 4 actions."""
+    env = make_fetch_reach()
+    yield env
+    env.close()
+
+
 @pytest.fixture(scope="session")
 def fetch_env_spaces(fetch_transitions):
     """(observation_space, action_space) of FetchReach-v4."""
-    env = gym.make("FetchReach-v4")
+    env = make_fetch_reach()
     try:
         return env.observation_space, env.action_space
     finally:
@@ -96,3 +169,84 @@ def inverted_env_spaces():
         return env.observation_space, env.action_space
     finally:
         env.close()
+
+
+class CountingWrapper(gym.Wrapper):
+    """Counts every step and reset made on the env it wraps."""
+
+    def __init__(self, env: gym.Env) -> None:
+        super().__init__(env)
+        self.steps = 0
+        self.resets = 0
+
+    def step(self, action: Any) -> Any:
+        self.steps += 1
+        return super().step(action)
+
+    def reset(self, **kwargs: Any) -> Any:
+        self.resets += 1
+        return super().reset(**kwargs)
+
+
+@pytest.fixture
+def counting_env() -> Callable[..., CountingWrapper]:
+    """``counting_env(env_id, **make_kwargs)``: ``gym.make``'s env wrapped to count its ``steps`` and ``resets``."""
+    return lambda env_id="Pendulum-v1", **kwargs: CountingWrapper(gym.make(env_id, **kwargs))
+
+
+# -------------------------------------------------------------------------------------------- models
+@pytest.fixture(scope="session")
+def tiny_model() -> Callable[..., Any]:
+    """
+    ``tiny_model(name, dataset, env="Pendulum-v1", policy="MlpPolicy", **kwargs)``: the algorithm ``name`` of
+    ``ALGOS`` with its ``TINY`` settings, ``batch_size=32``, on the CPU, seed 0; ``kwargs`` override any of them.
+    """
+
+    def make(name: str, dataset: Any, env: Any = "Pendulum-v1", policy: str = "MlpPolicy", **kwargs: Any) -> Any:
+        if name not in TINY:
+            raise KeyError(f"{name}: expected an entry in tests/conftest.py's TINY (tiny networks, short phases)")
+        options = {"batch_size": 32, "device": "cpu", "seed": 0, **TINY[name], **kwargs}
+        return ALGOS[name](policy, env, dataset=dataset, **options)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def pendulum_return() -> Callable[[Any], float]:
+    """
+    ``pendulum_return(model)``: the mean return of ``model``'s deterministic actions over the learning tests' 10
+    Pendulum-v1 episodes (episode ``k`` reset with seed ``100 + k``, the same start states on every machine);
+    ``pendulum_return(None)``: a uniformly random policy's on the same episodes (-1284), the floor of the tests.
+    """
+
+    def mean_return(model: Any) -> float:
+        if model is None:
+            return evaluate_callable(gym.make("Pendulum-v1"), None, n_episodes=10, seed=100)[0]
+        return evaluate(model, "Pendulum-v1", n_episodes=10, seed=100).mean_return
+
+    return mean_return
+
+
+class MemoryWriter(KVWriter):
+    """Keeps every dump of the SB3 logger in memory, with the step it was dumped at (``"_step"``)."""
+
+    def __init__(self) -> None:
+        self.dumps: list[dict[str, Any]] = []
+
+    def write(self, key_values: dict[str, Any], key_excluded: dict[str, Any], step: int = 0) -> None:
+        self.dumps.append({**key_values, "_step": step})
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture
+def memory_logger() -> Callable[[Any], MemoryWriter]:
+    """``memory_logger(model)``: the model logs to memory from now on; returns the writer holding its dumps."""
+
+    def attach(model: Any) -> MemoryWriter:
+        writer = MemoryWriter()
+        model.set_logger(Logger(folder=None, output_formats=[writer]))
+        return writer
+
+    return attach

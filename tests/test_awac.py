@@ -1,41 +1,24 @@
-"""AWAC: weights and target on hand-made tensors, shapes, save/load, offline -> online, learning on Pendulum."""
+"""AWAC: weights and target on hand-made tensors, rlkit's networks and defaults, the online batch size, learning on
+Pendulum."""
 
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 import pytest
 import torch as th
-from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.logger import Logger
 
-from sb3_offline import AWAC, OfflineReplayBuffer
+from sb3_offline import AWAC
 from sb3_offline.common.critics import critic_values
 from sb3_offline.common.gaussian_actor import GaussianActor
 from sb3_offline.common.weights import softmax_weights as advantage_weights
-from sb3_offline.datasets import Transitions, pendulum_imperfect_demonstrations, record_transitions, save_hdf5
-from sb3_offline.evaluation import evaluate_callable
+from sb3_offline.datasets import Transitions, record_transitions
 
 SMALL = dict(net_arch=dict(pi=[64, 64], qf=[64, 64]))
-
-
-class CountingWrapper(gym.Wrapper):
-    def __init__(self, env: gym.Env) -> None:
-        super().__init__(env)
-        self.steps = 0
-
-    def step(self, action: Any) -> Any:
-        self.steps += 1
-        return super().step(action)
-
-
-@pytest.fixture(scope="module")
-def imperfect_pendulum() -> Transitions:
-    return pendulum_imperfect_demonstrations(5000, seed=0)
 
 
 def make(data: Any, env: gym.Env | None = None, **kwargs: Any) -> AWAC:
@@ -165,57 +148,19 @@ def test_gaussian_actor_log_std_bounds_and_boundary_actions() -> None:
     assert th.all(actor.sample(th.randn(500, 3) * 50).abs() <= 1.0)
 
 
-def test_shapes_box_and_dict(imperfect_pendulum: Transitions) -> None:
-    model = make(imperfect_pendulum)
-    model.learn(10)
-    obs = imperfect_pendulum.observations[:6]
-    assert model.predict(obs, deterministic=True)[0].shape == (6, 1)
-    assert model.predict(obs[0], deterministic=False)[0].shape == (1,)
-    import gymnasium_robotics
-
-    gym.register_envs(gymnasium_robotics)
-    env = gym.make("FetchReach-v4")
-    fetch = AWAC(
-        "MultiInputPolicy", env, dataset=record_transitions(env, 120, seed=0), policy_kwargs=SMALL,
-        batch_size=32, buffer_size=0, device="cpu", seed=0,
+def test_awac_learns_offline_on_imperfect_demonstrations(
+    imperfect_pendulum: Transitions, pendulum_return, one_torch_thread
+) -> None:
+    """
+    The BCQ paper's imperfect demonstrations (-393 on the evaluation episodes), 5000 gradient steps at rlkit's
+    defaults (64-64 networks instead of 256 x 4 and 256 x 2). Measured (conftest's 10 evaluation episodes; random
+    -1284), training seeds 0-4: -556, -351, -389, -312, -375 (mean -397, std 85; after 4000 steps -393 to -521,
+    after 3000 -638 to -881: still learning); the bar, random + 500 = -784, is 228 below the worst seed.
+    """
+    model = AWAC(
+        "MlpPolicy", "Pendulum-v1", dataset=imperfect_pendulum, device="cpu", seed=0, buffer_size=0,
+        policy_kwargs=dict(net_arch=dict(pi=[64, 64], qf=[64, 64])),
     )  # fmt: skip
-    fetch.learn(10)
-    obs_dict, _ = env.reset(seed=0)
-    assert fetch.predict(obs_dict, deterministic=True)[0].shape == (4,)
-
-
-def test_offline_then_save_load_then_online(imperfect_pendulum: Transitions, tmp_path: Path) -> None:
-    """Pre-train once, save; later load the .zip plus the dataset and fine-tune online."""
-    path = save_hdf5(imperfect_pendulum, tmp_path / "imperfect.hdf5")
-    env = CountingWrapper(gym.make("Pendulum-v1"))
-    model = make(str(path), env=env, buffer_size=1000)
-    model.learn(50)
-    assert env.steps == 0  # offline: the env is never stepped
-    obs = imperfect_pendulum.observations[:10]
-    before = model.predict(obs, deterministic=True)[0]
-    model.save(tmp_path / "awac_offline")
-
-    env = CountingWrapper(gym.make("Pendulum-v1"))
-    loaded = AWAC.load(tmp_path / "awac_offline", env=env)
-    np.testing.assert_allclose(loaded.predict(obs, deterministic=True)[0], before)
-    loaded.learn_online(300)
-    buffer = loaded.replay_buffer
-    assert isinstance(buffer, OfflineReplayBuffer)
-    assert env.steps == 300
-    assert buffer.dataset_size == len(imperfect_pendulum) and buffer.size() == len(imperfect_pendulum) + 300
-    # the dataset's rows are untouched by the online phase
-    np.testing.assert_allclose(buffer.rewards[: buffer.dataset_size, 0].numpy(), imperfect_pendulum.rewards)
-    assert loaded._n_updates > 50  # trained during the online phase too
-    # and the offline phase can follow again, replaying dataset + online transitions
-    loaded.learn(20, reset_num_timesteps=False)
-    assert env.steps == 300
-
-
-def test_awac_learns_offline_on_imperfect_demonstrations(imperfect_pendulum: Transitions) -> None:
-    env = gym.make("Pendulum-v1")
-    model = make(imperfect_pendulum)
-    model.learn(2000)
-    env.reset(seed=100)  # the same start states on every run (an unseeded env draws them from the OS)
-    awac_return, _ = evaluate_policy(model, env, n_eval_episodes=5, deterministic=True)
-    random_return, _ = evaluate_callable(env, None, n_episodes=5, seed=100)
-    assert awac_return > random_return + 400, (awac_return, random_return)
+    model.learn(5000, log_interval=None)
+    awac_return, random_return = pendulum_return(model), pendulum_return(None)
+    assert awac_return > random_return + 500, (awac_return, random_return)

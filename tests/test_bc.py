@@ -1,27 +1,14 @@
-"""BC: its loss, save/load, Dict observations, and imitation of a scripted Pendulum expert."""
+"""BC: the authors' defaults, its loss, and imitation of a scripted Pendulum expert."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import gymnasium as gym
 import numpy as np
-import pytest
 import torch as th
-from stable_baselines3.common.evaluation import evaluate_policy
-from stable_baselines3.common.monitor import Monitor
 
 from sb3_offline import BC
-from sb3_offline.datasets import PendulumSwingUp, Transitions, record_transitions
-from sb3_offline.evaluation import evaluate_callable
+from sb3_offline.datasets import Transitions, record_transitions
 
 SMALL = dict(net_arch=[64, 64])
-
-
-@pytest.fixture(scope="module")
-def expert_pendulum() -> Transitions:
-    """The scripted swing-up controller without noise (the BCQ paper's 'imitation' setting), 3000 steps."""
-    return record_transitions("Pendulum-v1", 3000, policy=PendulumSwingUp(), seed=0)
 
 
 def test_defaults_follow_the_paper() -> None:
@@ -43,30 +30,20 @@ def test_loss_is_the_mse_to_the_dataset_actions(expert_pendulum: Transitions) ->
     )
 
 
-def test_bc_imitates_the_expert_and_beats_random(expert_pendulum: Transitions, tmp_path: Path) -> None:
+def test_bc_imitates_the_expert(expert_pendulum: Transitions, pendulum_return, one_torch_thread) -> None:
+    """
+    The BCQ paper's imitation setting: the noiseless swing-up controller's 3000 steps (-188 on the evaluation episodes),
+    3000 gradient steps at the paper's defaults (64-64 networks instead of 400-300). The error to the expert's actions
+    halves, and the return is far above a random policy's (-1284). Measured (conftest's 10 evaluation episodes),
+    training seeds 0-4: -562, -318, -216, -332, -387 (mean -363, std 114); the bar, random + 500 = -784, is 3.7 std
+    below the mean and 222 below the worst seed.
+    """
     model = BC("MlpPolicy", "Pendulum-v1", dataset=expert_pendulum, device="cpu", seed=0, policy_kwargs=SMALL)
     model.learn(50)
     obs = expert_pendulum.observations[:500]
     before = np.mean((model.predict(obs, deterministic=True)[0] - expert_pendulum.actions[:500]) ** 2)
-    model.learn(1500, reset_num_timesteps=False)
+    model.learn(2950, reset_num_timesteps=False, log_interval=None)
     after = np.mean((model.predict(obs, deterministic=True)[0] - expert_pendulum.actions[:500]) ** 2)
     assert after < 0.5 * before
-    model.save(tmp_path / "bc")
-    loaded = BC.load(tmp_path / "bc", device="cpu")
-    np.testing.assert_allclose(loaded.predict(obs, deterministic=True)[0], model.predict(obs, deterministic=True)[0])
-    env = Monitor(gym.make("Pendulum-v1"))
-    mean, _ = evaluate_policy(loaded, env, n_eval_episodes=5, deterministic=True)
-    random_mean, _ = evaluate_callable(env, None, 5, seed=0)
-    assert mean > random_mean + 300
-
-
-def test_dict_observations(fetch_transitions: Transitions) -> None:
-    import gymnasium_robotics
-
-    gym.register_envs(gymnasium_robotics)
-    model = BC(
-        "MultiInputPolicy", gym.make("FetchReach-v4"), dataset=fetch_transitions, device="cpu", policy_kwargs=SMALL
-    )
-    model.learn(5)
-    obs = {key: value[:3] for key, value in fetch_transitions.observations.items()}  # type: ignore[union-attr]
-    assert model.predict(obs, deterministic=True)[0].shape == (3, 4)
+    bc_return, random_return = pendulum_return(model), pendulum_return(None)
+    assert bc_return > random_return + 500, (bc_return, random_return)

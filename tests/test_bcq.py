@@ -1,30 +1,20 @@
-"""BCQ: its losses on hand-made tensors, its networks' shapes, save/load, and learning on Pendulum data."""
+"""BCQ: its losses on hand-made tensors, its networks and the authors' defaults, and learning on Pendulum data."""
 
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import gymnasium as gym
-import numpy as np
 import pytest
 import torch as th
-from stable_baselines3.common.evaluation import evaluate_policy
 
 from sb3_offline import BCQ
 from sb3_offline.common.critics import soft_clipped_target
 from sb3_offline.common.perturbation import PerturbationActor
 from sb3_offline.common.vae import ConditionalVAE, vae_loss
-from sb3_offline.datasets import Transitions, pendulum_imperfect_demonstrations, record_transitions, save_hdf5
-from sb3_offline.evaluation import evaluate_callable
+from sb3_offline.datasets import Transitions, record_transitions
 
 SMALL = dict(net_arch=dict(pi=[64, 64], qf=[64, 64], vae=[128, 128]))
-
-
-@pytest.fixture(scope="module")
-def imperfect_pendulum() -> Transitions:
-    """A decent but noisy behaviour policy (the BCQ paper's imperfect demonstrations), 5000 transitions."""
-    return pendulum_imperfect_demonstrations(5000, seed=0)
 
 
 # ------------------------------------------------------------------------------------- the losses
@@ -108,83 +98,16 @@ def test_defaults_follow_the_paper() -> None:
     assert len(model.critic.q_networks) == 2
 
 
-def test_shapes_box_single_and_batch(imperfect_pendulum: Transitions) -> None:
-    env = gym.make("Pendulum-v1")
-    model = BCQ("MlpPolicy", env, dataset=imperfect_pendulum, policy_kwargs=SMALL, device="cpu", seed=0)
-    model.learn(20)
-    obs = imperfect_pendulum.observations[:7]
-    batch, _ = model.predict(obs, deterministic=True)
-    single, _ = model.predict(obs[0], deterministic=True)
-    assert batch.shape == (7, 1) and single.shape == (1,)
-    assert np.all(np.abs(batch) <= 2.0)
-
-
-def test_asymmetric_action_bounds() -> None:
-    """Actions in [-1, 3]: predictions stay in the env's Box, the perturbation is Phi * (high - low) / 2."""
-    env = gym.wrappers.RescaleAction(gym.make("Pendulum-v1"), min_action=-1.0, max_action=3.0)
-    data = record_transitions(env, 400, seed=0)
-    assert data.actions.min() < 0.0 and data.actions.max() > 2.0
-    model = BCQ("MlpPolicy", env, dataset=data, policy_kwargs=SMALL, device="cpu", seed=0)
-    assert model.replay_buffer is not None
-    scaled = model.replay_buffer.actions
-    assert scaled.min() >= -1.0 and scaled.max() <= 1.0
-    np.testing.assert_allclose(scaled[:, 0].numpy(), (data.actions[:, 0] - 1.0) / 2.0, atol=1e-6)
-    model.learn(20)
-    actions, _ = model.predict(data.observations[:50], deterministic=True)
-    assert np.all(actions >= -1.0) and np.all(actions <= 3.0)
-
-
-def test_dict_observations(tmp_path: Path) -> None:
-    import gymnasium_robotics
-
-    gym.register_envs(gymnasium_robotics)
-    env = gym.make("FetchReach-v4")
-    data = record_transitions(env, 120, seed=0)
-    model = BCQ("MultiInputPolicy", env, dataset=data, policy_kwargs=SMALL, device="cpu", seed=0, batch_size=32)
-    model.learn(10)
-    obs, _ = env.reset(seed=0)
-    action, _ = model.predict(obs, deterministic=True)
-    assert action.shape == (4,)
-    batch = {key: np.stack([value] * 3) for key, value in obs.items()}
-    assert model.predict(batch, deterministic=True)[0].shape == (3, 4)
-    model.save(tmp_path / "bcq_fetch")
-    loaded = BCQ.load(tmp_path / "bcq_fetch", env=env)
-    th.manual_seed(1)
-    expected = model.predict(batch)[0]
-    th.manual_seed(1)
-    np.testing.assert_allclose(loaded.predict(batch)[0], expected)
-
-
-def test_save_load_same_actions_for_same_seed(imperfect_pendulum: Transitions, tmp_path: Path) -> None:
-    path = save_hdf5(imperfect_pendulum, tmp_path / "imperfect.hdf5")
-    env = gym.make("Pendulum-v1")
-    model = BCQ("MlpPolicy", env, dataset=str(path), policy_kwargs=SMALL, device="cpu", seed=0)
-    model.learn(50)
-    model.save(tmp_path / "bcq")
-    loaded = BCQ.load(tmp_path / "bcq", env=env)
-    obs = imperfect_pendulum.observations[:20]
-    th.manual_seed(7)
-    before, _ = model.predict(obs, deterministic=True)
-    th.manual_seed(7)
-    after, _ = loaded.predict(obs, deterministic=True)
-    np.testing.assert_allclose(before, after)
-    for name in ("vae", "actor", "actor_target", "critic", "critic_target"):
-        for a, b in zip(
-            getattr(model.policy, name).parameters(), getattr(loaded.policy, name).parameters(), strict=True
-        ):
-            assert th.equal(a, b), name
-    # optimizers come back too, and training continues from the saved dataset reference
-    assert loaded.vae.optimizer.state_dict()["state"][0]["step"] == 50
-    loaded.learn(10, reset_num_timesteps=False)
-    assert loaded.num_timesteps == 60
-
-
-def test_bcq_beats_random_on_imperfect_demonstrations(imperfect_pendulum: Transitions) -> None:
-    env = gym.make("Pendulum-v1")
-    model = BCQ("MlpPolicy", env, dataset=imperfect_pendulum, policy_kwargs=SMALL, device="cpu", seed=0)
-    model.learn(3000)
-    env.reset(seed=100)  # the same start states on every run (an unseeded env draws them from the OS)
-    bcq_return, _ = evaluate_policy(model, env, n_eval_episodes=5, deterministic=True)
-    # a uniformly random policy scores about -1200 on Pendulum-v1; the data's behaviour about -360
-    random_return, _ = evaluate_callable(env, None, n_episodes=5, seed=100)
-    assert bcq_return > random_return + 400, (bcq_return, random_return)
+def test_bcq_learns_from_imperfect_demonstrations(
+    imperfect_pendulum: Transitions, pendulum_return, one_torch_thread
+) -> None:
+    """
+    The BCQ paper's imperfect demonstrations (a noisy swing-up controller, -393 on the evaluation episodes), 3000
+    gradient steps at the paper's defaults (networks 64-64 and a 128-128 VAE instead of 400-300 and 750-750).
+    Measured (conftest's 10 evaluation episodes; random -1284), training seeds 0-4: -244, -233, -247, -377, -247
+    (mean -270, std 55); the bar, random + 500 = -784, is 407 below the worst seed.
+    """
+    model = BCQ("MlpPolicy", "Pendulum-v1", dataset=imperfect_pendulum, policy_kwargs=SMALL, device="cpu", seed=0)
+    model.learn(3000, log_interval=None)
+    bcq_return, random_return = pendulum_return(model), pendulum_return(None)
+    assert bcq_return > random_return + 500, (bcq_return, random_return)

@@ -1,6 +1,8 @@
-"""Cal-QL: the bound of the policy actions' values by the returns-to-go (by hand), the returns-to-go it samples
-against a hand computation with terminations and timeouts, its defaults, save/load, learning on imperfect Pendulum
-demonstrations, and offline -> online with half of each batch from the dataset and no running episode's rows."""
+"""
+Cal-QL: the bound of the policy actions' values by the returns-to-go (by hand), the returns-to-go it samples against a
+hand computation with terminations and timeouts, its defaults, what a checkpoint keeps, learning on imperfect Pendulum
+demonstrations, and offline -> online with half of each batch from the dataset and no running episode's rows.
+"""
 
 from __future__ import annotations
 
@@ -15,16 +17,10 @@ import torch as th
 
 from sb3_offline import CQL, CalQL, OfflineReplayBuffer
 from sb3_offline.cql.cql import importance_sampled_logsumexp
-from sb3_offline.datasets import Transitions, pendulum_imperfect_demonstrations
-from sb3_offline.evaluation import evaluate, evaluate_callable
+from sb3_offline.datasets import Transitions
 from sb3_offline.her import OfflineHerReplayBuffer
 
 TINY = dict(net_arch=[16, 32])
-
-
-@pytest.fixture(scope="module")
-def imperfect_pendulum() -> Transitions:
-    return pendulum_imperfect_demonstrations(5000, seed=0)
 
 
 def make(data: Any, algo: type = CalQL, **kwargs: Any) -> Any:
@@ -166,14 +162,12 @@ def test_reference_uses_the_transformed_rewards(pendulum_transitions: Transition
 
 
 # ------------------------------------------------------------------------------------------ save/load
-def test_save_load(imperfect_pendulum: Transitions, tmp_path: Path) -> None:
+def test_save_load_keeps_no_returns_to_go(imperfect_pendulum: Transitions, tmp_path: Path) -> None:
+    """The returns-to-go are computed from the dataset when training starts, never saved; the mixing is kept."""
     model = make(imperfect_pendulum, bc_steps=2)
     model.learn(6)
     model.save(tmp_path / "calql")
     loaded = CalQL.load(tmp_path / "calql", env=gym.make("Pendulum-v1"), device="cpu", dataset=imperfect_pendulum)
-    obs = imperfect_pendulum.observations[:10]
-    np.testing.assert_array_equal(model.predict(obs, deterministic=True)[0], loaded.predict(obs, deterministic=True)[0])
-    assert loaded.log_alpha_prime().item() == pytest.approx(model.log_alpha_prime().item())
     assert "_returns_to_go" not in loaded.__dict__ or loaded._returns_to_go is None
     loaded.learn(2, reset_num_timesteps=False)
     assert loaded.replay_buffer.offline_fraction == 0.5 and loaded._n_updates == 8
@@ -234,20 +228,20 @@ def test_online_before_an_episode_ends_uses_the_dataset_only(imperfect_pendulum:
 
 
 # ------------------------------------------------------------------------------------------- learning
-def test_calql_learns_from_imperfect_demonstrations(imperfect_pendulum: Transitions) -> None:
-    threads = th.get_num_threads()
-    th.set_num_threads(1)
-    try:
-        model = make(
-            imperfect_pendulum, batch_size=256, actor_learning_rate=3e-4, policy_kwargs=dict(net_arch=[64, 64])
-        )
-        model.learn(3000, log_interval=None)
-    finally:
-        th.set_num_threads(threads)
-    env = gym.make("Pendulum-v1")
-    calql_return = evaluate(model, env, n_episodes=10, seed=100).mean_return
-    random_return, _ = evaluate_callable(env, None, n_episodes=10, seed=100)
-    assert calql_return > random_return + 400, (calql_return, random_return)
+def test_calql_learns_from_imperfect_demonstrations(
+    imperfect_pendulum: Transitions, pendulum_return, one_torch_thread
+) -> None:
+    """
+    The BCQ paper's imperfect demonstrations, 3000 gradient steps at the authors' defaults but 64-64 networks (their
+    2 x 256 and 4 x 256) and the actor at the critics' rate 3e-4 (as CQL's test; at the authors' 1e-4: -276 to -650).
+    Measured (conftest's 10 evaluation episodes; random -1284), training seeds 0-4: -221, -247, -244, -221, -232
+    (mean -233, std 11; after 2000 steps -273 to -481, seeds 0-2); the bar, random + 500 = -784, is 537 below the
+    worst seed.
+    """
+    model = make(imperfect_pendulum, batch_size=256, actor_learning_rate=3e-4, policy_kwargs=dict(net_arch=[64, 64]))
+    model.learn(3000, log_interval=None)
+    calql_return, random_return = pendulum_return(model), pendulum_return(None)
+    assert calql_return > random_return + 500, (calql_return, random_return)
 
 
 def test_cuda_graphs_are_keyed_on_the_buffers_sampling_state(imperfect_pendulum: Transitions) -> None:

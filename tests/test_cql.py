@@ -1,11 +1,10 @@
 """CQL: the importance-sampled log-sum-exp against a fine grid, the target without entropy, the max backup, the
-Lagrange multiplier, the behaviour-cloning warm-up, save/load, Dict observations, online fine-tuning with the
+Lagrange multiplier, the behaviour-cloning warm-up, the entropy coefficient, online fine-tuning with the
 offline/online mixing, and learning on imperfect Pendulum demonstrations."""
 
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -20,16 +19,9 @@ from sb3_offline.common.critics import critic_values
 from sb3_offline.common.scalars import LogScalar
 from sb3_offline.common.squashed_gaussian import squashed_gaussian_sample
 from sb3_offline.cql.cql import importance_sampled_logsumexp
-from sb3_offline.datasets import Transitions, pendulum_imperfect_demonstrations, save_hdf5
-from sb3_offline.evaluation import evaluate, evaluate_callable
+from sb3_offline.datasets import Transitions
 
 TINY = dict(net_arch=[16, 32])
-
-
-@pytest.fixture(scope="module")
-def imperfect_pendulum() -> Transitions:
-    """A decent but noisy swing-up controller (the BCQ paper's imperfect demonstrations), 5000 transitions."""
-    return pendulum_imperfect_demonstrations(5000, seed=0)
 
 
 def make(data: Any, env: gym.Env | str = "Pendulum-v1", **kwargs: Any) -> CQL:
@@ -272,45 +264,7 @@ def test_entropy_coefficient_auto_and_fixed(imperfect_pendulum: Transitions) -> 
 
 
 # ------------------------------------------------------------------------------------------ save/load
-def test_save_load_predicts_identically(imperfect_pendulum: Transitions, tmp_path: Path) -> None:
-    path = save_hdf5(imperfect_pendulum, tmp_path / "imperfect.hdf5")
-    model = make(str(path), target_action_gap=1.0, bc_steps=4)
-    model.learn(12)
-    model.save(tmp_path / "cql")
-    loaded = CQL.load(tmp_path / "cql", env=gym.make("Pendulum-v1"), device="cpu")
-    obs = imperfect_pendulum.observations[:20]
-    np.testing.assert_array_equal(model.predict(obs, deterministic=True)[0], loaded.predict(obs, deterministic=True)[0])
-    for name in ("actor", "critic", "critic_target", "log_ent_coef", "log_alpha_prime"):
-        for a, b in zip(parameters(getattr(model, name)), parameters(getattr(loaded, name)), strict=True):
-            assert th.equal(a, b), name
-        assert getattr(loaded, name) is getattr(loaded.policy, name)
-    for name in ("actor", "critic", "log_ent_coef", "log_alpha_prime"):
-        assert getattr(loaded, name).optimizer.state_dict()["state"][0]["step"] == 12, name
-    assert learning_rates(loaded) == learning_rates(model)
-    assert (loaded.target_action_gap, loaded.bc_steps, loaded._tune_ent_coef) == (1.0, 4, True)
-    loaded.learn(3, reset_num_timesteps=False)  # the dataset is read again from the saved path
-    assert loaded._n_updates == 15
-
-
 # ------------------------------------------------------------------------------------ Dict observations
-def test_multi_input_policy_on_fetch_reach(fetch_transitions: Transitions, tmp_path: Path) -> None:
-    import gymnasium_robotics
-
-    gym.register_envs(gymnasium_robotics)
-    env = gym.make("FetchReach-v4")
-    model = CQL(
-        "MultiInputPolicy", env, dataset=fetch_transitions, policy_kwargs=TINY, batch_size=32, bc_steps=2,
-        normalize_observations=True, device="cpu", seed=0,
-    )  # fmt: skip
-    model.learn(6)
-    obs_dict, _ = env.reset(seed=0)
-    action = model.predict(obs_dict, deterministic=True)[0]
-    assert action.shape == (4,)
-    model.save(tmp_path / "cql_fetch")
-    loaded = CQL.load(tmp_path / "cql_fetch", env=env, device="cpu")
-    np.testing.assert_array_equal(loaded.predict(obs_dict, deterministic=True)[0], action)
-
-
 # ------------------------------------------------------------------------------------------- online
 def test_learn_online_with_the_offline_fraction(imperfect_pendulum: Transitions) -> None:
     model = make(imperfect_pendulum, buffer_size=500, replay_buffer_kwargs=dict(offline_fraction=0.5))
@@ -340,21 +294,21 @@ def test_learn_online_without_online_rows_names_buffer_size(imperfect_pendulum: 
 
 
 # ------------------------------------------------------------------------------------------- learning
-def test_cql_learns_from_imperfect_demonstrations(imperfect_pendulum: Transitions) -> None:
-    threads = th.get_num_threads()
-    th.set_num_threads(1)
-    try:
-        # the README's other actor rate (3e-4) and no BC warm-up: a short budget on one core
-        model = make(
-            imperfect_pendulum, batch_size=256, actor_learning_rate=3e-4, policy_kwargs=dict(net_arch=[64, 64])
-        )
-        model.learn(3000, log_interval=None)
-    finally:
-        th.set_num_threads(threads)
-    env = gym.make("Pendulum-v1")
-    cql_return = evaluate(model, env, n_episodes=10, seed=100).mean_return
-    random_return, _ = evaluate_callable(env, None, n_episodes=10, seed=100)
-    assert cql_return > random_return + 400, (cql_return, random_return)
+def test_cql_learns_from_imperfect_demonstrations(
+    imperfect_pendulum: Transitions, pendulum_return, one_torch_thread
+) -> None:
+    """
+    The BCQ paper's imperfect demonstrations, 3000 gradient steps at the authors' defaults but 64-64 networks (their
+    3 x 256), the actor at the critics' rate 3e-4 (the README's other actor rate; the authors' 1e-4 is slower: -432 to
+    -893 after 3000 steps with a warm-up of 500 or 1000) and no behaviour-cloning warm-up (their 40k steps of 1M).
+    Measured (conftest's 10 evaluation episodes; random -1284), training seeds 0-4: -329, -234, -224, -352, -302
+    (mean -288, std 50; after 2000 steps -502 to -648, seeds 0-2); the bar, random + 500 = -784, is 432 below the
+    worst seed.
+    """
+    model = make(imperfect_pendulum, batch_size=256, actor_learning_rate=3e-4, policy_kwargs=dict(net_arch=[64, 64]))
+    model.learn(3000, log_interval=None)
+    cql_return, random_return = pendulum_return(model), pendulum_return(None)
+    assert cql_return > random_return + 500, (cql_return, random_return)
 
 
 def test_squashed_samples_feed_the_regulariser_without_gradient(imperfect_pendulum: Transitions) -> None:

@@ -7,7 +7,6 @@ capture, and its parity with the eager path, are tested on CUDA only.
 
 from __future__ import annotations
 
-import copy
 import warnings
 
 import gymnasium as gym
@@ -15,7 +14,8 @@ import pytest
 import torch as th
 from stable_baselines3.common.logger import Logger
 
-from sb3_offline import AWAC, BC, BCQ, IQL, PLAS, TD3BC, BatchDDPG
+from sb3_offline import BC
+from sb3_offline.algorithms import ALGOS
 from sb3_offline.common.cuda_graphs import (
     UpdateGraphs,
     can_capture,
@@ -24,15 +24,9 @@ from sb3_offline.common.cuda_graphs import (
 )
 from sb3_offline.common.training import DeviceLossAccumulator, set_learning_rate
 
-SMALL = {
-    BCQ: dict(policy_kwargs=dict(net_arch=dict(pi=[32, 32], qf=[32, 32], vae=[32, 32]))),
-    AWAC: dict(batch_size=64, policy_kwargs=dict(net_arch=dict(pi=[32, 32], qf=[32, 32]))),
-    PLAS: dict(vae_steps=8, policy_kwargs=dict(net_arch=dict(pi=[32, 32], qf=[32, 32], vae=[32, 32]))),
-    BatchDDPG: dict(policy_kwargs=dict(net_arch=[32, 32])),
-    BC: dict(policy_kwargs=dict(net_arch=[32, 32])),
-    TD3BC: dict(batch_size=64, policy_kwargs=dict(net_arch=[32, 32])),
-    IQL: dict(batch_size=64, policy_kwargs=dict(net_arch=[32, 32])),
-}
+#: the algorithms with two kinds of update within 20 steps (a first phase of conftest's PHASE_STEPS, or TD3+BC's
+#: delayed actor); the others have one
+TWO_KINDS = ("calql", "cql", "plas", "td3bc")
 cuda = pytest.mark.skipif(not th.cuda.is_available(), reason="CUDA graphs need a CUDA device")
 
 
@@ -219,13 +213,12 @@ def test_a_failed_capture_warns_and_stays_eager():
     assert value.item() == 5.0 and losses.counts() == {"loss": 5}
 
 
-@pytest.mark.parametrize("algo", [BCQ, AWAC, PLAS, BatchDDPG, BC, TD3BC, IQL], ids=lambda a: a.__name__)
-def test_training_through_update_graphs_equals_eager_training(algo, pendulum_transitions):
+@pytest.mark.parametrize("name", sorted(ALGOS))
+def test_training_through_update_graphs_equals_eager_training(name, tiny_model, pendulum_transitions):
     """Each algorithm's update, run by UpdateGraphs (warm-up, capture, replays), trains exactly as the
-    plain eager loop: same parameters, same logged losses, PLAS's two phases each with their own graph."""
-    env = gym.make("Pendulum-v1")
-    eager = algo("MlpPolicy", env, dataset=pendulum_transitions, seed=3, device="cpu", **SMALL[algo])
-    graphed = algo("MlpPolicy", env, dataset=pendulum_transitions, seed=3, device="cpu", **SMALL[algo])
+    plain eager loop: same parameters, same logged losses, two phases each with their own graph."""
+    eager = tiny_model(name, pendulum_transitions, seed=3)
+    graphed = tiny_model(name, pendulum_transitions, seed=3)
     backend = ReplayByRerun(graphed._losses)
     graphed._runner.graphs = UpdateGraphs(graphed._losses, backend, warmup=3)
     graphed._runner.applies = lambda *args, **kwargs: True  # type: ignore[method-assign]
@@ -235,19 +228,19 @@ def test_training_through_update_graphs_equals_eager_training(algo, pendulum_tra
     th.manual_seed(0)
     graphed.learn(20, log_interval=None)
 
-    expected_captures = 2 if algo in (PLAS, TD3BC) else 1  # two kinds of update each
+    expected_captures = 2 if name in TWO_KINDS else 1
     assert backend.captures == expected_captures
     assert backend.replays == 20 - 3 * expected_captures
     for name, value in _parameters(eager).items():
         th.testing.assert_close(_parameters(graphed)[name], value, rtol=0, atol=0, msg=name)
     assert eager_logs, "nothing was logged"
     assert graphed_logs.keys() == eager_logs.keys() and graphed_logs == pytest.approx(eager_logs)
-    if algo is PLAS:
+    if name == "plas":
         assert not any(key[0] == "plas/vae" for key in graphed._runner.graphs._graphs)  # freed once frozen
 
 
-def test_graphs_are_off_on_cpu_and_with_cuda_graphs_false(pendulum_transitions):
-    model = BC("MlpPolicy", "Pendulum-v1", dataset=pendulum_transitions, device="cpu", **SMALL[BC])
+def test_graphs_are_off_on_cpu_and_with_cuda_graphs_false(tiny_model, pendulum_transitions):
+    model = tiny_model("bc", pendulum_transitions)
     assert model.cuda_graphs is True
     assert not model._runner.applies(model.device, model.replay_buffer, list(model._optimizers().values()), True)
     model.learn(5)
@@ -258,14 +251,13 @@ def test_graphs_are_off_on_cpu_and_with_cuda_graphs_false(pendulum_transitions):
 
 # ------------------------------------------------------------------------------------ CUDA only
 @cuda
-@pytest.mark.parametrize("algo", [BCQ, AWAC, PLAS, BatchDDPG, BC, TD3BC, IQL], ids=lambda a: a.__name__)
-def test_cuda_graph_updates_match_eager_updates(algo, pendulum_transitions, tmp_path):
+@pytest.mark.parametrize("name", sorted(ALGOS))
+def test_cuda_graph_updates_match_eager_updates(name, tiny_model, pendulum_transitions, tmp_path):
     """Same seed, eager (``cuda_graphs=False``) against captured and replayed: same parameters after
     30 steps (tolerance: fused vs foreach Adam round differently), then a checkpoint that trains on CPU."""
     env = gym.make("Pendulum-v1")
-    kwargs = SMALL[algo]
-    eager = algo("MlpPolicy", env, dataset=pendulum_transitions, seed=5, device="cuda", cuda_graphs=False, **kwargs)
-    graphed = algo("MlpPolicy", env, dataset=pendulum_transitions, seed=5, device="cuda", **copy.deepcopy(kwargs))
+    eager = tiny_model(name, pendulum_transitions, env=env, seed=5, device="cuda", cuda_graphs=False)
+    graphed = tiny_model(name, pendulum_transitions, env=env, seed=5, device="cuda")
     eager_logs, graphed_logs = _record_logged_losses(eager), _record_logged_losses(graphed)
     th.manual_seed(1)
     eager.learn(30, log_interval=None)
@@ -282,7 +274,7 @@ def test_cuda_graph_updates_match_eager_updates(algo, pendulum_transitions, tmp_
         assert graphed_logs[name] == pytest.approx(value, rel=1e-3, abs=1e-5), name
 
     graphed.save(tmp_path / "model.zip")
-    on_cpu = algo.load(tmp_path / "model.zip", env=env, device="cpu", dataset=pendulum_transitions)
+    on_cpu = ALGOS[name].load(tmp_path / "model.zip", env=env, device="cpu", dataset=pendulum_transitions)
     for optimizer in on_cpu._optimizers().values():
         assert not isinstance(optimizer.param_groups[0]["lr"], th.Tensor)
         assert not optimizer.param_groups[0]["capturable"]

@@ -1,4 +1,5 @@
-"""LAPO: weights, targets and the update by hand, normalisation, save/load, Dict observations, fine-tuning, learning."""
+"""LAPO: the authors' defaults, weights, targets and the update by hand, the statistics and value bounds a checkpoint
+keeps, fine-tuning, learning."""
 
 from __future__ import annotations
 
@@ -15,12 +16,12 @@ import torch as th
 from graph_safety import strict_update_graphs
 from torch import nn
 
-from sb3_offline import BC, LAPO, Transitions
+from sb3_offline import LAPO, Transitions
 from sb3_offline.common.critics import critic_values, q1_values
-from sb3_offline.common.normalization import ActionNormalizer, NormalizedCombinedExtractor, NormalizedFlattenExtractor
+from sb3_offline.common.normalization import ActionNormalizer, NormalizedFlattenExtractor
 from sb3_offline.common.vae import ConditionalVAE, vae_sample_terms
-from sb3_offline.datasets import PendulumSwingUp, record_transitions
-from sb3_offline.evaluation import critic_estimate, evaluate
+from sb3_offline.datasets import record_transitions
+from sb3_offline.evaluation import critic_estimate
 from sb3_offline.lapo.losses import (
     advantage_weights,
     one_step_advantages,
@@ -32,11 +33,6 @@ from sb3_offline.lapo.losses import (
 SMALL = dict(net_arch=dict(pi=[32, 32], qf=[32, 32], vae=[32, 32], vf=[32, 32]))
 
 
-@pytest.fixture(scope="module")
-def pendulum() -> Transitions:
-    return record_transitions("Pendulum-v1", 400, seed=0)
-
-
 def make(data: Transitions, **kwargs: Any) -> LAPO:
     kwargs.setdefault("policy_kwargs", SMALL)
     kwargs.setdefault("batch_size", 64)
@@ -44,8 +40,8 @@ def make(data: Transitions, **kwargs: Any) -> LAPO:
 
 
 # ------------------------------------------------------------------------------------------ defaults
-def test_defaults_follow_the_authors(pendulum: Transitions) -> None:
-    model = LAPO("MlpPolicy", gym.make("Pendulum-v1"), dataset=pendulum, device="cpu")
+def test_defaults_follow_the_authors(pendulum_transitions: Transitions) -> None:
+    model = LAPO("MlpPolicy", gym.make("Pendulum-v1"), dataset=pendulum_transitions, device="cpu")
     policy = model.policy
     assert policy.net_arch == {key: [256, 256, 256] for key in ("pi", "qf", "vae", "vf")}
     assert policy.latent_dim == 2 and policy.max_latent_action == 2.0 and policy.vae.latent_clip == 2.0
@@ -62,13 +58,18 @@ def test_defaults_follow_the_authors(pendulum: Transitions) -> None:
     assert isinstance(extractor, NormalizedFlattenExtractor)
     standardizer = extractor.normalizer.standardizer()
     assert (standardizer.eps, standardizer.eps_mode) == (1e-6, "add")
-    np.testing.assert_allclose(standardizer.mean.numpy(), pendulum.observations.mean(axis=0), rtol=1e-5, atol=1e-6)
-    actions = pendulum.actions / 2.0  # Pendulum's bound is 2: the buffer holds [-1, 1] actions
+    np.testing.assert_allclose(
+        standardizer.mean.numpy(), pendulum_transitions.observations.mean(axis=0), rtol=1e-5, atol=1e-6
+    )
+    actions = pendulum_transitions.actions / 2.0  # Pendulum's bound is 2: the buffer holds [-1, 1] actions
     assert isinstance(policy.action_normalizer, ActionNormalizer)
     np.testing.assert_allclose(policy.action_normalizer.mean.numpy(), actions.mean(axis=0), rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(policy.action_normalizer.divisor.numpy(), actions.std(axis=0) + 1e-6, rtol=1e-4)
     # rewards divided by max |r| (all of Pendulum's are <= 0), V's target clamped to [min r, max r] / (1 - gamma)
-    assert model.replay_buffer_kwargs["reward_transform"] == {"scale": 1.0 / np.abs(pendulum.rewards).max(), "shift": 0}
+    assert model.replay_buffer_kwargs["reward_transform"] == {
+        "scale": 1.0 / np.abs(pendulum_transitions.rewards).max(),
+        "shift": 0,
+    }
     rewards = model.replay_buffer.rewards
     assert model.min_v == pytest.approx(float(rewards.min()) / 0.01) and model.min_v == pytest.approx(-100.0)
     assert model.max_v == pytest.approx(float(rewards.max()) / 0.01) and model.max_v <= 0.0
@@ -79,7 +80,7 @@ def test_defaults_follow_the_authors(pendulum: Transitions) -> None:
     )
 
 
-def test_bad_arguments_name_the_field(pendulum: Transitions) -> None:
+def test_bad_arguments_name_the_field(pendulum_transitions: Transitions) -> None:
     for kwargs, match in (
         (dict(weighting="softmax"), "weighting: expected one of"),
         (dict(expectile=1.0), r"expectile: expected a value in \(0, 1\)"),
@@ -90,7 +91,7 @@ def test_bad_arguments_name_the_field(pendulum: Transitions) -> None:
         (dict(target_noise=-0.1), "target_noise: expected >= 0"),
     ):
         with pytest.raises(ValueError, match=match):
-            make(pendulum, **kwargs)
+            make(pendulum_transitions, **kwargs)
 
 
 # ------------------------------------------------------------------------- the losses, by hand
@@ -150,13 +151,13 @@ def test_targets_by_hand_with_the_clamp() -> None:
 
 # ---------------------------------------------------------------------- the update, wired as the code
 @pytest.mark.parametrize("weighting", ["expectile", "exp"])
-def test_one_update_is_the_authors_step(pendulum: Transitions, weighting: str) -> None:
+def test_one_update_is_the_authors_step(pendulum_transitions: Transitions, weighting: str) -> None:
     """
     One ``_update`` on a fixed batch against the same step recomputed from a copy of the networks taken
     before it: Q on r + gamma V(s') with the online V before the step, V on the clamped min of the target
     Qs at D'(s, pi'(s) + noise), the advantage with V after its step and the target Qs at D'(s', pi'(s')).
     """
-    model = make(pendulum, weighting=weighting, temperature=0.5, gamma=0.9, value_bounds=(-30.0, -10.0))
+    model = make(pendulum_transitions, weighting=weighting, temperature=0.5, gamma=0.9, value_bounds=(-30.0, -10.0))
     batch = model.replay_buffer.sample(16)
     model.replay_buffer.sample = lambda batch_size, env=None: batch  # type: ignore[method-assign]
     before = copy.deepcopy(model.policy)
@@ -206,9 +207,9 @@ def test_one_update_is_the_authors_step(pendulum: Transitions, weighting: str) -
             th.testing.assert_close(new, 0.995 * old + 0.005 * param)
 
 
-def test_critic_estimate_feeds_z_scored_actions(pendulum: Transitions) -> None:
-    model = make(pendulum)
-    obs, action = pendulum.observations[0], np.array([1.0], dtype=np.float32)  # env units: 0.5 in [-1, 1]
+def test_critic_estimate_feeds_z_scored_actions(pendulum_transitions: Transitions) -> None:
+    model = make(pendulum_transitions)
+    obs, action = pendulum_transitions.observations[0], np.array([1.0], dtype=np.float32)  # env units: 0.5 in [-1, 1]
     with th.no_grad():
         features = model.policy.features(th.as_tensor(obs[None]))
         expected = q1_values(model.critic, features, model.policy.critic_action_input(th.tensor([[0.5]])))
@@ -216,10 +217,10 @@ def test_critic_estimate_feeds_z_scored_actions(pendulum: Transitions) -> None:
 
 
 # ------------------------------------------------------------------------------- save / load / Dict
-def test_save_load_keeps_statistics_bounds_and_predictions(pendulum: Transitions, tmp_path: Path) -> None:
-    model = make(pendulum)
+def test_save_load_keeps_statistics_bounds_and_predictions(pendulum_transitions: Transitions, tmp_path: Path) -> None:
+    model = make(pendulum_transitions)
     model.learn(10)
-    obs = pendulum.observations[:6]
+    obs = pendulum_transitions.observations[:6]
     before = model.predict(obs, deterministic=True)[0]
     assert np.all(np.abs(before) <= 2.0)
     model.save(tmp_path / "lapo")
@@ -227,10 +228,6 @@ def test_save_load_keeps_statistics_bounds_and_predictions(pendulum: Transitions
     np.testing.assert_allclose(loaded.predict(obs, deterministic=True)[0], before)
     assert loaded.replay_buffer is None and (loaded.min_v, loaded.max_v) == (model.min_v, model.max_v)
     th.testing.assert_close(loaded.policy.action_normalizer.mean, model.policy.action_normalizer.mean)
-    for name in model.networks:
-        for a, b in zip(getattr(model, name).parameters(), getattr(loaded, name).parameters(), strict=True):
-            assert th.equal(a, b), name
-    assert loaded.value.optimizer.state_dict()["state"]  # every optimizer is in the checkpoint
     # trained on with other data: the statistics and bounds stay those it was trained with
     other = record_transitions("Pendulum-v1", 200, seed=3)
     loaded = LAPO.load(tmp_path / "lapo", env=gym.make("Pendulum-v1"), device="cpu", dataset=other)
@@ -239,27 +236,9 @@ def test_save_load_keeps_statistics_bounds_and_predictions(pendulum: Transitions
     assert (loaded.min_v, loaded.max_v) == (model.min_v, model.max_v) and loaded._n_updates == 15
 
 
-def test_multi_input_policy(fetch_transitions: Transitions, tmp_path: Path) -> None:
-    import gymnasium_robotics
-
-    gym.register_envs(gymnasium_robotics)
-    env = gym.make("FetchReach-v4")
-    model = LAPO("MultiInputPolicy", env, dataset=fetch_transitions, policy_kwargs=SMALL, batch_size=32, device="cpu")
-    assert isinstance(model.policy.features_extractor, NormalizedCombinedExtractor)
-    assert model.policy.features_extractor.normalizer.fitted
-    model.learn(10)
-    obs, _ = env.reset(seed=0)
-    batch = {key: np.stack([value] * 3) for key, value in obs.items()}
-    before = model.predict(batch, deterministic=True)[0]
-    assert before.shape == (3, 4)
-    model.save(tmp_path / "lapo_fetch")
-    loaded = LAPO.load(tmp_path / "lapo_fetch", env=env, device="cpu")
-    np.testing.assert_allclose(loaded.predict(batch, deterministic=True)[0], before)
-
-
 # ------------------------------------------------------------------------------------ fine-tuning
-def test_learn_online_uses_the_authors_fine_tuning(pendulum: Transitions) -> None:
-    model = make(pendulum, buffer_size=300, batch_size=32)
+def test_learn_online_uses_the_authors_fine_tuning(pendulum_transitions: Transitions) -> None:
+    model = make(pendulum_transitions, buffer_size=300, batch_size=32)
     model.learn(10)
     kinds: list[str] = []
     step = model._run_update
@@ -268,7 +247,7 @@ def test_learn_online_uses_the_authors_fine_tuning(pendulum: Transitions) -> Non
     model.learn_online(60)
     assert model.policy.act_with == "online" and set(kinds) == {"lapo/finetune"} and len(kinds) == 60
     assert model.replay_buffer.online_size == 60
-    online = model.replay_buffer.rewards[len(pendulum) : len(pendulum) + 60]
+    online = model.replay_buffer.rewards[len(pendulum_transitions) : len(pendulum_transitions) + 60]
     assert model.reward_range == (
         min(dataset_range[0], float(online.min())),
         max(dataset_range[1], float(online.max())),
@@ -277,13 +256,13 @@ def test_learn_online_uses_the_authors_fine_tuning(pendulum: Transitions) -> Non
     model.learn(5, reset_num_timesteps=False)  # offline again: the offline update
     assert set(kinds) == {"lapo"}
 
-    plain = make(pendulum, buffer_size=100, batch_size=32, online_variant="offline")
+    plain = make(pendulum_transitions, buffer_size=100, batch_size=32, online_variant="offline")
     plain.learn_online(20)
     assert plain.policy.act_with == "target" and plain._n_updates == 20
 
 
-def test_fine_tuning_update_is_free_of_host_syncs(pendulum: Transitions) -> None:
-    model = make(pendulum)
+def test_fine_tuning_update_is_free_of_host_syncs(pendulum_transitions: Transitions) -> None:
+    model = make(pendulum_transitions)
     backend = strict_update_graphs(model)
     model.learn(1)  # sets up the logger
     model._online_mode = True
@@ -294,43 +273,19 @@ def test_fine_tuning_update_is_free_of_host_syncs(pendulum: Transitions) -> None
 
 
 # ---------------------------------------------------------------------------------------- learning
-@pytest.fixture
-def one_torch_thread() -> Any:
-    threads = th.get_num_threads()
-    th.set_num_threads(1)
-    yield
-    th.set_num_threads(threads)
-
-
-def test_learns_the_minority_of_good_behaviour(one_torch_thread: None) -> None:
+def test_lapo_learns_from_imperfect_demonstrations(
+    imperfect_pendulum: Transitions, pendulum_return, one_torch_thread
+) -> None:
     """
-    A third of the episodes from a good controller, two thirds uniformly random: BC imitates the mix,
-    LAPO's weighted CVAE and latent policy keep the good mode. Measured (5 episodes, seeds 100-104): data
-    -801; seed 0: BC -1345, LAPO -259; seeds 0-2: BC -1295 to -1375, LAPO -214 to -259 (``weighting="exp"``
-    with temperature 1: -227 to -775).
+    The BCQ paper's imperfect demonstrations (-393 on the evaluation episodes), 3000 gradient steps at the authors'
+    defaults (64-64 networks instead of 256 x 3). Measured (conftest's 10 evaluation episodes; random -1284), training
+    seeds 0-4: -258, -227, -309, -247, -501 (mean -308, std 100; after 4000 steps -209 to -225, seeds 0-2); the bar,
+    random + 500 = -784, is 283 below the worst seed.
     """
-    good = record_transitions("Pendulum-v1", 1000, policy=PendulumSwingUp(noise_std=0.1, seed=0), seed=0)
-    poor = record_transitions("Pendulum-v1", 2000, seed=1)
-    data = Transitions.concatenate([good, poor])
-    data_return = float(np.mean([data.rewards[s].sum() for s in data.episode_slices()]))
-    env = gym.make("Pendulum-v1")
-    bc = BC("MlpPolicy", env, dataset=data, policy_kwargs=dict(net_arch=[64, 64]), device="cpu", seed=0)
-    bc.learn(1500)
-    lapo = LAPO(
-        "MlpPolicy",
-        env,
-        dataset=data,
+    model = LAPO(
+        "MlpPolicy", "Pendulum-v1", dataset=imperfect_pendulum, device="cpu", seed=0,
         policy_kwargs=dict(net_arch=dict(pi=[64, 64], qf=[64, 64], vae=[64, 64], vf=[64, 64])),
-        learning_rate=1e-3,
-        actor_learning_rate=1e-3,
-        vae_learning_rate=1e-3,
-        batch_size=256,
-        tau=0.02,
-        gamma=0.95,
-        device="cpu",
-        seed=0,
-    )
-    lapo.learn(1500)
-    bc_return = evaluate(bc, "Pendulum-v1", n_episodes=5, seed=100).mean_return
-    lapo_return = evaluate(lapo, "Pendulum-v1", n_episodes=5, seed=100).mean_return
-    assert lapo_return > data_return + 300 and lapo_return > bc_return + 300, (lapo_return, bc_return, data_return)
+    )  # fmt: skip
+    model.learn(3000, log_interval=None)
+    lapo_return, random_return = pendulum_return(model), pendulum_return(None)
+    assert lapo_return > random_return + 500, (lapo_return, random_return)

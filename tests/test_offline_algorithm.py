@@ -1,97 +1,42 @@
-"""OfflineAlgorithm and BatchDDPG on real Pendulum/Fetch data made here: learn, callbacks, logging, save/load."""
+"""
+``OfflineAlgorithm``, the base of every algorithm, through BatchDDPG with tiny networks on recorded Pendulum data:
+learn across calls, SB3's callbacks, progress bar, logger and TensorBoard, seeds, where the dataset comes from
+(a file, a Minari id, ``replay_buffer_kwargs``, ``load``), the env recovered from the dataset, what a checkpoint holds
+(a reference to the dataset, never the data; the class that saved it), and what an algorithm declares (``networks``,
+``learning_rates()``). What every algorithm keeps is in ``test_contract.py``.
+"""
 
 from __future__ import annotations
 
 import json
 import os
-import sys
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
 import pytest
 import torch as th
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList, CheckpointCallback, EvalCallback
-from stable_baselines3.common.logger import KVWriter, Logger
+from stable_baselines3.common.policies import BasePolicy
 
-from sb3_offline import BatchDDPG, OfflineReplayBuffer
-from sb3_offline.algorithms import ALGOS
+from sb3_offline import AWAC, BC, BatchDDPG, OfflineReplayBuffer
+from sb3_offline.bc.policies import BCPolicy
+from sb3_offline.common.checkpoints import CHECKPOINT_CLASS_KEY
+from sb3_offline.common.scalars import LogScalar
+from sb3_offline.common.training import minimize
 from sb3_offline.datasets import record_transitions, save_hdf5, save_minari, save_npz
 
 
-class CountingWrapper(gym.Wrapper):
-    """Counts every step and reset the algorithm makes on the env it was given."""
-
-    def __init__(self, env: gym.Env) -> None:
-        super().__init__(env)
-        self.steps = 0
-        self.resets = 0
-
-    def step(self, action: Any) -> Any:
-        self.steps += 1
-        return super().step(action)
-
-    def reset(self, **kwargs: Any) -> Any:
-        self.resets += 1
-        return super().reset(**kwargs)
+@pytest.fixture
+def make_model(tiny_model, pendulum_file):
+    """``make_model(dataset=<pendulum_file>, **kwargs)``: a tiny BatchDDPG on the CPU, seed 0."""
+    return lambda dataset=str(pendulum_file), **kwargs: tiny_model("batch_ddpg", dataset, **kwargs)
 
 
-class MemoryWriter(KVWriter):
-    """Keeps every dump of the SB3 logger in memory."""
-
-    def __init__(self) -> None:
-        self.dumps: list[dict[str, Any]] = []
-
-    def write(self, key_values: dict[str, Any], key_excluded: dict[str, Any], step: int = 0) -> None:
-        self.dumps.append({**key_values, "_step": step})
-
-    def close(self) -> None:
-        pass
-
-
-class StepCounter(BaseCallback):
-    def __init__(self) -> None:
-        super().__init__()
-        self.calls = 0
-        self.started = self.ended = False
-
-    def _on_training_start(self) -> None:
-        self.started = True
-
-    def _on_step(self) -> bool:
-        self.calls += 1
-        return True
-
-    def _on_training_end(self) -> None:
-        self.ended = True
-
-
-@pytest.fixture(scope="module")
-def pendulum_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    data = record_transitions("Pendulum-v1", 2000, seed=1)
-    return save_hdf5(data, tmp_path_factory.mktemp("data") / "pendulum.hdf5", next_observations=False)
-
-
-def make_model(dataset: Any, env: gym.Env | None = None, **kwargs: Any) -> BatchDDPG:
-    kwargs.setdefault("seed", 0)
-    kwargs.setdefault("device", "cpu")
-    return BatchDDPG("MlpPolicy", env if env is not None else gym.make("Pendulum-v1"), dataset=dataset, **kwargs)
-
-
-def test_learn_counts_gradient_steps_and_never_touches_env(pendulum_file: Path) -> None:
-    env = CountingWrapper(gym.make("Pendulum-v1"))
-    model = make_model(str(pendulum_file), env=env)
-    counter = StepCounter()
-    model.learn(total_timesteps=120, callback=counter)
-    assert env.steps == 0 and env.resets == 0
-    assert model.num_timesteps == 120 and model._n_updates == 120
-    assert counter.calls == 120 and counter.started and counter.ended
-
-
-def test_learn_continues_without_reset(pendulum_file: Path) -> None:
-    model = make_model(str(pendulum_file))
+def test_learn_continues_without_reset(make_model) -> None:
+    model = make_model()
     model.learn(50)
     model.learn(30, reset_num_timesteps=False)
     assert model.num_timesteps == 80 and model._n_updates == 80
@@ -99,11 +44,11 @@ def test_learn_continues_without_reset(pendulum_file: Path) -> None:
     assert model.num_timesteps == 20
 
 
-def test_sb3_callbacks_and_progress_bar(pendulum_file: Path, tmp_path: Path) -> None:
-    eval_env = CountingWrapper(gym.make("Pendulum-v1"))
+def test_sb3_callbacks_and_progress_bar(make_model, counting_env, tmp_path: Path) -> None:
+    eval_env = counting_env()
     eval_cb = EvalCallback(eval_env, eval_freq=50, n_eval_episodes=1, log_path=str(tmp_path / "eval"), verbose=0)
     ckpt_cb = CheckpointCallback(save_freq=40, save_path=str(tmp_path / "ckpt"), name_prefix="ddpg")
-    model = make_model(str(pendulum_file))
+    model = make_model()
     model.learn(100, callback=CallbackList([eval_cb, ckpt_cb]), progress_bar=True)
     # evaluations at gradient steps 50 and 100, each one full 200-step Pendulum episode
     assert list(np.load(tmp_path / "eval" / "evaluations.npz")["timesteps"]) == [50, 100]
@@ -113,24 +58,23 @@ def test_sb3_callbacks_and_progress_bar(pendulum_file: Path, tmp_path: Path) -> 
     assert loaded.num_timesteps == 80
 
 
-def test_early_stop_from_callback(pendulum_file: Path) -> None:
+def test_early_stop_from_callback(make_model) -> None:
     class StopAt(BaseCallback):
         def _on_step(self) -> bool:
             return self.num_timesteps < 25
 
-    model = make_model(str(pendulum_file))
+    model = make_model()
     model.learn(100, callback=StopAt())
     assert model.num_timesteps == 25
 
 
-def test_logger_and_tensorboard(pendulum_file: Path, tmp_path: Path) -> None:
-    model = make_model(str(pendulum_file), tensorboard_log=str(tmp_path / "tb"))
+def test_logger_and_tensorboard(make_model, memory_logger, tmp_path: Path) -> None:
+    model = make_model(tensorboard_log=str(tmp_path / "tb"))
     model.learn(60, log_interval=20, tb_log_name="ddpg")
     runs = list((tmp_path / "tb").glob("ddpg_*"))
     assert len(runs) == 1 and list(runs[0].glob("events.out.tfevents*"))
 
-    writer = MemoryWriter()
-    model.set_logger(Logger(folder=None, output_formats=[writer]))
+    writer = memory_logger(model)
     model.learn(60, log_interval=20)
     assert [d["_step"] for d in writer.dumps] == [20, 40, 60]
     for dump in writer.dumps:
@@ -138,95 +82,53 @@ def test_logger_and_tensorboard(pendulum_file: Path, tmp_path: Path) -> None:
             assert np.isfinite(dump[key]), key
 
 
-def test_batch_ddpg_critic_loss_falls(pendulum_file: Path) -> None:
-    writer = MemoryWriter()
-    model = make_model(str(pendulum_file))
-    model.set_logger(Logger(folder=None, output_formats=[writer]))
-    model.learn(1500, log_interval=100)
-    losses = [d["train/critic_loss"] for d in writer.dumps]
-    assert len(losses) == 15
-    assert np.mean(losses[-3:]) < 0.25 * losses[0], losses
-
-
-SMALL_NETS: dict[str, dict[str, Any]] = {
-    "batch_ddpg": dict(policy_kwargs=dict(net_arch=[32, 32])),
-    "bc": dict(policy_kwargs=dict(net_arch=[32, 32])),
-    "bcq": dict(policy_kwargs=dict(net_arch=dict(pi=[32], qf=[32], vae=[32]))),
-    "plas": dict(policy_kwargs=dict(net_arch=dict(pi=[32], qf=[32], vae=[32])), vae_steps=100),
-    "awac": dict(policy_kwargs=dict(net_arch=dict(pi=[32], qf=[32])), batch_size=64, buffer_size=0),
-    "lapo": dict(policy_kwargs=dict(net_arch=dict(pi=[32], qf=[32], vae=[32], vf=[32])), batch_size=64),
-    "cql": dict(policy_kwargs=dict(net_arch=[32]), batch_size=64, bc_steps=100),  # through both kinds of update
-    "calql": dict(policy_kwargs=dict(net_arch=[32]), batch_size=64, bc_steps=100, buffer_size=0),
-    "iql": dict(policy_kwargs=dict(net_arch=[32]), batch_size=64),
-    "td3bc": dict(policy_kwargs=dict(net_arch=[32]), batch_size=64),  # through both kinds of update
-}
-
-
-@pytest.mark.parametrize("algo", sorted(ALGOS))
-def test_no_host_sync_and_no_numpy_copies_per_step(
-    algo: str, pendulum_file: Path, monkeypatch: pytest.MonkeyPatch
+def test_checkpoint_holds_a_reference_to_the_dataset_never_the_data(
+    make_model, pendulum_file: Path, tmp_path: Path
 ) -> None:
-    model = ALGOS[algo](
-        "MlpPolicy", gym.make("Pendulum-v1"), dataset=str(pendulum_file), device="cpu", **SMALL_NETS[algo]
-    )
-    model.learn(5)  # warm-up outside the counted region
-    calls = {"item": 0, "as_tensor": 0, "from_numpy": 0}
-    item, as_tensor, from_numpy = th.Tensor.item, th.as_tensor, th.from_numpy
-
-    def counting(name: str, fn: Any) -> Any:
-        # Calls from inside torch (Adam reads its CPU step counters with .item(): no device sync)
-        # are not ours; everything called from sb3_offline, SB3 or the test is counted.
-        def wrapped(*args: Any, **kwargs: Any) -> Any:
-            if not str(sys._getframe(1).f_globals.get("__name__", "")).startswith("torch"):
-                calls[name] += 1
-            return fn(*args, **kwargs)
-
-        return wrapped
-
-    monkeypatch.setattr(th.Tensor, "item", counting("item", item))
-    monkeypatch.setattr(th, "as_tensor", counting("as_tensor", as_tensor))
-    monkeypatch.setattr(th, "from_numpy", counting("from_numpy", from_numpy))
-    model.learn(200, log_interval=None, reset_num_timesteps=False)  # PLAS: through both of its phases
-    assert calls == {"item": 0, "as_tensor": 0, "from_numpy": 0}
-
-
-def test_save_load_round_trip(pendulum_file: Path, tmp_path: Path) -> None:
-    env = gym.make("Pendulum-v1")
-    model = make_model(str(pendulum_file), env=env)
-    model.learn(100)
-    obs = np.stack([env.observation_space.sample() for _ in range(8)])
-    before, _ = model.predict(obs, deterministic=True)
-    single, _ = model.predict(obs[0], deterministic=True)
-    model.save(tmp_path / "ddpg")
-
-    with zipfile.ZipFile(tmp_path / "ddpg.zip") as archive:
-        assert {"policy.pth", "actor.optimizer.pth", "critic.optimizer.pth"} <= set(archive.namelist())
+    model = make_model().learn(10)
+    model.save(tmp_path / "small")
+    with zipfile.ZipFile(tmp_path / "small.zip") as archive:
         data = json.loads(archive.read("data"))
     assert data["dataset"] == str(pendulum_file) and "replay_buffer" not in data
-    # the dataset is not in the checkpoint: a 10x larger dataset gives the same size of file
+    # a 20x larger dataset gives the same size of file
     big = save_hdf5(record_transitions("Pendulum-v1", 20_000, seed=9), tmp_path / "big.hdf5")
-    big_model = make_model(str(big), env=env)
-    big_model.learn(100)
-    big_model.save(tmp_path / "ddpg_big")
-    size, big_size = (os.path.getsize(tmp_path / name) for name in ("ddpg.zip", "ddpg_big.zip"))
+    make_model(str(big)).learn(10).save(tmp_path / "big")
+    size, big_size = (os.path.getsize(tmp_path / name) for name in ("small.zip", "big.zip"))
     assert abs(size - big_size) < 2_000, (size, big_size)
-
-    loaded = BatchDDPG.load(tmp_path / "ddpg", env=env)
+    loaded = BatchDDPG.load(tmp_path / "small", env=gym.make("Pendulum-v1"))
     assert loaded.replay_buffer is None and loaded.dataset == str(pendulum_file)
-    after, _ = loaded.predict(obs, deterministic=True)
-    np.testing.assert_allclose(before, after)
-    np.testing.assert_allclose(single, after[0], rtol=1e-5, atol=1e-6)  # batch of 1 vs 8: other matmul kernels
-    assert np.all(np.abs(after) <= 2.0)
-    # training resumes: the dataset is read again from the saved reference
-    loaded.learn(10, reset_num_timesteps=False)
-    assert isinstance(loaded.replay_buffer, OfflineReplayBuffer) and loaded.num_timesteps == 110
-
-    # a model loaded without env predicts too
-    np.testing.assert_allclose(BatchDDPG.load(tmp_path / "ddpg").predict(obs, deterministic=True)[0], before)
+    observations = np.stack([loaded.observation_space.sample() for _ in range(8)])
+    batch, single = loaded.predict(observations, deterministic=True)[0], loaded.predict(observations[0])[0]
+    np.testing.assert_allclose(single, batch[0], rtol=1e-5, atol=1e-6)  # batch of 1 vs 8: other matmul kernels
 
 
-def test_load_with_another_dataset(pendulum_file: Path, tmp_path: Path) -> None:
-    model = make_model(str(pendulum_file))
+def test_checkpoint_class_check_accepts_the_same_algorithm(make_model, tmp_path: Path) -> None:
+    """A user's subclass is the same algorithm both ways; a checkpoint that records no class loads as before."""
+
+    class MyBatchDDPG(BatchDDPG):
+        """A user's subclass: the same algorithm."""
+
+    env = gym.make("Pendulum-v1")
+    make_model().save(tmp_path / "ddpg.zip")
+    MyBatchDDPG("MlpPolicy", env, dataset=record_transitions(env, 50, seed=0), device="cpu").save(tmp_path / "my.zip")
+    assert type(MyBatchDDPG.load(tmp_path / "ddpg.zip", env=env)) is MyBatchDDPG
+    assert type(BatchDDPG.load(tmp_path / "my.zip", env=env)) is BatchDDPG
+    with pytest.raises(ValueError, match="expected a AWAC checkpoint, found a MyBatchDDPG checkpoint"):
+        AWAC.load(tmp_path / "my.zip", env=env)
+    old = tmp_path / "old.zip"
+    with zipfile.ZipFile(tmp_path / "ddpg.zip") as source, zipfile.ZipFile(old, "w") as target:
+        for item in source.infolist():
+            content = source.read(item)
+            if item.filename == "data":
+                data = json.loads(content)
+                del data[CHECKPOINT_CLASS_KEY]
+                content = json.dumps(data).encode()
+            target.writestr(item, content)
+    assert type(BatchDDPG.load(old, env=env)) is BatchDDPG
+
+
+def test_load_with_another_dataset(make_model, tmp_path: Path) -> None:
+    model = make_model()
     model.save(tmp_path / "ddpg")
     other = save_npz(record_transitions("Pendulum-v1", 300, seed=5), tmp_path / "other.npz")
     loaded = BatchDDPG.load(tmp_path / "ddpg", env=gym.make("Pendulum-v1"), dataset=str(other))
@@ -234,21 +136,21 @@ def test_load_with_another_dataset(pendulum_file: Path, tmp_path: Path) -> None:
     assert loaded.replay_buffer is not None and loaded.replay_buffer.size() == 300
 
 
-def test_same_seed_same_result(pendulum_file: Path) -> None:
+def test_same_seed_same_result(make_model) -> None:
     # SB3 seeds the global generators when the model is built, so each model is built, then trained
-    a = make_model(str(pendulum_file), seed=3)
+    a = make_model(seed=3)
     a.learn(30)
-    b = make_model(str(pendulum_file), seed=3)
+    b = make_model(seed=3)
     b.learn(30)
     for pa, pb in zip(a.policy.parameters(), b.policy.parameters(), strict=True):
         assert th.equal(pa, pb)
-    c = make_model(str(pendulum_file), seed=4)
+    c = make_model(seed=4)
     c.learn(30)
     assert not all(th.equal(pa, pc) for pa, pc in zip(a.policy.parameters(), c.policy.parameters(), strict=True))
 
 
-def test_device_auto_on_cpu(pendulum_file: Path) -> None:
-    model = make_model(str(pendulum_file), device="auto")
+def test_device_auto_on_cpu(make_model) -> None:
+    model = make_model(device="auto")
     expected = "cuda" if th.cuda.is_available() else "cpu"
     assert model.device.type == expected
     assert isinstance(model.replay_buffer, OfflineReplayBuffer)
@@ -256,9 +158,9 @@ def test_device_auto_on_cpu(pendulum_file: Path) -> None:
     model.learn(5)
 
 
-def test_env_recovered_from_minari_dataset() -> None:
+def test_env_recovered_from_minari_dataset(tiny_model) -> None:
     save_minari(record_transitions("Pendulum-v1", 400, seed=2), "test/pendulum-random-v0")
-    model = BatchDDPG("MlpPolicy", None, dataset="test/pendulum-random-v0", device="cpu", seed=0)
+    model = tiny_model("batch_ddpg", "test/pendulum-random-v0", env=None)
     assert model.env is not None and model.observation_space.shape == (3,)
     model.learn(10)
     assert model.replay_buffer is not None and model.replay_buffer.size() == 400
@@ -281,46 +183,18 @@ def test_dataset_through_replay_buffer_kwargs(pendulum_file: Path) -> None:
         gym.make("Pendulum-v1"),
         replay_buffer_class=OfflineReplayBuffer,
         replay_buffer_kwargs=dict(dataset=str(pendulum_file)),
+        policy_kwargs=dict(net_arch=[16, 16]),
         device="cpu",
     )
     model.learn(5)
-    assert model.replay_buffer is not None and model.replay_buffer.size() > 1900
+    assert model.replay_buffer is not None and model.replay_buffer.size() == 1000
 
 
-def test_dict_observations_multi_input_policy() -> None:
-    import gymnasium_robotics
-
-    gym.register_envs(gymnasium_robotics)
-    env = gym.make("FetchReach-v4")
-    data = record_transitions(env, 150, seed=0)
-    model = BatchDDPG("MultiInputPolicy", env, dataset=data, device="cpu", seed=0, batch_size=32)
-    model.learn(20)
-    obs, _ = env.reset(seed=1)
-    action, _ = model.predict(obs, deterministic=True)
-    assert action.shape == (4,) and np.all(np.abs(action) <= 1.0)
-
-
-def test_learn_online_appends_after_dataset(pendulum_file: Path) -> None:
-    env = CountingWrapper(gym.make("Pendulum-v1"))
-    model = make_model(str(pendulum_file), env=env, buffer_size=1000)
-    model.learn(20)
-    buffer = model.replay_buffer
-    assert isinstance(buffer, OfflineReplayBuffer)
-    n_data = buffer.dataset_size
-    dataset_obs = buffer.observations[:n_data].clone()  # type: ignore[index]
-    model.learn_online(250)
-    assert env.steps == 250
-    assert buffer.size() == n_data + 250 and model.replay_buffer is buffer
-    assert th.equal(buffer.observations[:n_data], dataset_obs)  # type: ignore[index]
-    assert buffer.timeouts[n_data : n_data + 250].sum() == 1  # the 200-step time limit, not a termination
-    assert buffer.dones[n_data : n_data + 250].sum() == 0
-
-
-def test_offline_buffer_save_and_load_replay_buffer(pendulum_file: Path, tmp_path: Path) -> None:
-    model = make_model(str(pendulum_file), buffer_size=300)
+def test_offline_buffer_save_and_load_replay_buffer(make_model, tmp_path: Path) -> None:
+    model = make_model(buffer_size=300)
     model.learn_online(50)
     model.save_replay_buffer(tmp_path / "buffer.pkl")
-    other = make_model(str(pendulum_file))
+    other = make_model()
     other.load_replay_buffer(tmp_path / "buffer.pkl")
     buffer = other.replay_buffer
     assert isinstance(buffer, OfflineReplayBuffer) and buffer.size() == model.replay_buffer.size()  # type: ignore[union-attr]
@@ -338,3 +212,45 @@ def test_dataset_given_twice(pendulum_file: Path) -> None:
     other = record_transitions("Pendulum-v1", 100, seed=1)
     with pytest.raises(ValueError, match="dataset: given twice"):
         BatchDDPG("MlpPolicy", env, dataset=data, replay_buffer_kwargs=dict(dataset=other))
+
+
+# ------------------------------------------------------------------------------- what an algorithm declares
+class ScaledBCPolicy(BCPolicy):
+    """BC's policy with a learned positive scalar and its optimizer (as CQL's entropy coefficient)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.scale = LogScalar(2.0)
+        self.scale.optimizer = th.optim.Adam(self.scale.parameters(), lr=1.0)
+
+
+class ScaledBC(BC):
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {"MlpPolicy": ScaledBCPolicy}
+    networks = (*BC.networks, "scale")
+
+    def learning_rates(self) -> dict[str, Any]:
+        return {**super().learning_rates(), "scale": 0.05}
+
+    def _update(self, batch_size: int) -> None:
+        super()._update(batch_size)
+        minimize(self.scale.optimizer, (self.scale() - 1.0).pow(2).sum())
+
+
+def test_a_log_scalar_gets_the_plumbing_of_a_network(pendulum_transitions, tmp_path: Path) -> None:
+    """A LogScalar named in networks is aliased, has its own learning rate, and its optimizer is checkpointed."""
+    model = ScaledBC(
+        "MlpPolicy", "Pendulum-v1", dataset=pendulum_transitions, policy_kwargs=dict(net_arch=[16]), device="cpu",
+        seed=0,
+    )  # fmt: skip
+    rate = lambda: model.scale.optimizer.param_groups[0]["lr"]  # noqa: E731
+    assert model.scale is model.policy.scale and model.scale().item() == pytest.approx(2.0)
+    assert rate() == 0.05  # its own learning rate from the start (built at 1.0)
+    model.learn(5)  # and before each update
+    assert rate() == 0.05 and model.scale().item() < 2.0
+    assert "scale.optimizer" in model._get_torch_save_params()[0] and "scale" in model._excluded_save_params()
+    model.save(tmp_path / "scaled")
+    loaded = ScaledBC.load(tmp_path / "scaled", device="cpu")
+    assert th.equal(loaded.scale.log_value, model.scale.log_value)
+    assert loaded.scale.optimizer.state_dict()["state"][0]["step"] == 5
+    with pytest.raises(ValueError, match="initial_value"):
+        LogScalar(0.0)

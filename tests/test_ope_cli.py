@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch as th
 from stable_baselines3 import DDPG, SAC, TD3
 
 from sb3_offline import BC, TD3BC
@@ -17,13 +15,7 @@ from sb3_offline.datasets import load_transitions
 from sb3_offline.ope import FQE, find_algorithm_class, load_model
 from sb3_offline.ope.report import evaluate_checkpoints, spearman
 
-
-@pytest.fixture(autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    threads = th.get_num_threads()
-    th.set_num_threads(1)
-    yield
-    th.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # small networks on a shared CPU
 
 
 def test_train_with_held_out_episodes_then_evaluate_then_ope(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import gymnasium as gym
@@ -15,11 +14,10 @@ from stable_baselines3 import TD3
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import configure
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
-from test_graph_safety import SMALL as GRAPH_SAFETY_SMALL
 
 from sb3_offline import BC
 from sb3_offline.algorithms import ALGOS
-from sb3_offline.datasets import Transitions, load_transitions, save_hdf5
+from sb3_offline.datasets import Transitions, load_transitions
 from sb3_offline.datasets.behaviour import PendulumSwingUp
 from sb3_offline.ope import FQE, evaluate_offline, undiscounted_from_discounted
 
@@ -27,12 +25,7 @@ H, GAMMA = 10, 0.9
 TINY = dict(policy_kwargs=dict(net_arch=[32, 32]), device="cpu", seed=0)
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    threads = th.get_num_threads()
-    th.set_num_threads(1)
-    yield
-    th.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # small networks on a shared CPU
 
 
 class Clock(gym.Env):
@@ -136,15 +129,6 @@ def test_ranks_good_medium_and_random_policies_on_pendulum() -> None:
         fqe.learn(2500)
         estimates[name] = fqe.estimate().value
     assert estimates["good"] > estimates["medium"] > estimates["random"], estimates
-
-
-@pytest.fixture(scope="module")
-def pendulum_file(tmp_path_factory) -> Path:
-    from sb3_offline.datasets import record_transitions
-
-    path = tmp_path_factory.mktemp("data") / "pendulum.hdf5"
-    save_hdf5(record_transitions("Pendulum-v1", 400, seed=0), path)
-    return path
 
 
 def test_any_policy_ours_sb3s_or_a_function(pendulum_file: Path, tmp_path: Path) -> None:
@@ -259,11 +243,9 @@ def test_undiscounted_conversion() -> None:
 
 
 @pytest.mark.parametrize("name", sorted(ALGOS))
-def test_every_algorithm_of_ours_is_judged(name: str, pendulum_file: Path) -> None:
+def test_every_algorithm_of_ours_is_judged(name: str, pendulum_file: Path, tiny_model) -> None:
     # FQE precomputes the model's actions through its policy's _predict; the metrics read its critic (if any)
-    kwargs = {"batch_size": 32, **GRAPH_SAFETY_SMALL.get(name, {"policy_kwargs": dict(net_arch=[16])})}
-    model = ALGOS[name]("MlpPolicy", "Pendulum-v1", dataset=str(pendulum_file), device="cpu", seed=0, **kwargs)
-    model.learn(3)
+    model = tiny_model(name, str(pendulum_file)).learn(3)
     fqe = FQE(model, dataset=str(pendulum_file), **TINY)
     obs = fqe.replay_buffer.observations[:4].numpy()
     expected = fqe.replay_buffer.scale_action(model.predict(obs, deterministic=True)[0].astype(np.float64))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -43,12 +42,7 @@ TRUNCATIONS = [0, 0, 0, 0, 1]
 EPISODES = [[0, 1, 2], [3, 4]]
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    threads = th.get_num_threads()
-    th.set_num_threads(1)
-    yield
-    th.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # small networks on a shared CPU
 
 
 def batch(rewards: list[float] = REWARDS) -> Transitions:

@@ -1,4 +1,5 @@
-"""PLAS: the latent bound, the frozen decoder, the two phases, shapes, save/load, learning on Pendulum data."""
+"""PLAS: the authors' defaults, the latent bound, PLAS-P's perturbation, the frozen decoder, the two phases (counted,
+logged, saved), learning on Pendulum data."""
 
 from __future__ import annotations
 
@@ -7,17 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
-import numpy as np
 import pytest
 import torch as th
-from stable_baselines3.common.evaluation import evaluate_policy
-from stable_baselines3.common.logger import KVWriter, Logger
 
 from sb3_offline import PLAS
 from sb3_offline.datasets import PendulumSwingUp, Transitions, record_transitions
-from sb3_offline.evaluation import evaluate_callable
 from sb3_offline.plas.policies import LatentActor
 
+TINY = dict(net_arch=dict(pi=[16, 16], qf=[16, 16], vae=[16, 16]))
 SMALL = dict(net_arch=dict(pi=[64, 64], qf=[64, 64], vae=[128, 128]))
 
 
@@ -28,20 +26,9 @@ def noisy_expert_pendulum() -> Transitions:
 
 
 def make(data: Transitions, **kwargs: Any) -> PLAS:
-    kwargs.setdefault("policy_kwargs", SMALL)
+    kwargs.setdefault("policy_kwargs", TINY)
     kwargs.setdefault("vae_steps", 50)
     return PLAS("MlpPolicy", gym.make("Pendulum-v1"), dataset=data, device="cpu", seed=0, **kwargs)
-
-
-class MemoryWriter(KVWriter):
-    def __init__(self) -> None:
-        self.dumps: list[dict[str, Any]] = []
-
-    def write(self, key_values: dict[str, Any], key_excluded: dict[str, Any], step: int = 0) -> None:
-        self.dumps.append(dict(key_values))
-
-    def close(self) -> None:
-        pass
 
 
 def test_defaults_follow_the_authors() -> None:
@@ -73,18 +60,33 @@ def test_latent_action_is_bounded() -> None:
     assert th.equal(seen[0], latent) and th.equal(decoded, final)  # no perturbation layer in plain PLAS
 
 
-def test_plas_p_perturbation_is_bounded(noisy_expert_pendulum: Transitions) -> None:
-    model = make(noisy_expert_pendulum, perturbation=True, phi=0.05)
+def test_plas_p_perturbation_is_bounded(pendulum_transitions: Transitions) -> None:
+    model = make(pendulum_transitions, perturbation=True, phi=0.05)
     assert model.actor.perturbation is not None
-    features = th.as_tensor(noisy_expert_pendulum.observations[:200])
+    features = th.as_tensor(pendulum_transitions.observations[:200])
     _, decoded, final = model.actor(features, model.vae.decode)
     assert th.all((final - decoded).abs() <= 0.05 + 1e-6)
 
 
-def test_phases_count_in_learn_and_log_separately(noisy_expert_pendulum: Transitions) -> None:
-    model = make(noisy_expert_pendulum, vae_steps=30)
-    writer = MemoryWriter()
-    model.set_logger(Logger(folder=None, output_formats=[writer]))
+def test_plas_p_perturbation_bound_is_in_the_env_units(pendulum_transitions: Transitions) -> None:
+    """PLAS's ActorPerturbation adds phi * tanh(.) to the decoded action in the env's units (not phi * max_action)."""
+    model = make(pendulum_transitions, perturbation=True, phi=0.05)
+    perturbation = model.actor.perturbation
+    assert perturbation is not None
+    with th.no_grad():
+        last = [m for m in perturbation.net if isinstance(m, th.nn.Linear)][-1]
+        last.weight.zero_()
+        last.bias.fill_(50.0)  # tanh saturates: the perturbation is at its bound
+    features = th.zeros(4, 3)
+    decoded = th.zeros(4, 1)
+    moved = perturbation(features, decoded)
+    # 0.05 in the env's units is 0.025 of Pendulum's [-1, 1] scale (bound 2)
+    assert moved.flatten().tolist() == pytest.approx([0.025] * 4)
+
+
+def test_phases_count_in_learn_and_log_separately(pendulum_transitions: Transitions, memory_logger) -> None:
+    model = make(pendulum_transitions, vae_steps=30)
+    writer = memory_logger(model)
     model.learn(20, log_interval=10)
     assert model._vae_updates == 20 and model._n_updates == 20 and not model.vae_pretrained  # n_updates: all
     assert "vae/loss" in writer.dumps[-1] and "train/critic_loss" not in writer.dumps[-1]
@@ -94,8 +96,8 @@ def test_phases_count_in_learn_and_log_separately(noisy_expert_pendulum: Transit
     assert "train/critic_loss" in writer.dumps[-1] and "vae/loss" not in writer.dumps[-1]
 
 
-def test_warns_when_learn_never_reaches_the_policy_phase(noisy_expert_pendulum: Transitions) -> None:
-    model = make(noisy_expert_pendulum, vae_steps=30)
+def test_warns_when_learn_never_reaches_the_policy_phase(pendulum_transitions: Transitions) -> None:
+    model = make(pendulum_transitions, vae_steps=30)
     with pytest.warns(UserWarning, match="all 20 gradient steps go to VAE pre-training"):
         model.learn(20)
     with warnings.catch_warnings():
@@ -104,8 +106,8 @@ def test_warns_when_learn_never_reaches_the_policy_phase(noisy_expert_pendulum: 
     assert model._n_updates - model._vae_updates == 5
 
 
-def test_frozen_decoder_receives_no_gradient(noisy_expert_pendulum: Transitions) -> None:
-    model = make(noisy_expert_pendulum, vae_steps=40)
+def test_frozen_decoder_receives_no_gradient(pendulum_transitions: Transitions) -> None:
+    model = make(pendulum_transitions, vae_steps=40)
     initial = [p.detach().clone() for p in model.vae.parameters()]
     model.learn(40)
     pretrained = [p.detach().clone() for p in model.vae.parameters()]
@@ -118,57 +120,43 @@ def test_frozen_decoder_receives_no_gradient(noisy_expert_pendulum: Transitions)
     assert any(not th.equal(a, b) for a, b in zip(actor_before, model.actor.parameters(), strict=True))
 
 
-def test_dict_observations_and_save_load(tmp_path: Path) -> None:
-    import gymnasium_robotics
-
-    gym.register_envs(gymnasium_robotics)
-    env = gym.make("FetchReach-v4")
-    data = record_transitions(env, 120, seed=0)
-    model = PLAS(
-        "MultiInputPolicy", env, dataset=data, policy_kwargs=SMALL, vae_steps=5, batch_size=32, device="cpu", seed=0
-    )
-    model.learn(15)
-    obs, _ = env.reset(seed=0)
-    assert model.predict(obs, deterministic=True)[0].shape == (4,)
-    batch = {key: np.stack([value] * 3) for key, value in obs.items()}
-    before = model.predict(batch, deterministic=True)[0]
-    assert before.shape == (3, 4)
-    model.save(tmp_path / "plas_fetch")
-    loaded = PLAS.load(tmp_path / "plas_fetch", env=env)
-    np.testing.assert_allclose(loaded.predict(batch, deterministic=True)[0], before)
-    assert loaded.vae_pretrained and not any(p.requires_grad for p in loaded.vae.parameters())
-    for name in ("vae", "actor", "actor_target", "critic", "critic_target"):
-        for a, b in zip(
-            getattr(model.policy, name).parameters(), getattr(loaded.policy, name).parameters(), strict=True
-        ):
-            assert th.equal(a, b), name
-
-
-def test_save_load_box_before_pretraining_ends(noisy_expert_pendulum: Transitions, tmp_path: Path) -> None:
-    model = make(noisy_expert_pendulum, vae_steps=30)
+def test_save_load_keeps_the_phase(pendulum_transitions: Transitions, tmp_path: Path) -> None:
+    """Saved before the VAE's pre-training ends it resumes it; saved after, the decoder stays frozen."""
+    model = make(pendulum_transitions, vae_steps=30)
     model.learn(10)
     model.save(tmp_path / "plas")
     loaded = PLAS.load(tmp_path / "plas", env=gym.make("Pendulum-v1"))
     assert loaded._vae_updates == 10 and all(p.requires_grad for p in loaded.vae.parameters())
     with pytest.raises(ValueError, match=r"load\(path, dataset=\.\.\.\)"):
         loaded.learn(5)  # the dataset was in memory: the checkpoint holds no reference to it
-    loaded = PLAS.load(tmp_path / "plas", env=gym.make("Pendulum-v1"), dataset=noisy_expert_pendulum)
+    loaded = PLAS.load(tmp_path / "plas", env=gym.make("Pendulum-v1"), dataset=pendulum_transitions)
     loaded.learn(30, reset_num_timesteps=False)
-    assert loaded.dataset is None and loaded._dataset_object is noisy_expert_pendulum
+    assert loaded.dataset is None and loaded._dataset_object is pendulum_transitions
     loaded.save(tmp_path / "plas_again")  # and the arrays do not end up in the next checkpoint
     assert (tmp_path / "plas_again.zip").stat().st_size < (tmp_path / "plas.zip").stat().st_size * 1.5
     assert loaded.vae_pretrained and loaded._n_updates - loaded._vae_updates == 10
-    obs = noisy_expert_pendulum.observations[:5]
-    assert loaded.predict(obs, deterministic=True)[0].shape == (5, 1)
+    trained = PLAS.load(tmp_path / "plas_again", env=gym.make("Pendulum-v1"))
+    assert trained.vae_pretrained and not any(p.requires_grad for p in trained.vae.parameters())
 
 
-def test_plas_beats_random_on_noisy_expert_data(noisy_expert_pendulum: Transitions) -> None:
-    env = gym.make("Pendulum-v1")
-    model = make(noisy_expert_pendulum, vae_steps=1000, vae_learning_rate=1e-3, actor_learning_rate=1e-3)
-    model.learn(3000)
-    env.reset(seed=100)  # the same start states on every run and machine (an unseeded env draws them from the OS)
-    plas_return, _ = evaluate_policy(model, env, n_eval_episodes=5, deterministic=True)
-    random_return, _ = evaluate_callable(env, None, n_episodes=5, seed=100)
-    # on these start states (seed 100): PLAS -1013, random -1373; unseeded, the evaluation was a lottery
-    # (a clean-checkout run drew -1070 against the old margin of 400)
-    assert plas_return > random_return + 300, (plas_return, random_return)
+def test_plas_acts_at_the_datas_level_through_its_latent_policy(
+    noisy_expert_pendulum: Transitions, pendulum_return, one_torch_thread
+) -> None:
+    """
+    The swing-up controller with N(0, 0.2) action noise: 2000 steps of VAE pre-training, then 1000 of the latent
+    policy and critics, at the authors' defaults but for three settings. 64-64 networks and a 128-128 VAE (their
+    400-300 and 750-750). The VAE at BCQ's rate 1e-3: the authors' 1e-4 is for 500k steps (after 1000 at it, the
+    decoded behaviour scores -1195 to -1540, seeds 0-2). The latent bound 0.5 (BCQ's clip of its prior) instead of
+    2: this controller is narrow, and within a bound of 2 the critics pick deviations of about 0.2 torque from the
+    decoded action that stop the swing-up (-1158 to -1196 after 1000 policy steps, still -1057 to -1222 after
+    13000, seeds 0-2). The return is the data's: the policy phase does not improve on the decoded behaviour in a
+    budget a test can afford (-215 to -242 after the pre-training). Measured (conftest's 10 evaluation episodes;
+    random -1284), training seeds 0-4: -278, -245, -286, -305, -230 (mean -269, std 27; after 3000 policy steps
+    -218 to -678); the bar, random + 500 = -784, is 479 below the worst seed.
+    """
+    model = make(
+        noisy_expert_pendulum, policy_kwargs=SMALL, vae_steps=2000, vae_learning_rate=1e-3, max_latent_action=0.5
+    )
+    model.learn(3000, log_interval=None)
+    plas_return, random_return = pendulum_return(model), pendulum_return(None)
+    assert plas_return > random_return + 500, (plas_return, random_return)

@@ -1,10 +1,10 @@
-"""TD3+BC: its actor loss and target by hand, the delayed updates, the state normaliser, save/load, Dict
-observations, online fine-tuning, and learning on imperfect Pendulum demonstrations."""
+"""TD3+BC: the authors' defaults, its actor loss and target by hand, the delayed updates, the state normaliser, the
+BC term on asymmetric action bounds, online fine-tuning with exploration noise, and learning on imperfect Pendulum
+demonstrations."""
 
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -16,23 +16,15 @@ from stable_baselines3.common.noise import NormalActionNoise
 from stable_baselines3.common.torch_layers import FlattenExtractor
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
 
-from sb3_offline import TD3BC, OfflineReplayBuffer
+from sb3_offline import TD3BC
 from sb3_offline.collect import episode_returns
 from sb3_offline.common.normalization import (
-    NormalizedCombinedExtractor,
     NormalizedFlattenExtractor,
     ObservationNormalizer,
 )
-from sb3_offline.datasets import Transitions, pendulum_imperfect_demonstrations, record_transitions, save_hdf5
-from sb3_offline.evaluation import evaluate, evaluate_callable
+from sb3_offline.datasets import Transitions, record_transitions
 
 TINY = dict(net_arch=[16, 32])
-
-
-@pytest.fixture(scope="module")
-def imperfect_pendulum() -> Transitions:
-    """A decent but noisy swing-up controller (the BCQ paper's imperfect demonstrations), 5000 transitions."""
-    return pendulum_imperfect_demonstrations(5000, seed=0)
 
 
 def make(data: Any, env: gym.Env | None = None, **kwargs: Any) -> TD3BC:
@@ -214,54 +206,7 @@ def test_normaliser_statistics_are_the_datasets(imperfect_pendulum: Transitions)
 
 
 # ------------------------------------------------------------------------------------------ save/load
-def test_save_load_predicts_identically(imperfect_pendulum: Transitions, tmp_path: Path) -> None:
-    path = save_hdf5(imperfect_pendulum, tmp_path / "imperfect.hdf5")
-    env = gym.make("Pendulum-v1")
-    model = make(str(path), env=env)
-    model.learn(25)
-    model.save(tmp_path / "td3bc")
-    loaded = TD3BC.load(tmp_path / "td3bc", env=env, device="cpu")
-    obs = imperfect_pendulum.observations[:20]
-    np.testing.assert_array_equal(model.predict(obs, deterministic=True)[0], loaded.predict(obs, deterministic=True)[0])
-    for name in ("actor", "actor_target", "critic", "critic_target"):
-        assert same(parameters(getattr(model, name)), parameters(getattr(loaded, name))), name
-    th.testing.assert_close(
-        loaded.actor.features_extractor.normalizer.standardizer().mean,
-        model.actor.features_extractor.normalizer.standardizer().mean,
-    )
-    assert loaded.actor.optimizer.state_dict()["state"][0]["step"] == 12  # updates 2, 4, ..., 24
-    assert loaded.critic.optimizer.state_dict()["state"][0]["step"] == 25
-    assert (loaded.alpha, loaded.policy_delay, loaded.normalize_observations) == (2.5, 2, True)
-    loaded.learn(5, reset_num_timesteps=False)  # the dataset is read again from the saved path
-    assert loaded.num_timesteps == 30 and loaded._n_updates == 30
-
-
 # ------------------------------------------------------------------------------------ Dict observations
-def test_multi_input_policy_on_fetch_reach(fetch_transitions: Transitions, tmp_path: Path) -> None:
-    import gymnasium_robotics
-
-    gym.register_envs(gymnasium_robotics)
-    env = gym.make("FetchReach-v4")
-    model = TD3BC(
-        "MultiInputPolicy", env, dataset=fetch_transitions, policy_kwargs=TINY, batch_size=32, device="cpu", seed=0
-    )
-    extractor = model.actor.features_extractor
-    assert isinstance(extractor, NormalizedCombinedExtractor)
-    obs = fetch_transitions.observations
-    assert isinstance(obs, dict)
-    for key, values in obs.items():
-        np.testing.assert_allclose(
-            extractor.normalizer.standardizer(key).mean.numpy(), values.mean(axis=0), rtol=1e-5, atol=1e-6
-        )
-    model.learn(10)
-    obs_dict, _ = env.reset(seed=0)
-    action = model.predict(obs_dict, deterministic=True)[0]
-    assert action.shape == (4,)
-    model.save(tmp_path / "td3bc_fetch")
-    loaded = TD3BC.load(tmp_path / "td3bc_fetch", env=env, device="cpu")
-    np.testing.assert_array_equal(loaded.predict(obs_dict, deterministic=True)[0], action)
-
-
 # ------------------------------------------------------------------------------------------- online
 class CountingNoise(NormalActionNoise):
     def __init__(self, mean: np.ndarray, sigma: np.ndarray) -> None:
@@ -281,10 +226,6 @@ def test_learn_online_continues_with_exploration_noise(imperfect_pendulum: Trans
     statistics = copy.deepcopy(model.actor.features_extractor.normalizer.standardizer().mean)
     actor = parameters(model.actor)
     model.learn_online(200)
-    buffer = model.replay_buffer
-    assert isinstance(buffer, OfflineReplayBuffer)
-    assert buffer.dataset_size == len(imperfect_pendulum) and buffer.size() == len(imperfect_pendulum) + 200
-    np.testing.assert_allclose(buffer.rewards[: buffer.dataset_size, 0].numpy(), imperfect_pendulum.rewards)
     assert model._n_updates == 10 + 150 and not same(actor, parameters(model.actor))
     # the statistics stay the dataset's
     th.testing.assert_close(model.actor.features_extractor.normalizer.standardizer().mean, statistics)
@@ -292,19 +233,23 @@ def test_learn_online_continues_with_exploration_noise(imperfect_pendulum: Trans
 
 
 # ------------------------------------------------------------------------------------------- learning
-def test_td3bc_learns_from_imperfect_demonstrations(imperfect_pendulum: Transitions) -> None:
-    threads = th.get_num_threads()
-    th.set_num_threads(1)
-    try:
-        model = make(imperfect_pendulum, batch_size=256, policy_kwargs=dict(net_arch=[64, 64]))
-        model.learn(4000, log_interval=None)
-    finally:
-        th.set_num_threads(threads)
-    env = gym.make("Pendulum-v1")
-    td3bc_return = evaluate(model, env, n_episodes=10, seed=100).mean_return
-    random_return, _ = evaluate_callable(env, None, n_episodes=10, seed=100)
-    data_return = float(np.mean(episode_returns(imperfect_pendulum)))  # about -360; a random policy about -1200
-    assert td3bc_return > random_return + 400, (td3bc_return, random_return)
+def test_td3bc_learns_from_imperfect_demonstrations(
+    imperfect_pendulum: Transitions, pendulum_return, one_torch_thread
+) -> None:
+    """
+    The BCQ paper's imperfect demonstrations, 3000 gradient steps at the authors' defaults (64-64 networks instead of
+    256-256): at the data's level. Measured (conftest's 10 evaluation episodes; random -1284, the data's episodes
+    -440 on average), training seeds 0-4: -352, -413, -342, -364, -351 (mean -364, std 26); the bars, random + 500
+    and the data's return - 100, are 371 and about 127 below the worst seed.
+    """
+    model = TD3BC(
+        "MlpPolicy", "Pendulum-v1", dataset=imperfect_pendulum, device="cpu", seed=0,
+        policy_kwargs=dict(net_arch=[64, 64]),
+    )  # fmt: skip
+    model.learn(3000, log_interval=None)
+    td3bc_return, random_return = pendulum_return(model), pendulum_return(None)
+    data_return = float(np.mean(episode_returns(imperfect_pendulum)))
+    assert td3bc_return > random_return + 500, (td3bc_return, random_return)
     assert td3bc_return > data_return - 100, (td3bc_return, data_return)
 
 

@@ -12,7 +12,6 @@ import argparse
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,6 @@ import gymnasium as gym
 import numpy as np
 import optuna
 import pytest
-import torch as th
 import yaml
 from stable_baselines3 import HerReplayBuffer
 
@@ -63,13 +61,7 @@ def registered() -> None:
     register()
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    """One torch thread (small networks on a shared CPU); rl-zoo3's ``--num-threads`` sets it per process too."""
-    threads = th.get_num_threads()
-    th.set_num_threads(1)
-    yield
-    th.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # small networks on a shared CPU
 
 
 @pytest.fixture(scope="module")
