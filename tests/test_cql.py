@@ -294,6 +294,7 @@ def test_learn_online_without_online_rows_names_buffer_size(imperfect_pendulum: 
 
 
 # ------------------------------------------------------------------------------------------- learning
+@pytest.mark.slow  # the longest learning tests (30-45 s on one core)
 def test_cql_learns_from_imperfect_demonstrations(
     imperfect_pendulum: Transitions, pendulum_return, one_torch_thread
 ) -> None:

@@ -273,6 +273,7 @@ def test_fine_tuning_update_is_free_of_host_syncs(pendulum_transitions: Transiti
 
 
 # ---------------------------------------------------------------------------------------- learning
+@pytest.mark.slow  # the longest learning tests (30-45 s on one core)
 def test_lapo_learns_from_imperfect_demonstrations(
     imperfect_pendulum: Transitions, pendulum_return, one_torch_thread
 ) -> None:
