@@ -12,7 +12,7 @@ original settings (:func:`portable_optimizer_state`).
 What the captured function may do: tensor work on the device only. No ``.item()``, no ``if`` on a tensor,
 no new tensor that must outlive the step except through the loss accumulator (whose sums are allocated by
 the eager warm-up runs). Python-side counters (``_n_updates`` ...) are updated outside. The test suite
-checks every registered algorithm's updates for host syncs on CPU (``tests/test_graph_safety.py``).
+checks every registered algorithm's updates for host syncs on CPU (``tests/test_contract.py``).
 """
 
 from __future__ import annotations
