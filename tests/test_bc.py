@@ -48,8 +48,9 @@ def test_bc_imitates_the_expert(expert_pendulum: Transitions, pendulum_return, o
     The BCQ paper's imitation setting: the noiseless swing-up controller's 3000 steps (-188 on the evaluation episodes),
     3000 gradient steps at the paper's defaults (64-64 networks instead of 400-300). The error to the expert's actions
     halves, and the return is far above a random policy's (-1284). Measured (conftest's 10 evaluation episodes),
-    training seeds 0-4: -562, -318, -216, -332, -387 (mean -363, std 114); the bar, random + 500 = -784, is 3.7 std
-    below the mean and 222 below the worst seed.
+    training seeds 0-4: -550, -315, -216, -382, -391 (mean -371, std 109; in the env's units, ``action_units="env"``:
+    -562, -318, -216, -332, -387); the bar, random + 500 = -784, is 3.8 std below the mean and 234 below the worst
+    seed.
     """
     model = BC("MlpPolicy", "Pendulum-v1", dataset=expert_pendulum, device="cpu", seed=0, policy_kwargs=SMALL)
     model.learn(50)

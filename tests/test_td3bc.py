@@ -243,8 +243,9 @@ def test_td3bc_learns_from_imperfect_demonstrations(
     """
     The BCQ paper's imperfect demonstrations, 3000 gradient steps at the authors' defaults (64-64 networks instead of
     256-256): at the data's level. Measured (conftest's 10 evaluation episodes; random -1284, the data's episodes
-    -440 on average), training seeds 0-4: -352, -413, -342, -364, -351 (mean -364, std 26); the bars, random + 500
-    and the data's return - 100, are 371 and about 127 below the worst seed.
+    -440 on average), training seeds 0-4: -353, -412, -349, -391, -344 (mean -370, std 27; with the BC term in the
+    env's units, ``action_units="env"``: -352, -413, -342, -364, -351); the bars, random + 500 and the data's return
+    - 100, are 372 and about 128 below the worst seed.
     """
     model = TD3BC(
         "MlpPolicy", "Pendulum-v1", dataset=imperfect_pendulum, device="cpu", seed=0,
