@@ -63,6 +63,7 @@ class BC(OfflineAlgorithm):
 
     def _next_update(self) -> tuple[str, Update]:
         return "bc", self._update
+
     def _update(self, batch_size: int) -> None:
         """One gradient step (device work only: it may be replayed as a CUDA graph)."""
         assert self.replay_buffer is not None

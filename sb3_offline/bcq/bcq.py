@@ -115,6 +115,7 @@ class BCQ(OfflineAlgorithm):
 
     def _next_update(self) -> tuple[str, Update]:
         return "bcq", self._update
+
     def _update(self, batch_size: int) -> None:
         """One gradient step of Algorithm 1 (device work only: it may be replayed as a CUDA graph)."""
         assert self.replay_buffer is not None

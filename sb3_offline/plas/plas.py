@@ -172,6 +172,7 @@ class PLAS(OfflineAlgorithm):
             self._vae_updates += 1
             if self.vae_pretrained:
                 self._freeze_vae()
+
     def _policy_update(self, batch_size: int) -> None:
         """One step of phase 2 (device work only: it may be replayed as a CUDA graph)."""
         assert self.replay_buffer is not None

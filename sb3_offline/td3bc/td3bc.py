@@ -20,6 +20,7 @@ from sb3_offline.td3bc.policies import MlpPolicy, MultiInputPolicy, TD3BCPolicy
 
 SelfTD3BC = TypeVar("SelfTD3BC", bound="TD3BC")
 
+
 class TD3BC(OfflineAlgorithm):
     """
     TD3+BC: Fujimoto & Gu, "A Minimalist Approach to Offline Reinforcement Learning", NeurIPS 2021
@@ -126,6 +127,7 @@ class TD3BC(OfflineAlgorithm):
         if self._n_updates % self.policy_delay == 0:
             return "td3bc", self._update
         return "td3bc/critic", self._critic_update
+
     @th.no_grad()
     def compute_critic_target(self, data: ReplayBufferSamples) -> th.Tensor:
         """
