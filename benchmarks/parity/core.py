@@ -23,6 +23,7 @@ The result is a :class:`ParityRow` per variant, printed as a markdown table (:fu
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import importlib
 import math
@@ -31,7 +32,6 @@ import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import gymnasium as gym
@@ -41,14 +41,15 @@ from torch import nn
 
 from benchmarks.parity.draws import ParityError, SharedDraws
 
-__all__ = ["ParityError", "ParityRow", "SharedDraws", "Side", "markdown_table", "run_updates"]
-
-#: differences at or below these are float rounding (float32 sums in another order; Adam turns a rounding change of a
-#: gradient entry near its ``eps`` into up to ``lr`` on that parameter, so parameters get a looser bound)
+#: differences at or below these are float rounding: float32 sums in another order, relative to the magnitude of
+#: the losses and gradients (``LOSS_TOLERANCE * max(1, largest |value|)``); absolute for parameters, with a looser
+#: bound, as Adam turns a rounding change of a gradient entry near its ``eps`` into up to ``lr`` on that parameter
 LOSS_TOLERANCE = 1e-5
 PARAMETER_TOLERANCE = 1e-4
 
 LayerPairs = list[tuple[nn.Linear, nn.Linear]]
+#: the kinds of quantities compared
+KINDS = ("loss", "gradients", "parameters")
 
 
 @dataclass
@@ -65,13 +66,23 @@ class ParityRow:
     max_param_diff: float
     max_grad_diff: float
     notes: str = ""
+    #: the largest ``|loss|`` and ``|gradient entry|`` on our side (what the float tolerance is relative to)
+    loss_scale: float = 1.0
+    grad_scale: float = 1.0
 
     @property
     def at_float_tolerance(self) -> bool:
         """Whether every difference is float rounding (:data:`LOSS_TOLERANCE`, :data:`PARAMETER_TOLERANCE`)."""
-        return max(self.max_loss_diff, self.max_grad_diff) <= LOSS_TOLERANCE and (
-            self.max_param_diff <= PARAMETER_TOLERANCE
+        return (
+            self.max_loss_diff <= tolerance("loss", self.loss_scale)
+            and self.max_grad_diff <= tolerance("gradients", self.grad_scale)
+            and self.max_param_diff <= tolerance("parameters", 0.0)
         )
+
+
+def tolerance(kind: str, scale: float) -> float:
+    """The float tolerance of a difference of ``kind`` (loss, gradients, parameters) between values up to ``scale``."""
+    return PARAMETER_TOLERANCE if kind == "parameters" else LOSS_TOLERANCE * max(1.0, scale)
 
 
 def markdown_table(rows: Sequence[ParityRow]) -> str:
@@ -111,7 +122,7 @@ def locate(reference: Path, candidates: Sequence[str], repo: str, known: Mapping
     """
     The reference file: ``reference`` itself when it is a file, else the first of ``candidates`` (paths in the
     repository) under the checkout ``reference``. Its commit: the one ``known`` names for its blob hash, else the
-    checkout's ``HEAD`` (a git work tree), else ``unknown`` with the blob hash.
+    checkout's ``HEAD`` (a git work tree: the file may differ from it), else ``unknown`` with the blob hash.
     """
     reference = Path(reference).expanduser()
     if reference.is_file():
@@ -130,11 +141,11 @@ def locate(reference: Path, candidates: Sequence[str], repo: str, known: Mapping
         head = subprocess.run(
             ["git", "-C", str(path.parent), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
         )
-        commit = f"{head.stdout.strip()} (modified?)" if head.returncode == 0 else f"unknown (blob {blob[:10]})"
+        commit = f"{head.stdout.strip()} (HEAD)" if head.returncode == 0 else f"unknown (blob {blob[:10]})"
     return Reference(repo, commit, name, path.resolve())
 
 
-def load_modules(directory: Path, names: Sequence[str]) -> dict[str, ModuleType]:
+def load_modules(directory: Path, names: Sequence[str]) -> dict[str, Any]:
     """
     Import the scripts ``names`` of ``directory`` as they import each other (``import utils``: the folder first on
     ``sys.path``), then take every module of that folder out of ``sys.modules`` again (another reference's
@@ -280,9 +291,9 @@ class StepRecorder:
         self._loss = math.nan
         self._active = False
         for name, optimizer in optimizers.items():
-            optimizer.register_step_pre_hook(lambda opt, args, kwargs, name=name: self._on_step(name, opt))
+            optimizer.register_step_pre_hook(functools.partial(self._on_step, name))
 
-    def _on_step(self, name: str, optimizer: th.optim.Optimizer) -> None:
+    def _on_step(self, name: str, optimizer: th.optim.Optimizer, *_: Any) -> None:
         if self._active:
             grads = {
                 id(p): p.grad.detach().clone() if p.grad is not None else th.zeros_like(p)
@@ -322,18 +333,19 @@ class Side:
 
 @dataclass
 class Measures:
-    """The largest differences over the updates, and per update ``(update, quantity, difference)``."""
+    """
+    The largest differences (and magnitudes, ours) over the updates of each kind (``loss``, ``gradients``,
+    ``parameters``: a quantity's last word), and per update ``(update, quantity, difference, magnitude)``.
+    """
 
-    max_loss_diff: float = 0.0
-    max_grad_diff: float = 0.0
-    max_param_diff: float = 0.0
-    details: list[tuple[int, str, float]] = field(default_factory=list)
+    diffs: dict[str, float] = field(default_factory=lambda: dict.fromkeys(KINDS, 0.0))
+    scales: dict[str, float] = field(default_factory=lambda: dict.fromkeys(KINDS, 0.0))
+    details: list[tuple[int, str, float, float]] = field(default_factory=list)
 
-    def add(self, update: int, quantity: str, difference: float) -> None:
-        self.details.append((update, quantity, difference))
+    def add(self, update: int, quantity: str, difference: float, scale: float = 0.0) -> None:
         kind = quantity.rsplit(" ", 1)[-1]
-        attribute = {"loss": "max_loss_diff", "gradients": "max_grad_diff", "parameters": "max_param_diff"}[kind]
-        setattr(self, attribute, max(getattr(self, attribute), difference))
+        self.details.append((update, quantity, difference, scale))
+        self.diffs[kind], self.scales[kind] = max(self.diffs[kind], difference), max(self.scales[kind], scale)
 
 
 def compare_steps(
@@ -346,9 +358,10 @@ def compare_steps(
             measures.add(update, f"{name} steps (ours {len(a)}, theirs {len(b)}) loss", math.inf)
             continue
         for (loss_a, grads_a), (loss_b, grads_b) in zip(a, b, strict=True):
-            measures.add(update, f"{name} loss", abs(loss_a - loss_b))
-            diffs = [max_diff(grads_a[id(p)], grads_b[id(q)]) for p, q in parameter_pairs(layers[name])]
-            measures.add(update, f"{name} gradients", max(diffs))
+            measures.add(update, f"{name} loss", abs(loss_a - loss_b), abs(loss_a))
+            pairs = [(grads_a[id(p)], grads_b[id(q)]) for p, q in parameter_pairs(layers[name])]
+            scale = max(float(a.abs().max()) for a, _ in pairs)
+            measures.add(update, f"{name} gradients", max(max_diff(a, b) for a, b in pairs), scale)
 
 
 def run_updates(ours: Side, theirs: Side, layers: Mapping[str, LayerPairs], updates: int, seed: int) -> Measures:
@@ -366,7 +379,9 @@ def run_updates(ours: Side, theirs: Side, layers: Mapping[str, LayerPairs], upda
         draws.finish_update()
         compare_steps(update, *recorders, layers, measures)
         for name, pairs in layers.items():
-            measures.add(update, f"{name} parameters", max(max_diff(p, q) for p, q in parameter_pairs(pairs)))
+            tensors = parameter_pairs(pairs)
+            scale = max(float(p.detach().abs().max()) for p, _ in tensors)
+            measures.add(update, f"{name} parameters", max(max_diff(p, q) for p, q in tensors), scale)
     return measures
 
 
@@ -402,6 +417,7 @@ def make_row(
     algorithm: str, variant: str, reference: Reference, updates: int, measures: Measures, notes: str
 ) -> ParityRow:
     """A :class:`ParityRow` of ``measures`` against ``reference``; beyond float tolerance, ``notes`` say where."""
+    diffs, scales = measures.diffs, measures.scales
     row = ParityRow(
         algorithm,
         variant,
@@ -409,21 +425,15 @@ def make_row(
         reference.commit,
         reference.file,
         updates,
-        measures.max_loss_diff,
-        measures.max_param_diff,
-        measures.max_grad_diff,
+        diffs["loss"],
+        diffs["parameters"],
+        diffs["gradients"],
         notes,
+        loss_scale=scales["loss"],
+        grad_scale=scales["gradients"],
     )
-    if not row.at_float_tolerance:
-        update, quantity, difference = first_beyond_tolerance(measures)
+    beyond = [d for d in measures.details if d[2] > tolerance(d[1].rsplit(" ", 1)[-1], d[3])]
+    if beyond:
+        update, quantity, difference, _ = beyond[0]
         row.notes += f" (first beyond float tolerance: {quantity} at update {update + 1}, {difference:.1e})"
     return row
-
-
-def first_beyond_tolerance(measures: Measures) -> tuple[int, str, float]:
-    """The first ``(update, quantity, difference)`` of ``measures`` above its tolerance."""
-    for update, quantity, difference in measures.details:
-        bound = PARAMETER_TOLERANCE if quantity.endswith("parameters") else LOSS_TOLERANCE
-        if difference > bound:
-            return update, quantity, difference
-    raise ValueError("measures: expected a difference beyond float tolerance, found none")
