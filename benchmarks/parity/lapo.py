@@ -395,41 +395,17 @@ def run(reference: Path, updates: int = 10, seed: int = 0, **options: Any) -> li
         module = load_file(checkout, file, f"lapo_reference_{variant}")
         found = run_updates(module, transitions, updates, seed, finetune=variant == "finetune")
         notes = f"{NOTES[variant]}; acting max abs diff {found['acting']:.1e}"
-        rows.append(
-            ParityRow(
-                "LAPO",
-                variant,
-                REPOSITORY,
-                commit_of(checkout),
-                file,
-                updates,
-                found["loss"],
-                found["param"],
-                found["grad"],
-                notes,
-                found["loss_scale"],
-                found["grad_scale"],
-            )
-        )
+        scores = [found[key] for key in ("loss", "param", "grad")]
+        reference_of = (REPOSITORY, commit_of(checkout), file, updates)
+        rows.append(ParityRow("LAPO", variant, *reference_of, *scores, notes, found["loss_scale"], found["grad_scale"]))
     if finetune_reference is not None:
         checkout, file = Path(finetune_reference), "algos/utils_finetune.py"
         module = load_file(checkout, file, "lapo_reference_utils_finetune")
         online = record_transitions("Hopper-v5", 200, seed=seed + 1)
-        difference = statistics_differences(module, transitions, online)
-        rows.append(
-            ParityRow(
-                "LAPO",
-                "finetune statistics",
-                REPOSITORY,
-                commit_of(checkout),
-                file,
-                len(online),
-                difference,
-                float("nan"),
-                float("nan"),
-                NOTES["finetune statistics"],
-            )
-        )
+        difference, variant = statistics_differences(module, transitions, online), "finetune statistics"
+        reference_of = (REPOSITORY, commit_of(checkout), file, len(online))
+        nan = float("nan")
+        rows.append(ParityRow("LAPO", "finetune statistics", *reference_of, difference, nan, nan, NOTES[variant]))
     return rows
 
 
