@@ -1,0 +1,1 @@
+"""Update-level parity of our algorithms with their reference implementations (issue 33): one module per algorithm."""
