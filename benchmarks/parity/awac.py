@@ -40,6 +40,7 @@ import torch as th
 from torch import nn
 from torch.distributions import Normal
 
+from benchmarks.d3rlpy_variants import AWACValueAfterCritic
 from benchmarks.parity.iql import (
     CORL_COMMIT,
     CORL_REPO,
@@ -61,9 +62,7 @@ from benchmarks.parity.iql import (
 )
 from sb3_offline import AWAC
 from sb3_offline.awac.policies import AWACPolicy
-from sb3_offline.common.critics import critic_loss, critic_values
 from sb3_offline.common.gaussian_actor import GaussianActor
-from sb3_offline.common.training import minimize
 from sb3_offline.common.weights import exp_weights
 
 CORL_DIFFERENCES = (
@@ -87,26 +86,12 @@ class CORLActorPolicy(AWACPolicy):
         return actor
 
 
-class AWACAsCORL(AWAC):
+class AWACAsCORL(AWACValueAfterCritic):
     """Our AWAC made to follow CORL's update: the critics stepped first, then the advantage from the updated critics
     weighted by ``min(exp(A / beta), 100)``, the actor, the targets (a harness variant)."""
 
-    def _update(self, batch_size: int) -> None:
-        assert self.replay_buffer is not None
-        data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)
-        features = self.policy.features(data.observations)
-        target_q = self.compute_critic_target(data)
-        current_q = critic_values(self.critic, features, data.actions)
-        q_loss = critic_loss(current_q, target_q)
-        minimize(self.critic.optimizer, q_loss)
-        with th.no_grad():
-            value = critic_values(self.critic, features, self.actor.sample(features)).min(dim=1).values
-            q_data = critic_values(self.critic, features, data.actions).min(dim=1).values
-            weights = exp_weights(q_data - value, 1.0 / self.beta, 100.0)
-        actor_loss = self.actor.weighted_regression_step(features, data.actions, weights)
-        self._update_targets()
-        self._losses.add("critic_loss", q_loss)
-        self._losses.add("actor_loss", actor_loss)
+    def _weights(self, advantages: th.Tensor) -> th.Tensor:
+        return exp_weights(advantages, 1.0 / self.beta, 100.0)
 
 
 @contextmanager

@@ -52,10 +52,8 @@ from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
 from torch import nn
 
+from benchmarks.d3rlpy_variants import IQLJointStep
 from sb3_offline import IQL
-from sb3_offline.common.critics import critic_loss, critic_values
-from sb3_offline.common.training import minimize
-from sb3_offline.common.weights import exp_weights, expectile_loss
 from sb3_offline.datasets import Transitions
 
 CORL_REPO, CORL_COMMIT = "tinkoff-ai/CORL", "6afec90"
@@ -239,31 +237,13 @@ def deterministic_cpu() -> Iterator[None]:
 
 
 # --------------------------------------------------------------------------------------------- our side
-class IQLInCORLOrder(IQL):
+class IQLInCORLOrder(IQLJointStep):
     """
     Our IQL made to follow CORL's update (a harness variant, not the authors' algorithm): ``V(s')`` and the advantage
-    from ``V`` before its step; ``V`` stepped, then the critics on the mean of their MSEs, the targets, the actor.
+    from ``V`` before its step; ``V`` stepped, then the critics on the mean of their MSEs, then the actor.
     """
 
-    def _update(self, batch_size: int) -> None:
-        assert self.replay_buffer is not None
-        data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)
-        features = self.policy.features(data.observations)
-        target_q = self.target_q_values(features, data.actions)
-        q_target = self.compute_critic_target(data)  # V(s') before V's step
-        value = self.value(features)
-        advantages = (target_q - value).detach()
-        value_loss = expectile_loss(target_q - value, self.expectile)
-        minimize(self.value.optimizer, value_loss)
-        current_q = critic_values(self.critic, features, data.actions)
-        q_loss = critic_loss(current_q, q_target) / current_q.shape[1]
-        minimize(self.critic.optimizer, q_loss)
-        self._update_targets()
-        weights = exp_weights(advantages, self.temperature, self.max_weight)
-        actor_loss = self.actor.weighted_regression_step(features, data.actions, weights)
-        self._losses.add("value_loss", value_loss)
-        self._losses.add("critic_loss", q_loss)
-        self._losses.add("actor_loss", actor_loss)
+    corl = True
 
 
 def our_named(model: IQL) -> dict[str, Any]:
