@@ -443,16 +443,12 @@ def test_online_rewards_are_transformed_and_batches_have_the_online_size(
 # ------------------------------------------------------------------------------------------ learning
 def test_iql_learns_offline_on_imperfect_demonstrations(imperfect_pendulum: Transitions, pendulum_return) -> None:
     """
-    The BCQ paper's imperfect demonstrations, 3000 gradient steps, 64-64 networks (the authors' 256-256) and
-    ``temperature=0.5``: with ``"iql_locomotion"`` rewards, Pendulum's 200-step episodes make each step's reward about
-    5 times a MuJoCo step's (the spread of episode returns is 1000 in both), so the authors' 3 weighs advantages as
-    sharply as ~15 would there (measured with 3: -284 to -491 after 3000 steps, -438 to -837 after 4000, seeds 0-4).
-    Measured (conftest's 10 evaluation episodes; random -1284), training seeds 0-4: -289, -306, -283, -305, -396
-    (mean -316, std 41; after 4000 and 5000 steps -301 to -499, seeds 0-2); the bar, random + 500 = -784, is 388
-    below the worst seed.
+    IQL at its defaults (temperature 3, expectile 0.7, rewards as recorded, the actor's decay over the run) on the
+    BCQ paper's imperfect demonstrations, 3000 gradient steps, 64-64 networks (the authors' 256-256). Measured
+    (conftest's 10 evaluation episodes; random -1284), training seeds 0-4: -540, -685, -551, -812, -625 (mean
+    -643, std 100); the bar, random + 350 = -934, is 122 below the worst seed.
     """
-    old = dict(reward_transform="iql_locomotion", actor_lr_decay_steps=1_000_000)  # the defaults it was measured at
-    model = make(imperfect_pendulum, policy_kwargs=dict(net_arch=[64, 64]), temperature=0.5, **old)
+    model = make(imperfect_pendulum, policy_kwargs=dict(net_arch=[64, 64]))
     model.learn(3000, log_interval=None)
     iql_return, random_return = pendulum_return(model), pendulum_return(None)
-    assert iql_return > random_return + 500, (iql_return, random_return)
+    assert iql_return > random_return + 350, (iql_return, random_return)
