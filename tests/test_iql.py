@@ -116,8 +116,7 @@ def test_locomotion_rule_is_the_authors_and_set_on_their_tasks_only(small_pendul
         rtol=1e-6,
     )
     entries = yaml.load((CONFIG_DIR / "iql.yml").read_text(), Loader=yaml.UnsafeLoader)
-    tasks = [task for env_id in entries for task in AUTHORS_REWARD_RULES if task in env_id.lower()]
-    assert sorted(tasks) == ["antmaze", "halfcheetah", "hopper", "walker2d"]
+    assert sorted(t for e in entries for t in AUTHORS_REWARD_RULES if t in e.lower()) == sorted(AUTHORS_REWARD_RULES)
     for env_id, entry in entries.items():
         rule = next((AUTHORS_REWARD_RULES[t] for t in AUTHORS_REWARD_RULES if t in env_id.lower()), None)
         assert entry.get("reward_transform") == rule, env_id
@@ -131,8 +130,7 @@ def test_old_checkpoint_keeps_its_reward_rule_and_decay(monkeypatch: pytest.Monk
     assert (model.reward_transform, model.actor_lr_decay_steps) == ("iql_locomotion", 1_000_000)
     model.learn(2, reset_num_timesteps=False)
     assert model.replay_buffer is not None and model.replay_buffer.reward_transform.scale == pytest.approx(1000 / 18)
-    schedule = model.learning_rates()["actor"]
-    assert isinstance(schedule, CosineDecaySchedule) and schedule.horizon == 1_000_000
+    assert repr(model.learning_rates()["actor"]) == "CosineDecaySchedule(initial=0.0003, horizon=1000000, alpha=0.0)"
 
 
 def test_reward_transform_argument(small_pendulum: Transitions, fetch_transitions: Transitions) -> None:
@@ -345,7 +343,7 @@ def test_actor_learning_rate_decays_along_a_cosine_across_learn_calls(small_pend
     assert used[0][0] == 0.0
 
 
-def test_actor_decay_auto_runs_over_the_run(small_pendulum: Transitions, tmp_path: Path) -> None:
+def test_actor_decay_auto_runs_over_the_run_none_turns_it_off(small_pendulum: Transitions, tmp_path: Path) -> None:
     """
     ``actor_lr_decay_steps="auto"``: the authors' ``cosine_decay_schedule(lr, max_steps)`` with ``max_steps`` the
     run's gradient steps; a continued run (``reset_num_timesteps=False``) stretches it over all its steps, a new run
@@ -370,12 +368,9 @@ def test_actor_decay_auto_runs_over_the_run(small_pendulum: Transitions, tmp_pat
     second = rates(resumed, "actor")
     resumed.learn(5, reset_num_timesteps=False)
     assert first + second == pytest.approx(cosine(range(10), 10), rel=1e-9)
-
-
-def test_no_decay_when_actor_lr_decay_steps_is_none(small_pendulum: Transitions) -> None:
-    model = make(small_pendulum, batch_size=32, actor_lr_decay_steps=None, actor_learning_rate=1e-4)
-    model.learn(3)
-    assert model.learning_rates()["actor"] == 1e-4 and model.actor.optimizer.param_groups[0]["lr"] == 1e-4
+    constant = make(small_pendulum, batch_size=32, actor_lr_decay_steps=None, actor_learning_rate=1e-4)  # no decay
+    constant.learn(3)
+    assert constant.learning_rates()["actor"] == 1e-4 and constant.actor.optimizer.param_groups[0]["lr"] == 1e-4
 
 
 # ------------------------------------------------------------------------- save / load / Dict / online
