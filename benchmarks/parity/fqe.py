@@ -17,7 +17,6 @@ stochastic policy (it evaluates ``predict_best_action``): our stochastic path ha
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,8 @@ from typing import Any
 import numpy as np
 import torch as th
 
-from benchmarks.parity.lapo import ParityRow, Recorder, commit_of, linears
+from benchmarks.parity.core import ParityRow
+from benchmarks.parity.lapo import Recorder, commit_of, linears
 
 REPOSITORY = "takuseno/d3rlpy"
 FILE = "d3rlpy/ope/torch/fqe_impl.py"
@@ -166,20 +166,3 @@ def run(reference: Path, updates: int = 10, seed: int = 0, **options: Any) -> li
         ParityRow("FQE", "deterministic policy", REPOSITORY, commit_of(reference), FILE, updates, *scores, notes,
                   found["loss_scale"], found["grad_scale"])
     ]  # fmt: skip
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").strip().split("\n\n")[0])
-    parser.add_argument("--reference", type=Path, required=True, help="checkout of takuseno/d3rlpy (v2.8.1)")
-    parser.add_argument("--updates", type=int, default=10)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--rows", type=int, default=2000)
-    args = parser.parse_args(argv)
-    for row in run(args.reference, args.updates, args.seed, rows=args.rows):
-        diffs = f"{row.max_loss_diff:.1e} / {row.max_param_diff:.1e} / {row.max_grad_diff:.1e}"
-        reference = f"{row.reference_repo}, {row.reference_commit}, `{row.reference_file}`"
-        print(f"| {row.algorithm} ({row.variant}) | {reference} | {row.updates} | {diffs} | {row.notes} |")
-
-
-if __name__ == "__main__":
-    main()

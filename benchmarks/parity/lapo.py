@@ -19,13 +19,11 @@ The statistics row feeds the same dataset and online transitions to their ``Repl
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import importlib.util
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -34,25 +32,9 @@ import numpy as np
 import torch as th
 from torch import nn
 
+from benchmarks.parity.core import ParityRow
+
 REPOSITORY = "pcchenxi/LAPO-offlienRL"
-
-
-@dataclass
-class ParityRow:
-    """One row of the parity table (the fields of ``benchmarks.parity.core.ParityRow``)."""
-
-    algorithm: str
-    variant: str
-    reference_repo: str
-    reference_commit: str
-    reference_file: str
-    updates: int
-    max_loss_diff: float
-    max_param_diff: float
-    max_grad_diff: float
-    notes: str = ""
-    loss_scale: float = 1.0
-    grad_scale: float = 1.0
 
 
 # ------------------------------------------------------------------------------------------------ the reference
@@ -407,26 +389,3 @@ def run(reference: Path, updates: int = 10, seed: int = 0, **options: Any) -> li
         nan = float("nan")
         rows.append(ParityRow("LAPO", "finetune statistics", *reference_of, difference, nan, nan, NOTES[variant]))
     return rows
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").strip().split("\n\n")[0])
-    parser.add_argument("--reference", type=Path, required=True, help="checkout of the main branch (d2493b1)")
-    parser.add_argument("--finetune-reference", type=Path, help="checkout of the branch finetune (c47c28f)")
-    parser.add_argument("--updates", type=int, default=10)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--rows", type=int, default=2000)
-    args = parser.parse_args(argv)
-    rows = run(args.reference, args.updates, args.seed, finetune_reference=args.finetune_reference, rows=args.rows)
-    print(
-        "| algorithm | reference (repo, commit, file) | updates | max abs diff: losses / parameters / gradients "
-        "| what differs and why |\n|---|---|---|---|---|"
-    )
-    for row in rows:
-        diffs = f"{row.max_loss_diff:.1e} / {row.max_param_diff:.1e} / {row.max_grad_diff:.1e}"
-        reference = f"{row.reference_repo}, {row.reference_commit}, `{row.reference_file}`"
-        print(f"| {row.algorithm} ({row.variant}) | {reference} | {row.updates} | {diffs} | {row.notes} |")
-
-
-if __name__ == "__main__":
-    main()
