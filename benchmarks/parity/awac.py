@@ -1,8 +1,7 @@
 """
 Update-level parity of our AWAC with CORL's single-file PyTorch port (``tinkoff-ai/CORL`` commit 6afec90,
-``algorithms/offline/awac.py``), loaded from a local checkout (``--reference``, never copied here)::
-
-    python -m benchmarks.parity.awac --reference /path/to/CORL [--updates 10] [--seed 0]
+``algorithms/offline/awac.py``), loaded from a local checkout (``--reference``, never copied here). Run with
+``python -m benchmarks.parity awac --reference CORL_CHECKOUT [--updates 10] [--seed 0]``.
 
 The harness is :mod:`benchmarks.parity.iql`'s (same data, batches, gradient and parameter records). AWAC's
 update draws from the policy twice (``a' ~ pi(s')`` for the critics' target, ``a ~ pi(s)`` for ``V(s)``): both

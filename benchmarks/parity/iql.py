@@ -1,8 +1,7 @@
 """
 Update-level parity of our IQL with CORL's single-file PyTorch port (``tinkoff-ai/CORL`` commit 6afec90,
-``algorithms/offline/iql.py``), loaded from a local checkout (``--reference``, never copied here)::
-
-    python -m benchmarks.parity.iql --reference /path/to/CORL [--updates 10] [--seed 0]
+``algorithms/offline/iql.py``), loaded from a local checkout (``--reference``, never copied here). Run with
+``python -m benchmarks.parity iql --reference CORL_CHECKOUT [--updates 10] [--seed 0]``.
 
 Both sides are built with the same sizes (actor, critics and value 256-256) on the same synthetic data
 (Hopper-v5's spaces, action bounds [-1, 1]: CORL regresses its actor on the env's actions); our weights are
