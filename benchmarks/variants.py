@@ -200,12 +200,12 @@ VARIANTS: dict[str, Variant] = {
     "awac_linear_mean": Variant("awac", "AWAC (linear mean)", policy=AWACLinearMeanPolicy),
     # AWAC with rlkit's online batch offline too
     "awac_batch1024": Variant("awac", "AWAC (batch 1024)", dict(batch_size=1024), AWACPyTorchCriticsPolicy),
-    # TD3+BC with alpha 10: on a Box with bound 2 (Pendulum) the objective of d3rlpy's TD3PlusBC, whose BC term is
-    # on [-1, 1] actions (a quarter of ours in the env's units); elsewhere only a 4x larger alpha
-    "td3bc_alpha10": Variant("td3bc", "TD3+BC (alpha 10)", dict(alpha=10.0)),
-    # BCQ with KL weight 2: on a Box with bound 2 (Pendulum) the VAE objective of d3rlpy's BCQ, whose reconstruction
-    # term is on [-1, 1] actions (a quarter of ours in the env's units): (recon_env + 2 KL) / 4 = recon_unit + 0.5 KL
-    "bcq_kl2": Variant("bcq", "BCQ (KL weight 2)", dict(kl_weight=2.0)),
+    # TD3+BC with alpha 10 and the BC term in the env's units: on a Box with bound 2 (Pendulum) 4 times the objective
+    # of the default (and of d3rlpy's TD3PlusBC), whose BC term is on [-1, 1] actions; elsewhere only a 4x larger alpha
+    "td3bc_alpha10": Variant("td3bc", "TD3+BC (alpha 10, env units)", dict(alpha=10.0, action_units="env")),
+    # BCQ with KL weight 2 and the reconstruction in the env's units: on a Box with bound 2 (Pendulum) 4 times the VAE
+    # objective of the default (and of d3rlpy's BCQ): (recon_env + 2 KL) / 4 = recon_unit + 0.5 KL
+    "bcq_kl2": Variant("bcq", "BCQ (KL weight 2, env units)", dict(kl_weight=2.0, action_units="env")),
     # AWAC with the actor's weight decay 1e-4 / 128: d3rlpy's AWAC sums its actor loss over the batch of 128 (ours,
     # as rlkit, averages), so the same Adam weight_decay weighs 128 times less against its loss
     "awac_wd_sum": Variant(

@@ -7,18 +7,20 @@ Hindsight Experience Replay on FetchReach-v4: collect a dataset, train offline w
    apart) into a local Minari dataset. ``random`` (default) is a poor behaviour: it reaches about
    0.5% of its goals. ``tqc``/``sac``/``td3``/``ddpg`` train that agent online with SB3's
    HerReplayBuffer first (``--train-timesteps``), an expert when trained long enough.
-2. Offline: BatchDDPG (or ``--algo bcq``) trains ``--steps`` gradient steps on the dataset, once
-   replaying it as recorded and once with hindsight relabelling (``OfflineHerReplayBuffer``,
-   ``future`` goals, ``n_sampled_goal=4``), same hyper-parameters otherwise. The HER model is saved
-   and reloaded. On an expert's data (``--behaviour tqc``) BatchDDPG fails with or without HER
-   (extrapolation error, the BCQ paper's point); BCQ does not.
-3. Online (unless ``--online-steps 0``): BatchDDPG used online (DDPG) with SB3's HerReplayBuffer.
+2. Offline: ``HerDDPG`` (DDPG with HER's settings; or ``--algo bcq``) trains ``--steps`` gradient
+   steps on the dataset, once replaying it as recorded and once with hindsight relabelling
+   (``OfflineHerReplayBuffer``, ``future`` goals, ``n_sampled_goal=4``), same hyper-parameters
+   otherwise. The HER model is saved and reloaded. On an expert's data (``--behaviour tqc``) DDPG
+   may fail with or without HER (extrapolation error, the BCQ paper's point); BCQ does not.
+3. Online (unless ``--online-steps 0``): ``HerDDPG`` used online with SB3's HerReplayBuffer.
 4. Every policy's success rate over ``--episodes`` evaluation episodes, with steps and wall-clock time.
 
-The hyper-parameters are HER's for Fetch (gamma 0.95, polyak 0.95 i.e. tau 0.05, lr 1e-3, batch
-256, inputs normalised and clipped to [-5, 5]), with 64x64 networks and no critic weight decay.
-Offline, the normaliser's statistics come from the dataset (``normalizer_kwargs``); online, from
-SB3's ``VecNormalize``. A few minutes on 2 CPU cores (``OMP_NUM_THREADS=1`` is faster there).
+``HerDDPG``'s defaults are HER's for Fetch (Andrychowicz et al. 2017; OpenAI baselines' ``her``: gamma
+0.98, polyak 0.95 i.e. tau 0.05, lr 1e-3, batch 256, 256-256-256 networks with the action at the
+critic's input, no weight decay, inputs normalised and clipped to [-5, 5]). Offline, the normaliser's
+statistics come from the dataset; online, from SB3's ``VecNormalize``. BCQ gets HER's discount,
+polyak and batch and the dataset's normaliser (``normalizer_kwargs``). A few minutes on 2 CPU cores
+(``OMP_NUM_THREADS=1`` is faster there).
 """
 
 from __future__ import annotations
@@ -35,29 +37,35 @@ from stable_baselines3 import HerReplayBuffer
 from stable_baselines3.common.noise import NormalActionNoise
 from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
-from sb3_offline import BCQ, BatchDDPG
-from sb3_offline.her import OfflineHerReplayBuffer, collect_fetch_dataset, evaluate_success_rate, normalizer_kwargs
+from sb3_offline import BCQ
+from sb3_offline.her import (
+    HerDDPG,
+    OfflineHerReplayBuffer,
+    collect_fetch_dataset,
+    evaluate_success_rate,
+    normalizer_kwargs,
+)
 from sb3_offline.her.collect import BEHAVIOURS, make_goal_env
 
-#: HER's Fetch hyper-parameters (Andrychowicz et al. 2017, appendix), on BatchDDPG.
-HER_DDPG: dict[str, Any] = dict(
-    gamma=0.95,
-    tau=0.05,
-    batch_size=256,
-    learning_rate=1e-3,
-    actor_learning_rate=1e-3,
-    critic_weight_decay=0.0,
-    # HER's DDPG (OpenAI baselines) feeds the action to the critic's input layer
-    policy_kwargs=dict(net_arch=[64, 64], critic_action_at_input=True),
-)
-#: The same discount, polyak and batch on BCQ (its other settings are the BCQ paper's), small networks.
+#: HER's discount, polyak and batch on BCQ (its other settings are the BCQ paper's), small networks.
 HER_BCQ: dict[str, Any] = dict(
-    gamma=0.95,
+    gamma=0.98,
     tau=0.05,
     batch_size=256,
     policy_kwargs=dict(net_arch=dict(pi=[64, 64], qf=[64, 64], vae=[128, 128])),
 )
-OFFLINE = {"batch_ddpg": (BatchDDPG, HER_DDPG), "bcq": (BCQ, HER_BCQ)}
+
+
+def offline_model(algo: str, dataset_id: str, env: Any, her: bool, seed: int) -> Any:
+    """``HerDDPG`` at its defaults (HER's), or BCQ with :data:`HER_BCQ`; relabelling with ``her``."""
+    relabelling = dict(n_sampled_goal=4, goal_selection_strategy="future")
+    if algo == "her_ddpg":
+        buffer: dict[str, Any] = dict(replay_buffer_kwargs=relabelling) if her else dict(replay_buffer_class=None)
+        return HerDDPG("MultiInputPolicy", env, dataset=dataset_id, seed=seed, device="auto", **buffer)
+    kwargs = {**HER_BCQ, "policy_kwargs": {**HER_BCQ["policy_kwargs"], **normalizer_kwargs(dataset_id)}}
+    if her:
+        kwargs.update(replay_buffer_class=OfflineHerReplayBuffer, replay_buffer_kwargs=relabelling)
+    return BCQ("MultiInputPolicy", env, dataset=dataset_id, seed=seed, device="auto", **kwargs)
 
 
 def main() -> None:
@@ -66,7 +74,7 @@ def main() -> None:
     parser.add_argument("--behaviour", default="random", choices=BEHAVIOURS)
     parser.add_argument("--train-timesteps", type=int, default=20_000, help="online steps of a HER behaviour agent")
     parser.add_argument("--transitions", type=int, default=5_000, help="size of the dataset")
-    parser.add_argument("--algo", default="batch_ddpg", choices=sorted(OFFLINE), help="the offline algorithm")
+    parser.add_argument("--algo", default="her_ddpg", choices=["bcq", "her_ddpg"], help="the offline algorithm")
     parser.add_argument("--steps", type=int, default=3_000, help="offline gradient steps per model")
     parser.add_argument("--online-steps", type=int, default=3_000, help="env steps of online DDPG+HER (0: skip)")
     parser.add_argument("--episodes", type=int, default=50, help="evaluation episodes")
@@ -110,44 +118,37 @@ def main() -> None:
             ("behaviour agent, evaluated", behaviour_steps, success(collection.agent), collection.train_seconds)
         )
 
-    algo, hyperparams = OFFLINE[args.algo]
-    for name, her in ((f"offline {algo.__name__}, no relabelling", False), (f"offline {algo.__name__} + HER", True)):
-        kwargs: dict[str, Any] = dict(hyperparams)
-        kwargs["policy_kwargs"] = {**hyperparams["policy_kwargs"], **normalizer_kwargs(dataset_id)}
-        if her:
-            kwargs.update(
-                replay_buffer_class=OfflineHerReplayBuffer,
-                replay_buffer_kwargs=dict(n_sampled_goal=4, goal_selection_strategy="future"),
-            )
-        model = algo("MultiInputPolicy", env, dataset=dataset_id, seed=args.seed, device="auto", **kwargs)
+    label = "HerDDPG" if args.algo == "her_ddpg" else "BCQ"
+    for name, her in ((f"offline {label}, no relabelling", False), (f"offline {label} + HER", True)):
+        model = offline_model(args.algo, dataset_id, env, her, args.seed)
         start = time.perf_counter()
         model.learn(args.steps, progress_bar=True)
         seconds = time.perf_counter() - start
         if her:
             model.save(folder / f"{args.algo}_her")
-            model = algo.load(folder / f"{args.algo}_her", env=env)
+            model = type(model).load(folder / f"{args.algo}_her", env=env)
         rows.append((name, f"{args.steps} gradient steps", success(model), seconds))
 
     if args.online_steps:
         venv = VecNormalize(DummyVecEnv([lambda: make_goal_env(args.env)]), norm_obs=True, norm_reward=False)
-        online = BatchDDPG(
+        online = HerDDPG(
             "MultiInputPolicy",
             venv,
             buffer_size=1_000_000,
             learning_starts=200,
-            action_noise=NormalActionNoise(np.zeros(4), 0.2 * np.ones(4)),
+            action_noise=NormalActionNoise(np.zeros(4), 0.2 * np.ones(4)),  # HER's noise_eps
             replay_buffer_class=HerReplayBuffer,
             replay_buffer_kwargs=dict(n_sampled_goal=4, goal_selection_strategy="future"),
+            normalize_observations=False,  # VecNormalize does it online
             seed=args.seed,
             device="auto",
-            **HER_DDPG,
         )
         start = time.perf_counter()
         online.learn_online(args.online_steps, progress_bar=True)
         venv.training = False  # evaluate_success_rate normalises with the frozen statistics
         rows.append(
             (
-                "online DDPG + SB3 HerReplayBuffer",
+                "online HerDDPG + SB3 HerReplayBuffer",
                 f"{args.online_steps} env steps",
                 success(online),
                 time.perf_counter() - start,

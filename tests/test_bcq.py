@@ -104,8 +104,9 @@ def test_bcq_learns_from_imperfect_demonstrations(
     """
     The BCQ paper's imperfect demonstrations (a noisy swing-up controller, -393 on the evaluation episodes), 3000
     gradient steps at the paper's defaults (networks 64-64 and a 128-128 VAE instead of 400-300 and 750-750).
-    Measured (conftest's 10 evaluation episodes; random -1284), training seeds 0-4: -244, -233, -247, -377, -247
-    (mean -270, std 55); the bar, random + 500 = -784, is 407 below the worst seed.
+    Measured (conftest's 10 evaluation episodes; random -1284), training seeds 0-4: -218, -217, -220, -217, -217
+    (mean -218, std 1; with the VAE's reconstruction in the env's units, ``action_units="env"``: -244, -233, -247,
+    -377, -247); the bar, random + 500 = -784, is 564 below the worst seed.
     """
     model = BCQ("MlpPolicy", "Pendulum-v1", dataset=imperfect_pendulum, policy_kwargs=SMALL, device="cpu", seed=0)
     model.learn(3000, log_interval=None)

@@ -1,4 +1,7 @@
-"""HER on FetchReach-v4: SB3's HerReplayBuffer online, OfflineHerReplayBuffer on recorded episodes, collection."""
+"""HER on FetchReach-v4: SB3's HerReplayBuffer online, OfflineHerReplayBuffer on recorded episodes, collection.
+
+HerDDPG (HER's DDPG) and the README's HER example: tests/test_her_ddpg.py.
+"""
 
 from __future__ import annotations
 
@@ -14,8 +17,7 @@ import numpy as np
 import pytest
 import torch as th
 from stable_baselines3 import HerReplayBuffer
-from stable_baselines3.common.noise import NormalActionNoise
-from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
+from stable_baselines3.common.vec_env import DummyVecEnv
 
 from sb3_offline import AWAC, BatchDDPG
 from sb3_offline.algorithms import ALGOS
@@ -31,16 +33,6 @@ from sb3_offline.her.collect import collect_fetch_dataset, episode_success_rate,
 
 ENV_ID = "FetchReach-v4"
 EPISODE = 50  # FetchReach's time limit
-#: HER's Fetch hyper-parameters (gamma 0.95, polyak 0.95, lr 1e-3, batch 256) on BatchDDPG, small networks
-HER_DDPG: dict[str, Any] = dict(
-    gamma=0.95,
-    tau=0.05,
-    batch_size=256,
-    actor_learning_rate=1e-3,
-    critic_weight_decay=0.0,
-    # HER's DDPG (OpenAI baselines) feeds the action to the critic's input layer
-    policy_kwargs=dict(net_arch=[64, 64], critic_action_at_input=True),
-)
 
 
 def reach_controller(obs: dict[str, np.ndarray]) -> np.ndarray:
@@ -557,51 +549,3 @@ def test_collect_errors() -> None:
         collect_fetch_dataset("Pendulum-v1", 10, behaviour="random")
     with pytest.raises(ValueError, match=r"algo: expected one of \['tqc', 'sac', 'td3', 'ddpg'\]"):
         train_her_agent(ENV_ID, "ppo")
-
-
-# -------------------------------------------------------------------------------------- learning
-@pytest.mark.slow
-def test_online_ddpg_with_sb3_her_reaches() -> None:
-    """BatchDDPG used online (DDPG) with SB3's HerReplayBuffer and VecNormalize on FetchReach: 2000 env steps."""
-    venv = VecNormalize(DummyVecEnv([lambda: make_goal_env(ENV_ID)]), norm_obs=True, norm_reward=False)
-    model = BatchDDPG(
-        "MultiInputPolicy",
-        venv,
-        buffer_size=10_000,
-        learning_starts=200,
-        action_noise=NormalActionNoise(np.zeros(4), 0.2 * np.ones(4)),
-        replay_buffer_class=HerReplayBuffer,
-        replay_buffer_kwargs=dict(n_sampled_goal=4, goal_selection_strategy="future"),
-        seed=0,
-        device="cpu",
-        **HER_DDPG,
-    )
-    assert isinstance(model.replay_buffer, HerReplayBuffer)
-    model.learn_online(2000)
-    assert model.replay_buffer.size() == 2000
-    venv.training = False
-    assert fetch_success_rate(model) >= 0.5  # random actions: 0.005
-
-
-@pytest.mark.slow
-def test_offline_her_beats_no_relabelling_on_random_data() -> None:
-    """BatchDDPG on 50 random FetchReach episodes: with HER relabelling it reaches its goals, without it it does not."""
-    collection = collect_fetch_dataset(ENV_ID, 2500, behaviour="random", seed=0)
-    assert collection.success_rate < 0.1  # a poor behaviour
-    env = make_goal_env(ENV_ID)
-    rates = {}
-    for relabel in (True, False):
-        kwargs: dict[str, Any] = dict(replay_buffer_class=OfflineHerReplayBuffer) if relabel else {}
-        model = BatchDDPG(
-            "MultiInputPolicy",
-            env,
-            dataset=collection.transitions,
-            seed=0,
-            device="cpu",
-            **{**HER_DDPG, "policy_kwargs": {**HER_DDPG["policy_kwargs"], **normalizer_kwargs(collection.transitions)}},
-            **kwargs,
-        )
-        model.learn(1000)
-        rates[relabel] = fetch_success_rate(model)
-    # measured: 1.0 with HER (seeds 0, 1, 2), 0.0 without
-    assert rates[True] >= 0.6 and rates[False] <= 0.2, rates

@@ -1,23 +1,30 @@
 """
 The loss pieces the algorithms share, against hand computations: the critic loss, the advantage weights, the VAE
-loss in the authors' action units, the action-units rule itself, and the squashed Gaussian (SB3's distribution).
+loss in the env's units, the action-units rule itself (and its checkpoints), and the squashed Gaussian (SB3's).
 """
 
 from __future__ import annotations
 
+import json
 import math
+import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch as th
+from conftest import TINY
 from gymnasium import spaces
 from stable_baselines3.common.distributions import SquashedDiagGaussianDistribution
 
+from sb3_offline.algorithms import ALGOS
 from sb3_offline.common.actions import action_squared_error, loss_action_scale
 from sb3_offline.common.critics import critic_loss
 from sb3_offline.common.squashed_gaussian import squashed_gaussian_log_prob, squashed_gaussian_sample
 from sb3_offline.common.vae import vae_loss
 from sb3_offline.common.weights import exp_weights, expectile_loss, expectile_weights, softmax_weights
+
+CHECKPOINTS = Path(__file__).parent / "data" / "checkpoints"
 
 
 # ------------------------------------------------------------------------------------------ critics
@@ -72,13 +79,37 @@ def test_action_units_change_nothing_on_a_unit_box() -> None:
     assert loss_action_scale(asymmetric, "normalized").tolist() == [1.0, 1.0]
 
 
-@pytest.mark.parametrize(("name", "units"), [("bcq", "env"), ("plas", "env"), ("bc", "env"), ("awac", "normalized")])
-def test_each_algorithm_computes_its_action_losses_in_its_authors_units(
-    name: str, units: str, tiny_model, pendulum_transitions
+@pytest.mark.parametrize("name", sorted(TINY))
+def test_action_losses_are_on_normalized_actions_unless_env_units_are_asked(
+    name: str, tiny_model, pendulum_transitions
 ) -> None:
+    """Every algorithm takes ``action_units`` (default ``"normalized"``); ``"env"`` scales by Pendulum's bound 2."""
     model = tiny_model(name, pendulum_transitions)
-    assert model.action_units == units
-    assert model._action_scale.tolist() == ([2.0] if units == "env" else [1.0])
+    assert model.action_units == "normalized" and model._action_scale.tolist() == [1.0]
+    model = tiny_model(name, pendulum_transitions, action_units="env")
+    assert model.action_units == "env" and model._action_scale.tolist() == [2.0]
+    with pytest.raises(ValueError, match=r"action_units: expected one of \('env', 'normalized'\), found 'meters'"):
+        tiny_model(name, pendulum_transitions, action_units="meters")
+
+
+@pytest.mark.parametrize("name", ["bcq", "bc", "plas", "td3bc", "awac"])
+def test_checkpoints_keep_the_units_they_were_trained_in(name: str, tmp_path) -> None:
+    """
+    The checkpoints of 0.1.0 record no ``action_units``: BCQ's, BC's, PLAS's and TD3+BC's trained in the env's units
+    (InvertedPendulum's bound 3) and go on in them; a new checkpoint records its own; ``load`` may override it.
+    """
+    algorithm = ALGOS[name]
+    old = CHECKPOINTS / f"{name}.zip"
+    with zipfile.ZipFile(old) as archive:
+        assert "action_units" not in json.loads(archive.read("data"))
+    units = "normalized" if name == "awac" else "env"
+    model = algorithm.load(old, device="cpu")
+    assert model.action_units == units and model._action_scale.tolist() == ([1.0] if name == "awac" else [3.0])
+    model.action_units = "normalized" if units == "env" else "env"
+    model.save(tmp_path / "new")
+    assert algorithm.load(tmp_path / "new", device="cpu").action_units == model.action_units
+    with open(tmp_path / "new.zip", "rb") as file:  # a file object, as SB3's load takes it
+        assert algorithm.load(file, device="cpu", action_units=units).action_units == units
 
 
 def test_squashed_gaussian_is_sb3s_distribution() -> None:

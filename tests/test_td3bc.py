@@ -1,6 +1,6 @@
-"""TD3+BC: the authors' defaults, its actor loss and target by hand, the delayed updates, the state normaliser, the
-BC term on asymmetric action bounds, online fine-tuning with exploration noise, and learning on imperfect Pendulum
-demonstrations."""
+"""TD3+BC: the authors' defaults, its actor loss and target by hand (the BC term in both action units), the delayed
+updates, the state normaliser, the BC term on asymmetric action bounds, online fine-tuning with exploration noise,
+and learning on imperfect Pendulum demonstrations."""
 
 from __future__ import annotations
 
@@ -65,7 +65,8 @@ def test_defaults_follow_the_authors(pendulum_transitions: Transitions) -> None:
     assert (model.alpha, model.policy_delay, model.target_policy_noise, model.target_noise_clip) == (2.5, 2, 0.2, 0.5)
     assert model.actor.optimizer.param_groups[0]["lr"] == 3e-4
     assert model.critic.optimizer.param_groups[0]["lr"] == 3e-4
-    assert model.action_units == "env" and model._action_scale.tolist() == [2.0]  # Pendulum's bound
+    assert model.action_units == "normalized" and model._action_scale.tolist() == [1.0]  # d3rlpy's, MuJoCo's authors'
+
     assert model.normalize_observations
     assert isinstance(model.actor.features_extractor, NormalizedFlattenExtractor)
 
@@ -83,8 +84,10 @@ def test_bad_hyper_parameters_are_refused(pendulum_transitions: Transitions) -> 
 
 
 # ------------------------------------------------------------------------------------------ the losses
-def test_actor_loss_by_hand_with_the_bc_term_in_env_units(imperfect_pendulum: Transitions) -> None:
-    model = make(imperfect_pendulum)
+@pytest.mark.parametrize("units", ["normalized", "env"])
+def test_actor_loss_by_hand(units: str, imperfect_pendulum: Transitions) -> None:
+    """The BC term on [-1, 1] actions by default, in the env's units (Pendulum: bound 2) with ``action_units="env"``."""
+    model = make(imperfect_pendulum, action_units=units)
     model.learn(20)  # networks away from their initialisation
     data = batch(imperfect_pendulum, slice(100, 108))
     actor_loss, bc_loss, lmbda = model.compute_actor_loss(data)
@@ -92,12 +95,13 @@ def test_actor_loss_by_hand_with_the_bc_term_in_env_units(imperfect_pendulum: Tr
     with th.no_grad():
         pi = model.actor(data.observations)  # [-1, 1]
         q1 = model.critic.q_networks[0](th.cat([model.critic.features_extractor(data.observations), pi], dim=1))
-    # the authors: pi and a in the env's units (max_action * tanh; the dataset's actions), Pendulum's bound 2
-    pi_env, a_env = 2.0 * pi, th.as_tensor(imperfect_pendulum.actions[100:108])
-    expected_bc = F.mse_loss(pi_env, a_env)
+    # "env": pi and a in the env's units (the authors' max_action * tanh; the dataset's actions), Pendulum's bound 2
+    bound = 2.0 if units == "env" else 1.0
+    pi_scaled, a_scaled = bound * pi, bound * th.as_tensor(imperfect_pendulum.actions[100:108]) / 2.0
+    expected_bc = F.mse_loss(pi_scaled, a_scaled)
     expected_lambda = 2.5 / q1.abs().mean()
     th.testing.assert_close(bc_loss.detach(), expected_bc)
-    th.testing.assert_close(bc_loss.detach(), 4.0 * F.mse_loss(pi, data.actions))  # four times the [-1, 1] error
+    th.testing.assert_close(bc_loss.detach(), bound**2 * F.mse_loss(pi, data.actions))
     th.testing.assert_close(lmbda, expected_lambda)
     th.testing.assert_close(actor_loss.detach(), -expected_lambda * q1.mean() + expected_bc)
 
@@ -108,7 +112,7 @@ def test_actor_loss_by_hand_with_the_bc_term_in_env_units(imperfect_pendulum: Tr
     model.actor.optimizer.zero_grad()
     pi = model.actor(data.observations)
     q1 = model.critic.q1_forward(data.observations, pi)
-    (-float(expected_lambda) * q1.mean() + F.mse_loss(2.0 * pi, a_env)).backward()
+    (-float(expected_lambda) * q1.mean() + F.mse_loss(bound * pi, a_scaled)).backward()
     for grad, p in zip(grads, model.actor.parameters(), strict=True):
         th.testing.assert_close(grad, p.grad)
 
@@ -239,8 +243,9 @@ def test_td3bc_learns_from_imperfect_demonstrations(
     """
     The BCQ paper's imperfect demonstrations, 3000 gradient steps at the authors' defaults (64-64 networks instead of
     256-256): at the data's level. Measured (conftest's 10 evaluation episodes; random -1284, the data's episodes
-    -440 on average), training seeds 0-4: -352, -413, -342, -364, -351 (mean -364, std 26); the bars, random + 500
-    and the data's return - 100, are 371 and about 127 below the worst seed.
+    -440 on average), training seeds 0-4: -353, -412, -349, -391, -344 (mean -370, std 27; with the BC term in the
+    env's units, ``action_units="env"``: -352, -413, -342, -364, -351); the bars, random + 500 and the data's return
+    - 100, are 372 and about 128 below the worst seed.
     """
     model = TD3BC(
         "MlpPolicy", "Pendulum-v1", dataset=imperfect_pendulum, device="cpu", seed=0,
@@ -253,16 +258,20 @@ def test_td3bc_learns_from_imperfect_demonstrations(
     assert td3bc_return > data_return - 100, (td3bc_return, data_return)
 
 
-def test_asymmetric_bounds_scale_the_bc_term() -> None:
-    """The BC term in the env's units on a Box [-1, 3]: the [-1, 1] difference times the half-range 2."""
+@pytest.mark.parametrize("units", ["normalized", "env"])
+def test_asymmetric_bounds_and_the_bc_term(units: str) -> None:
+    """
+    On a Box [-1, 3] the BC term is the squared difference of the actions mapped to [-1, 1] (default), or of the
+    env's actions (``action_units="env"``: the [-1, 1] difference times the half-range 2).
+    """
     env = gym.wrappers.RescaleAction(gym.make("Pendulum-v1"), min_action=-1.0, max_action=3.0)
-    model = TD3BC(
-        "MlpPolicy", env, dataset=record_transitions(env, 300, seed=0), policy_kwargs=TINY, device="cpu", seed=0
-    )
+    data = record_transitions(env, 300, seed=0)
+    model = TD3BC("MlpPolicy", env, dataset=data, policy_kwargs=TINY, device="cpu", seed=0, action_units=units)
     assert model.replay_buffer is not None
     sample = model.replay_buffer.sample(16)
     _, bc_loss, _ = model.compute_actor_loss(sample)
     with th.no_grad():
         pi_env = model.policy.unscale_action(model.actor(sample.observations).numpy())
     a_env = model.policy.unscale_action(sample.actions.numpy())
-    np.testing.assert_allclose(bc_loss.item(), np.mean((pi_env - a_env) ** 2), rtol=1e-5)
+    to_unit = 1.0 if units == "env" else 0.5  # [-1, 3] -> [-1, 1]: (a - 1) / 2
+    np.testing.assert_allclose(bc_loss.item(), np.mean((to_unit * (pi_env - a_env)) ** 2), rtol=1e-5)

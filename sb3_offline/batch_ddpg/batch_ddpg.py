@@ -6,7 +6,7 @@ from typing import Any, ClassVar, TypeVar
 
 import torch as th
 from stable_baselines3.common.policies import BasePolicy, ContinuousCritic
-from stable_baselines3.common.type_aliases import GymEnv, Schedule
+from stable_baselines3.common.type_aliases import GymEnv, ReplayBufferSamples, Schedule
 from stable_baselines3.td3.policies import Actor
 
 from sb3_offline.batch_ddpg.policies import BatchDDPGPolicy, MlpPolicy, MultiInputPolicy
@@ -35,9 +35,11 @@ class BatchDDPG(OfflineAlgorithm):
     Adam lr 1e-4, critic Adam lr 1e-3 (Adam's default there) with L2 weight decay 1e-2, batch 100,
     tau 0.005, gamma 0.99.
 
-    Update (Algorithm 1 of the DDPG paper): ``y = r + gamma * (1 - termination) * Q'(s', mu'(s'))``,
-    critic on ``(Q(s, a) - y)^2``, actor on ``-Q(s, mu(s))``, Polyak-averaged targets. Losses stay on
-    the device; they are read only when the logger dumps.
+    Update (Algorithm 1 of the DDPG paper): ``y = r + gamma * (1 - termination) * Q'(s', mu'(s'))``
+    (:meth:`compute_critic_target`), critic on ``(Q(s, a) - y)^2``, actor on ``-Q(s, mu(s))``
+    (:meth:`compute_actor_loss`), Polyak-averaged targets. Losses stay on the device; they are read only
+    when the logger dumps. DDPG as Hindsight Experience Replay trains it (action at the critic's input, no
+    weight decay, HER's sizes and losses) is :class:`~sb3_offline.her.HerDDPG`.
 
     :param policy: ``"MlpPolicy"``, ``"MultiInputPolicy"`` or a policy class
     :param env: the environment (``None``: recovered from the dataset)
@@ -88,21 +90,27 @@ class BatchDDPG(OfflineAlgorithm):
 
     def _next_update(self) -> tuple[str, Update]:
         return "batch_ddpg", self._update
+
+    @th.no_grad()
+    def compute_critic_target(self, data: ReplayBufferSamples) -> th.Tensor:
+        """``y = r + gamma * (1 - termination) * Q'(s', mu'(s'))`` (``(batch, 1)``, no gradient)."""
+        next_q = self.critic_target(data.next_observations, self.actor_target(data.next_observations))[0]
+        return data.rewards + (1.0 - data.dones) * self.gamma * next_q
+
+    def compute_actor_loss(self, data: ReplayBufferSamples) -> th.Tensor:
+        """``-mean Q(s, mu(s))``."""
+        return -self.critic.q1_forward(data.observations, self.actor(data.observations)).mean()
+
     def _update(self, batch_size: int) -> None:
         """One gradient step (device work only: it may be replayed as a CUDA graph)."""
         assert self.replay_buffer is not None
         data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)
-
-        with th.no_grad():
-            next_actions = self.actor_target(data.next_observations)
-            next_q = self.critic_target(data.next_observations, next_actions)[0]
-            target_q = data.rewards + (1.0 - data.dones) * self.gamma * next_q
-
+        target_q = self.compute_critic_target(data)
         current_q = self.critic(data.observations, data.actions)[0]
         q_loss = critic_loss(current_q, target_q)
         minimize(self.critic.optimizer, q_loss)
 
-        actor_loss = -self.critic.q1_forward(data.observations, self.actor(data.observations)).mean()
+        actor_loss = self.compute_actor_loss(data)
         minimize(self.actor.optimizer, actor_loss)
 
         self._update_targets()

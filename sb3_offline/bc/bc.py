@@ -22,8 +22,9 @@ SelfBC = TypeVar("SelfBC", bound="BC")
 class BC(OfflineAlgorithm):
     """
     Behaviour cloning: a deterministic policy regressed on the dataset's actions,
-    ``min E_(s,a)~B ||mu(s) - a||^2`` with the squared error in the env's units (as a DDPG actor's
-    ``max_action * tanh`` output is regressed there); no critic, no reward used.
+    ``min E_(s,a)~B ||mu(s) - a||^2`` with the squared error on [-1, 1] actions (``action_units="env"``: in the
+    env's units, where a DDPG actor's ``max_action * tanh`` output is regressed; the same minimiser, another
+    scale of the gradient); no critic, no reward used.
     The imitation baseline of Fujimoto, Meger, Precup, "Off-Policy Deep Reinforcement Learning
     without Exploration", ICML 2019 (section 5, "Behavioral Cloning"): good when the data comes from
     one good policy (``imitation``), weaker on mixed or noisy data (``final``, ``imperfect``).
@@ -42,7 +43,6 @@ class BC(OfflineAlgorithm):
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = aliases(MlpPolicy, MultiInputPolicy)
     networks = ("actor",)
-    action_units = "env"
     policy: BCPolicy
     actor: Actor
 
@@ -63,6 +63,7 @@ class BC(OfflineAlgorithm):
 
     def _next_update(self) -> tuple[str, Update]:
         return "bc", self._update
+
     def _update(self, batch_size: int) -> None:
         """One gradient step (device work only: it may be replayed as a CUDA graph)."""
         assert self.replay_buffer is not None

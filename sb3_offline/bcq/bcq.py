@@ -28,8 +28,8 @@ class BCQ(OfflineAlgorithm):
     (https://arxiv.org/abs/1812.02900). Follows the paper; where it is silent, the authors' code
     (``sfujim/BCQ``, ``continuous_BCQ/BCQ.py``).
 
-    Each gradient step: the VAE ``G`` is fit to the batch's actions (MSE reconstruction in the env's
-    units, as the authors' decoder outputs ``max_action * tanh``, + 0.5 * KL, the authors' weight);
+    Each gradient step: the VAE ``G`` is fit to the batch's actions (MSE reconstruction + 0.5 * KL, the
+    authors' weight; the reconstruction on [-1, 1] actions, ``action_units``: see ``kl_weight``);
     ``n = target_action_samples`` (10) actions are sampled from ``G(s')``, perturbed by the target
     perturbation model, and scored with Eq. 13 (``lmbda``-weighted min/max over the two
     target critics, max over the samples, ``r + gamma * (1 - termination) * that``); both critics
@@ -55,16 +55,16 @@ class BCQ(OfflineAlgorithm):
     :param phi: perturbation bound (Phi), as a fraction of the action range
     :param target_action_samples: actions sampled from ``G(s')`` for each target (n)
     :param action_samples: candidate actions per state when acting
-    :param kl_weight: weight of the KL term of the VAE loss, whose reconstruction error is in the env's
-        units (as the authors' ``max_action * tanh`` decoder); on a Box with bound ``b``, ``0.5 * b^2`` gives
-        the objective of a loss on [-1, 1] actions with weight 0.5 (d3rlpy's), times ``b^2``
+    :param kl_weight: weight of the KL term of the VAE loss. Its reconstruction error is on [-1, 1] actions
+        (``action_units="normalized"``, d3rlpy's): the authors' loss on their benchmarks (bound 1), and the weight
+        keeps its meaning on any Box. ``action_units="env"`` takes it in the env's units, as the authors'
+        ``max_action * tanh`` decoder literally does: on a Box with bound ``b`` the KL then weighs ``b^2`` times less
     :param kwargs: :class:`~sb3_offline.common.offline_algorithm.OfflineAlgorithm`'s other arguments and defaults
     """
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = aliases(MlpPolicy, MultiInputPolicy)
     networks = ("vae", "actor", "actor_target", "critic", "critic_target")
     target_networks = {"actor_target": "actor", "critic_target": "critic"}
-    action_units = "env"
     policy: BCQPolicy
     vae: ConditionalVAE
     actor: PerturbationActor
@@ -115,6 +115,7 @@ class BCQ(OfflineAlgorithm):
 
     def _next_update(self) -> tuple[str, Update]:
         return "bcq", self._update
+
     def _update(self, batch_size: int) -> None:
         """One gradient step of Algorithm 1 (device work only: it may be replayed as a CUDA graph)."""
         assert self.replay_buffer is not None

@@ -1,23 +1,45 @@
 """
-The action-units rule: every loss is computed in the units its authors compute it in.
+The units of the losses on actions: [-1, 1] by default, the env's on request (``action_units``).
 
 Buffers and networks hold actions in SB3's [-1, 1] scale: ``a = low + (u + 1) * (high - low) / 2``.
 A difference of two actions in the env's units is the [-1, 1] difference times the half-range
 ``(high - low) / 2``, per dimension, so a squared error in the env's units is
-``mean((half_range * (u - v))^2)``. An algorithm says which units its authors use (``action_units``:
-``"env"`` for BCQ's and PLAS's VAE, whose decoders output ``max_action * tanh`` and whose losses are
-taken on the env's actions; ``"normalized"`` for rlkit's AWAC, whose envs are wrapped to [-1, 1]);
-on a Box with bounds [-1, 1] (MuJoCo) both are the same, bit for bit.
+``mean((half_range * (u - v))^2)``.
+
+Every algorithm computes its losses on actions (TD3+BC's and BC's squared error, BCQ's and PLAS's VAE
+reconstruction) on [-1, 1] actions (``action_units="normalized"``, the default of
+:class:`~sb3_offline.common.offline_algorithm.OfflineAlgorithm`): on the authors' benchmarks (MuJoCo, bounds
+[-1, 1]) this is bit for bit their loss, and elsewhere their weights (TD3+BC's ``alpha``, the VAE's KL weight)
+keep the meaning they tuned them for. ``action_units="env"`` computes them in the env's units, as the authors'
+code does literally (its actors and decoders output ``max_action * tanh``): on a Box whose half-range is ``b``
+the squared error is ``b^2`` times larger, so the weights of the other terms weigh ``b^2`` times less.
 """
 
 from __future__ import annotations
+
+import io
+import pathlib
 
 import numpy as np
 import torch as th
 from gymnasium import spaces
 
-#: the units an algorithm's losses are computed in
+from sb3_offline.common.checkpoints import saved_entry
+
+#: the units an algorithm's losses on actions are computed in
 ACTION_UNITS = ("env", "normalized")
+#: the units of the losses on actions of checkpoints that record no ``action_units`` (sb3-offline 0.1.0, where they
+#: were each algorithm's fixed choice), by algorithm (``checkpoints.algorithm_name``); any other: ``"normalized"``
+UNRECORDED_ACTION_UNITS = {"BC": "env", "BCQ": "env", "PLAS": "env", "TD3BC": "env"}
+
+
+def checkpoint_action_units(path: str | pathlib.Path | io.BufferedIOBase, algorithm: str) -> str:
+    """
+    The ``action_units`` a checkpoint of ``algorithm`` trains with: the one it records, or, for a checkpoint that
+    records none, :data:`UNRECORDED_ACTION_UNITS`'s (``"normalized"`` for an algorithm not there).
+    """
+    saved = saved_entry(path, "action_units")
+    return saved if isinstance(saved, str) else UNRECORDED_ACTION_UNITS.get(algorithm, "normalized")
 
 
 def action_half_range(action_space: spaces.Space) -> np.ndarray:

@@ -23,7 +23,7 @@ from stable_baselines3.common.utils import FloatSchedule
 from sb3_offline.buffers import OfflineReplayBuffer
 from sb3_offline.common import checkpoints
 from sb3_offline.common import dataset_source as sources
-from sb3_offline.common.actions import loss_action_scale
+from sb3_offline.common.actions import checkpoint_action_units, loss_action_scale
 from sb3_offline.common.cuda_graphs import UpdateRunner
 from sb3_offline.common.normalization import with_observation_normalizer
 from sb3_offline.common.schedules import LearningRate, as_schedule, initial_value, schedule_value
@@ -106,6 +106,8 @@ class OfflineAlgorithm(checkpoints.CheckpointedAlgorithm, OffPolicyAlgorithm):
         after a few eager steps and replay it (:mod:`sb3_offline.common.cuda_graphs`); ``False`` keeps
         every update eager. Ignored on other devices, in ``learn_online``, and with a buffer that cannot
         be sampled inside a graph (HER's relabelling reads the env)
+    :param action_units: the units of the losses on actions, saved with the model: ``"normalized"`` ([-1, 1]: the
+        authors' weights keep their meaning on any Box) or ``"env"`` (:mod:`sb3_offline.common.actions`)
     :param _init_setup_model: whether to build the networks (and read the dataset) on creation
     """
 
@@ -115,8 +117,6 @@ class OfflineAlgorithm(checkpoints.CheckpointedAlgorithm, OffPolicyAlgorithm):
     networks: ClassVar[tuple[str, ...]] = ()
     #: target network -> the network it follows (Polyak averaging with ``tau``)
     target_networks: ClassVar[dict[str, str]] = {}
-    #: the units of the action losses, the authors' (:mod:`sb3_offline.common.actions`): ``"env"`` or ``"normalized"``
-    action_units: ClassVar[str] = "normalized"
     #: the authors' observation normalisation: ``(eps, eps_mode)`` of a
     #: :class:`~sb3_offline.common.normalization.Standardizer`
     observation_normalizer: ClassVar[tuple[float, str]] = (1e-3, "add")
@@ -147,9 +147,10 @@ class OfflineAlgorithm(checkpoints.CheckpointedAlgorithm, OffPolicyAlgorithm):
         seed: int | None = None,
         supported_action_spaces: tuple[type[spaces.Space], ...] | None = (spaces.Box,),
         cuda_graphs: bool = True,
+        action_units: str = "normalized",
         _init_setup_model: bool = True,
     ) -> None:
-        self.cuda_graphs = cuda_graphs
+        self.cuda_graphs, self.action_units = cuda_graphs, action_units
         # Objects (a MinariDataset, in-memory Transitions) are kept out of the checkpoint; what is
         # saved is a reference that can be read again: the Minari id, or the path.
         self._dataset_object, self.dataset = sources.split_dataset(dataset)
@@ -190,6 +191,12 @@ class OfflineAlgorithm(checkpoints.CheckpointedAlgorithm, OffPolicyAlgorithm):
         if _init_setup_model:
             self._setup_model()
             self._setup_replay_buffer()
+
+    @classmethod
+    def load(cls: type[SelfOfflineAlgorithm], path: Any, *args: Any, **kwargs: Any) -> SelfOfflineAlgorithm:
+        """``CheckpointedAlgorithm.load``, ``action_units`` given by :func:`.actions.checkpoint_action_units`."""
+        kwargs.setdefault("action_units", checkpoint_action_units(path, checkpoints.algorithm_name(cls)))
+        return super().load(path, *args, **kwargs)
 
     def learning_rates(self) -> dict[str, LearningRate | None]:
         """

@@ -31,8 +31,9 @@ class PLAS(OfflineAlgorithm):
     Two phases, both counted by ``learn``'s ``total_timesteps`` (one gradient step each):
 
     1. the first ``vae_steps`` gradient steps pre-train the conditional VAE on the dataset
-       (reconstruction in the env's units, as the authors' decoder outputs ``max_action * tanh``,
-       + 0.5 * KL, its own Adam with ``vae_learning_rate``; logged under ``vae/``);
+       (reconstruction on [-1, 1] actions, ``action_units="env"``: in the env's units, where the authors'
+       ``max_action * tanh`` decoder takes it; + 0.5 * KL, its own Adam with ``vae_learning_rate``; logged under
+       ``vae/``);
     2. then the VAE is frozen and each step trains the two critics on the soft clipped double-Q
        target ``r + gamma * (1 - termination) * [lmbda * min_j Q'_j + (1 - lmbda) * max_j Q'_j](s', a')``
        with ``a' = D(s', pi'(s'))`` (lambda-weighted min/max as in the authors' ``Latent.train``; one
@@ -60,7 +61,8 @@ class PLAS(OfflineAlgorithm):
     :param perturbation: add PLAS-P's perturbation layer
     :param phi: bound of the perturbation in the env's units (with ``perturbation=True``)
     :param lmbda: weight of the minimum in the soft clipped double-Q target
-    :param kl_weight: weight of the KL term of the VAE loss
+    :param kl_weight: weight of the KL term of the VAE loss (as BCQ's: it keeps its meaning on any Box with the
+        default ``action_units``, and weighs ``b^2`` times less with ``"env"`` on a Box with bound ``b``)
     :param batch_size: minibatch size (both phases)
     :param tau: target update rate
     :param gamma: discount factor
@@ -68,7 +70,6 @@ class PLAS(OfflineAlgorithm):
     """
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = aliases(MlpPolicy, MultiInputPolicy)
-    action_units = "env"
     networks = ("vae", "actor", "actor_target", "critic", "critic_target")
     target_networks = {"actor_target": "actor", "critic_target": "critic"}
     policy: PLASPolicy
@@ -171,6 +172,7 @@ class PLAS(OfflineAlgorithm):
             self._vae_updates += 1
             if self.vae_pretrained:
                 self._freeze_vae()
+
     def _policy_update(self, batch_size: int) -> None:
         """One step of phase 2 (device work only: it may be replayed as a CUDA graph)."""
         assert self.replay_buffer is not None

@@ -20,6 +20,7 @@ from sb3_offline.td3bc.policies import MlpPolicy, MultiInputPolicy, TD3BCPolicy
 
 SelfTD3BC = TypeVar("SelfTD3BC", bound="TD3BC")
 
+
 class TD3BC(OfflineAlgorithm):
     """
     TD3+BC: Fujimoto & Gu, "A Minimalist Approach to Offline Reinforcement Learning", NeurIPS 2021
@@ -35,13 +36,14 @@ class TD3BC(OfflineAlgorithm):
     ``-lambda * mean Q_1(s, pi(s)) + mean (pi(s) - a)^2`` with ``lambda = alpha / mean |Q_1(s, pi(s))|``
     (no gradient through ``lambda``) and Polyak-averages both targets; the other steps leave actor and
     targets untouched. The code's ``lambda`` averages ``|Q_1|`` at the policy's actions where the paper's
-    Eq. 3 writes ``Q(s_i, a_i)``: we follow the code. The BC term is in the env's units, as the authors'
-    actor outputs ``max_action * tanh`` and compares it with the dataset's actions (``action_units = "env"``);
-    smoothing noise and its clip are in units of ``max_action`` (the authors scale 0.2 and 0.5 by it), i.e.
-    [-1, 1] units here. On a Box with bound 1 (MuJoCo) both are the authors' numbers as they are. On a Box
-    whose half-range is ``b`` in every dimension the BC term is ``b^2`` times what it would be on [-1, 1]
-    actions (as d3rlpy's ``TD3PlusBC`` computes it): ``alpha * b^2`` here gives ``b^2`` times that loss, the
-    same minimiser (Pendulum, ``b = 2``: ``alpha=10``).
+    Eq. 3 writes ``Q(s_i, a_i)``: we follow the code. The BC term is on [-1, 1] actions (``action_units``, default
+    ``"normalized"``, as d3rlpy's ``TD3PlusBC``), smoothing noise and its clip in units of ``max_action`` (the
+    authors scale 0.2 and 0.5 by it), i.e. [-1, 1] units here: on a Box with bound 1 (MuJoCo) both are the
+    authors' numbers as they are, and ``alpha`` keeps its meaning on any other Box. ``action_units="env"`` takes
+    the BC term in the env's units, as the authors' actor literally does (it outputs ``max_action * tanh`` and is
+    compared with the dataset's actions): on a Box whose half-range is ``b`` in every dimension that term is
+    ``b^2`` times the [-1, 1] one, the objective of ``alpha / b^2`` here times ``b^2`` (Pendulum, ``b = 2``:
+    ``alpha=10`` in the env's units is ``alpha=2.5`` here, up to Adam's ``eps``).
 
     States are normalised as ``(s - mean) / (std + 1e-3)`` with the dataset's mean and (population)
     standard deviation (``normalize_observations=True``, the authors' default): the policy's features
@@ -74,7 +76,6 @@ class TD3BC(OfflineAlgorithm):
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = aliases(MlpPolicy, MultiInputPolicy)
     networks = ("actor", "actor_target", "critic", "critic_target")
     target_networks = {"actor_target": "actor", "critic_target": "critic"}
-    action_units = "env"
     #: the authors' state normalisation (``main.py``): ``(s - mean) / (std + 1e-3)``
     observation_normalizer = (1e-3, "add")
     policy: TD3BCPolicy
@@ -126,6 +127,7 @@ class TD3BC(OfflineAlgorithm):
         if self._n_updates % self.policy_delay == 0:
             return "td3bc", self._update
         return "td3bc/critic", self._critic_update
+
     @th.no_grad()
     def compute_critic_target(self, data: ReplayBufferSamples) -> th.Tensor:
         """
@@ -142,8 +144,8 @@ class TD3BC(OfflineAlgorithm):
 
     def compute_actor_loss(self, data: ReplayBufferSamples) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
         """
-        ``-lambda * mean Q_1(s, pi(s)) + mean (pi(s) - a)^2`` (the BC term in the env's units), with
-        ``lambda = alpha / mean |Q_1(s, pi(s))|`` detached.
+        ``-lambda * mean Q_1(s, pi(s)) + mean (pi(s) - a)^2`` (the BC term in the units ``action_units`` says),
+        with ``lambda = alpha / mean |Q_1(s, pi(s))|`` detached.
 
         :return: the actor loss, the BC term and ``lambda``
         """
