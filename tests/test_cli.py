@@ -19,7 +19,9 @@ def test_record_then_train_then_load(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert main([*args, "--eval-episodes", "1", "--output", str(tmp_path / "run"), "--no-cuda-graphs"]) == 0
     out = capsys.readouterr().out
     assert "batch_ddpg on" in out and "random" in out and "behaviour (dataset)" in out
-    model = BatchDDPG.load(tmp_path / "run" / "batch_ddpg", env=gym.make("Pendulum-v1"))
+    model = BatchDDPG.load(
+        tmp_path / "run" / "batch_ddpg" / "Pendulum-v1_1" / "Pendulum-v1.zip", env=gym.make("Pendulum-v1")
+    )
     assert model.num_timesteps == 60
     assert model.cuda_graphs is False  # the switch reaches the model and its checkpoint
 
@@ -35,8 +37,10 @@ def test_default_train_needs_no_download(tmp_path: Path, capsys: pytest.CaptureF
     }
     assert set(rows) >= {"bcq", "behaviour (dataset)", "random"}
     assert all(score != "n/a" for score in rows.values())  # the shipped dataset has reference scores
-    assert (tmp_path / "m" / "bcq.zip").exists() and (tmp_path / "m" / "evaluations.npz").exists()
-    assert (tmp_path / "m" / "learning_curve.png").stat().st_size > 1000
+    run = tmp_path / "m" / "bcq" / "Pendulum-v1_1"  # rl-zoo3's layout
+    assert f"run folder: {run}" in out
+    assert (run / "Pendulum-v1.zip").exists() and (run / "evaluations.npz").exists()
+    assert (run / "learning_curve.png").stat().st_size > 1000
     assert main(["datasets"]) == 0
     assert DEFAULT_DATASET in capsys.readouterr().out.split("Minari datasets in")[1]
 
@@ -57,7 +61,7 @@ def test_train_every_algorithm(algo: str, tmp_path: Path, capsys: pytest.Capture
     args = ["train", "--algo", algo, "--dataset", str(data), "--steps", "3", "--eval-episodes", "1"]
     assert main([*args, "--output", str(tmp_path / algo)]) == 0  # the env is recovered from the file
     assert f"{algo} on {data}" in capsys.readouterr().out
-    loaded = ALGOS[algo].load(tmp_path / algo / algo)
+    loaded = ALGOS[algo].load(tmp_path / algo / algo / "Pendulum-v1_1" / "Pendulum-v1.zip")
     assert loaded.num_timesteps == 3
 
 
