@@ -76,7 +76,19 @@ def add_train_parser(sub: Any) -> None:
         "<env>/args.yml, <env>/config.yml (default: logs)",
     )
     train.add_argument("--eval-freq", type=int, default=500, help="evaluate every that many gradient steps (0: never)")
-    train.add_argument("--eval-episodes", type=int, default=5)
+    train.add_argument(
+        "--eval-episodes",
+        type=int,
+        default=10,
+        help="episodes per evaluation (default 10, as SB3's evaluate_policy and `sb3-offline evaluate`)",
+    )
+    train.add_argument(
+        "--eval-seed",
+        type=int,
+        default=0,
+        help="seed of every evaluation's reset (default 0, as `sb3-offline evaluate`): the same checkpoint gets the "
+        "same score in the table, the learning curve and `sb3-offline evaluate`",
+    )
     train.add_argument("--log-interval", type=int, default=1000)
     train.add_argument("--tensorboard-log", default=None)
     train.add_argument("--verbose", type=int, default=0)
@@ -106,7 +118,7 @@ class Training:
     :param dataset: the training data (the training part of the split with ``--validation-fraction``)
     :param output: the run folder: the checkpoint, evaluations and plots
     :param callbacks: what ``learn`` is given
-    :param eval_callback: SB3's ``EvalCallback`` among them (``None`` without evaluations)
+    :param eval_callback: the ``SeededEvalCallback`` (SB3's ``EvalCallback``) among them (``None`` without evaluations)
     :param offline_eval: the ``OfflineEvalCallback`` on the held-out episodes among them (``None`` without them)
     """
 
@@ -214,16 +226,19 @@ def _split(args: argparse.Namespace, output: Path) -> tuple[Any, Any]:
 
 
 def _add_callbacks(training: Training, args: argparse.Namespace, validation: Any) -> None:
-    """SB3's ``EvalCallback`` and the value-estimate diagnostic in the env; offline metrics on held-out episodes."""
+    """
+    SB3's ``EvalCallback`` (every evaluation from the same seeded reset: :class:`SeededEvalCallback`) and the
+    value-estimate diagnostic in the env; offline metrics on held-out episodes.
+    """
     import gymnasium as gym
-    from stable_baselines3.common.callbacks import EvalCallback
     from stable_baselines3.common.monitor import Monitor
 
-    from sb3_offline.callbacks import ValueEstimateCallback
+    from sb3_offline.callbacks import SeededEvalCallback, ValueEstimateCallback
 
     if args.eval_freq > 0 and args.eval_episodes > 0:
-        training.eval_callback = EvalCallback(
+        training.eval_callback = SeededEvalCallback(
             Monitor(gym.make(training.env_id)),
+            seed=args.eval_seed,
             n_eval_episodes=args.eval_episodes,
             eval_freq=args.eval_freq,
             log_path=str(training.output),
@@ -311,7 +326,8 @@ def save_atomically(model: Any, path: Path) -> Path:
 def report_training(training: Training, args: argparse.Namespace) -> None:
     """
     The best model on the held-out episodes; with ``--eval-episodes``, the table of returns and normalized
-    scores (the trained policy, the dataset's complete episodes, a random policy) and ``learning_curve.png``.
+    scores (the trained policy and a random policy over the same seeded episodes in the env, the behaviour
+    policy over the dataset's complete episodes) and ``learning_curve.png``.
     """
     offline_eval = training.offline_eval
     if offline_eval is not None and offline_eval.best_value is not None:
@@ -321,19 +337,26 @@ def report_training(training: Training, args: argparse.Namespace) -> None:
         )
     if args.eval_episodes <= 0:
         return
-    rows, baselines = _comparison(training, args)
-    print(f"| {'policy':<20} | {'return (' + str(args.eval_episodes) + ' episodes)':>20} | {'normalized':>10} |")
-    print(f"|{'-' * 22}|{'-' * 22}|{'-' * 12}|")
-    for name, mean, std, score in rows:
+    rows, baselines, final = _comparison(training, args)
+    print(
+        f"evaluated in {training.env_id} from reset seed {args.eval_seed}, as `sb3-offline evaluate "
+        f"{training.checkpoint} --episodes {args.eval_episodes} --seed {args.eval_seed}` does"
+    )
+    print(f"| {'policy':<20} | {'episodes':<16} | {'return':>20} | {'normalized':>10} |")
+    print(f"|{'-' * 22}|{'-' * 18}|{'-' * 22}|{'-' * 12}|")
+    for name, episodes, mean, std, score in rows:
         shown = f"{score:10.1f}" if score is not None else f"{'n/a':>10}"
-        print(f"| {name:<20} | {mean:9.1f} ± {std:8.1f} | {shown} |")
-    _plot_learning_curve(training, args, baselines)
+        print(f"| {name:<20} | {episodes:<16} | {mean:9.1f} ± {std:8.1f} | {shown} |")
+    _plot_learning_curve(training, args, baselines, final)
 
 
 def _comparison(
     training: Training, args: argparse.Namespace
-) -> tuple[list[tuple[str, float, float, float | None]], dict[str, float]]:
-    """The table's rows ``(policy, mean, std, normalized)`` and the learning curve's baselines."""
+) -> tuple[list[tuple[str, str, float, float, float | None]], dict[str, float], Any]:
+    """
+    The table's rows ``(policy, episodes, mean, std, normalized)``, the learning curve's baselines and the final
+    policy's evaluation (:func:`~sb3_offline.evaluation.evaluate`, the seeded resets of the learning curve's).
+    """
     import gymnasium as gym
     import numpy as np
 
@@ -341,21 +364,22 @@ def _comparison(
     from sb3_offline.datasets import load_transitions
     from sb3_offline.evaluation import evaluate, evaluate_callable, reference_scores
 
-    seed, n_episodes, dataset = args.seed + 1000, args.eval_episodes, training.dataset
+    seed, n_episodes, dataset = args.eval_seed, args.eval_episodes, training.dataset
     final = evaluate(training.model, gym.make(training.env_id), n_episodes=n_episodes, seed=seed)
     data = load_transitions(dataset)
     data_returns = episode_returns(data.rewards, data.episode_ends, complete_only=True)
     random_mean, random_std = evaluate_callable(gym.make(training.env_id), None, n_episodes, seed=seed)
     scores = reference_scores(dataset)
-    rows = [(args.algo, final.mean_return, final.std_return, final.normalized_score)]
+    in_env = f"{n_episodes} in the env"
+    rows = [(args.algo, in_env, final.mean_return, final.std_return, final.normalized_score)]
     baselines: dict[str, float] = {}
     if len(data_returns):
-        mean = float(np.mean(data_returns))
-        rows.append(("behaviour (dataset)", mean, float(np.std(data_returns)), _normalized(scores, mean)))
+        mean, std = float(np.mean(data_returns)), float(np.std(data_returns))
+        rows.append(("behaviour", f"{len(data_returns)} in the dataset", mean, std, _normalized(scores, mean)))
         baselines["behaviour (dataset episodes)"] = mean
-    rows.append(("random", random_mean, random_std, _normalized(scores, random_mean)))
+    rows.append(("random", in_env, random_mean, random_std, _normalized(scores, random_mean)))
     baselines["random policy"] = random_mean
-    return rows, baselines
+    return rows, baselines, final
 
 
 def _normalized(scores: tuple[float, float] | None, value: float) -> float | None:
@@ -367,8 +391,11 @@ def _normalized(scores: tuple[float, float] | None, value: float) -> float | Non
     return float(normalized_return(value, *scores))  # type: ignore[arg-type]
 
 
-def _plot_learning_curve(training: Training, args: argparse.Namespace, baselines: dict[str, float]) -> None:
-    """``learning_curve.png``: the evaluations' mean and std against the gradient steps, with the baselines."""
+def _plot_learning_curve(training: Training, args: argparse.Namespace, baselines: dict[str, float], final: Any) -> None:
+    """
+    ``learning_curve.png``: the evaluations' mean and std against the gradient steps, with the baselines; its last
+    point is the final policy's evaluation, the table's (added when the run did not end on an evaluation).
+    """
     import numpy as np
 
     from sb3_offline.plotting import plot_curves
@@ -376,9 +403,13 @@ def _plot_learning_curve(training: Training, args: argparse.Namespace, baselines
     callback = training.eval_callback
     if callback is None or not callback.evaluations_timesteps:
         return
-    results = np.asarray(callback.evaluations_results)
+    timesteps, results = list(callback.evaluations_timesteps), [list(r) for r in callback.evaluations_results]
+    if timesteps[-1] != training.model.num_timesteps:
+        timesteps.append(training.model.num_timesteps)
+        results.append(list(final.returns))
+    means, stds = [float(np.mean(r)) for r in results], [float(np.std(r)) for r in results]
     curve = plot_curves(
-        {args.algo: (callback.evaluations_timesteps, results.mean(axis=1), results.std(axis=1))},
+        {args.algo: (timesteps, means, stds)},
         training.output / "learning_curve.png",
         title=f"{args.algo} on {training.dataset}",
         baselines=baselines,
