@@ -113,6 +113,9 @@ def test_config_file_errors_name_the_file_and_the_fix(
     config.write_text(yaml.safe_dump({ENV: {"batch_sizes": 3}}))
     assert main(_train(pendulum_file, tmp_path, "bc", "--config", str(config))) == 2
     assert f"--config {config}: 'batch_sizes' is not a hyper-parameter of bc (BC)" in capsys.readouterr().err
+    config.write_text(yaml.safe_dump({ENV: {"learn_online": True}}))
+    assert main(_train(pendulum_file, tmp_path, "bc", "--config", str(config))) == 2
+    assert "learn_online is rl-zoo3's setting of its own runs: run `sb3-offline zoo train`" in capsys.readouterr().err
     assert main(_train(pendulum_file, tmp_path, "bc", "--config", str(tmp_path / "none.yml"))) == 2
     assert f"--config: no file {tmp_path / 'none.yml'}" in capsys.readouterr().err
 

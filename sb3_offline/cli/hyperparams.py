@@ -37,6 +37,19 @@ FLAG_ARGUMENTS = {
 INTERNAL_ARGUMENTS = ("_init_setup_model", "supported_action_spaces")
 #: rl-zoo3 keys that are not constructor arguments but that ``train`` reads: the gradient steps and the policy.
 ZOO_KEYS = ("n_timesteps", "policy")
+#: rl-zoo3 settings of its own runs (env wrappers, vectorized envs, online training): ``sb3-offline zoo train``'s.
+ZOO_ONLY_KEYS = (
+    "learn_online",
+    "n_envs",
+    "normalize",
+    "normalize_kwargs",
+    "env_wrapper",
+    "vec_env_wrapper",
+    "frame_stack",
+    "callback",
+    "monitor_kwargs",
+    "env_kwargs",
+)
 #: rl-zoo3 settings whose string value is Python to evaluate (``ExperimentManager._preprocess_hyperparams``).
 EVALUATED_KEYS = ("policy_kwargs", "replay_buffer_class", "replay_buffer_kwargs")
 
@@ -84,6 +97,8 @@ def check_keys(algo: str, algo_class: type, settings: Mapping[str, Any], where: 
     for key in settings:
         if key in FLAG_ARGUMENTS:
             raise SettingsError(f"{where}: {key} is set by train's {FLAG_ARGUMENTS[key]} flag, not here")
+        if key in ZOO_ONLY_KEYS:
+            raise SettingsError(f"{where}: {key} is rl-zoo3's setting of its own runs: run `sb3-offline zoo train`")
         if key not in valid_keys(algo_class):
             raise SettingsError(
                 f"{where}: {key!r} is not a hyper-parameter of {algo} ({algo_class.__name__}); "
@@ -177,7 +192,7 @@ def read_config(path: str | Path, env_id: str | None, algo: str, algo_class: typ
         raise SettingsError(
             f"--config: expected rl-zoo3's format (a mapping) in {path}, found {type(content).__name__}"
         )
-    keys = set(valid_keys(algo_class)) | set(FLAG_ARGUMENTS)
+    keys = set(valid_keys(algo_class)) | set(FLAG_ARGUMENTS) | set(ZOO_ONLY_KEYS)
     entries = [key for key, value in content.items() if isinstance(value, dict) and key not in keys]
     entry: str | None = None
     if entries:

@@ -342,11 +342,11 @@ def report_training(training: Training, args: argparse.Namespace) -> None:
         f"evaluated in {training.env_id} from reset seed {args.eval_seed}, as `sb3-offline evaluate "
         f"{training.checkpoint} --episodes {args.eval_episodes} --seed {args.eval_seed}` does"
     )
-    print(f"| {'policy':<20} | {'episodes':<16} | {'return':>20} | {'normalized':>10} |")
-    print(f"|{'-' * 22}|{'-' * 18}|{'-' * 22}|{'-' * 12}|")
+    print(f"| {'policy':<20} | {'episodes':<18} | {'return':>20} | {'normalized':>10} |")
+    print(f"|{'-' * 22}|{'-' * 20}|{'-' * 22}|{'-' * 12}|")
     for name, episodes, mean, std, score in rows:
         shown = f"{score:10.1f}" if score is not None else f"{'n/a':>10}"
-        print(f"| {name:<20} | {episodes:<16} | {mean:9.1f} ± {std:8.1f} | {shown} |")
+        print(f"| {name:<20} | {episodes:<18} | {mean:9.1f} ± {std:8.1f} | {shown} |")
     _plot_learning_curve(training, args, baselines, final)
 
 
