@@ -5,9 +5,10 @@ from __future__ import annotations
 import csv
 import os
 from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
-from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
 
 from sb3_offline.evaluation import ValueEstimate, estimate_value_error
 
@@ -77,4 +78,27 @@ class ValueEstimateCallback(BaseCallback):
         return estimate
 
 
-__all__ = ["VALUE_ESTIMATE_COLUMNS", "ValueEstimateCallback"]
+class SeededEvalCallback(EvalCallback):
+    """
+    SB3's ``EvalCallback`` whose every evaluation starts from the same seeded reset, as
+    :func:`sb3_offline.evaluation.evaluate` does (the env reset with ``seed``, then SB3's ``evaluate_policy``):
+    the same policy gets the same score here, in ``evaluate(model, env, n_eval_episodes, seed=seed)`` and in
+    ``sb3-offline evaluate --episodes n_eval_episodes --seed seed``. SB3's own ``EvalCallback`` leaves the env's
+    random state where the previous evaluation left it, so its score of a policy depends on when it is evaluated.
+
+    :param eval_env: the evaluation env (one env: a ``gym.Env`` or a ``VecEnv`` of one)
+    :param seed: the seed of the reset before each evaluation
+    :param kwargs: ``EvalCallback``'s arguments (``n_eval_episodes``, ``eval_freq``, ``log_path``, ...)
+    """
+
+    def __init__(self, eval_env: Any, seed: int = 0, **kwargs: Any) -> None:
+        super().__init__(eval_env, **kwargs)
+        self.seed = seed
+
+    def _on_step(self) -> bool:
+        if self.eval_freq > 0 and self.n_calls % self.eval_freq == 0:
+            self.eval_env.env_method("reset", seed=self.seed)
+        return super()._on_step()
+
+
+__all__ = ["VALUE_ESTIMATE_COLUMNS", "SeededEvalCallback", "ValueEstimateCallback"]

@@ -5,11 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import gymnasium as gym
+import numpy as np
 import pytest
 
 from sb3_offline import BatchDDPG
 from sb3_offline.algorithms import ALGOS
-from sb3_offline.cli import DEFAULT_DATASET, main
+from sb3_offline.cli import DEFAULT_DATASET, _subparser, build_parser, main
 
 
 def test_record_then_train_then_load(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -18,8 +19,10 @@ def test_record_then_train_then_load(tmp_path: Path, capsys: pytest.CaptureFixtu
     args = ["train", "--algo", "batch_ddpg", "--dataset", str(data), "--env", "Pendulum-v1", "--steps", "60"]
     assert main([*args, "--eval-episodes", "1", "--output", str(tmp_path / "run"), "--no-cuda-graphs"]) == 0
     out = capsys.readouterr().out
-    assert "batch_ddpg on" in out and "random" in out and "behaviour (dataset)" in out
-    model = BatchDDPG.load(tmp_path / "run" / "batch_ddpg", env=gym.make("Pendulum-v1"))
+    assert "batch_ddpg on" in out and "random" in out and "| behaviour " in out
+    model = BatchDDPG.load(
+        tmp_path / "run" / "batch_ddpg" / "Pendulum-v1_1" / "Pendulum-v1.zip", env=gym.make("Pendulum-v1")
+    )
     assert model.num_timesteps == 60
     assert model.cuda_graphs is False  # the switch reaches the model and its checkpoint
 
@@ -31,12 +34,14 @@ def test_default_train_needs_no_download(tmp_path: Path, capsys: pytest.CaptureF
     out = capsys.readouterr().out
     assert f"bcq on {DEFAULT_DATASET}: 50000 transitions" in out
     rows = {
-        line.split("|")[1].strip(): line.split("|")[3].strip() for line in out.splitlines() if line.startswith("| ")
+        line.split("|")[1].strip(): line.split("|")[4].strip() for line in out.splitlines() if line.startswith("| ")
     }
-    assert set(rows) >= {"bcq", "behaviour (dataset)", "random"}
+    assert set(rows) >= {"bcq", "behaviour", "random"}
     assert all(score != "n/a" for score in rows.values())  # the shipped dataset has reference scores
-    assert (tmp_path / "m" / "bcq.zip").exists() and (tmp_path / "m" / "evaluations.npz").exists()
-    assert (tmp_path / "m" / "learning_curve.png").stat().st_size > 1000
+    run = tmp_path / "m" / "bcq" / "Pendulum-v1_1"  # rl-zoo3's layout
+    assert f"run folder: {run}" in out
+    assert (run / "Pendulum-v1.zip").exists() and (run / "evaluations.npz").exists()
+    assert (run / "learning_curve.png").stat().st_size > 1000
     assert main(["datasets"]) == 0
     assert DEFAULT_DATASET in capsys.readouterr().out.split("Minari datasets in")[1]
 
@@ -57,7 +62,7 @@ def test_train_every_algorithm(algo: str, tmp_path: Path, capsys: pytest.Capture
     args = ["train", "--algo", algo, "--dataset", str(data), "--steps", "3", "--eval-episodes", "1"]
     assert main([*args, "--output", str(tmp_path / algo)]) == 0  # the env is recovered from the file
     assert f"{algo} on {data}" in capsys.readouterr().out
-    loaded = ALGOS[algo].load(tmp_path / algo / algo)
+    loaded = ALGOS[algo].load(tmp_path / algo / algo / "Pendulum-v1_1" / "Pendulum-v1.zip")
     assert loaded.num_timesteps == 3
 
 
@@ -99,3 +104,27 @@ def test_zoo_subcommand_hands_every_argument_after_it_to_rl_zoo3(
     with pytest.raises(SystemExit):
         main(["zoo", "fit"])
     assert "sb3-offline zoo: error: argument {train,enjoy}: invalid choice: 'fit'" in capsys.readouterr().err
+
+
+def test_one_checkpoint_one_score(pendulum_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The train table, the learning curve's last point and `sb3-offline evaluate` agree on the same checkpoint."""
+    train = ["train", "--algo", "bc", "--dataset", str(pendulum_file), "--device", "cpu", "--output", str(tmp_path)]
+    assert main([*train, "--steps", "20", "--eval-freq", "10", "--eval-episodes", "3"]) == 0
+    out = capsys.readouterr().out
+    rows = {
+        cells[1].strip(): cells for cells in (line.split("|") for line in out.splitlines() if line.startswith("| "))
+    }
+    table = float(rows["bc"][3].split("±")[0])
+    assert rows["bc"][2].strip() == rows["random"][2].strip() == "3 in the env"
+    assert rows["behaviour"][2].strip() == "5 in the dataset"  # its episodes are the dataset's, said so
+    run = tmp_path / "bc" / "Pendulum-v1_1"
+    evaluations = np.load(run / "evaluations.npz")
+    assert evaluations["timesteps"].tolist() == [10, 20]
+    curve = float(evaluations["results"][-1].mean())
+    assert main(["evaluate", str(run / "Pendulum-v1.zip"), "--episodes", "3", "--device", "cpu"]) == 0
+    evaluated = float(capsys.readouterr().out.split(": return ")[1].split(" ±")[0])
+    assert f"{curve:.1f}" == f"{table:.1f}" == f"{evaluated:.1f}"
+    # the same defaults everywhere: 10 episodes (SB3's evaluate_policy's), reset seed 0
+    commands = _subparser(build_parser(), "train"), _subparser(build_parser(), "evaluate")
+    assert commands[0].get_default("eval_episodes") == commands[1].get_default("episodes") == 10
+    assert commands[0].get_default("eval_seed") == commands[1].get_default("seed") == 0

@@ -229,7 +229,7 @@ def test_train_progress_bar_defaults_to_the_terminal(
     monkeypatch.setattr(sys.stdout, "isatty", lambda: tty)
     assert main(_train_args(pendulum_npz, tmp_path, "--steps", "5", *flags)) == 0
     assert seen == [expected]
-    assert BC.load(tmp_path / "bc.zip", device="cpu").num_timesteps == 5
+    assert BC.load(tmp_path / "bc" / f"{ENV}_1" / f"{ENV}.zip", device="cpu").num_timesteps == 5
 
 
 def test_zoo_runs_get_the_same_progress_bar_options() -> None:
@@ -276,12 +276,13 @@ def test_ctrl_c_during_train_saves_a_loadable_checkpoint(pendulum_npz: Path, tmp
                 process.kill()
     out = log_path.read_text()
     assert returncode == 130, out
-    checkpoint = output / "bc_interrupted.zip"
+    run = output / "bc" / f"{ENV}_1"
+    checkpoint = run / f"{ENV}_interrupted.zip"
     assert f"saved {checkpoint}" in out
     model = BC.load(checkpoint, device="cpu")
     assert 0 < model.num_timesteps < total
-    assert sorted(p.name for p in output.iterdir()) == ["bc_interrupted.zip"]  # no temporary file left
-    assert not (output / "bc.zip").exists()
+    assert sorted(p.name for p in run.iterdir()) == [ENV, f"{ENV}_interrupted.zip"]  # no temporary file left
+    assert not (run / f"{ENV}.zip").exists()
     # it continues where it stopped
     model.set_env(__import__("gymnasium").make(ENV))
     steps = model.num_timesteps

@@ -24,42 +24,47 @@ def test_train_with_held_out_episodes_then_evaluate_then_ope(
     data = tmp_path / "pendulum.hdf5"
     assert main(["record", "--env", "Pendulum-v1", "--steps", "800", "--output", str(data)]) == 0
     common = ["--dataset", str(data), "--steps", "30", "--eval-freq", "10", "--validation-fraction", "0.25"]
-    run_a, run_b = tmp_path / "run_a", tmp_path / "run_b"
-    assert main(["train", "--algo", "td3bc", *common, "--eval-episodes", "1", "--output", str(run_a)]) == 0
+    run_a, run_b = tmp_path / "logs" / "td3bc" / "Pendulum-v1_1", tmp_path / "logs" / "bc" / "Pendulum-v1_1"
+    assert main(["train", "--algo", "td3bc", *common, "--eval-episodes", "1", "--output", str(tmp_path / "logs")]) == 0
     out = capsys.readouterr().out
     assert "held out 1 of 4 episodes (200 transitions)" in out and "best on the held-out episodes by td_error" in out
     train, validation = run_a / "datasets" / "train.hdf5", run_a / "datasets" / "validation.hdf5"
     assert len(load_transitions(train)) == 600 and len(load_transitions(validation)) == 200
     assert (run_a / "best_model.zip").exists() and (run_a / "offline_evaluations.npz").exists()
-    model = TD3BC.load(run_a / "td3bc")
+    model = TD3BC.load(run_a / "Pendulum-v1.zip")
     assert model.dataset == str(train.resolve())  # the checkpoint refers to the training part
-    assert main(["train", "--algo", "bc", *common, "--eval-episodes", "0", "--output", str(run_b)]) == 0
+    assert main(["train", "--algo", "bc", *common, "--eval-episodes", "0", "--output", str(tmp_path / "logs")]) == 0
     assert (run_b / "best_model.zip").exists()  # BC: by the action difference
 
-    assert main(["evaluate", str(run_a / "td3bc.zip"), "--episodes", "1"]) == 0  # the env from the model's dataset
+    assert (
+        main(["evaluate", str(run_a / "Pendulum-v1.zip"), "--episodes", "1"]) == 0
+    )  # the env from the model's dataset
     out = capsys.readouterr().out
     assert "TD3BC" in out and "on Pendulum-v1: return" in out and "normalized score n/a" in out
 
     report = tmp_path / "ope"
-    checkpoints = [str(run_a / "td3bc.zip"), str(run_b / "bc.zip")]
+    checkpoints = [str(run_a / "Pendulum-v1.zip"), str(run_b / "Pendulum-v1.zip")]
     args = ["--dataset", str(data), "--steps", "20", "--net-arch", "16", "--device", "cpu", "--output", str(report)]
     assert main(["ope", *checkpoints, *args, "--env", "Pendulum-v1", "--episodes", "1"]) == 0
     out = capsys.readouterr().out
     rows = [line for line in out.splitlines() if line.startswith("| ")]
-    assert "true return" in rows[0] and {row.split("|")[2].strip() for row in rows[1:]} == {"run_a/td3bc", "run_b/bc"}
+    assert "true return" in rows[0] and {row.split("|")[2].strip() for row in rows[1:]} == {
+        "td3bc/Pendulum-v1_1",
+        "bc/Pendulum-v1_1",
+    }
     assert "FQE's pick:" in out and "regret@1" in out
     assert (report / "ope.png").stat().st_size > 1000
     with open(report / "ope.csv") as f:
         table = list(csv.DictReader(f))
     assert [row["rank"] for row in table] == ["1", "2"] and all(row["true_discounted"] for row in table)
     assert float(table[0]["fqe_value"]) >= float(table[1]["fqe_value"])
-    fqe = FQE.load(report / "fqe_run_b_bc.zip", device="cpu")  # the FQE checkpoint refers to the evaluated one
-    assert fqe.evaluation_policy_path == str(run_b / "bc.zip") and np.isfinite(fqe.estimate().value)
+    fqe = FQE.load(report / "fqe_bc_Pendulum-v1_1.zip", device="cpu")  # the FQE checkpoint refers to the evaluated one
+    assert fqe.evaluation_policy_path == str(run_b / "Pendulum-v1.zip") and np.isfinite(fqe.estimate().value)
 
     # data only (no env): the table and the picture of the estimates
     assert main(["ope", checkpoints[1], *args, "--validation", str(run_b / "datasets" / "validation.hdf5")]) == 0
     out = capsys.readouterr().out
-    assert "true return" not in out and "run_b/bc" in out and (report / "ope.png").exists()
+    assert "true return" not in out and "bc/Pendulum-v1_1" in out and (report / "ope.png").exists()
 
 
 def test_load_model_reads_the_algorithm_from_the_checkpoint(pendulum_transitions, tmp_path: Path) -> None:

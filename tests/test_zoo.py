@@ -387,7 +387,8 @@ def test_zoo_only_options_are_exactly_rl_zoo3_train_options_sb3_offline_train_la
         (["--algo", "bcq", "--env", "Pendulum-v1", "--steps", "5"], []),
         (["--algo", "bcq", "--tensorboard-log", "tb"], []),  # both commands have it
         (["--algo", "bcq", "-f", "logs/"], ["-f"]),
-        (["-conf", "zoo_configs/bcq.yml", "-n", "5"], ["-conf", "-n"]),
+        (["-conf", "zoo_configs/bcq.yml", "-n", "5"], ["-n"]),  # both commands read rl-zoo3's config files
+        (["-params", "batch_size:64"], []),  # both commands take rl-zoo3's -params
         (["--eval-freq=100"], []),  # both commands have it
         (["--optimize", "--storage=sqlite:///s.db"], ["--optimize", "--storage"]),  # an abbreviation of rl-zoo3's
         (["--seed", "-1"], []),  # a negative number is a value, not an option

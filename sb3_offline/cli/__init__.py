@@ -5,6 +5,8 @@ The ``sb3-offline`` command.
   it as it learns; save the SB3 checkpoint, the evaluations and a learning-curve PNG, and compare the
   final policy with the behaviour policy (the dataset's own episode returns) and a random policy.
   The default (BCQ on the shipped ``pendulum/imperfect-v0``) needs no collection and no download.
+  Every constructor argument with rl-zoo3's ``-params key:value`` and ``-conf``/``--config file.yml``; each run
+  in a new ``<output>/<algo>/<env>_<n>`` with its ``args.yml`` and ``config.yml``, as rl-zoo3 lays them out.
   ``--validation-fraction 0.1`` holds out whole episodes (written beside the checkpoint), logs offline
   metrics on them and keeps the best model by one of them.
 - ``sb3-offline evaluate``: the true return (and normalized score) of a saved model in its env.
@@ -18,8 +20,8 @@ The ``sb3-offline`` command.
 - ``sb3-offline export``: a saved model's ``predict(deterministic=True)`` as a TorchScript or ONNX file (no
   sb3_offline needed to run it).
 - ``sb3-offline zoo train|enjoy``: rl-zoo3's own ``train`` and ``enjoy`` with our algorithms, configs and Optuna
-  samplers; every rl-zoo3 option (``-f``, ``-conf``, ``-n``, ``-params``, ``-optimize``, ...) goes there, and
-  ``sb3-offline train`` refuses them with an error that names ``sb3-offline zoo train``.
+  samplers; every rl-zoo3 option (``-f``, ``-n``, ``-optimize``, ``--storage``, ...) goes there, and
+  ``sb3-offline train`` refuses those it lacks with an error that names ``sb3-offline zoo train``.
 """
 
 from __future__ import annotations

@@ -144,9 +144,15 @@ class CheckpointReport:
 
 
 def checkpoint_label(path: str | os.PathLike) -> str:
-    """``logs/run_a/bcq.zip`` -> ``run_a/bcq``."""
+    """
+    ``logs/run_a/bcq.zip`` -> ``run_a/bcq``; a run of rl-zoo3's layout (``sb3-offline train``'s, ``zoo train``'s),
+    ``logs/bcq/Pendulum-v1_2/Pendulum-v1.zip`` -> ``bcq/Pendulum-v1_2`` (its algorithm and run).
+    """
     path = Path(path)
-    return f"{path.parent.name}/{path.stem}" if path.parent.name else path.stem
+    run = path.parent.name
+    if run.startswith(f"{path.stem}_") and run[len(path.stem) + 1 :].isdigit() and path.parent.parent.name:
+        return f"{path.parent.parent.name}/{run}"
+    return f"{run}/{path.stem}" if run else path.stem
 
 
 def evaluate_checkpoints(

@@ -66,10 +66,6 @@ ZOO_ONLY_TRAIN_OPTIONS = frozenset(
         "--gym-packages",
         "--env-kwargs",
         "--eval-env-kwargs",
-        "-params",
-        "--hyperparams",
-        "-conf",
-        "--conf-file",
         "-uuid",
         "--uuid",
         "--track",
@@ -94,6 +90,10 @@ SHARED_TRAIN_OPTIONS = frozenset(
         "--seed",
         "--device",
         "--verbose",
+        "-params",
+        "--hyperparams",
+        "-conf",
+        "--conf-file",
     }
 )
 
@@ -128,8 +128,8 @@ def _is_zoo_only_option(token: str) -> bool:
 
 def zoo_only_options(tokens: Sequence[str]) -> list[str]:
     """
-    The tokens of a command line that name an option only rl-zoo3's ``train`` has (``-f``, ``-conf``, ``-n``,
-    ``-params``, ``-optimize``, ``-tb``, ``--storage``, ..., or an unambiguous ``--`` abbreviation of one): what
+    The tokens of a command line that name an option only rl-zoo3's ``train`` has (``-f``, ``-n``,
+    ``-optimize``, ``-tb``, ``--storage``, ..., or an unambiguous ``--`` abbreviation of one): what
     ``sb3-offline train`` refuses with an error that names ``sb3-offline zoo train``.
 
     :param tokens: arguments of a command line
