@@ -212,6 +212,7 @@ def make_d3rlpy(
     plas_vae_steps: int | None = None,
     reward_transform: Any = None,
     observation_statistics: tuple[np.ndarray, np.ndarray] | None = None,
+    steps: int | None = None,
 ) -> Any:
     """
     d3rlpy's algorithm (not built yet) with our defaults.
@@ -226,6 +227,8 @@ def make_d3rlpy(
     :param observation_statistics: TD3+BC: the dataset's observation ``(mean, std)`` (see
         :func:`our_observation_statistics`), given to d3rlpy as its ``observation_scaler``; required when our
         TD3+BC normalises observations by default
+    :param steps: the run's gradient steps: IQL's cosine decay runs over them where ours does
+        (``actor_lr_decay_steps="auto"``, the authors' ``max_steps``)
     """
     if not d3rlpy_available():
         raise ImportError("d3rlpy is not importable in this Python (it is no dependency of sb3-offline)")
@@ -248,7 +251,10 @@ def make_d3rlpy(
         critic_encoder_factory=encoder("qf"),
     )
     options = dict(
-        plas_vae_steps=plas_vae_steps, reward_transform=reward_transform, observation_statistics=observation_statistics
+        plas_vae_steps=plas_vae_steps,
+        reward_transform=reward_transform,
+        observation_statistics=observation_statistics,
+        steps=steps,
     )
     config = _CONFIGS[algo](algo, ours, common, encoder, **options)
     return config.create(device=d3rlpy_device(device))
@@ -288,13 +294,19 @@ def _awac_config(algo: str, ours: dict, common: dict, encoder: Callable, **_: An
     )
 
 
-def _iql_config(algo: str, ours: dict, common: dict, encoder: Callable, reward_transform: Any, **_: Any) -> Any:
+def _iql_config(
+    algo: str, ours: dict, common: dict, encoder: Callable, reward_transform: Any, steps: int | None, **_: Any
+) -> Any:
     import d3rlpy
     from d3rlpy.optimizers import AdamFactory
     from d3rlpy.optimizers.lr_schedulers import CosineAnnealingLRFactory
     from d3rlpy.preprocessing import ConstantShiftRewardScaler
 
     decay = ours["actor_lr_decay_steps"]
+    if decay == "auto":  # ours: over the run, as the authors' max_steps
+        if steps is None:
+            raise ValueError("steps: IQL's actor_lr_decay_steps='auto' decays over the run; give the run's steps")
+        decay = steps
     scaler = None
     if reward_transform is not None and not reward_transform.is_identity:
         scaler = ConstantShiftRewardScaler(

@@ -238,6 +238,7 @@ def measure_d3rlpy_updates(
         plas_vae_steps=vae_steps,
         reward_transform=transform,
         observation_statistics=our_observation_statistics(base, transitions),
+        steps=warmup + steps,
     )
     sample, obs_dim, action_dim = batch_sampler(
         transitions, model.config.batch_size, sampling, action_space, exact=False, dataset=dataset
@@ -315,6 +316,7 @@ def train_d3rlpy(
         plas_vae_steps=vae_steps if algo == "plas" else None,
         reward_transform=our_reward_transform(algo, transitions),
         observation_statistics=our_observation_statistics(algo, transitions),
+        steps=steps,
     )
     low, high = _box_bounds(action_space, transitions)
     box = _Box(low, high)
