@@ -1,11 +1,14 @@
 """
-Cal-QL: the bound of the policy actions' values by the returns-to-go (by hand), the returns-to-go it samples against a
-hand computation with terminations and timeouts, its defaults, what a checkpoint keeps, learning on imperfect Pendulum
-demonstrations, and offline -> online with half of each batch from the dataset and no running episode's rows.
+Cal-QL: the authors' (JAX) networks and order of a step, the bound of the policy actions' values by the returns-to-go
+(by hand), the returns-to-go it samples against a hand computation with terminations and timeouts and the authors'
+sparse-reward rule, its defaults, what a checkpoint keeps, learning on imperfect Pendulum demonstrations, and
+offline -> online with half of each batch from the dataset and no running episode's rows.
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import math
 from pathlib import Path
 from typing import Any
@@ -14,9 +17,13 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch as th
+from stable_baselines3.common.logger import Logger
+from stable_baselines3.common.type_aliases import ReplayBufferSamples
+from stable_baselines3.sac.policies import Actor
 
 from sb3_offline import CQL, CalQL, OfflineReplayBuffer
-from sb3_offline.cql.cql import importance_sampled_logsumexp
+from sb3_offline.common.squashed_gaussian import squashed_gaussian_sample
+from sb3_offline.cql.policies import CQLActor, linear_layers
 from sb3_offline.datasets import Transitions
 from sb3_offline.her import OfflineHerReplayBuffer
 
@@ -47,6 +54,38 @@ def hand_loop_rtg(rewards: np.ndarray, ends: np.ndarray, gamma: float) -> np.nda
     return out
 
 
+def authors_return_to_go(rewards: np.ndarray, ends: np.ndarray, terminals: np.ndarray, gamma: float, reward_neg: float):
+    """The authors' ``calc_return_to_go`` (``JaxCQL/replay_buffer.py``, ``is_sparse_reward=True``) on each episode."""
+    out, start = np.zeros(len(rewards)), 0
+    for end in [*np.flatnonzero(ends[:-1]), len(rewards) - 1]:
+        episode = slice(start, end + 1)
+        if np.all(rewards[episode] == reward_neg):
+            out[episode] = reward_neg / (1 - gamma)
+        else:
+            prev = 0.0
+            for j in reversed(range(start, end + 1)):
+                out[j] = rewards[j] + gamma * prev * (1 - terminals[j])
+                prev = out[j]
+        start = end + 1
+    return out
+
+
+def sparse_inverted(transitions: Transitions) -> Transitions:
+    """InvertedPendulum's episodes with a sparse reward: 1 on the step that ends an episode by its time limit (a
+    success: it did not fall), 0 on every other step (an episode that falls never succeeds)."""
+    return dataclasses.replace(transitions, rewards=transitions.truncations.astype(np.float32))
+
+
+def one_update(model: Any, data: ReplayBufferSamples, reference: th.Tensor, seed: int) -> dict[str, float]:
+    """One ``train`` step on ``data`` after ``th.manual_seed(seed)`` (its first draw: the actor's sample at ``s``)."""
+    model.set_logger(Logger(folder=None, output_formats=[]))
+    model._losses.flush(model.logger)
+    model._sample = lambda batch_size: (data, reference)
+    th.manual_seed(seed)
+    model.train(gradient_steps=1, batch_size=data.observations.shape[0])
+    return model._losses.flush(model.logger)
+
+
 # ------------------------------------------------------------------------------------------ defaults
 def test_defaults_follow_the_authors_script(pendulum_transitions: Transitions) -> None:
     model = CalQL("MlpPolicy", "Pendulum-v1", dataset=pendulum_transitions, device="cpu", buffer_size=100)
@@ -73,6 +112,90 @@ def test_defaults_follow_the_authors_script(pendulum_transitions: Transitions) -
 def test_relabelling_buffers_are_refused(pendulum_transitions: Transitions) -> None:
     with pytest.raises(ValueError, match="replay_buffer_class"):
         make(pendulum_transitions, replay_buffer_class=OfflineHerReplayBuffer)
+
+
+def test_networks_are_the_authors_jax_networks(pendulum_transitions: Transitions) -> None:
+    """
+    ``JaxCQL/model.py`` with ``orthogonal_init`` (their default): hidden weights orthogonal with gain sqrt 2, the output
+    layers with gain 1e-2 (the policy's mean and log sigma rows one orthogonal matrix, the authors' one Dense of
+    2 |A| outputs), biases 0; ``log sigma = m * head + c``, ``m`` from 1 and ``c`` from -1, learned, clipped to
+    [-20, 2].
+    """
+    model = make(pendulum_transitions, policy_kwargs=dict(net_arch=[64, 32]))
+    actor = model.actor
+    assert isinstance(actor, CQLActor)
+
+    def gram(weight: th.Tensor) -> th.Tensor:
+        return weight @ weight.T if weight.shape[0] <= weight.shape[1] else weight.T @ weight
+
+    q_layers = [linear_layers(q_net) for q_net in model.critic.q_networks]
+    for layer in linear_layers(actor.latent_pi) + [layer for layers in q_layers for layer in layers[:-1]]:
+        th.testing.assert_close(gram(layer.weight.detach()), 2.0 * th.eye(min(layer.weight.shape)), atol=1e-5, rtol=0)
+        assert bool((layer.bias == 0).all())
+    heads = [th.cat([actor.mu.weight, actor.log_std.weight]).detach()]
+    heads += [layers[-1].weight.detach() for layers in q_layers]
+    for weight in heads:
+        th.testing.assert_close(gram(weight), 1e-4 * th.eye(weight.shape[0]), atol=1e-9, rtol=0)
+    assert (actor.log_std_multiplier.item(), actor.log_std_offset.item()) == (1.0, -1.0)
+    learned = {id(p) for group in actor.optimizer.param_groups for p in group["params"]}
+    assert {id(actor.log_std_multiplier), id(actor.log_std_offset)} <= learned
+    obs = th.as_tensor(pendulum_transitions.observations[:4])
+    for multiplier, bias, log_std in ((1.0, 0.0, -1.0), (2.0, -5.0, -11.0), (2.0, 3.0, 2.0), (2.0, -15.0, -20.0)):
+        with th.no_grad():
+            actor.log_std.weight.zero_()
+            actor.log_std.bias.fill_(bias)
+            actor.log_std_multiplier.fill_(multiplier)
+        assert bool((model.policy_parameters(obs)[1] == log_std).all())
+    trained = make(pendulum_transitions)
+    trained.learn(5)
+    assert trained.actor.log_std_offset.item() != -1.0 and trained.actor.log_std_multiplier.item() != 1.0
+
+
+def test_old_checkpoints_keep_sb3s_networks(pendulum_transitions: Transitions, tmp_path: Path) -> None:
+    """A 0.1.0 checkpoint (no ``authors_networks``) loads with SB3's actor; a new one keeps the authors' head."""
+    from golden.cases import box_env
+
+    old = CalQL.load(Path(__file__).parent / "data" / "checkpoints" / "calql.zip", env=box_env(), device="cpu")
+    assert old.authors_networks is False and type(old.actor) is Actor
+    model = make(pendulum_transitions)
+    with th.no_grad():
+        model.actor.log_std_offset.fill_(-0.3)
+    model.save(tmp_path / "calql")
+    loaded = CalQL.load(tmp_path / "calql", env=gym.make("Pendulum-v1"), device="cpu")
+    assert loaded.authors_networks is True and loaded.actor.log_std_offset.item() == pytest.approx(-0.3)
+
+
+def test_step_in_the_jax_codes_order(imperfect_pendulum: Transitions) -> None:
+    """
+    ``conservative_sac.py``'s ``_train_step``: every loss from the networks of the start of the step (simultaneous
+    gradients), the actor's on the entropy coefficient and the critics before their steps; ``max_i min_j`` backup.
+    """
+    model = make(imperfect_pendulum)
+    model.learn(3)
+    steps: list[str] = []
+    for name, optimizer in model._optimizers().items():
+
+        def step(*args: Any, _name: str = name, _step: Any = optimizer.step, **kwargs: Any) -> Any:
+            steps.append(_name)
+            return _step(*args, **kwargs)
+
+        optimizer.step = step  # type: ignore[method-assign]
+    rows = slice(40, 104)
+    data = ReplayBufferSamples(
+        th.as_tensor(imperfect_pendulum.observations[rows]), th.as_tensor(imperfect_pendulum.actions[rows]) / 2.0,
+        th.as_tensor(imperfect_pendulum.next_observations[rows]), th.zeros(64, 1),
+        th.as_tensor(imperfect_pendulum.rewards[rows]).reshape(64, 1),
+    )  # fmt: skip
+    actor, critic, ent_coef = copy.deepcopy(model.actor), copy.deepcopy(model.critic), model.log_ent_coef().item()
+    losses = one_update(model, data, th.full((64, 1), -50.0), seed=11)
+    assert steps == ["log_ent_coef", "actor", "log_alpha_prime", "critic"]
+    th.manual_seed(11)
+    with th.no_grad():
+        pi_actions, log_pi = squashed_gaussian_sample(*actor.get_action_dist_params(data.observations)[:2])
+        q_pi = th.cat(critic(data.observations, pi_actions), dim=1).min(dim=1, keepdim=True).values
+    assert losses["actor_loss"] == pytest.approx((ent_coef * log_pi - q_pi).mean().item(), rel=1e-5)
+    # one state, two samples: critic 1 gives (1, 4), critic 2 (5, 2): min then max is 2 (CQL's max then min, 4)
+    th.testing.assert_close(model.max_backup(th.tensor([[1.0, 5.0], [4.0, 2.0]]), 2), th.tensor([[2.0]]))
 
 
 # ---------------------------------------------------------------------------------------- the bound
@@ -112,17 +235,40 @@ def test_policy_values_bounded_below_by_the_reference_on_a_hand_made_batch(imper
     assert terms.bound_rate.item() == pytest.approx(below.item() / (2 * 4 * 6 * 2))
 
 
-def test_bounded_logsumexp_by_hand() -> None:
-    """The same arithmetic as the authors' JAX code on tiny tensors: max(Q, V) - log pi inside the log-sum-exp."""
-    q_random = th.tensor([[[1.0]]])
-    q_current, q_next = th.tensor([[[-3.0]]]), th.tensor([[[2.0]]])
-    log_pi_current, log_pi_next = th.tensor([[[0.5]]]), th.tensor([[[-0.5]]])
-    reference = 0.0
-    value = importance_sampled_logsumexp(
-        q_random, th.clamp(q_current, min=reference), log_pi_current, th.clamp(q_next, min=reference), log_pi_next, 1
-    )
-    expected = math.log(math.exp(1.0 - math.log(0.5)) + math.exp(0.0 - 0.5) + math.exp(2.0 + 0.5))
-    assert value.item() == pytest.approx(expected)
+def test_bounded_logsumexp_by_hand(pendulum_transitions: Transitions) -> None:
+    """
+    Cal-QL's ``conservative_terms`` on critics with constant values ``c_j`` (every weight 0, the output bias
+    ``c_j``): the estimate is ``log(sum_i e^(c_j - log 0.5^d) + sum_i e^(max(c_j, V) - log pi(a_i|s)) + sum_i
+    e^(max(c_j, V) - log pi(a'_i|s')))``, with the draws replayed from the same seed; CQL's leaves ``c_j`` unbounded.
+    """
+    model = make(pendulum_transitions, n_actions=3)
+    values = (-1.0, 2.0)
+    with th.no_grad():
+        for q_net, value in zip(model.critic.q_networks, values, strict=True):
+            for parameter in q_net.parameters():
+                parameter.zero_()
+            q_net[-1].bias.fill_(value)
+    obs = th.as_tensor(pendulum_transitions.observations[:1])
+    actions = th.tensor([[0.2]])
+    mean, log_std = th.tensor([[0.3]]), th.tensor([[-0.5]])
+    next_mean, next_log_std = th.tensor([[-0.4]]), th.tensor([[0.1]])
+    features = model.critic_features(obs)
+    reference = th.tensor([[0.5]])
+    with th.no_grad():
+        th.manual_seed(5)
+        bounded = model.conservative_terms(features, actions, mean, log_std, next_mean, next_log_std, reference)
+        th.manual_seed(5)
+        unbounded = CQL.conservative_terms(model, features, actions, mean, log_std, next_mean, next_log_std, None)
+        th.manual_seed(5)
+        th.rand((1, 3, 1))  # the uniform actions
+        _, log_pi_current = squashed_gaussian_sample(mean, log_std, 3)
+        _, log_pi_next = squashed_gaussian_sample(next_mean, next_log_std, 3)
+    for j, value in enumerate(values):
+        for terms, bound in ((bounded, max(value, 0.5)), (unbounded, value)):
+            sampled = [bound - float(lp) for lp in [*log_pi_current[:, 0], *log_pi_next[:, 0]]]
+            expected = math.log(3 * math.exp(value - math.log(0.5)) + sum(math.exp(x) for x in sampled))
+            assert terms.logsumexp[0, j].item() == pytest.approx(expected, rel=1e-6)
+    assert bounded.logsumexp[0, 0] > unbounded.logsumexp[0, 0] and bounded.logsumexp[0, 1] == unbounded.logsumexp[0, 1]
 
 
 # ------------------------------------------------------------------------------------ returns-to-go
@@ -159,6 +305,54 @@ def test_reference_uses_the_transformed_rewards(pendulum_transitions: Transition
     np.testing.assert_allclose(
         model._returns_to_go[:1000, 0].numpy(), hand_loop_rtg(rewards, ends, 0.99), rtol=1e-4, atol=1e-3
     )
+
+
+def test_sparse_reward_reference_is_the_authors(inverted_transitions: Transitions) -> None:
+    """
+    On a sparse task (two reward values) an episode that never succeeds has ``r_neg / (1 - gamma)`` at every step,
+    the others their discounted returns-to-go (``calc_return_to_go`` with ``is_sparse_reward``), from the
+    transformed rewards (``r_neg`` 10 * 0 - 5 here, as the authors' AntMaze); ``failure_reward=None`` turns it off.
+    """
+    data, gamma = sparse_inverted(inverted_transitions), 0.9
+    ends = data.terminations | data.truncations
+    transform = dict(reward_transform=dict(scale=10.0, shift=-5.0))
+    kwargs: dict[str, Any] = dict(gamma=gamma, buffer_size=10, policy_kwargs=TINY, device="cpu")
+    model = CalQL("MlpPolicy", gym.make("InvertedPendulum-v5"), dataset=data, replay_buffer_kwargs=transform, **kwargs)
+    assert model.failure_reward == "auto" and model.resolved_failure_reward() == -5.0
+    model._prepare_updates()
+    rewards = 10.0 * data.rewards.astype(np.float64) - 5.0
+    expected = authors_return_to_go(rewards, ends, data.terminations, gamma, -5.0)
+    n = len(data)
+    failed = np.isclose(expected, -50.0)
+    assert failed.sum() > 100 and (~failed).sum() > 10  # episodes that fail, and episodes that succeed
+    np.testing.assert_allclose(model._returns_to_go[:n, 0].tolist(), expected, rtol=1e-6)  # (no numpy view: it grows)
+    off = CalQL(
+        "MlpPolicy", gym.make("InvertedPendulum-v5"), dataset=data, replay_buffer_kwargs=transform, failure_reward=None,
+        **kwargs,
+    )  # fmt: skip
+    off._prepare_updates()
+    np.testing.assert_allclose(off._returns_to_go[:n, 0].numpy(), hand_loop_rtg(rewards, ends, gamma), rtol=1e-6)
+    # online: an episode that fails throughout, then one that succeeds at its last step
+    buffer = model.replay_buffer
+    assert isinstance(buffer, OfflineReplayBuffer)
+    obs, action = np.zeros((1, 4), np.float32), np.zeros((1, 1), np.float32)
+    for reward, done in ((0.0, False), (0.0, True), (0.0, False), (1.0, True)):
+        buffer.add(obs, obs, action, np.array([reward], np.float32), np.array([done]), [{}])
+    np.testing.assert_allclose(model._returns_to_go[n : n + 4, 0].tolist(), [-50.0, -50.0, -5.0 + 0.9 * 5.0, 5.0])
+
+
+def test_failure_reward_resolution(pendulum_transitions: Transitions, inverted_transitions: Transitions) -> None:
+    """``"auto"`` is off on dense rewards (Pendulum's); a number is used as given; anything else is refused."""
+    assert make(pendulum_transitions).resolved_failure_reward() is None
+    assert make(pendulum_transitions, failure_reward=-1).resolved_failure_reward() == -1.0
+    with pytest.raises(ValueError, match="failure_reward"):
+        make(pendulum_transitions, failure_reward="sparse")
+    model = CalQL(
+        "MlpPolicy", gym.make("InvertedPendulum-v5"), dataset=sparse_inverted(inverted_transitions), gamma=1.0,
+        buffer_size=10, policy_kwargs=TINY, device="cpu",
+    )  # fmt: skip
+    with pytest.raises(ValueError, match="gamma: expected < 1 with a failure_reward"):
+        model._prepare_updates()
 
 
 # ------------------------------------------------------------------------------------------ save/load
