@@ -361,10 +361,12 @@ def run_setting(env_id: str, setting: str, run_algos: list[str], args: argparse.
             folder = output / env_id / setting / algo / f"seed{seed}"
             records.append(run(env_id, dataset_id, algo, seed, folder, args))
             print(f"{env_id} {setting:<10} {algo:<10} seed {seed}: {records[-1]['return']:8.1f}", flush=True)
-        evaluations = [np.load(output / env_id / setting / algo / f"seed{s}" / "evaluations.npz") for s in seeds]
-        means = np.mean([e["results"].mean(axis=1) for e in evaluations], axis=0)
-        stds = np.std([e["results"].mean(axis=1) for e in evaluations], axis=0)
-        curves[name] = (evaluations[0]["timesteps"], means, stds)
+        curve_files = [output / env_id / setting / algo / f"seed{s}" / "evaluations.npz" for s in seeds]
+        if all(path.exists() for path in curve_files):  # none when a run is shorter than --eval-freq
+            evaluations = [np.load(path) for path in curve_files]
+            means = np.mean([e["results"].mean(axis=1) for e in evaluations], axis=0)
+            stds = np.std([e["results"].mean(axis=1) for e in evaluations], axis=0)
+            curves[name] = (evaluations[0]["timesteps"], means, stds)
         if algo != "bc" and run is run_one:
             value_runs[name] = output / env_id / setting / algo / f"seed{seeds[0]}"
         returns = [r["return"] for r in records]

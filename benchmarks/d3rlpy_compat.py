@@ -64,8 +64,8 @@ Where d3rlpy's algorithms necessarily differ from ours (none of these can be set
   unbounded (the bridge clips what it acts with); ours and the authors' end in ``tanh``. Its target latent
   policy starts as an independent random network (``PLASImpl`` derives from ``DDPGBaseImpl``, which copies
   only the critics into their targets); ours and the authors' start it as a copy. With both patched,
-  ``benchmarks/plas_parity.py`` finds every loss, gradient and parameter of both phases equal to ~1e-7 on
-  Hopper-sized data with bounds [-1, 1]. Also: d3rlpy builds the VAE's optimizer from
+  ``python -m benchmarks.parity plas --reference <d3rlpy checkout>`` finds every loss, gradient and parameter of
+  both phases equal to ~1e-7 on Hopper-sized data with bounds [-1, 1]. Also: d3rlpy builds the VAE's optimizer from
   ``critic_optim_factory`` (both plain Adam here: no effect); it never freezes the VAE but stops stepping it
   after ``warmup_steps`` (ours sets ``requires_grad=False``: a shorter backward pass); its VAE loss is on
   [-1, 1] actions (the bridge rescales), ours in the env's units as the authors' (differs where bounds != 1).

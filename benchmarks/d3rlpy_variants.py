@@ -71,7 +71,11 @@ class AWACSacTarget(AWAC):
             actions = distribution.sample() if self.d3_unclipped_value else distribution.sample().clamp(-1.0, 1.0)
             value = critic_values(self.critic, state_features, actions).min(dim=1).values
             advantages = q_data - value
-            return advantages, softmax_weights(advantages, self.beta)
+            return advantages, self._weights(advantages)
+
+    def _weights(self, advantages: th.Tensor) -> th.Tensor:
+        """AWAC's (rlkit's and d3rlpy's): ``N * softmax(A / beta)`` over the batch."""
+        return softmax_weights(advantages, self.beta)
 
     def _update(self, batch_size: int) -> None:
         assert self.replay_buffer is not None
@@ -117,7 +121,13 @@ class AWACD3rlpy(AWACSacTarget):
 
 
 class IQLJointStep(IQL):
-    """IQL in d3rlpy's order: critics on ``V(s')`` before ``V``'s update, stepped with ``V``; then the actor."""
+    """
+    IQL in d3rlpy's order: critics on ``V(s')`` before ``V``'s update, stepped with ``V``; then the actor with the new
+    ``V``. With :attr:`corl`, CORL's (``benchmarks/parity/iql.py``): the actor's advantage from ``V`` before its step
+    and the mean of the critics' MSEs.
+    """
+
+    corl = False
 
     def _update(self, batch_size: int) -> None:
         assert self.replay_buffer is not None
@@ -128,11 +138,12 @@ class IQLJointStep(IQL):
         value = self.value(features)
         value_loss = expectile_loss(target_q - value, self.expectile)
         current_q = critic_values(self.critic, features, data.actions)
-        q_loss = critic_loss(current_q, q_target)
+        q_loss = critic_loss(current_q, q_target) / (current_q.shape[1] if self.corl else 1)
+        before = (target_q - value).detach()
         minimize(self.value.optimizer, value_loss)
         minimize(self.critic.optimizer, q_loss)
         with th.no_grad():
-            advantages = target_q - self.value(features)
+            advantages = before if self.corl else target_q - self.value(features)
             weights = exp_weights(advantages, self.temperature, self.max_weight)
         actor_loss = self.actor.weighted_regression_step(features, data.actions, weights)
         self._update_targets()

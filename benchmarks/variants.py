@@ -159,6 +159,10 @@ class IQLPyTorchInitSigmoidStdPolicy(_SigmoidStd, IQLPyTorchInitPolicy):
     """:class:`IQLPyTorchInitPolicy` with d3rlpy's sigmoid ``log sigma`` (d3rlpy's IQL networks)."""
 
 
+class IQLSigmoidStdPolicy(_SigmoidStd, IQLPolicy):
+    """IQL's networks (the authors' orthogonal initialisation) with d3rlpy's sigmoid ``log sigma``."""
+
+
 @dataclass(frozen=True)
 class Variant:
     """
@@ -237,5 +241,25 @@ VARIANTS: dict[str, Variant] = {
     ),
     "awac_hybrid_init": Variant(
         "awac", "AWAC (rlkit init on the actor only: the default before 2026-12-03)", policy=AWACPyTorchCriticsPolicy
+    ),
+    # IQL as it is (the authors' initialisation) with one of d3rlpy's differences each, or one setting changed: why
+    # IQL is below d3rlpy's on held-out imperfect and mixed-quality data (issue 33)
+    "iql_d3_std": Variant("iql", "IQL (d3rlpy's sigmoid log sigma)", policy=IQLSigmoidStdPolicy),
+    "iql_d3_order": Variant("iql", "IQL (d3rlpy's joint critic/value step)", algorithm=IQLJointStep),
+    "iql_raw_rewards": Variant("iql", "IQL (rewards as recorded)", dict(reward_transform=None)),
+    "iql_locomotion_rewards": Variant(
+        "iql", "IQL (rewards x 1000 / return spread)", dict(reward_transform="iql_locomotion")
+    ),
+    "iql_decay_1m": Variant("iql", "IQL (actor decay over 1M steps)", dict(actor_lr_decay_steps=1_000_000)),
+    "iql_decay_5k": Variant("iql", "IQL (actor decay over 5k steps)", dict(actor_lr_decay_steps=5000)),
+    "iql_temp1": Variant("iql", "IQL (temperature 1)", dict(temperature=1.0)),
+    "iql_clip_weight10": Variant("iql", "IQL (weights clipped at 10)", dict(max_weight=10.0)),
+    # AWAC as it is (rlkit's initialisation everywhere) with one of d3rlpy's differences each
+    "awac_d3_target_now": Variant("awac", "AWAC (d3rlpy's SAC target)", algorithm=AWACSacTarget),
+    "awac_d3_value_after_now": Variant("awac", "AWAC (V after critic step)", algorithm=AWACValueAfterCritic),
+    "awac_d3_value_unclipped_now": Variant("awac", "AWAC (unclipped V sample)", algorithm=AWACUnclippedValue),
+    "awac_wd_sum_now": Variant("awac", "AWAC (weight decay / 128)", dict(actor_weight_decay=1e-4 / 128)),
+    "awac_d3_all_now": Variant(
+        "awac", "AWAC (d3rlpy's init, target, V sample and order)", {}, AWACPyTorchInitPolicy, AWACD3rlpy
     ),
 }

@@ -148,6 +148,34 @@ def test_gaussian_actor_log_std_bounds_and_boundary_actions() -> None:
     assert th.all(actor.sample(th.randn(500, 3) * 50).abs() <= 1.0)
 
 
+def test_gaussian_actor_log_std_modes() -> None:
+    # "sigmoid" (rlkit, AWAC; the default): unchanged, log sigma -3 at start within [-6, 0]
+    sigmoid = GaussianActor(features_dim=3, action_dim=2, net_arch=[8])
+    assert sigmoid.log_std_mode == "sigmoid" and hasattr(sigmoid, "log_std_logits")
+    assert not hasattr(sigmoid, "log_std_values")
+    assert sigmoid.log_std().detach().numpy() == pytest.approx([-3.0, -3.0])
+    # "clip" (IQL's authors): a free parameter started at 0, clipped to [min, max], no gradient beyond
+    clip = GaussianActor(
+        features_dim=3, action_dim=2, net_arch=[8], min_log_std=-5.0, max_log_std=2.0, log_std_mode="clip"
+    )
+    assert clip.log_std().detach().numpy() == pytest.approx([0.0, 0.0])
+    with th.no_grad():
+        clip.log_std_values.copy_(th.tensor([-9.0, 0.5]))
+    assert clip.log_std().detach().numpy() == pytest.approx([-5.0, 0.5])
+    clip.log_std().sum().backward()
+    assert clip.log_std_values.grad is not None
+    assert clip.log_std_values.grad.numpy() == pytest.approx([0.0, 1.0])
+    with th.no_grad():
+        clip.log_std_values.fill_(100.0)
+    assert clip.log_std().detach().numpy() == pytest.approx([2.0, 2.0])
+    assert th.isfinite(clip.distribution(th.zeros(2, 3)).log_prob(th.tensor([[1.0, -1.0], [1.0, 1.0]]))).all()
+    # a range without 0: the parameter starts at the nearest bound
+    shifted = GaussianActor(3, 2, [8], min_log_std=-6.0, max_log_std=-1.0, log_std_mode="clip")
+    assert shifted.log_std().detach().numpy() == pytest.approx([-1.0, -1.0])
+    with pytest.raises(ValueError, match=r"log_std_mode: expected one of \('sigmoid', 'clip'\), found 'tanh'"):
+        GaussianActor(3, 2, [8], log_std_mode="tanh")
+
+
 def test_awac_learns_offline_on_imperfect_demonstrations(
     imperfect_pendulum: Transitions, pendulum_return, one_torch_thread
 ) -> None:

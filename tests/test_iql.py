@@ -12,6 +12,8 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch as th
+import yaml
+from golden.cases import box_env
 from stable_baselines3.common.logger import Logger
 
 from sb3_offline import IQL, OfflineReplayBuffer
@@ -23,6 +25,8 @@ from sb3_offline.common.training import minimize
 from sb3_offline.common.weights import exp_weights, expectile_loss
 from sb3_offline.datasets import Transitions, pendulum_imperfect_demonstrations, save_hdf5
 from sb3_offline.her import OfflineHerReplayBuffer
+from sb3_offline.iql.iql import AUTHORS_REWARD_RULES, CosineDecayOverRun
+from sb3_offline.zoo import CONFIG_DIR
 
 TINY = dict(net_arch=[16, 32])
 
@@ -72,8 +76,10 @@ def test_defaults_follow_the_authors(small_pendulum: Transitions) -> None:
     for network in (model.actor, model.critic, model.value):
         assert network.optimizer.param_groups[0]["lr"] == 3e-4
         assert network.optimizer.param_groups[0]["weight_decay"] == 0
+    # the actor's cosine decay runs over the run (the authors' max_steps): an SB3 schedule of the progress
     schedule = model.learning_rates()["actor"]
-    assert isinstance(schedule, CosineDecaySchedule) and (schedule.initial, schedule.horizon) == (3e-4, 1_000_000)
+    assert model.actor_lr_decay_steps == "auto" and isinstance(schedule, CosineDecayOverRun)
+    assert (schedule(1.0), schedule(0.5), schedule(0.0)) == pytest.approx((3e-4, 1.5e-4, 0.0))
     # the authors' policy: log sigma a parameter clipped to [-5, 2], started at 0; tanh mean
     assert (model.actor.log_std_mode, model.actor.min_log_std, model.actor.max_log_std) == ("clip", -5.0, 2.0)
     assert model.actor.log_std().detach().numpy() == pytest.approx([0.0])
@@ -82,7 +88,21 @@ def test_defaults_follow_the_authors(small_pendulum: Transitions) -> None:
     assert model.policy.actor_target is None and model.value is model.policy.value
     assert list(model._target_pairs) == ["critic_target"]
     assert "value.optimizer" in model._get_torch_save_params()[0]
-    # rewards: r * 1000 / (max - min episode return), resolved from the dataset and kept with the model
+    # rewards as recorded: the authors' reward rules are for their tasks only (test below)
+    buffer = model.replay_buffer
+    assert isinstance(buffer, OfflineReplayBuffer) and model.reward_transform is None
+    assert buffer.reward_transform.is_identity
+    np.testing.assert_array_equal(buffer.rewards[: len(small_pendulum), 0].numpy(), small_pendulum.rewards)
+    assert model.buffer_size == 1_000_000 and model.online_batch_size is None
+
+
+def test_locomotion_rule_is_the_authors_and_set_on_their_tasks_only(small_pendulum: Transitions) -> None:
+    """
+    ``"iql_locomotion"``: r * 1000 / (max - min episode return), resolved from the dataset and kept with the model;
+    the authors' ``train_offline.py`` applies it to HalfCheetah, Walker2d and Hopper only (AntMaze: ``r - 1``), and
+    so do the zoo's entries, while every other entry (and the constructor) keeps the rewards as recorded.
+    """
+    model = make(small_pendulum, reward_transform="iql_locomotion")
     buffer = model.replay_buffer
     assert isinstance(buffer, OfflineReplayBuffer)
     ends = small_pendulum.terminations | small_pendulum.truncations
@@ -95,7 +115,22 @@ def test_defaults_follow_the_authors(small_pendulum: Transitions) -> None:
         small_pendulum.rewards * buffer.reward_transform.scale,
         rtol=1e-6,
     )
-    assert model.buffer_size == 1_000_000 and model.online_batch_size is None
+    entries = yaml.load((CONFIG_DIR / "iql.yml").read_text(), Loader=yaml.UnsafeLoader)
+    assert sorted(t for e in entries for t in AUTHORS_REWARD_RULES if t in e.lower()) == sorted(AUTHORS_REWARD_RULES)
+    for env_id, entry in entries.items():
+        rule = next((AUTHORS_REWARD_RULES[t] for t in AUTHORS_REWARD_RULES if t in env_id.lower()), None)
+        assert entry.get("reward_transform") == rule, env_id
+
+
+def test_old_checkpoint_keeps_its_reward_rule_and_decay(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A checkpoint saved by 0.1.0 (defaults "iql_locomotion" and a 1M-step decay) trains on as it was saved."""
+    folder = Path(__file__).resolve().parent / "data" / "checkpoints"
+    monkeypatch.chdir(folder.parents[2])  # its dataset is recorded relative to the repository root
+    model = IQL.load(folder / "iql.zip", env=box_env(), device="cpu")
+    assert (model.reward_transform, model.actor_lr_decay_steps) == ("iql_locomotion", 1_000_000)
+    model.learn(2, reset_num_timesteps=False)
+    assert model.replay_buffer is not None and model.replay_buffer.reward_transform.scale == pytest.approx(1000 / 18)
+    assert repr(model.learning_rates()["actor"]) == "CosineDecaySchedule(initial=0.0003, horizon=1000000, alpha=0.0)"
 
 
 def test_reward_transform_argument(small_pendulum: Transitions, fetch_transitions: Transitions) -> None:
@@ -105,9 +140,11 @@ def test_reward_transform_argument(small_pendulum: Transitions, fetch_transition
     model = make(small_pendulum, reward_transform=None)
     assert model.replay_buffer is not None
     np.testing.assert_allclose(model.replay_buffer.rewards[:10, 0].numpy(), small_pendulum.rewards[:10])
-    # a buffer that takes no reward transform (HER's rewards come from compute_reward) asks for None
+    # a buffer that takes no reward transform (HER's rewards come from compute_reward) asks for None, the default
+    her = dict(dataset=fetch_transitions, replay_buffer_class=OfflineHerReplayBuffer, policy_kwargs=TINY)
+    assert isinstance(IQL("MultiInputPolicy", "FetchReach-v4", **her).replay_buffer, OfflineHerReplayBuffer)
     with pytest.raises(ValueError, match=r"reward_transform: expected None with OfflineHerReplayBuffer"):
-        IQL("MultiInputPolicy", "FetchReach-v4", dataset=fetch_transitions, replay_buffer_class=OfflineHerReplayBuffer)
+        IQL("MultiInputPolicy", "FetchReach-v4", reward_transform="iql_locomotion", **her)
 
 
 @pytest.mark.parametrize(
@@ -116,7 +153,8 @@ def test_reward_transform_argument(small_pendulum: Transitions, fetch_transition
         (dict(expectile=1.0), r"expectile: expected a value in \(0, 1\), found 1.0"),
         (dict(temperature=-1.0), r"temperature: expected >= 0, found -1.0"),
         (dict(max_weight=0.0), r"max_weight: expected > 0, found 0.0"),
-        (dict(actor_lr_decay_steps=0), r"actor_lr_decay_steps: expected None or >= 1 gradient step, found 0"),
+        (dict(actor_lr_decay_steps=0), r"actor_lr_decay_steps: expected 'auto', None or >= 1 gradient step, found 0"),
+        (dict(actor_lr_decay_steps="run"), r"actor_lr_decay_steps: expected 'auto', None .* found 'run'"),
         (
             dict(normalize_observations=True, policy_kwargs=dict(features_extractor_class=th.nn.Identity)),
             r"features_extractor_class.\]: expected NormalizedFlattenExtractor \(or none\) with "
@@ -266,24 +304,34 @@ def test_one_step_replayed_by_hand_v_first_then_actor_and_q_with_the_new_v(small
 
 
 # --------------------------------------------------------------------------------- learning rates
-def test_actor_learning_rate_decays_along_a_cosine_across_learn_calls(small_pendulum: Transitions) -> None:
-    model = make(small_pendulum, batch_size=32, actor_lr_decay_steps=10, buffer_size=50)
-    used: list[tuple[float, float, float]] = []
+def cosine(steps: range, horizon: int) -> list[float]:
+    return [3e-4 * 0.5 * (1 + math.cos(math.pi * k / horizon)) for k in steps]
+
+
+def rates(model: IQL, *networks: str) -> list[Any]:
+    """The learning rates of ``networks`` at each update from now on (a tuple per update, or the one network's)."""
+    used: list[Any] = []
     update = model._update
 
     def recording(batch_size: int) -> None:
-        used.append(tuple(float(n.optimizer.param_groups[0]["lr"]) for n in (model.actor, model.critic, model.value)))
+        values = tuple(float(getattr(model, n).optimizer.param_groups[0]["lr"]) for n in networks)
+        used.append(values[0] if len(networks) == 1 else values)
         update(batch_size)
 
     model._update = recording  # type: ignore[method-assign]
+    return used
+
+
+def test_actor_learning_rate_decays_along_a_cosine_across_learn_calls(small_pendulum: Transitions) -> None:
+    model = make(small_pendulum, batch_size=32, actor_lr_decay_steps=10, buffer_size=50)
+    used = rates(model, "actor", "critic", "value")
     model.learn(4)
     model.learn(4)  # a new learn call (step count reset) continues the schedule: it counts gradient updates
-    expected = [3e-4 * 0.5 * (1 + math.cos(math.pi * k / 10)) for k in range(8)]
-    np.testing.assert_allclose([u[0] for u in used], expected, rtol=1e-9)
+    np.testing.assert_allclose([u[0] for u in used], cosine(range(8), 10), rtol=1e-9)
     assert {u[1] for u in used} == {3e-4} and {u[2] for u in used} == {3e-4}  # critics and V: constant
     model.learn(4)
     # updates 8 .. 11: the last two of the decay, then 0 past its horizon
-    tail = [3e-4 * 0.5 * (1 + math.cos(math.pi * k / 10)) for k in (8, 9)] + [0.0, 0.0]
+    tail = [*cosine(range(8, 10), 10), 0.0, 0.0]
     assert [u[0] for u in used[8:]] == pytest.approx(tail, rel=1e-9, abs=1e-15)
     # fine-tuning: the actor's learning rate is its constant initial value (antmaze_finetune_config.py)
     used.clear()
@@ -295,45 +343,41 @@ def test_actor_learning_rate_decays_along_a_cosine_across_learn_calls(small_pend
     assert used[0][0] == 0.0
 
 
-def test_no_decay_when_actor_lr_decay_steps_is_none(small_pendulum: Transitions) -> None:
-    model = make(small_pendulum, batch_size=32, actor_lr_decay_steps=None, actor_learning_rate=1e-4)
-    model.learn(3)
-    assert model.learning_rates()["actor"] == 1e-4 and model.actor.optimizer.param_groups[0]["lr"] == 1e-4
+def test_actor_decay_auto_runs_over_the_run_none_turns_it_off(small_pendulum: Transitions, tmp_path: Path) -> None:
+    """
+    ``actor_lr_decay_steps="auto"``: the authors' ``cosine_decay_schedule(lr, max_steps)`` with ``max_steps`` the
+    run's gradient steps; a continued run (``reset_num_timesteps=False``) stretches it over all its steps, a new run
+    starts a new decay, a checkpoint resumed mid-run continues it exactly, fine-tuning keeps it constant.
+    """
+    model = make(small_pendulum, batch_size=32, buffer_size=50)
+    used = rates(model, "actor")
+    model.learn(8)
+    assert used == pytest.approx(cosine(range(8), 8), rel=1e-9)
+    model.learn(4, reset_num_timesteps=False)  # the run now has 12 steps: the 12-step cosine from step 8 on
+    assert used[8:] == pytest.approx(cosine(range(8, 12), 12), rel=1e-9)
+    model.learn(4)  # a new run
+    assert used[12:] == pytest.approx(cosine(range(4), 4), rel=1e-9)
+    model.learn_online(6)
+    assert set(used[16:]) == {3e-4}
 
-
-# ------------------------------------------------------------------------------------ the actor
-def test_gaussian_actor_log_std_modes() -> None:
-    # "sigmoid" (rlkit, AWAC; the default): unchanged, log sigma -3 at start within [-6, 0]
-    sigmoid = GaussianActor(features_dim=3, action_dim=2, net_arch=[8])
-    assert sigmoid.log_std_mode == "sigmoid" and hasattr(sigmoid, "log_std_logits")
-    assert not hasattr(sigmoid, "log_std_values")
-    assert sigmoid.log_std().detach().numpy() == pytest.approx([-3.0, -3.0])
-    # "clip" (IQL's authors): a free parameter started at 0, clipped to [min, max], no gradient beyond
-    clip = GaussianActor(
-        features_dim=3, action_dim=2, net_arch=[8], min_log_std=-5.0, max_log_std=2.0, log_std_mode="clip"
-    )
-    assert clip.log_std().detach().numpy() == pytest.approx([0.0, 0.0])
-    with th.no_grad():
-        clip.log_std_values.copy_(th.tensor([-9.0, 0.5]))
-    assert clip.log_std().detach().numpy() == pytest.approx([-5.0, 0.5])
-    clip.log_std().sum().backward()
-    assert clip.log_std_values.grad is not None
-    assert clip.log_std_values.grad.numpy() == pytest.approx([0.0, 1.0])
-    with th.no_grad():
-        clip.log_std_values.fill_(100.0)
-    assert clip.log_std().detach().numpy() == pytest.approx([2.0, 2.0])
-    assert th.isfinite(clip.distribution(th.zeros(2, 3)).log_prob(th.tensor([[1.0, -1.0], [1.0, 1.0]]))).all()
-    # a range without 0: the parameter starts at the nearest bound
-    shifted = GaussianActor(3, 2, [8], min_log_std=-6.0, max_log_std=-1.0, log_std_mode="clip")
-    assert shifted.log_std().detach().numpy() == pytest.approx([-1.0, -1.0])
-    with pytest.raises(ValueError, match=r"log_std_mode: expected one of \('sigmoid', 'clip'\), found 'tanh'"):
-        GaussianActor(3, 2, [8], log_std_mode="tanh")
+    interrupted = make(small_pendulum, batch_size=32)
+    first = rates(interrupted, "actor")
+    interrupted.learn(10, callback=lambda local, _: local["self"].num_timesteps < 5)  # stopped after 5 of 10
+    interrupted.save(tmp_path / "iql")
+    resumed = IQL.load(tmp_path / "iql", env=gym.make("Pendulum-v1"), device="cpu", dataset=small_pendulum)
+    second = rates(resumed, "actor")
+    resumed.learn(5, reset_num_timesteps=False)
+    assert first + second == pytest.approx(cosine(range(10), 10), rel=1e-9)
+    constant = make(small_pendulum, batch_size=32, actor_lr_decay_steps=None, actor_learning_rate=1e-4)  # no decay
+    constant.learn(3)
+    assert constant.learning_rates()["actor"] == 1e-4 and constant.actor.optimizer.param_groups[0]["lr"] == 1e-4
 
 
 # ------------------------------------------------------------------------- save / load / Dict / online
 def test_save_load_keeps_networks_schedule_and_reward_transform(small_pendulum: Transitions, tmp_path: Path) -> None:
     path = save_hdf5(small_pendulum, tmp_path / "pendulum.hdf5")
-    model = make(str(path), batch_size=32, actor_lr_decay_steps=50, normalize_observations=True)
+    rule = dict(reward_transform="iql_locomotion")
+    model = make(str(path), batch_size=32, actor_lr_decay_steps=50, normalize_observations=True, **rule)
     assert isinstance(model.policy.features_extractor, NormalizedFlattenExtractor)
     model.learn(20)
     obs = small_pendulum.observations[:8]
@@ -367,7 +411,9 @@ def test_online_rewards_are_transformed_and_batches_have_the_online_size(
     small_pendulum: Transitions, counting_env
 ) -> None:
     env = counting_env()
-    model = make(small_pendulum, env=env, batch_size=32, online_batch_size=48, buffer_size=500)
+    model = make(
+        small_pendulum, env=env, batch_size=32, online_batch_size=48, buffer_size=500, reward_transform="iql_locomotion"
+    )
     model.learn(20)
     assert env.steps == 0
     sizes: list[int] = []
@@ -392,15 +438,12 @@ def test_online_rewards_are_transformed_and_batches_have_the_online_size(
 # ------------------------------------------------------------------------------------------ learning
 def test_iql_learns_offline_on_imperfect_demonstrations(imperfect_pendulum: Transitions, pendulum_return) -> None:
     """
-    The BCQ paper's imperfect demonstrations, 3000 gradient steps, 64-64 networks (the authors' 256-256) and
-    ``temperature=0.5``: with ``"iql_locomotion"`` rewards, Pendulum's 200-step episodes make each step's reward about
-    5 times a MuJoCo step's (the spread of episode returns is 1000 in both), so the authors' 3 weighs advantages as
-    sharply as ~15 would there (measured with 3: -284 to -491 after 3000 steps, -438 to -837 after 4000, seeds 0-4).
-    Measured (conftest's 10 evaluation episodes; random -1284), training seeds 0-4: -289, -306, -283, -305, -396
-    (mean -316, std 41; after 4000 and 5000 steps -301 to -499, seeds 0-2); the bar, random + 500 = -784, is 388
-    below the worst seed.
+    IQL at its defaults (temperature 3, expectile 0.7, rewards as recorded, the actor's decay over the run) on the
+    BCQ paper's imperfect demonstrations, 3000 gradient steps, 64-64 networks (the authors' 256-256). Measured
+    (conftest's 10 evaluation episodes; random -1284), training seeds 0-4: -540, -685, -551, -812, -625 (mean
+    -643, std 100); the bar, random + 350 = -934, is 122 below the worst seed.
     """
-    model = make(imperfect_pendulum, policy_kwargs=dict(net_arch=[64, 64]), temperature=0.5)
+    model = make(imperfect_pendulum, policy_kwargs=dict(net_arch=[64, 64]))
     model.learn(3000, log_interval=None)
     iql_return, random_return = pendulum_return(model), pendulum_return(None)
-    assert iql_return > random_return + 500, (iql_return, random_return)
+    assert iql_return > random_return + 350, (iql_return, random_return)

@@ -17,11 +17,13 @@ from graph_safety import strict_update_graphs
 from torch import nn
 
 from sb3_offline import LAPO, Transitions
+from sb3_offline.buffers import RewardTransform
 from sb3_offline.common.critics import critic_values, q1_values
 from sb3_offline.common.normalization import ActionNormalizer, NormalizedFlattenExtractor
 from sb3_offline.common.vae import ConditionalVAE, vae_sample_terms
 from sb3_offline.datasets import record_transitions
 from sb3_offline.evaluation import critic_estimate
+from sb3_offline.lapo import PRESETS
 from sb3_offline.lapo.losses import (
     advantage_weights,
     one_step_advantages,
@@ -78,6 +80,55 @@ def test_defaults_follow_the_authors(pendulum_transitions: Transitions) -> None:
     assert not any(
         p.requires_grad for name in ("vae_target", "value_target") for p in getattr(model, name).parameters()
     )
+
+
+def test_rewards_divided_by_the_largest_where_it_is_positive(pendulum_transitions: Transitions, tmp_path: Path) -> None:
+    """
+    The authors' ``r / max r`` (``main_d4rl.py``) wherever the largest reward is > 0, also where a negative reward
+    outweighs it (HalfCheetah's random steps: rewards in [-2.08, 1.58]); ``r / max |r|`` where every reward is <= 0
+    (Pendulum); a checkpoint keeps the transform it was trained with.
+    """
+    cheetah = record_transitions("HalfCheetah-v5", 400, seed=0)
+    assert 0 < cheetah.rewards.max() < -cheetah.rewards.min()
+    model = LAPO("MlpPolicy", gym.make("HalfCheetah-v5"), dataset=cheetah, device="cpu", policy_kwargs=SMALL)
+    assert model.reward_transform == "max_else_max_abs"
+    assert model.replay_buffer.reward_transform.scale == pytest.approx(1.0 / cheetah.rewards.max())
+    assert float(model.replay_buffer.rewards.max()) == pytest.approx(1.0)
+    ratio = float(cheetah.rewards.min()) / float(cheetah.rewards.max())
+    assert model.max_v == pytest.approx(100.0) and model.min_v == pytest.approx(ratio / 0.01, rel=1e-5)
+    pendulum = make(pendulum_transitions)
+    assert pendulum.replay_buffer.reward_transform.scale == pytest.approx(
+        1.0 / np.abs(pendulum_transitions.rewards).max()
+    )
+    # a model trained with another rule ("max_abs", 0.1.0's default) keeps its resolved transform when loaded
+    old = LAPO("MlpPolicy", gym.make("HalfCheetah-v5"), dataset=cheetah, device="cpu", policy_kwargs=SMALL,
+               reward_transform="max_abs")  # fmt: skip
+    old.save(tmp_path / "old")
+    loaded = LAPO.load(tmp_path / "old", device="cpu", dataset=cheetah).learn(1)
+    assert loaded.replay_buffer.reward_transform.scale == pytest.approx(1.0 / -cheetah.rewards.min())
+
+
+def test_antmaze_preset_is_the_authors(tmp_path: Path) -> None:
+    """
+    ``PRESETS["antmaze"]``: the authors' AntMaze rewards ``r * 100``, V's target clamped to [0, 100] (``main_d4rl.py``)
+    and ``doubleq_min`` 0.7 (their README), for the dataset's and the online rewards; the zoo's AntMaze entry is it.
+    """
+    import gymnasium_robotics
+    import yaml
+
+    from sb3_offline.zoo import config_path
+
+    gym.register_envs(gymnasium_robotics)
+    data = record_transitions("AntMaze_UMaze-v4", 40, seed=0)
+    model = LAPO("MultiInputPolicy", gym.make("AntMaze_UMaze-v4"), dataset=data, device="cpu", batch_size=16,
+                 policy_kwargs=SMALL, buffer_size=20, learning_starts=5, **PRESETS["antmaze"])  # fmt: skip
+    assert model.replay_buffer.reward_transform == RewardTransform(scale=100.0, shift=0.0)
+    assert (model.min_v, model.max_v, model.doubleq_min) == (0.0, 100.0, 0.7)
+    model.learn(3)
+    model.learn_online(10)
+    assert model.replay_buffer.online_size == 10 and (model.min_v, model.max_v) == (0.0, 100.0)  # fixed bounds
+    entry = yaml.safe_load(config_path("lapo").read_text())["AntMaze_UMaze-v4"]
+    assert {key: entry[key] for key in PRESETS["antmaze"]} == {**PRESETS["antmaze"], "value_bounds": [0.0, 100.0]}
 
 
 def test_bad_arguments_name_the_field(pendulum_transitions: Transitions) -> None:
@@ -222,7 +273,12 @@ def test_save_load_keeps_statistics_bounds_and_predictions(pendulum_transitions:
     model.learn(10)
     obs = pendulum_transitions.observations[:6]
     before = model.predict(obs, deterministic=True)[0]
-    assert np.all(np.abs(before) <= 2.0)
+    with th.no_grad():  # D'(s, pi(s)), de-normalised, clipped to [-1, 1], in the env's units (Pendulum's bound: 2)
+        features = model.policy.features(th.as_tensor(obs))
+        decoded = model.vae_target.decode(features, model.actor.latent_action(features))
+        by_hand = model.policy.action_normalizer.denormalize(decoded).clamp(-1.0, 1.0).numpy() * 2.0
+    np.testing.assert_allclose(before, by_hand, rtol=1e-5, atol=1e-6)
+    assert len(np.unique(before.round(4))) == len(obs)  # actions that depend on the state
     model.save(tmp_path / "lapo")
     loaded = LAPO.load(tmp_path / "lapo", env=gym.make("Pendulum-v1"), device="cpu")  # no dataset
     np.testing.assert_allclose(loaded.predict(obs, deterministic=True)[0], before)
@@ -259,6 +315,47 @@ def test_learn_online_uses_the_authors_fine_tuning(pendulum_transitions: Transit
     plain = make(pendulum_transitions, buffer_size=100, batch_size=32, online_variant="offline")
     plain.learn_online(20)
     assert plain.policy.act_with == "target" and plain._n_updates == 20
+
+
+def authors_running_statistics(start: np.ndarray, values: np.ndarray, rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """``algos/utils_finetune.py`` (branch ``finetune``): ``load``'s ``s = std^2 (N + 1)``, then ``add`` per row."""
+    mean, std = start.mean(axis=0), start.std(axis=0)
+    s, size = std * std * (rows + 1), rows
+    for x in values:
+        size += 1
+        new_mean = mean + (x - mean) / size
+        s = s + (x - mean) * (x - new_mean)
+        mean = new_mean
+    return mean, np.sqrt(s / (size - 1))
+
+
+@pytest.mark.parametrize("variant", ["finetune", "offline", "finetune-off"])
+def test_fine_tuning_updates_the_statistics_as_the_authors(pendulum_transitions: Transitions, variant: str) -> None:
+    """
+    The authors' fine-tuning z-scores states and actions with statistics updated by every new transition (their
+    running mean and std, ``utils_finetune.py``): on by default with the fine-tuning update, off otherwise.
+    """
+    online_variant, _, off = variant.partition("-")
+    model = make(pendulum_transitions, buffer_size=100, batch_size=32, online_variant=online_variant,
+                 online_statistics=False if off else None)  # fmt: skip
+    model.learn(5)
+    normalizer = model.policy.features_extractor.normalizer.standardizer()
+    before = (normalizer.mean.clone(), normalizer.divisor.clone(), model.policy.action_normalizer.divisor.clone())
+    model.learn_online(60)
+    n, buffer = len(pendulum_transitions), model.replay_buffer
+    if online_variant == "offline" or off:
+        assert th.equal(normalizer.mean, before[0]) and th.equal(normalizer.divisor, before[1])
+        assert th.equal(model.policy.action_normalizer.divisor, before[2])
+        return
+    states = buffer.observations[n : n + 60].double().numpy()  # the states the 60 actions were taken in
+    mean, std = authors_running_statistics(pendulum_transitions.observations.astype(np.float64), states, n)
+    np.testing.assert_allclose(normalizer.mean.numpy(), mean, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(normalizer.divisor.numpy(), std + 1e-6, rtol=1e-5)
+    assert not np.allclose(normalizer.divisor.numpy(), before[1].numpy(), rtol=1e-3)
+    actions = buffer.actions[: n + 60].double().numpy()
+    mean, std = authors_running_statistics(actions[:n], actions[n:], n)
+    np.testing.assert_allclose(model.policy.action_normalizer.mean.numpy(), mean, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(model.policy.action_normalizer.divisor.numpy(), std + 1e-6, rtol=1e-5)
 
 
 def test_fine_tuning_update_is_free_of_host_syncs(pendulum_transitions: Transitions) -> None:

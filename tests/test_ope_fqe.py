@@ -17,6 +17,7 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 
 from sb3_offline import BC
 from sb3_offline.algorithms import ALGOS
+from sb3_offline.common.observations import obs_index
 from sb3_offline.datasets import Transitions, load_transitions
 from sb3_offline.datasets.behaviour import PendulumSwingUp
 from sb3_offline.ope import FQE, evaluate_offline, undiscounted_from_discounted
@@ -88,10 +89,44 @@ def test_stochastic_policy_with_several_action_samples() -> None:
         lambda obs: rng.uniform(-1, 1, 1).astype(np.float32), dataset=clock_data(20, False), gamma=GAMMA, env=Clock(),
         deterministic=False, n_action_samples=3, learning_rate=1e-3, batch_size=64, target_update_interval=25, **TINY,
     )  # fmt: skip
-    assert fqe._next_policy_actions is not None and fqe._next_policy_actions.shape == (200, 3, 1)
-    assert fqe._next_policy_actions.std(dim=1).mean() > 0.1  # three different draws per state
+    # a pool of policy_draws (8) actions per state, three of them picked per row at each update
+    assert fqe._next_policy_actions is not None and fqe._next_policy_actions.shape == (200, 8, 1)
+    assert fqe._next_policy_actions.std(dim=1).mean() > 0.1  # different draws per state
     fqe.learn(2000)
     assert fqe.estimate().value == pytest.approx(1 / (1 - GAMMA), rel=0.05)
+
+
+def test_stochastic_policy_is_drawn_anew_at_every_update(pendulum_file: Path) -> None:
+    """
+    A stochastic policy is evaluated as it acts: each update takes an action from the pool of draws at every
+    sampled next state at random (not one action per state kept for the whole fit), on the device, graph-safe;
+    a deterministic policy keeps its one action. The estimate averages Q over the pool at the initial states.
+    """
+    rng = np.random.default_rng(0)
+    fqe = FQE(
+        lambda obs: rng.uniform(-2, 2, 1).astype(np.float32), dataset=str(pendulum_file), deterministic=False,
+        batch_size=32, target_update_interval=3, **TINY,
+    )  # fmt: skip
+    pool = fqe._next_policy_actions
+    assert pool is not None and pool.shape == (1000, fqe.policy_draws, 1) and fqe.policy_draws == 8
+    idx = th.arange(32)
+    picked = th.stack([fqe._next_actions(idx)[:, 0] for _ in range(20)], dim=0)  # 20 updates' actions, same rows
+    assert picked.shape == (20, 32, 1)
+    for row in range(32):  # each one of the row's draws, and not always the same one
+        assert all(any(th.equal(action, draw) for draw in pool[row]) for action in picked[:, row])
+    assert (picked.std(dim=0) > 0).all()
+    backend = strict_update_graphs(fqe, warmup=3)
+    fqe.learn(12, log_interval=None)
+    assert backend.violations == [] and {key[0] for key in backend.kinds} == {"fqe", "fqe/target"}
+    starts = fqe.replay_buffer.episode_starts
+    by_hand = fqe._values(obs_index(fqe.replay_buffer.observations, starts), fqe._policy_actions[starts])
+    assert fqe.estimate().initial_values == pytest.approx(by_hand.numpy().astype(np.float64), rel=1e-6)
+    assert fqe._values(fqe.replay_buffer.observations[:5], fqe._policy_actions[:5, :1]).numpy() != pytest.approx(
+        fqe._values(fqe.replay_buffer.observations[:5], fqe._policy_actions[:5]).numpy(), rel=1e-4
+    )  # the pool's mean, not its first draw
+    deterministic = FQE(PendulumSwingUp(), dataset=str(pendulum_file), **TINY)
+    assert deterministic._next_policy_actions.shape == (1000, 1, 1)
+    th.testing.assert_close(deterministic._next_actions(idx), deterministic._next_policy_actions[idx])
 
 
 def test_target_network_follows_as_d3rlpy_counts() -> None:
@@ -249,10 +284,7 @@ def test_every_algorithm_of_ours_is_judged(name: str, pendulum_file: Path, tiny_
     fqe = FQE(model, dataset=str(pendulum_file), **TINY)
     obs = fqe.replay_buffer.observations[:4].numpy()
     expected = fqe.replay_buffer.scale_action(model.predict(obs, deterministic=True)[0].astype(np.float64))
-    if name not in (
-        "bcq",
-        "lapo",
-    ):  # these sample while acting (BCQ's VAE candidates, LAPO's latent), even deterministic
+    if name != "bcq":  # BCQ samples its VAE's candidates while acting, even deterministic
         assert fqe._policy_actions[:4, 0].numpy() == pytest.approx(expected, abs=1e-5)
     fqe.learn(5)
     assert np.isfinite(fqe.estimate().value)

@@ -84,7 +84,7 @@ class OfflineReplayBuffer(ReplayBuffer):
     :param action_bound_tolerance: accepted overshoot of the action bounds, as a fraction of the range
     :param download: allow Minari to fetch a dataset id that is not on local disk
     :param reward_transform: ``None`` (identity), ``dict(scale=a, shift=b)``, a ``RewardTransform``, or a registered
-        rule's name (``"iql_locomotion"``, ``"antmaze"``, ``"max"``, ``"max_abs"``), resolved from the dataset
+        rule's name (``REWARD_RULES``: ``"iql_locomotion"``, ``"max"``, ...), resolved from the dataset
     :param offline_fraction: ``None``: a batch is drawn uniformly from every row held; a value in [0, 1]: once online
         rows exist, ``int(batch_size * offline_fraction)`` rows of each batch come from the dataset and the rest from
         the online rows (Cal-QL's ``mixing_ratio``, the offline share; see :meth:`sample_indices`)

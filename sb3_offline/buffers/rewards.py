@@ -91,8 +91,9 @@ def resolve_reward_transform(
     - ``None``: the identity;
     - a ``RewardTransform``, or a dict ``dict(scale=a, shift=b)`` (either key may be left out; ``to_dict()``'s
       output): ``r' = a * r + b``, exactly, whatever the dataset;
-    - a registered rule's name (:data:`REWARD_RULES`: ``"iql_locomotion"``, ``"antmaze"``, ``"max"``,
-      ``"max_abs"``), resolved from the dataset's raw ``rewards`` and ``episode_ends``.
+    - a registered rule's name (:data:`REWARD_RULES`, registered by the algorithms: IQL's ``"iql_locomotion"`` and
+      ``"antmaze"``, LAPO's ``"max"``, ``"max_abs"``, ...), resolved from the dataset's raw ``rewards`` and
+      ``episode_ends``.
 
     :param spec: the ``reward_transform`` argument
     :param rewards: the dataset's raw rewards ``(N,)`` (for the rules computed from the dataset)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar, TypeVar
 
 import torch as th
@@ -20,6 +21,35 @@ from sb3_offline.datasets.loaders import DatasetSource
 from sb3_offline.iql.policies import IQLPolicy, MlpPolicy, MultiInputPolicy
 
 SelfIQL = TypeVar("SelfIQL", bound="IQL")
+
+#: the reward rules of the authors' ``train_offline.py``, by the tasks they were made for (the zoo entries set them)
+AUTHORS_REWARD_RULES = {
+    "halfcheetah": "iql_locomotion",
+    "walker2d": "iql_locomotion",
+    "hopper": "iql_locomotion",
+    "antmaze": "antmaze",
+}
+
+
+class CosineDecayOverRun:
+    """
+    ``initial * (1 + cos(pi * (1 - progress_remaining))) / 2``: optax's ``cosine_decay_schedule(initial, max_steps)``
+    with ``max_steps`` the run's gradient steps, as an SB3 schedule of the progress remaining through the run
+    (``1 - num_timesteps / total_timesteps``): at the ``k``-th of ``N`` steps, ``initial * (1 + cos(pi k / N)) / 2``.
+
+    :param initial: the learning rate at the run's first step
+    """
+
+    def __init__(self, initial: float) -> None:
+        self.initial = float(initial)
+
+    def __call__(self, progress_remaining: float) -> float:
+        fraction = min(max(1.0 - progress_remaining, 0.0), 1.0)
+        return self.initial * 0.5 * (1.0 + math.cos(math.pi * fraction))
+
+    def __repr__(self) -> str:
+        return f"CosineDecayOverRun(initial={self.initial})"
+
 
 class IQL(OfflineAlgorithm):
     """
@@ -52,17 +82,25 @@ class IQL(OfflineAlgorithm):
     ``default_init``): each linear layer orthogonal with gain ``sqrt(2)``, biases 0 (``IQLPolicy``; other
     initialisations are benchmark variants, ``benchmarks/variants.py``).
 
-    The actor's learning rate decays as optax's ``cosine_decay_schedule(-actor_lr, max_steps)`` (the authors') with
-    ``max_steps`` = 1M (``train_offline.py``): a
-    :class:`~sb3_offline.common.schedules.CosineDecaySchedule` over ``actor_lr_decay_steps`` gradient
-    updates, which continues across ``learn`` calls and checkpoints. In ``learn_online`` the actor's
-    learning rate is the constant ``actor_learning_rate`` (its initial value), as ``configs/antmaze_finetune_config.py``
-    turns the decay off (``opt_decay_schedule = None``); ``actor_lr_decay_steps=None`` turns it off
-    offline too (that config's offline phase).
+    The actor's learning rate decays as optax's ``cosine_decay_schedule(-actor_lr, max_steps)`` (the authors'),
+    ``max_steps`` being the run's length (``train_offline.py``: ``max_steps=FLAGS.max_steps``, the run's gradient
+    steps). ``actor_lr_decay_steps="auto"`` (default) decays over the run: :class:`CosineDecayOverRun`, an SB3
+    schedule of the progress through ``learn``'s ``total_timesteps``. As SB3's own schedules, a
+    ``learn(n, reset_num_timesteps=False)`` that continues a run stretches the cosine over all of the run's steps
+    (the rate is the longer cosine's from there on), a checkpoint resumed with ``learn(remaining,
+    reset_num_timesteps=False)`` continues it exactly, and ``learn(n)`` with ``reset_num_timesteps=True`` starts a
+    new run and a new decay. An int is a fixed horizon of gradient updates
+    (:class:`~sb3_offline.common.schedules.CosineDecaySchedule`), which continues across ``learn`` calls and
+    checkpoints. In ``learn_online`` the actor's learning rate is the constant ``actor_learning_rate`` (its initial
+    value), as ``configs/antmaze_finetune_config.py`` turns the decay off (``opt_decay_schedule = None``);
+    ``actor_lr_decay_steps=None`` turns it off offline too (that config's offline phase).
 
-    Rewards are transformed in the buffer, for the dataset and for online rewards alike
-    (``reward_transform``): ``"iql_locomotion"`` is ``train_offline.py``'s ``normalize`` for the
-    locomotion tasks, ``r * 1000 / (max - min episode return)``; ``"antmaze"`` its AntMaze rule ``r - 1``.
+    Rewards are transformed in the buffer, for the dataset and for online rewards alike (``reward_transform``),
+    by default not at all: the authors' rules are per task (``train_offline.py``), ``"iql_locomotion"``
+    (``normalize``, ``r * 1000 / (max - min episode return)``) for HalfCheetah, Walker2d and Hopper only, and
+    ``"antmaze"`` (``r - 1``) for AntMaze (:data:`AUTHORS_REWARD_RULES`; the zoo's entries for those tasks set
+    them). On other data the locomotion rule would rescale every advantage, and so the meaning of
+    ``temperature``, by ``1000 / spread``.
     The authors normalise no states; ``normalize_observations=True`` standardises them with the
     dataset's mean and ``std + 1e-3``, as CORL's IQL does.
 
@@ -73,8 +111,8 @@ class IQL(OfflineAlgorithm):
 
     Defaults (``configs/mujoco_config.py``, ``train_offline.py``): actor, critics and value 256-256, Adam lr
     3e-4 for all three, batch 256, tau 0.005, gamma 0.99, ``expectile`` 0.7, ``temperature`` 3, weight clip
-    100. AntMaze (``configs/antmaze_config.py``): ``expectile=0.9``, ``temperature=10``,
-    ``reward_transform="antmaze"``.
+    100; on the locomotion tasks ``reward_transform="iql_locomotion"``. AntMaze (``configs/antmaze_config.py``):
+    ``expectile=0.9``, ``temperature=10``, ``reward_transform="antmaze"``.
 
     :param policy: ``"MlpPolicy"``, ``"MultiInputPolicy"`` or a policy class
     :param env: the environment (``None``: recovered from the dataset)
@@ -82,13 +120,14 @@ class IQL(OfflineAlgorithm):
     :param learning_rate: learning rate of the critics (constant or schedule)
     :param actor_learning_rate: the actor's (initial) learning rate
     :param value_learning_rate: the value network's learning rate (``None``: ``learning_rate``)
-    :param actor_lr_decay_steps: gradient updates over which the actor's learning rate decays to 0 along a
-        cosine (offline); ``None``: constant
+    :param actor_lr_decay_steps: over how many gradient updates the actor's learning rate decays to 0 along a
+        cosine (offline): ``"auto"``, the run's (``learn``'s ``total_timesteps``), an int, or ``None``: constant
     :param expectile: the expectile of the value regression, in (0, 1) (the paper's tau)
     :param temperature: inverse temperature of the advantage weights (the paper's beta; it multiplies ``A``)
     :param max_weight: clip of the advantage weights
-    :param reward_transform: the buffer's reward transform: ``"iql_locomotion"``, ``"antmaze"``,
-        ``dict(scale=..., shift=...)`` or ``None`` (rewards as recorded); the resolved transform is saved with the
+    :param reward_transform: the buffer's reward transform: ``None`` (rewards as recorded), ``"iql_locomotion"``
+        (the authors' on HalfCheetah, Walker2d and Hopper), ``"antmaze"``, ``dict(scale=..., shift=...)``, or
+        another registered rule; the resolved transform is saved with the
         model (``replay_buffer_kwargs``) and applied as is when a loaded model reads its data again
     :param normalize_observations: standardise observations with the dataset's statistics (CORL), kept in
         the policy (its features extractor)
@@ -119,11 +158,11 @@ class IQL(OfflineAlgorithm):
         learning_rate: float | Schedule = 3e-4,
         actor_learning_rate: float = 3e-4,
         value_learning_rate: float | Schedule | None = None,
-        actor_lr_decay_steps: int | None = 1_000_000,
+        actor_lr_decay_steps: int | str | None = "auto",
         expectile: float = 0.7,
         temperature: float = 3.0,
         max_weight: float = 100.0,
-        reward_transform: RewardTransformSpec = "iql_locomotion",
+        reward_transform: RewardTransformSpec = None,
         normalize_observations: bool = False,
         batch_size: int = 256,
         online_batch_size: int | None = None,
@@ -137,8 +176,12 @@ class IQL(OfflineAlgorithm):
             raise ValueError(f"temperature: expected >= 0, found {temperature}")
         if max_weight <= 0:
             raise ValueError(f"max_weight: expected > 0, found {max_weight}")
-        if actor_lr_decay_steps is not None and actor_lr_decay_steps < 1:
-            raise ValueError(f"actor_lr_decay_steps: expected None or >= 1 gradient step, found {actor_lr_decay_steps}")
+        if actor_lr_decay_steps not in (None, "auto") and (
+            isinstance(actor_lr_decay_steps, bool | str) or not actor_lr_decay_steps >= 1  # type: ignore[operator]
+        ):
+            raise ValueError(
+                f"actor_lr_decay_steps: expected 'auto', None or >= 1 gradient step, found {actor_lr_decay_steps!r}"
+            )
         if online_batch_size is not None and online_batch_size < 1:
             raise ValueError(f"online_batch_size: expected None or >= 1, found {online_batch_size}")
         self.expectile = expectile
@@ -156,12 +199,15 @@ class IQL(OfflineAlgorithm):
 
     def learning_rates(self) -> dict[str, LearningRate | None]:
         """
-        The actor's decays along a cosine offline (``actor_lr_decay_steps``); in ``learn_online`` it is the constant
-        ``actor_learning_rate``, as ``configs/antmaze_finetune_config.py`` turns the decay off.
+        The actor's decays along a cosine offline (``actor_lr_decay_steps``: over the run, or a fixed number of
+        updates); in ``learn_online`` it is the constant ``actor_learning_rate``, as
+        ``configs/antmaze_finetune_config.py`` turns the decay off.
         """
         actor: LearningRate = self.actor_learning_rate
-        if self.actor_lr_decay_steps is not None and not self._online_mode:
-            actor = CosineDecaySchedule(initial_value(self.actor_learning_rate), self.actor_lr_decay_steps)
+        if self.actor_lr_decay_steps == "auto" and not self._online_mode:
+            actor = CosineDecayOverRun(initial_value(self.actor_learning_rate))
+        elif self.actor_lr_decay_steps is not None and not self._online_mode:
+            actor = CosineDecaySchedule(initial_value(self.actor_learning_rate), int(self.actor_lr_decay_steps))
         return {"critic": None, "value": self.value_learning_rate, "actor": actor}
 
     def _buffer_arguments(self) -> dict[str, Any]:

@@ -1,5 +1,5 @@
-from sb3_offline.lapo import rewards  # noqa: F401 (registers the reward rules "max" and "max_abs")
 from sb3_offline.lapo.lapo import LAPO
 from sb3_offline.lapo.policies import LAPOPolicy, MlpPolicy, MultiInputPolicy
+from sb3_offline.lapo.rewards import PRESETS  # also registers the reward rules "max", "max_abs", ...
 
-__all__ = ["LAPO", "LAPOPolicy", "MlpPolicy", "MultiInputPolicy"]
+__all__ = ["LAPO", "PRESETS", "LAPOPolicy", "MlpPolicy", "MultiInputPolicy"]

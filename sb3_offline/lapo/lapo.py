@@ -23,6 +23,9 @@ from sb3_offline.common.training import minimize
 from sb3_offline.common.vae import ConditionalVAE, vae_sample_terms
 from sb3_offline.datasets.loaders import DatasetSource
 from sb3_offline.lapo.losses import (
+    FINETUNE_ACTION_NOISE,
+    FINETUNE_POLICY_NOISE,
+    FINETUNE_TARGET_NOISE,
     WEIGHTINGS,
     advantage_weights,
     one_step_advantages,
@@ -31,17 +34,13 @@ from sb3_offline.lapo.losses import (
     weighted_vae_loss,
 )
 from sb3_offline.lapo.policies import LAPOPolicy, MlpPolicy, MultiInputPolicy
+from sb3_offline.lapo.rewards import widened_range
+from sb3_offline.lapo.running_statistics import PolicyStatistics
 
 SelfLAPO = TypeVar("SelfLAPO", bound="LAPO")
 
 #: What ``learn_online`` trains with: the authors' fine-tuning update, or the offline one.
 ONLINE_VARIANTS = ("finetune", "offline")
-#: The authors' fine-tuning update (branch ``finetune``, ``algos/algos_vae_finetune.py``), as ``(std, clip)``:
-#: noise on the latent action of V's target (line 218), on the dataset action the CVAE and the advantage
-#: take (line 238), on the decoded action of the policy loss (line 268). All in z-scored units.
-FINETUNE_TARGET_NOISE = (0.2, 0.5)
-FINETUNE_ACTION_NOISE = (0.1, 0.3)
-FINETUNE_POLICY_NOISE = (0.02, 0.05)
 
 
 class LAPO(OfflineAlgorithm):
@@ -76,12 +75,13 @@ class LAPO(OfflineAlgorithm):
        ``tau_vae = tau``).
 
     Rewards: the authors divide them by their maximum and clamp V's target to
-    ``[min r / (1 - gamma), max r / (1 - gamma)]`` of the scaled rewards (AntMaze: ``r * 100`` and
-    ``[0, 100]``). Dividing by the maximum breaks on data whose rewards are all <= 0 (Pendulum), so the
-    default here is ``replay_buffer_kwargs=dict(reward_transform="max_abs")``: ``r / max |r|``, the authors'
-    rule whenever ``max r >= |min r|`` (``"max"`` is theirs exactly); ``min_v`` and ``max_v`` are computed
-    from the dataset's rewards *as the buffer holds them* (transformed), unless ``value_bounds`` gives them
-    (AntMaze: ``reward_transform=dict(scale=100.0)``, ``value_bounds=(0, 100)``).
+    ``[min r / (1 - gamma), max r / (1 - gamma)]`` of the scaled rewards. The default here,
+    ``reward_transform="max_else_max_abs"``, is their ``r / max r`` wherever the largest reward is > 0 and
+    ``r / max |r|`` on data whose rewards are all <= 0 (Pendulum), where dividing by the maximum would flip
+    their signs (``"max"`` is theirs on any data, ``"max_abs"`` always ``r / max |r|``); ``min_v`` and ``max_v``
+    are computed from the dataset's rewards *as the buffer holds them* (transformed), unless ``value_bounds``
+    gives them. AntMaze: ``LAPO(..., **sb3_offline.lapo.PRESETS["antmaze"])``, the authors' ``r * 100``,
+    ``value_bounds=(0, 100)`` and ``doubleq_min=0.7`` (:data:`~sb3_offline.lapo.rewards.PRESETS`).
 
     Normalisation (``algos/utils.py``): states z-scored with ``std + 1e-6`` by the shared observation
     normaliser in the policy's features extractor (``normalize_observations``), actions likewise by the policy's
@@ -98,9 +98,10 @@ class LAPO(OfflineAlgorithm):
     ``clip(N(0, 0.02), -0.05, 0.05)`` (lines 266-268); and the policy then acts through the online decoder
     (``select_action``). As ``main_d4rl_finetune.py``: one env step, then one gradient step of batch 512
     (``train_freq=1``, ``gradient_steps=1``), the deterministic policy acting (no noise), ``min_v`` and
-    ``max_v`` following the smallest and largest reward seen. Left out: the authors' running update of the
-    state and action statistics with each new transition (ours stay the dataset's). ``online_variant="offline"``
-    keeps the offline update.
+    ``max_v`` following the smallest and largest reward seen, and (``online_statistics``) the states' and
+    actions' z-score statistics updated with every new transition (``algos/utils_finetune.py``:
+    :class:`~sb3_offline.lapo.running_statistics.RunningStatistics`). ``online_variant="offline"`` keeps the
+    offline update (and the dataset's statistics, unless ``online_statistics=True``).
 
     Defaults (``main_d4rl.py``'s arguments, which override the class defaults of ``algos_vae.py``): every
     network 3 x 256, latent size ``2 * action_dim``, Adam lr 2e-4 for the CVAE, the latent policy, Q and V,
@@ -125,12 +126,14 @@ class LAPO(OfflineAlgorithm):
     :param target_noise: std of the noise on the target policy's latent action in V's target (0: none)
     :param target_noise_clip: clip of that noise
     :param value_bounds: ``(min_v, max_v)`` clamping V's target; ``None``: from the dataset's rewards
-    :param reward_transform: the buffer's reward transform (the authors': ``r / max r``; ``"max_abs"`` divides by
-        ``max |r|``, the same on their datasets and defined on any data with a reward != 0; ``None``: as recorded);
-        not applied with a buffer that relabels rewards (HER)
+    :param reward_transform: the buffer's reward transform (``"max_else_max_abs"``: the authors' ``r / max r``
+        where the largest reward is > 0, else ``r / max |r|``; ``None``: as recorded); not applied with a buffer
+        that relabels rewards (HER)
     :param normalize_observations: z-score the states with the dataset's statistics (the policy's features extractor;
         ``False`` to use another extractor)
     :param online_variant: ``"finetune"`` (the authors' fine-tuning update in ``learn_online``) or ``"offline"``
+    :param online_statistics: in ``learn_online``, update the states' and actions' statistics with every new
+        transition (``None``: with ``online_variant="finetune"``, as the authors' fine-tuning)
     :param batch_size: minibatch size
     :param tau: target update rate (every target, the VAE's included)
     :param gamma: discount factor
@@ -141,12 +144,7 @@ class LAPO(OfflineAlgorithm):
     networks = ("vae", "vae_target", "actor", "actor_target", "critic", "critic_target", "value", "value_target")
     #: the authors' state z-score (``algos/utils.py``: ``(x - mean) / (std + 1e-6)``)
     observation_normalizer = (1e-6, "add")
-    target_networks = {
-        "critic_target": "critic",
-        "value_target": "value",
-        "actor_target": "actor",
-        "vae_target": "vae",
-    }
+    target_networks = {"critic_target": "critic", "value_target": "value", "actor_target": "actor", "vae_target": "vae"}
     policy: LAPOPolicy
     vae: ConditionalVAE
     vae_target: ConditionalVAE
@@ -176,9 +174,10 @@ class LAPO(OfflineAlgorithm):
         target_noise: float = 0.1,
         target_noise_clip: float = 0.2,
         value_bounds: tuple[float, float] | None = None,
-        reward_transform: RewardTransformSpec = "max_abs",
+        reward_transform: RewardTransformSpec = "max_else_max_abs",
         normalize_observations: bool = True,
         online_variant: str = "finetune",
+        online_statistics: bool | None = None,
         batch_size: int = 512,
         tau: float = 0.005,
         gamma: float = 0.99,
@@ -217,6 +216,8 @@ class LAPO(OfflineAlgorithm):
         self.value_bounds = None if value_bounds is None else (float(value_bounds[0]), float(value_bounds[1]))
         self.normalize_observations = normalize_observations
         self.online_variant = online_variant
+        self.online_statistics = online_statistics
+        self._policy_statistics: PolicyStatistics | None = None
         #: smallest and largest reward (as the buffer holds them) seen: the dataset's, then online ones
         self.reward_range: tuple[float, float] | None = None
         self._value_bounds_tensor: th.Tensor | None = None
@@ -263,16 +264,12 @@ class LAPO(OfflineAlgorithm):
         return self._value_bounds_tensor
 
     def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), "_value_bounds_tensor", "_value_bounds_values"]
+        return [*super()._excluded_save_params(), "_value_bounds_tensor", "_value_bounds_values", "_policy_statistics"]
 
     # ------------------------------------------------------------------------------------ training
     def learning_rates(self) -> dict[str, LearningRate | None]:
-        return {
-            "vae": self.vae_learning_rate,
-            "actor": self.actor_learning_rate,
-            "critic": None,
-            "value": self.value_learning_rate,
-        }
+        rates = (self.vae_learning_rate, self.actor_learning_rate, None, self.value_learning_rate)
+        return dict(zip(("vae", "actor", "critic", "value"), rates, strict=True))
 
     def _policy_arguments(self) -> dict[str, Any]:
         return {"max_latent_action": self.max_latent_action}
@@ -291,6 +288,7 @@ class LAPO(OfflineAlgorithm):
         if self._online_mode and self.online_variant == "finetune":
             return "lapo/finetune", self._finetune_update
         return "lapo", self._update
+
     def _weights(self, advantages: th.Tensor) -> th.Tensor:
         return advantage_weights(advantages, self.weighting, self.expectile, self.temperature, self.max_weight)
 
@@ -395,14 +393,12 @@ class LAPO(OfflineAlgorithm):
         advantages: th.Tensor,
         weights: th.Tensor,
     ) -> None:
-        self._losses.add("critic_loss", q_loss)
-        self._losses.add("value_loss", v_loss)
-        self._losses.add("vae_loss", vae_loss)
-        self._losses.add("actor_loss", actor_loss)
-        self._losses.add("q_value", current_q[:, 0].mean())
-        self._losses.add("v_value", current_v.mean())
-        self._losses.add("advantage", advantages.mean())
-        self._losses.add("weight", weights.mean())
+        for name, value in (
+            ("critic_loss", q_loss), ("value_loss", v_loss), ("vae_loss", vae_loss), ("actor_loss", actor_loss),
+            ("q_value", current_q[:, 0].mean()), ("v_value", current_v.mean()), ("advantage", advantages.mean()),
+            ("weight", weights.mean()),
+        ):  # fmt: skip
+            self._losses.add(name, value)
 
     # ------------------------------------------------------------------------------------ online
     def learn_online(
@@ -433,12 +429,22 @@ class LAPO(OfflineAlgorithm):
         dones: np.ndarray,
         infos: list[dict[str, Any]],
     ) -> None:
-        """SB3's; ``reward_range`` (so ``min_v``, ``max_v``) follows the new rewards, as the authors' fine-tuning."""
+        """
+        SB3's; ``reward_range`` (so ``min_v``, ``max_v``) follows the new rewards and (``online_statistics``) the
+        z-score statistics the new states and actions, as the authors' fine-tuning.
+        """
+        normalized = self._vec_normalize_env is not None
+        observations = self._last_original_obs if normalized else self._last_obs  # the state the action was taken in
+        statistics = self.online_statistics
+        if statistics if statistics is not None else self.online_variant == "finetune":
+            if self._policy_statistics is None and isinstance(replay_buffer, OfflineReplayBuffer):
+                self._policy_statistics = PolicyStatistics(self.policy, replay_buffer.size(), replay_buffer.buffer_size)
+        else:
+            self._policy_statistics = None
         super()._store_transition(replay_buffer, buffer_action, new_obs, reward, dones, infos)
+        if self._policy_statistics is not None:
+            self._policy_statistics.add(observations, buffer_action)
         original = self._vec_normalize_env.get_original_reward() if self._vec_normalize_env is not None else reward
         transform = getattr(replay_buffer, "reward_transform", None)
         stored = np.asarray(transform(np.asarray(original, dtype=np.float32)) if transform is not None else original)
-        low, high = float(stored.min()), float(stored.max())
-        if self.reward_range is not None:
-            low, high = min(low, self.reward_range[0]), max(high, self.reward_range[1])
-        self.reward_range = (low, high)
+        self.reward_range = widened_range(self.reward_range, stored)

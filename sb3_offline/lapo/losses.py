@@ -13,6 +13,12 @@ from sb3_offline.common.weights import exp_weights, expectile_weights
 
 #: The advantage weights of the CVAE's terms.
 WEIGHTINGS = ("expectile", "exp")
+#: The authors' fine-tuning update (branch ``finetune``, ``algos/algos_vae_finetune.py``), as ``(std, clip)``:
+#: noise on the latent action of V's target (line 218), on the dataset action the CVAE and the advantage
+#: take (line 238), on the decoded action of the policy loss (line 268). All in z-scored units.
+FINETUNE_TARGET_NOISE = (0.2, 0.5)
+FINETUNE_ACTION_NOISE = (0.1, 0.3)
+FINETUNE_POLICY_NOISE = (0.02, 0.05)
 
 
 def q_target(rewards: th.Tensor, dones: th.Tensor, next_values: th.Tensor, gamma: float) -> th.Tensor:

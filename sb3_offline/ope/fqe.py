@@ -53,11 +53,18 @@ class FQE(OfflineAlgorithm):
     minimum (d3rlpy's ensemble rule); values (:meth:`estimate`, :meth:`predict_value`) are their mean.
 
     The policy is fixed, so its actions at every dataset state and next state are computed once, before fitting,
-    and kept on the device (``n_action_samples`` draws per state; a deterministic policy is asked once): each
-    gradient update only samples rows and gathers their precomputed actions (``sample_indices`` + ``gather``),
-    device work only, replayed as a CUDA graph on CUDA, whatever the policy is (one of ours, any SB3 model, a
-    numpy function). With several draws the target averages ``Q'`` over them (for a stochastic policy,
-    ``E_{a' ~ pi} Q'(s', a')``).
+    and kept on the device: each gradient update only samples rows and gathers their precomputed actions
+    (``sample_indices`` + ``gather``), device work only, replayed as a CUDA graph on CUDA, whatever the policy is
+    (one of ours, any SB3 model, a numpy function). A deterministic policy is asked once per state. A stochastic
+    one (``deterministic=False``) is evaluated as it acts, with an action drawn anew at every update: a pool of
+    ``policy_draws`` of its actions is kept per state, and each update picks ``n_action_samples`` of them per row
+    at random (``th.randint`` on the device), the target averaging ``Q'`` over them (``E_{a' ~ pi} Q'(s', a')``);
+    the estimate averages ``Q`` over the whole pool at the initial states. One draw kept per state and used at
+    every update (``policy_draws=1``) fits the value of that draw (a deterministic policy): ``pi``'s on average
+    over draws, with an error that depends on the draw.
+    Why a pool and not the policy's own sampling inside the update: a function or a ``predict`` cannot run on
+    the device, and an SB3 model's stochastic ``_predict`` is not graph-safe (``torch.distributions`` validates
+    its arguments with a host sync); the pool is the same for every kind of policy.
 
     :meth:`estimate` returns the policy's value, ``mean over the dataset's initial states of Q(s0, pi(s0))``, with a
     bootstrap interval over episodes and, where the horizon allows, the same in undiscounted-return units.
@@ -79,7 +86,11 @@ class FQE(OfflineAlgorithm):
     :param batch_size: minibatch size
     :param target_update_interval: gradient steps between two updates of the target network
     :param tau: the target update ``Q' <- tau * Q + (1 - tau) * Q'`` (1: d3rlpy's hard copy)
-    :param n_action_samples: actions drawn per state from a stochastic policy (``deterministic=False``)
+    :param n_action_samples: actions of a stochastic policy (``deterministic=False``) the target averages per row
+        and update, picked from the pool
+    :param policy_draws: actions of a stochastic policy kept per dataset state and next state (at least
+        ``n_action_samples``; memory: ``2 * rows * policy_draws * action_dim`` floats on the device, computed
+        with ``policy_draws`` passes of the policy over the dataset)
     :param deterministic: evaluate the policy's deterministic actions
     :param vectorized: a function policy takes (and returns) whole batches
     :param normalize_observations: normalise the Q-functions' inputs with the dataset's statistics
@@ -119,6 +130,7 @@ class FQE(OfflineAlgorithm):
         target_update_interval: int = 100,
         tau: float = 1.0,
         n_action_samples: int = 1,
+        policy_draws: int = 8,
         deterministic: bool = True,
         vectorized: bool = False,
         normalize_observations: bool = False,
@@ -141,10 +153,12 @@ class FQE(OfflineAlgorithm):
             raise ValueError(f"target_update_interval: expected an integer >= 1, found {target_update_interval}")
         if not 0.0 < tau <= 1.0:
             raise ValueError(f"tau: expected a target update weight in (0, 1], found {tau}")
-        if int(n_action_samples) != n_action_samples or n_action_samples < 1:
-            raise ValueError(f"n_action_samples: expected an integer >= 1, found {n_action_samples}")
+        for name, value in (("n_action_samples", n_action_samples), ("policy_draws", policy_draws)):
+            if int(value) != value or value < 1:
+                raise ValueError(f"{name}: expected an integer >= 1, found {value}")
         self.target_update_interval = int(target_update_interval)
         self.n_action_samples = int(n_action_samples)
+        self.policy_draws = int(policy_draws)
         self.deterministic = bool(deterministic)
         self.vectorized = bool(vectorized)
         self.normalize_observations = normalize_observations
@@ -237,12 +251,17 @@ class FQE(OfflineAlgorithm):
             self.evaluation_policy_name = self._evaluation.description
         return self._evaluation
 
+    @property
+    def pool_size(self) -> int:
+        """Actions kept per state: ``n_action_samples`` (a deterministic policy's, repeated), else the pool's."""
+        return self.n_action_samples if self.deterministic else max(self.policy_draws, self.n_action_samples)
+
     def _compute_policy_actions(self) -> None:
-        """The policy's actions at every dataset state and next state, ``(rows, n_action_samples, action_dim)``."""
+        """The policy's actions at every dataset state and next state, ``(rows, pool_size, action_dim)``."""
         buffer = self.replay_buffer
         assert isinstance(buffer, OfflineReplayBuffer)
         self._policy_actions, self._next_policy_actions = dataset_policy_actions(
-            self.evaluator(), buffer, self.n_action_samples
+            self.evaluator(), buffer, self.pool_size
         )
         self._runner.reset()  # graphs captured before read the old tensors
 
@@ -300,13 +319,25 @@ class FQE(OfflineAlgorithm):
             features = features.repeat_interleave(k, dim=0)
         return critic_values(critic, features, actions.reshape(rows * k, -1))
 
+    def _next_actions(self, idx: th.Tensor) -> th.Tensor:
+        """
+        The actions at the sampled rows' next states, ``(batch, n_action_samples, action_dim)``: all that is kept
+        when the pool holds ``n_action_samples`` (a deterministic policy), else ``n_action_samples`` picked at random.
+        """
+        pool = self._next_policy_actions
+        assert pool is not None
+        if pool.shape[1] == self.n_action_samples:
+            return pool[idx]
+        picks = th.randint(pool.shape[1], (idx.shape[0], self.n_action_samples), device=pool.device)
+        return pool[idx.unsqueeze(1), picks]
+
     def _update(self, batch_size: int) -> None:
         """One regression step on ``r + gamma * (1 - termination) * Q'(s', pi(s'))`` (device work only)."""
         buffer = self.replay_buffer
-        assert isinstance(buffer, OfflineReplayBuffer) and self._next_policy_actions is not None
+        assert isinstance(buffer, OfflineReplayBuffer)
         idx = buffer.sample_indices(batch_size)
         data = buffer.gather(idx)
-        next_actions = self._next_policy_actions[idx]
+        next_actions = self._next_actions(idx)
         with th.no_grad():
             next_q = self._q_values(self.critic_target, data.next_observations, next_actions)
             next_values = soft_clipped_values(next_q, 1.0).view(batch_size, -1).mean(dim=1, keepdim=True)
@@ -337,7 +368,7 @@ class FQE(OfflineAlgorithm):
     def predict_value(self, observations: Any, actions: np.ndarray | None = None) -> np.ndarray:
         """
         ``Q(s, a)`` of the fitted Q-functions (their mean) for a batch of observations, at the given actions (the
-        env's units) or, by default, at the evaluated policy's (``n_action_samples`` draws, averaged).
+        env's units) or, by default, at the evaluated policy's (``pool_size`` draws, averaged).
 
         :param observations: a batch (``(rows, *obs_shape)``, or a dict of such arrays)
         :param actions: ``(rows, *action_shape)`` in the env's units, or ``None``
@@ -346,7 +377,7 @@ class FQE(OfflineAlgorithm):
         obs_tensor, _ = self.policy.obs_to_tensor(observations)
         evaluator = self.evaluator()
         if actions is None:
-            action_tensor = evaluator.actions(obs_tensor, self.n_action_samples)
+            action_tensor = evaluator.actions(obs_tensor, self.pool_size)
         else:
             action_tensor = th.as_tensor(evaluator.scale(actions), device=self.device).unsqueeze(1)
         return self._values(obs_tensor, action_tensor).cpu().numpy()
@@ -402,7 +433,7 @@ class FQE(OfflineAlgorithm):
         else:
             episodes, first = Episodes.read(dataset, self.observation_space, self.action_space)
             observations, _ = self.policy.obs_to_tensor(first)
-            actions = self.evaluator().actions(observations, self.n_action_samples)
+            actions = self.evaluator().actions(observations, self.pool_size)
         values = self._values(observations, actions).cpu().numpy().astype(np.float64)
         if horizon is None:
             horizon = episodes.horizon(self.get_env())
