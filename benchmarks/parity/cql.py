@@ -31,8 +31,8 @@ off, CORL's actor head, and, for the harness only, the exact tanh correction of 
 must sit at float tolerance: its losses do over 10 updates of 256 rows (7e-6); its parameters move apart from about
 1e-5 after the first update to 3e-4 after the tenth, Adam's normalisation turning the rounding of near-zero gradient
 entries of the critics (summed in another order: ours score all ``1 + 3 n`` actions in one pass) into steps of up to
-its learning rate (at 3 updates of 64 rows, the test's, every difference is below 1e-5). Nothing here is a test; ``tests/test_parity_cql_calql.py`` runs it when a CORL checkout
-is given (``SB3_OFFLINE_CORL``).
+its learning rate (at 3 updates of 64 rows, the test's, every difference is below 1e-5). Nothing here is a test;
+``tests/test_parity_cql_calql.py`` runs it when a CORL checkout is given (``SB3_OFFLINE_CORL``).
 """
 
 from __future__ import annotations
