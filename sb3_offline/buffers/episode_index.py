@@ -11,6 +11,24 @@ import torch as th
 from sb3_offline.common.episodes import discounted_returns_to_go, episode_bounds
 
 
+def reference_returns(
+    rewards: np.ndarray, episode_ends: np.ndarray, gamma: float, failure_reward: float | None = None
+) -> np.ndarray:
+    """
+    :func:`~sb3_offline.common.episodes.discounted_returns_to_go`; with ``failure_reward``, Cal-QL's rule for sparse
+    rewards (nakamotoo/Cal-QL ``JaxCQL/replay_buffer.py``, ``calc_return_to_go`` with ``is_sparse_reward``): an
+    episode whose every reward equals ``failure_reward`` (compared in float32, as stored) gets
+    ``failure_reward / (1 - gamma)`` at every step. ``(N,)`` float64.
+    """
+    values = discounted_returns_to_go(rewards, episode_ends, gamma)
+    if failure_reward is None or len(values) == 0:
+        return values
+    starts, lengths = episode_bounds(np.asarray(episode_ends, dtype=bool))
+    failed = np.asarray(rewards, dtype=np.float32).reshape(-1) == np.float32(failure_reward)
+    values[np.repeat(np.logical_and.reduceat(failed, starts), lengths)] = failure_reward / (1.0 - gamma)
+    return values
+
+
 class EpisodeIndex:
     """
     The dataset's episodes are its contiguous runs of rows closed by a termination or a truncation (a last run no
@@ -20,9 +38,10 @@ class EpisodeIndex:
     ``n_envs > 1`` the envs' rows interleave in the ring). When the ring wraps, a row's new transition overwrites
     the old one *and its episode id*: an old episode keeps only the rows not yet overwritten.
 
-    Returns-to-go (:meth:`returns_to_go`, cached per ``gamma``) exist for the dataset's rows and for the rows of
-    ended online episodes (``rtg_valid``); :meth:`track` fills an ended episode's in every cached tensor in place
-    (the tensors are never replaced but by :meth:`grow` and :meth:`to`, so a captured CUDA graph sees new episodes).
+    Returns-to-go (:meth:`returns_to_go`, cached per ``gamma`` and sparse-reward rule) exist for the dataset's rows
+    and for the rows of ended online episodes (``rtg_valid``); :meth:`track` fills an ended episode's in every cached
+    tensor in place (the tensors are never replaced but by :meth:`grow` and :meth:`to`, so a captured CUDA graph sees
+    new episodes).
 
     :param capacity: rows
     :param n_envs: envs adding online rows at once
@@ -38,7 +57,7 @@ class EpisodeIndex:
         self.episode_lengths = th.zeros(0, dtype=th.int64, device=device)
         self.n_episodes = 0
         self.dataset_size = 0
-        self._rtg_cache: dict[float, th.Tensor] = {}
+        self._rtg_cache: dict[tuple[float, float | None], th.Tensor] = {}
         self.reset_online(ring_rows_per_env=0)
 
     def index_dataset(self, episode_ends: np.ndarray) -> None:
@@ -96,8 +115,8 @@ class EpisodeIndex:
         rows = th.as_tensor([row for row, _ in steps], dtype=th.int64, device=self.device)
         rewards = np.array([reward for _, reward in steps], dtype=np.float64)
         ends = np.zeros(len(rewards), dtype=bool)
-        for gamma, cached in self._rtg_cache.items():
-            values = discounted_returns_to_go(rewards, ends, gamma).astype(np.float32)
+        for (gamma, failure_reward), cached in self._rtg_cache.items():
+            values = reference_returns(rewards, ends, gamma, failure_reward).astype(np.float32)
             cached[rows, 0] = th.as_tensor(values, device=self.device)
         self.rtg_valid[rows] = True
         steps.clear()
@@ -110,31 +129,36 @@ class EpisodeIndex:
                 self.finish(env_idx)
 
     def returns_to_go(
-        self, gamma: float, rewards: th.Tensor, ends: th.Tensor, stream_rows: Callable[[int], np.ndarray]
+        self,
+        gamma: float,
+        rewards: th.Tensor,
+        ends: th.Tensor,
+        stream_rows: Callable[[int], np.ndarray],
+        failure_reward: float | None = None,
     ) -> th.Tensor:
         """
         Discounted returns-to-go of every row, ``(rows, 1)`` float32, from the stored (transformed) ``rewards`` and
         ``ends`` (termination or truncation) within each episode: ``G_t = r_t + gamma * G_{t+1}``, backwards; a
         termination, a time-limit cut or the end of the data ends the sum, with nothing added for unseen steps (as
-        Cal-QL's ``calc_return_to_go``, nakamotoo/Cal-QL ``JaxCQL/replay_buffer.py``; its special case for all-failure
-        sparse-reward trajectories, ``r / (1 - gamma)``, is not applied). ``stream_rows(env)`` gives the online rows
-        env ``env`` wrote, oldest first. Cached per ``gamma``: the first call reads the rewards back from the device
+        Cal-QL's ``calc_return_to_go``, nakamotoo/Cal-QL ``JaxCQL/replay_buffer.py``); with ``failure_reward``, its
+        sparse-reward rule (:func:`reference_returns`). ``stream_rows(env)`` gives the online rows env ``env`` wrote,
+        oldest first. Cached per ``(gamma, failure_reward)``: the first call reads the rewards back from the device
         (a host sync); :meth:`track` keeps the tensor up to date in place, :meth:`grow` resizes it in place.
         """
-        cached = self._rtg_cache.get(gamma)
+        cached = self._rtg_cache.get((gamma, failure_reward))
         if cached is not None:
             return cached
         values = np.zeros(len(rewards), dtype=np.float64)
         rewards_np, ends_np = rewards[:, 0].cpu().numpy(), ends.cpu().numpy()
         n = self.dataset_size
-        values[:n] = discounted_returns_to_go(rewards_np[:n], ends_np[:n], gamma)
+        values[:n] = reference_returns(rewards_np[:n], ends_np[:n], gamma, failure_reward)
         for env_idx in range(self.n_envs):
             rows = stream_rows(env_idx)
-            values[rows] = discounted_returns_to_go(rewards_np[rows], ends_np[rows], gamma)
+            values[rows] = reference_returns(rewards_np[rows], ends_np[rows], gamma, failure_reward)
         values[~self.rtg_valid[:, 0].cpu().numpy()] = 0.0  # running online episodes (their tails end with the stream)
         # a tensor of its own (resizable: grow keeps it the same object when the online rows are made)
         cached = th.tensor(values.astype(np.float32).reshape(-1, 1), device=self.device)
-        self._rtg_cache[gamma] = cached
+        self._rtg_cache[(gamma, failure_reward)] = cached
         return cached
 
     def grow(self, capacity: int) -> None:
@@ -154,5 +178,5 @@ class EpisodeIndex:
         """Move every tensor to ``device``."""
         self.episode_ids, self.rtg_valid = self.episode_ids.to(device), self.rtg_valid.to(device)
         self.episode_starts, self.episode_lengths = self.episode_starts.to(device), self.episode_lengths.to(device)
-        self._rtg_cache = {gamma: cached.to(device) for gamma, cached in self._rtg_cache.items()}
+        self._rtg_cache = {key: cached.to(device) for key, cached in self._rtg_cache.items()}
         self.device = device

@@ -231,7 +231,7 @@ class OfflineReplayBuffer(ReplayBuffer):
         """
         self.episodes.truncate_running(self.timeouts)
 
-    def returns_to_go(self, gamma: float) -> th.Tensor:
+    def returns_to_go(self, gamma: float, failure_reward: float | None = None) -> th.Tensor:
         """
         Discounted returns-to-go of every row, ``(rows, 1)`` float32 on the device, from the stored (transformed)
         rewards within each episode (:func:`~sb3_offline.common.episodes.discounted_returns_to_go`, as Cal-QL's
@@ -240,12 +240,17 @@ class OfflineReplayBuffer(ReplayBuffer):
         capturing a CUDA graph; ``add()`` keeps the returned tensor up to date in place.
 
         :param gamma: discount factor, in [0, 1]
+        :param failure_reward: Cal-QL's sparse-reward rule: an episode whose every reward equals it gets
+            ``failure_reward / (1 - gamma)`` at every step
+            (:func:`~sb3_offline.buffers.episode_index.reference_returns`)
         """
         gamma = float(gamma)
         if not 0.0 <= gamma <= 1.0:
             raise ValueError(f"gamma: expected a discount factor in [0, 1], found {gamma}")
         ends = (self.dones[:, 0] > 0) | (self.timeouts[:, 0] > 0)
-        return self.episodes.returns_to_go(gamma, self.rewards, ends, self.ring.stream_rows)
+        if failure_reward is not None and not gamma < 1.0:
+            raise ValueError(f"gamma: expected < 1 with a failure_reward (its value is r / (1 - gamma)), found {gamma}")
+        return self.episodes.returns_to_go(gamma, self.rewards, ends, self.ring.stream_rows, failure_reward)
 
     def sample(  # type: ignore[override]
         self, batch_size: int, env: VecNormalize | None = None

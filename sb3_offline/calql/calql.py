@@ -37,8 +37,10 @@ class CalQL(CQL):
     (``calc_return_to_go``), the buffer's :meth:`~sb3_offline.buffers.OfflineReplayBuffer.returns_to_go`
     of the same rows (``G_t = r_t + gamma * G_{t+1}``, the sum stopped by a termination or a time-limit cut,
     from the rewards as the buffer holds them, i.e. after ``reward_transform``), fetched on the device with the
-    batch. The authors' special case for sparse-reward episodes that never succeed (``r / (1 - gamma)`` on
-    every step) is not applied.
+    batch. On sparse-reward tasks, the authors' rule for a trajectory that never succeeds: every step of an episode
+    whose every reward is the failure reward ``r_neg`` gets ``r_neg / (1 - gamma)`` (``calc_return_to_go`` with
+    ``is_sparse_reward``, their setting on AntMaze and Adroit; ``failure_reward``, by default on when the dataset's
+    rewards take exactly two values, ``r_neg`` the smaller), online episodes too.
 
     Offline-to-online (``learn_online``), as the authors' ``conservative_sac_main.py``:
 
@@ -57,7 +59,13 @@ class CalQL(CQL):
     ``e``), max backup, policy 2 x 256 and critics 4 x 256, policy lr 1e-4 and critic lr 3e-4, tau 5e-3,
     batch 256, gamma 0.99, 10 sampled actions, no behaviour-cloning warm-up, no backup entropy. Their AntMaze
     rewards ``10 r - 5`` are ``replay_buffer_kwargs=dict(reward_transform=dict(scale=10, shift=-5))``.
-    Everything else (networks, order of the updates, the Lagrange form) is CQL's here.
+    Networks (:class:`~sb3_offline.calql.policies.CalQLPolicy`): the authors' orthogonal initialisation (gain
+    ``sqrt(2)`` hidden, ``1e-2`` output, biases 0) and ``log sigma = m * head + c`` (``m`` from 1, ``c`` from -1,
+    learned; clipped to [-20, 2]). Their step computes every loss from the networks of the start of the step (JAX's
+    simultaneous gradients: the actor on the critics and the entropy coefficient before their steps,
+    ``sequential_updates=False``) and backs up ``max_i min_j Q'_j(s', a'_i)``; the Lagrange form is theirs (CQL's
+    here). The tanh correction of ``log pi`` is SB3's ``log(1 - a^2 + 1e-6)`` (distrax's ``Tanh``: the exact
+    ``2 (log 2 - u - softplus(-2 u))``, a difference of about ``1e-6 / (1 - a^2)`` per dimension).
 
     :param policy: ``"MlpPolicy"``, ``"MultiInputPolicy"`` or a policy class
     :param env: the environment (``None``: recovered from the dataset)
@@ -76,6 +84,11 @@ class CalQL(CQL):
     :param target_entropy: ``"auto"`` (``-|A|``) or a value
     :param initial_alpha_prime: initial Lagrange multiplier ``alpha'`` (> 0; trained with ``target_action_gap``)
     :param normalize_observations: standardise observations with the dataset's statistics
+    :param authors_networks: the authors' actor head and initialisation (else SB3's SAC networks as they are)
+    :param failure_reward: the reward of a step that does not succeed on a sparse-reward task (after
+        ``reward_transform``): an episode whose every reward equals it has ``failure_reward / (1 - gamma)`` as its
+        reference at every step; ``"auto"``: the smaller of the dataset's rewards when they take exactly two values,
+        else none; ``None``: the discounted returns-to-go everywhere
     :param offline_fraction: the dataset's share of each batch once online rows exist (``None``: uniform over
         all rows); set in ``replay_buffer_kwargs`` unless that has one
     :param batch_size: minibatch size
@@ -88,6 +101,8 @@ class CalQL(CQL):
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = aliases(MlpPolicy, MultiInputPolicy)
     update_kind: ClassVar[str] = "calql"
+    #: the JAX code's step: every loss from the networks of the start of the step (simultaneous gradients)
+    sequential_updates: ClassVar[bool] = False
     policy: CalQLPolicy
 
     def __init__(
@@ -108,6 +123,8 @@ class CalQL(CQL):
         target_entropy: str | float = "auto",
         initial_alpha_prime: float = CALQL_INITIAL_ALPHA_PRIME,
         normalize_observations: bool = False,
+        authors_networks: bool = True,
+        failure_reward: float | str | None = "auto",
         offline_fraction: float | None = 0.5,
         batch_size: int = 256,
         tau: float = 0.005,
@@ -124,21 +141,38 @@ class CalQL(CQL):
                 f"replay_buffer_class: expected OfflineReplayBuffer (or a subclass keeping the recorded rewards: "
                 f"Cal-QL's bound is their returns-to-go), found {replay_buffer_class.__name__}"
             )
+        if not (failure_reward is None or failure_reward == "auto" or _finite_number(failure_reward)):
+            raise ValueError(f"failure_reward: expected 'auto', None or a finite number, found {failure_reward!r}")
         self.offline_fraction = offline_fraction
-        super().__init__(
-            **arguments_of(CQL, locals()), train_freq=train_freq, gradient_steps=gradient_steps, **kwargs
-        )
+        self.failure_reward = failure_reward
+        super().__init__(**arguments_of(CQL, locals()), train_freq=train_freq, gradient_steps=gradient_steps, **kwargs)
 
     def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), "_returns_to_go"]
+        return [*super()._excluded_save_params(), "_returns_to_go", "_failure_rule"]
+
+    def _setup_model(self) -> None:
+        super()._setup_model()
+        self._failure_rule: tuple[float | None] | None = None  # failure_reward resolved on the dataset, once
 
     def _buffer_arguments(self) -> dict[str, Any]:
         return {"offline_fraction": self.offline_fraction}
+
     def _prepare_updates(self) -> None:
         """The buffer's returns-to-go at ``gamma`` (computed once, then kept up to date by the buffer in place)."""
         buffer = self.replay_buffer
         assert isinstance(buffer, OfflineReplayBuffer)
-        self._returns_to_go = buffer.returns_to_go(self.gamma)
+        if self._failure_rule is None:
+            self._failure_rule = (self.resolved_failure_reward(),)
+        self._returns_to_go = buffer.returns_to_go(self.gamma, self._failure_rule[0])
+
+    def resolved_failure_reward(self) -> float | None:
+        """``failure_reward`` on this model's dataset (``"auto"``: the smaller of two reward values, else ``None``)."""
+        if self.failure_reward != "auto":
+            return None if self.failure_reward is None else float(self.failure_reward)
+        buffer = self.replay_buffer
+        assert isinstance(buffer, OfflineReplayBuffer)
+        values = th.unique(buffer.rewards[: buffer.dataset_size])
+        return float(values[0]) if len(values) == 2 else None
 
     def _sample(self, batch_size: int) -> tuple[Samples, th.Tensor | None]:
         """A batch with no row of a running online episode, and the returns-to-go of its rows, ``(batch, 1)``."""
@@ -152,3 +186,14 @@ class CalQL(CQL):
         if reference is None:
             return q_values
         return th.maximum(q_values, reference.view(-1, 1, 1))
+
+    def max_backup(self, next_q: th.Tensor, n: int) -> th.Tensor:
+        """
+        The JAX code's max backup, ``max_i min_j Q'_j(s', a'_i)`` (``conservative_sac.py``: ``jnp.minimum`` of the two
+        target networks, then the ``argmax`` over the sampled actions), ``(batch, 1)``.
+        """
+        return next_q.min(dim=1).values.view(-1, n).max(dim=1, keepdim=True).values
+
+
+def _finite_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)

@@ -6,7 +6,8 @@ per actor, replaced by each call) and builds a ``torch.distributions.Normal`` wh
 values back to the host; these functions draw any number of actions per row in one call and never sync, so
 an update that uses them can be captured in a CUDA graph. Formulas: SB3's (``a = tanh(u)``,
 ``u ~ N(mean, exp(log_std)^2)``, ``log pi(a) = log N(u) - sum log(1 - a^2 + 1e-6)``; a given action is mapped
-back by ``atanh`` after clipping it to ``+-(1 - float eps)``).
+back by ``atanh`` after clipping it to ``+-(1 - float eps)``; :func:`rlkit_log_prob` maps it as the CQL authors'
+rlkit code does).
 """
 
 from __future__ import annotations
@@ -15,8 +16,11 @@ import math
 
 import torch as th
 
-#: SB3's ``SquashedDiagGaussianDistribution.epsilon`` in the tanh correction of the log-density
+#: SB3's ``SquashedDiagGaussianDistribution.epsilon`` in the tanh correction of the log-density (rlkit's
+#: ``TanhNormal.epsilon`` too)
 TANH_EPSILON = 1e-6
+#: rlkit's bound of the mean in ``TanhGaussianPolicy.log_prob`` (``MEAN_MIN = -9.0``, ``MEAN_MAX = 9.0``)
+RLKIT_MEAN_BOUND = 9.0
 _LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
 
 
@@ -62,4 +66,21 @@ def squashed_gaussian_log_prob(mean: th.Tensor, log_std: th.Tensor, actions: th.
     eps = th.finfo(actions.dtype).eps
     clipped = actions.clamp(-1.0 + eps, 1.0 - eps)
     gaussian_actions = th.atanh(clipped)
+    return _gaussian_log_prob(gaussian_actions, mean, log_std) - _tanh_correction(actions)
+
+
+def rlkit_log_prob(mean: th.Tensor, log_std: th.Tensor, actions: th.Tensor) -> th.Tensor:
+    """
+    The log-density of given actions in [-1, 1] (the dataset's, for behaviour cloning), ``(rows, 1)``, as the CQL
+    authors' rlkit ``TanhGaussianPolicy.log_prob`` (``aviralkumar2907/CQL`` d67dbe9,
+    ``d4rl/rlkit/torch/sac/policies.py``): the mean clipped to [-9, 9], the action mapped back by
+    ``0.5 * log((1 + a) / (1 - a))`` with ``1 + a`` and ``1 - a`` each clipped below at 1e-6 (their ``atanh``), the
+    tanh correction ``log(1 - a^2 + 1e-6)`` on the action as given.
+
+    :param mean: ``(rows, action_dim)``
+    :param log_std: ``(rows, action_dim)`` (already clipped by the actor)
+    :param actions: ``(rows, action_dim)``
+    """
+    gaussian_actions = 0.5 * th.log((1.0 + actions).clamp(min=TANH_EPSILON) / (1.0 - actions).clamp(min=TANH_EPSILON))
+    mean = mean.clamp(-RLKIT_MEAN_BOUND, RLKIT_MEAN_BOUND)
     return _gaussian_log_prob(gaussian_actions, mean, log_std) - _tanh_correction(actions)

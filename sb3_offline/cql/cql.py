@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar, NamedTuple, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import torch as th
@@ -11,13 +11,14 @@ from stable_baselines3.common.policies import BasePolicy, ContinuousCritic
 from stable_baselines3.common.type_aliases import DictReplayBufferSamples, GymEnv, ReplayBufferSamples, Schedule
 from stable_baselines3.sac.policies import Actor
 
-from sb3_offline.common.critics import critic_loss, critic_values, soft_clipped_target
+from sb3_offline.common.critics import critic_loss, critic_values
 from sb3_offline.common.multi_input import aliases
 from sb3_offline.common.offline_algorithm import OfflineAlgorithm, Update
 from sb3_offline.common.scalars import LogScalar
 from sb3_offline.common.schedules import LearningRate, StepSchedule
-from sb3_offline.common.squashed_gaussian import squashed_gaussian_log_prob, squashed_gaussian_sample
+from sb3_offline.common.squashed_gaussian import rlkit_log_prob, squashed_gaussian_sample
 from sb3_offline.common.training import minimize
+from sb3_offline.cql.conservative import ConservativeTerms, importance_sampled_logsumexp
 from sb3_offline.cql.policies import CQLPolicy, MlpPolicy, MultiInputPolicy
 from sb3_offline.datasets.loaders import DatasetSource
 
@@ -28,98 +29,48 @@ Samples = ReplayBufferSamples | DictReplayBufferSamples
 MAX_ALPHA_PRIME = 1e6
 
 
-def importance_sampled_logsumexp(
-    q_random: th.Tensor,
-    q_current: th.Tensor,
-    log_pi_current: th.Tensor,
-    q_next: th.Tensor,
-    log_pi_next: th.Tensor,
-    action_dim: int,
-    temperature: float = 1.0,
-) -> th.Tensor:
-    """
-    CQL(H)'s ``log sum_a exp Q(s, a)`` by importance sampling, the authors' ``min_q_version=3``
-    (``cql.py``, ``random_density = np.log(0.5 ** action_dim)``; CORL's ``cql_importance_sample``):
-    ``temperature * logsumexp`` over the ``3 n`` samples of ``(Q(s, a_i) - log p(a_i)) / temperature``, with
-    ``n`` actions uniform on [-1, 1]^d (density ``0.5^d``), ``n`` drawn from ``pi(.|s)`` and ``n`` from
-    ``pi(.|s')``, all scored at ``s``. As a sum (not a mean) of ``exp(Q - log p)`` over ``3 n`` draws, it
-    estimates ``log(3 n) + log integral exp(Q(s, a)) da`` (at temperature 1): a constant ``log(3 n)`` above
-    the log-integral, which no gradient sees.
-
-    :param q_random: ``(rows, n, n_critics)`` Q-values of the uniform actions
-    :param q_current: ``(rows, n, n_critics)`` of the actions drawn at ``s``
-    :param log_pi_current: ``(rows, n, 1)`` their log-densities (no gradient)
-    :param q_next: ``(rows, n, n_critics)`` of the actions drawn at ``s'`` (scored at ``s``)
-    :param log_pi_next: ``(rows, n, 1)`` their log-densities under ``pi(.|s')`` (no gradient)
-    :param action_dim: the action's size (the uniform density is ``0.5 ** action_dim``)
-    :param temperature: CQL's temperature (the authors' ``temp``)
-    :return: ``(rows, n_critics)``
-    """
-    random_log_density = action_dim * math.log(0.5)
-    weighted = th.cat([q_random - random_log_density, q_next - log_pi_next, q_current - log_pi_current], dim=1)
-    return th.logsumexp(weighted / temperature, dim=1) * temperature
-
-
-class ConservativeTerms(NamedTuple):
-    """What the CQL regulariser is made of, for one batch (see :meth:`CQL.conservative_terms`)."""
-
-    #: ``(batch, n_critics)`` Q-values of the dataset's actions (also the Bellman regression's)
-    q_data: th.Tensor
-    #: ``(batch, n, n_critics)`` of the uniform actions
-    q_random: th.Tensor
-    #: ``(batch, n, n_critics)`` of the actions drawn at ``s`` (after Cal-QL's bound, if any)
-    q_current: th.Tensor
-    #: ``(batch, n, n_critics)`` of the actions drawn at ``s'``, scored at ``s`` (after Cal-QL's bound, if any)
-    q_next: th.Tensor
-    #: ``(batch, n_critics)``: the importance-sampled ``log sum exp Q(s, .)``
-    logsumexp: th.Tensor
-    #: ``(n_critics,)``: ``mean(logsumexp - q_data)`` per critic, the gap the regulariser pushes down
-    gap: th.Tensor
-    #: fraction of the policy actions' Q-values below Cal-QL's bound (0 without one)
-    bound_rate: th.Tensor
-
-
 class CQL(OfflineAlgorithm):
     """
     Conservative Q-Learning: Kumar, Zhou, Tucker, Levine, "Conservative Q-Learning for Offline Reinforcement
     Learning", NeurIPS 2020 (https://arxiv.org/abs/2006.04779). CQL(H) on SAC, following the authors' code
-    (``aviralkumar2907/CQL`` commit d67dbe9, ``d4rl/rlkit/torch/sac/cql.py`` and ``d4rl/examples/cql_mujoco_new.py``)
-    and, where that code is ambiguous or PyTorch-version dependent, CORL's port (``tinkoff-ai/CORL`` commit 6afec90,
-    ``algorithms/offline/cql.py``) and the JAX code it was ported from, which Cal-QL's authors use
-    (``nakamotoo/Cal-QL`` commit ac6eafe, ``JaxCQL/conservative_sac.py``).
+    (``aviralkumar2907/CQL`` commit d67dbe9, ``d4rl/rlkit/torch/sac/cql.py``'s ``train_from_torch`` and
+    ``d4rl/examples/cql_mujoco_new.py``).
 
-    Networks: SB3's SAC policy (:class:`~sb3_offline.cql.policies.CQLPolicy`: tanh-Gaussian actor, twin
-    critics and their target), SAC's entropy coefficient tuned to the target entropy ``-|A|``.
-    One gradient step, every loss computed from the networks as they are at the start of the step:
+    Networks: SB3's SAC policy (:class:`~sb3_offline.cql.policies.CQLPolicy`: tanh-Gaussian actor, twin critics and
+    their target) with the authors' rlkit networks (``log sigma`` clipped to [-5, 2]; hidden biases 0.1, the last
+    layers uniform in +-3e-3 for the Q-functions and +-1e-3 for the policy's mean and ``log sigma``), SAC's entropy
+    coefficient tuned to the target entropy ``-|A|``. One gradient step, in the authors' order:
 
-    - critics: ``sum_j mean (Q_j(s, a) - y)^2 + alpha_cql * sum_j mean_batch(LSE_j(s) - Q_j(s, a))``, with
-      ``y = r + gamma * (1 - termination) * min_j Q'_j(s', a')``, ``a' ~ pi(.|s')``, **no entropy term** in the
-      target (the authors' ``deterministic_backup=True`` default of ``cql_mujoco_new.py``, CORL's
-      ``backup_entropy=False``); with ``max_q_backup``, ``max_i min_j Q'_j(s', a'_i)`` over ``n_actions``
-      actions drawn at ``s'`` (CORL's and Cal-QL's order; the CQL authors take ``min_j max_i``).
-      ``LSE_j(s)`` estimates ``log sum_a exp Q_j(s, a)`` by importance sampling over ``n_actions`` uniform
-      actions, ``n_actions`` drawn at ``s`` and ``n_actions`` drawn at ``s'``, all scored with ``Q_j(s, .)``
-      (:func:`importance_sampled_logsumexp`); the sampled actions carry no gradient. All ``1 + 3 n_actions``
-      actions of a state (the dataset's included) go through each critic in one batched pass.
-    - Lagrange version (``target_action_gap`` set): the regulariser becomes
-      ``alpha' * alpha_cql * sum_j (gap_j - target_action_gap)``, ``gap_j = mean(LSE_j - Q_j(s, a))``, and
-      ``log alpha'`` descends ``-alpha' * alpha_cql * mean_j (gap_j - target_action_gap)`` (so ``alpha'``
-      grows while the gap exceeds its target), ``alpha' = clip(exp(log alpha'), 0, 1e6)``. This is the form
-      of Cal-QL's, CORL's and d3rlpy's code; the CQL authors write ``alpha' * (alpha_cql * gap_j - tau)``,
-      i.e. their ``lagrange_thresh`` ``tau`` is ``alpha_cql * target_action_gap`` here.
-    - actor: ``mean(alpha * log pi(a~|s) - min_j Q_j(s, a~))``, ``a~ ~ pi(.|s)``; for the first ``bc_steps``
-      updates the Q-term is replaced by the log-likelihood of the dataset's action,
-      ``mean(alpha * log pi(a~|s) - log pi(a|s))`` (the authors' ``policy_eval_start``).
-    - entropy coefficient: ``-mean(log alpha * (log pi(a~|s) + target_entropy))``, as SB3's SAC and the authors.
+    1. entropy coefficient: ``log alpha`` descends ``-mean(log alpha * (log pi(a~|s) + target_entropy))``,
+       ``a~ ~ pi(.|s)``, and is stepped first;
+    2. critics: ``sum_j mean (Q_j(s, a) - y)^2 + alpha_cql * sum_j mean_batch(LSE_j(s) - Q_j(s, a))``, with
+       ``y = r + gamma * (1 - termination) * min_j Q'_j(s', a')``, ``a' ~ pi(.|s')``, **no entropy term** in the
+       target (``deterministic_backup=True``, the default of ``cql_mujoco_new.py``); with ``max_q_backup``,
+       ``min_j max_i Q'_j(s', a'_i)`` over ``n_actions`` actions drawn at ``s'`` (each target critic's best, then
+       the minimum, as the authors). ``LSE_j(s)`` estimates ``log sum_a exp Q_j(s, a)`` by importance sampling over
+       ``n_actions`` uniform actions, ``n_actions`` drawn at ``s`` and ``n_actions`` drawn at ``s'``, all scored with
+       ``Q_j(s, .)`` (:func:`importance_sampled_logsumexp`); the sampled actions carry no gradient. All
+       ``1 + 3 n_actions`` actions of a state (the dataset's included) go through each critic in one batched pass.
+       Lagrange version (``target_action_gap`` set): the regulariser becomes
+       ``alpha' * alpha_cql * sum_j (gap_j - target_action_gap)``, ``gap_j = mean(LSE_j - Q_j(s, a))``, with
+       ``alpha'`` of the start of the step; ``log alpha'`` descends
+       ``-alpha' * alpha_cql * mean_j (gap_j - target_action_gap)`` (``alpha'`` grows while the gap exceeds its
+       target), ``alpha' = clip(exp(log alpha'), 0, 1e6)``, stepped before the critics;
+    3. actor: ``mean(alpha * log pi(a~|s) - min_j Q_j(s, a~))`` with the *new* ``alpha`` of step 1 and the critics
+       *after* their step 2; for the first ``bc_steps`` updates the Q-term is replaced by the log-likelihood of the
+       dataset's action (the authors' ``policy_eval_start``; rlkit's ``log_prob``, the mean clipped to [-9, 9]:
+       :func:`~sb3_offline.common.squashed_gaussian.rlkit_log_prob`).
 
-    Where the two codes differ, followed: the order of updates (all losses from the start-of-step networks, as
-    the JAX code's simultaneous gradients and CORL: the authors' PyTorch code back-propagates the actor's loss
-    after the critics' step with PyTorch 1.4 semantics and uses the entropy coefficient after its own step); the
-    actor learning rate (the authors' 1e-4, CORL's 3e-5); BC warm-up (the authors' 40k steps, CORL's 0);
-    networks (SB3's SAC networks and initialisation, the policy rule of ``docs/design.md``; the authors' rlkit
-    policy clips ``log sigma`` to [-5, 2], CORL's is orthogonally initialised with a learned ``log sigma``
-    offset). States are not normalised (the authors'); ``normalize_observations=True`` is CORL's
-    ``(s - mean) / (std + 1e-3)``.
+    The authors run step 3 on PyTorch 1.4, whose backward after the critics' in-place step combines the stepped
+    critics' weights with the activations of the forward pass made before it (which ReLUs are on, which critic is
+    the minimum); later PyTorch refuses that backward. Here the actor's Q-term is a forward pass through the stepped
+    critics, the same gradient but where a ReLU or the minimum switches (``benchmarks/parity/cql.py`` measures it).
+
+    The Lagrange form is Cal-QL's, CORL's and d3rlpy's; the CQL authors write ``alpha' * (alpha_cql * gap_j - tau)``,
+    i.e. their ``lagrange_thresh`` ``tau`` is ``alpha_cql * target_action_gap`` here. States are not normalised (the
+    authors'); ``normalize_observations=True`` is CORL's ``(s - mean) / (std + 1e-3)``. ``authors_networks=False``
+    keeps SB3's SAC networks as they are (``log sigma`` in [-20, 2], PyTorch's initialisation); a checkpoint that
+    does not record this choice (sb3-offline 0.1.0's) loads with them.
 
     Defaults: the authors' MuJoCo settings (``cql_mujoco_new.py`` and their README: ``min_q_weight`` 5,
     ``policy_lr`` 1e-4, ``qf_lr`` 3e-4, ``lagrange_thresh=-1`` i.e. no Lagrange, ``policy_eval_start`` 40000,
@@ -145,6 +96,7 @@ class CQL(OfflineAlgorithm):
     :param initial_alpha_prime: initial Lagrange multiplier ``alpha'`` (> 0; trained with ``target_action_gap``)
     :param normalize_observations: standardise observations with the dataset's statistics (CORL), kept in the
         policy's features extractors
+    :param authors_networks: the authors' actor head and initialisation (else SB3's SAC networks as they are)
     :param batch_size: minibatch size
     :param tau: target update rate
     :param gamma: discount factor
@@ -158,6 +110,10 @@ class CQL(OfflineAlgorithm):
     observation_normalizer = (1e-3, "add")
     #: the name of the kind of update (``"<kind>/bc"`` during behaviour cloning), one CUDA graph each
     update_kind: ClassVar[str] = "cql"
+    #: the order of a step: the authors' rlkit code steps the entropy coefficient, then the critics, then the actor on
+    #: the new coefficient and the stepped critics; False: every loss from the networks of the start of the step
+    #: (the JAX code of Cal-QL's authors)
+    sequential_updates: ClassVar[bool] = True
     policy: CQLPolicy
     actor: Actor
     critic: ContinuousCritic
@@ -183,6 +139,7 @@ class CQL(OfflineAlgorithm):
         target_entropy: str | float = "auto",
         initial_alpha_prime: float = 1.0,
         normalize_observations: bool = False,
+        authors_networks: bool = True,
         batch_size: int = 256,
         tau: float = 0.005,
         gamma: float = 0.99,
@@ -213,6 +170,9 @@ class CQL(OfflineAlgorithm):
         self.actor_learning_rate = actor_learning_rate
         self.ent_coef_learning_rate = ent_coef_learning_rate
         self.initial_alpha_prime = initial_alpha_prime
+        # SB3's load builds the model with _init_setup_model=False, then sets the checkpoint's attributes: a checkpoint
+        # without this one (sb3-offline 0.1.0's) keeps the networks it was saved with, SB3's SAC networks
+        self.authors_networks = authors_networks if kwargs.get("_init_setup_model", True) else False
         super().__init__(
             policy, env, learning_rate, dataset=dataset, batch_size=batch_size, tau=tau, gamma=gamma, **kwargs
         )
@@ -231,12 +191,18 @@ class CQL(OfflineAlgorithm):
 
     def _policy_arguments(self) -> dict[str, Any]:
         initial_ent_coef, _ = _parse_ent_coef(self.ent_coef)
-        return {"initial_ent_coef": initial_ent_coef, "initial_alpha_prime": self.initial_alpha_prime}
+        return {
+            "initial_ent_coef": initial_ent_coef,
+            "initial_alpha_prime": self.initial_alpha_prime,
+            "authors_networks": self.authors_networks,
+        }
+
     def _next_update(self) -> tuple[str, Update]:
         """Behaviour cloning for the actor in the first ``bc_steps`` updates (over all calls), then CQL's."""
         if self._n_updates <= self.bc_steps:
             return f"{self.update_kind}/bc", self._bc_update
         return self.update_kind, self._update
+
     def _sample(self, batch_size: int) -> tuple[Samples, th.Tensor | None]:
         """A batch, and the reference values of Cal-QL's bound (``None`` for CQL)."""
         assert self.replay_buffer is not None
@@ -259,7 +225,7 @@ class CQL(OfflineAlgorithm):
     def compute_critic_target(self, data: Samples, next_mean: th.Tensor, next_log_std: th.Tensor) -> th.Tensor:
         """
         ``r + gamma * (1 - termination) * min_j Q'_j(s', a')``, ``a' ~ pi(.|s')`` (no entropy term); with
-        ``max_q_backup`` the best over ``n_actions`` such actions. ``(batch, 1)``, no gradient.
+        ``max_q_backup`` the best over ``n_actions`` such actions (:meth:`max_backup`). ``(batch, 1)``, no gradient.
         """
         with th.no_grad():
             n = self.n_actions if self.max_q_backup else 1
@@ -268,7 +234,18 @@ class CQL(OfflineAlgorithm):
                 data.next_observations, self.critic_target.features_extractor
             )
             next_q = critic_values(self.critic_target, features.repeat_interleave(n, dim=0), next_actions)
-            return soft_clipped_target(next_q, data.rewards, data.dones, self.gamma, lmbda=1.0, n_samples=n)
+            best = self.max_backup(next_q, n) if n > 1 else next_q.min(dim=1, keepdim=True).values
+            return data.rewards + (1.0 - data.dones) * self.gamma * best
+
+    def max_backup(self, next_q: th.Tensor, n: int) -> th.Tensor:
+        """
+        The authors' max backup, ``min_j max_i Q'_j(s', a'_i)`` (``cql.py``: each target network's ``.max(1)`` over the
+        sampled actions, then ``torch.min`` of the two), ``(batch, 1)``.
+
+        :param next_q: ``(batch * n, n_critics)`` the target critics' values, state-major
+        :param n: actions per next state
+        """
+        return next_q.view(-1, n, next_q.shape[1]).max(dim=1).values.min(dim=1, keepdim=True).values
 
     def conservative_terms(
         self,
@@ -344,47 +321,80 @@ class CQL(OfflineAlgorithm):
         with th.no_grad():
             next_mean, next_log_std = self.policy_parameters(data.next_observations)
         pi_actions, log_pi = squashed_gaussian_sample(mean, log_std)
-        ent_coef = self.log_ent_coef().detach()
-
-        # the actor: behaviour cloning for the first bc_steps updates, then SAC's loss on the critics
+        ent_coef = self._entropy_step(log_pi)
         features = self.critic_features(data.observations)
-        if behaviour_cloning:
-            actor_loss = (ent_coef * log_pi - squashed_gaussian_log_prob(mean, log_std, data.actions)).mean()
-        else:
-            q_pi = critic_values(self.critic, features.detach(), pi_actions).min(dim=1, keepdim=True).values
-            actor_loss = (ent_coef * log_pi - q_pi).mean()
+        if not self.sequential_updates:  # the actor on the critics of the start of the step
+            self._actor_step(data, features, mean, log_std, pi_actions, log_pi, ent_coef, behaviour_cloning)
+        self._critic_step(data, features, mean, log_std, next_mean, next_log_std, reference)
+        if self.sequential_updates:  # the authors': the actor on the critics just stepped
+            with th.no_grad():
+                features = self.critic_features(data.observations)
+            self._actor_step(data, features, mean, log_std, pi_actions, log_pi, ent_coef, behaviour_cloning)
+        self._update_targets()
+        self._losses.add("ent_coef", ent_coef)
+        self._losses.add("log_pi", log_pi.detach().mean())
 
-        # the critics: Bellman regression plus the conservative regulariser
+    def _entropy_step(self, log_pi: th.Tensor) -> th.Tensor:
+        """
+        Step SAC's entropy coefficient when it is tuned (``-mean(log alpha * (log pi + target_entropy))``) and return
+        the coefficient of the actor's loss: the new one in the authors' order (``sequential_updates``), else the one
+        of the start of the step.
+        """
+        start = self.log_ent_coef().detach()
+        if self._tune_ent_coef:
+            ent_coef_loss = -(self.log_ent_coef.log_value * (log_pi.detach() + self._target_entropy)).mean()
+            minimize(self.log_ent_coef.optimizer, ent_coef_loss)
+            self._losses.add("ent_coef_loss", ent_coef_loss)
+        return self.log_ent_coef().detach() if self.sequential_updates else start
+
+    def _actor_step(
+        self,
+        data: Samples,
+        features: th.Tensor,
+        mean: th.Tensor,
+        log_std: th.Tensor,
+        pi_actions: th.Tensor,
+        log_pi: th.Tensor,
+        ent_coef: th.Tensor,
+        behaviour_cloning: bool,
+    ) -> None:
+        """SAC's actor loss on the critics' minimum, or during behaviour cloning on the dataset action's log-density."""
+        if behaviour_cloning:
+            fit = rlkit_log_prob(mean, log_std, data.actions)
+        else:
+            fit = critic_values(self.critic, features.detach(), pi_actions).min(dim=1, keepdim=True).values
+        actor_loss = (ent_coef * log_pi - fit).mean()
+        minimize(self.actor.optimizer, actor_loss)
+        self._losses.add("actor_loss", actor_loss)
+
+    def _critic_step(
+        self,
+        data: Samples,
+        features: th.Tensor,
+        mean: th.Tensor,
+        log_std: th.Tensor,
+        next_mean: th.Tensor,
+        next_log_std: th.Tensor,
+        reference: th.Tensor | None,
+    ) -> None:
+        """The critics' Bellman regression and conservative regulariser (the Lagrange multiplier stepped first)."""
         target_q = self.compute_critic_target(data, next_mean, next_log_std)
         terms = self.conservative_terms(features, data.actions, mean, log_std, next_mean, next_log_std, reference)
         bellman_loss = critic_loss(terms.q_data, target_q)
         if self.target_action_gap is None:
             cql_loss = self.alpha_cql * terms.gap.sum()
-        else:
+        else:  # alpha' is stepped first; the critics' loss takes its value of the start of the step
             alpha_prime = self.log_alpha_prime().clamp(0.0, MAX_ALPHA_PRIME)
-            cql_loss = (alpha_prime.detach() * self.alpha_cql * (terms.gap - self.target_action_gap)).sum()
-            alpha_prime_loss = (
-                -0.5 * (alpha_prime * self.alpha_cql * (terms.gap.detach() - self.target_action_gap)).sum()
-            )
-
-        if self._tune_ent_coef:
-            ent_coef_loss = -(self.log_ent_coef.log_value * (log_pi.detach() + self._target_entropy)).mean()
-            minimize(self.log_ent_coef.optimizer, ent_coef_loss)
-            self._losses.add("ent_coef_loss", ent_coef_loss)
-        minimize(self.actor.optimizer, actor_loss)
-        if self.target_action_gap is not None:
+            excess = terms.gap - self.target_action_gap
+            cql_loss = (alpha_prime.detach() * self.alpha_cql * excess).sum()
+            alpha_prime_loss = -0.5 * (alpha_prime * self.alpha_cql * excess.detach()).sum()
             minimize(self.log_alpha_prime.optimizer, alpha_prime_loss)
             self._losses.add("alpha_prime", alpha_prime.detach())
         minimize(self.critic.optimizer, bellman_loss + cql_loss)
-        self._update_targets()
-
-        self._losses.add("actor_loss", actor_loss)
         self._losses.add("critic_loss", bellman_loss)
         self._losses.add("cql_loss", cql_loss)
         self._losses.add("cql_gap", terms.gap.detach().mean())
         self._losses.add("q_value", terms.q_data.detach().mean())
-        self._losses.add("ent_coef", ent_coef)
-        self._losses.add("log_pi", log_pi.detach().mean())
         if reference is not None:
             self._losses.add("bound_rate", terms.bound_rate)
 
