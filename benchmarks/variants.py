@@ -254,6 +254,8 @@ VARIANTS: dict[str, Variant] = {
     "iql_decay_5k": Variant("iql", "IQL (actor decay over 5k steps)", dict(actor_lr_decay_steps=5000)),
     "iql_temp1": Variant("iql", "IQL (temperature 1)", dict(temperature=1.0)),
     "iql_clip_weight10": Variant("iql", "IQL (weights clipped at 10)", dict(max_weight=10.0)),
+    # CQL with SB3's SAC networks instead of the authors' rlkit networks (issue 33: the default moved to rlkit's)
+    "cql_sb3_networks": Variant("cql", "CQL (SB3's networks)", dict(authors_networks=False)),
     # AWAC as it is (rlkit's initialisation everywhere) with one of d3rlpy's differences each
     "awac_d3_target_now": Variant("awac", "AWAC (d3rlpy's SAC target)", algorithm=AWACSacTarget),
     "awac_d3_value_after_now": Variant("awac", "AWAC (V after critic step)", algorithm=AWACValueAfterCritic),
