@@ -305,8 +305,8 @@ def recover_env(source: DatasetSource, format: str | None = None) -> Any:
     """
     Make the environment a dataset was recorded in: Minari's ``recover_environment()`` (full env
     spec, wrappers and kwargs included) when the source is a Minari dataset, else ``gym.make`` of the
-    recorded env id (:func:`dataset_env_id`, with ``format``). Raises ``ValueError`` when the source records no
-    environment.
+    recorded env id (:func:`dataset_env_id`, with ``format``). Raises :class:`DatasetNotFoundError` when a path
+    names nothing, ``ValueError`` when the source records no environment.
     """
     import gymnasium as gym
 
@@ -314,6 +314,8 @@ def recover_env(source: DatasetSource, format: str | None = None) -> Any:
         ds = open_minari_dataset(source)
         if ds.spec.env_spec is not None:
             return ds.recover_environment()
+    elif isinstance(source, str | os.PathLike):
+        source_format(source, format)  # a path that names nothing: DatasetNotFoundError, not "no env id"
     env_id = dataset_env_id(source, format)
     if env_id is None:
         raise ValueError(
