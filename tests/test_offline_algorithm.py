@@ -158,6 +158,17 @@ def test_device_auto_on_cpu(make_model) -> None:
     model.learn(5)
 
 
+def test_cuda_asked_for_without_cuda_is_said(make_model, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """SB3's get_device falls back to the CPU silently; we warn (and still run there, as SB3 does)."""
+    monkeypatch.setattr(th.cuda, "is_available", lambda: False)  # a machine without CUDA, on any machine
+    with pytest.warns(UserWarning, match=r"device='cuda': CUDA is not available here .* running on the CPU"):
+        model = make_model(device="cuda")
+    assert model.device.type == "cpu"
+    model.save(tmp_path / "model")
+    with pytest.warns(UserWarning, match="device='cuda:0': CUDA is not available"):
+        type(model).load(tmp_path / "model", device="cuda:0")
+
+
 def test_env_recovered_from_minari_dataset(tiny_model) -> None:
     save_minari(record_transitions("Pendulum-v1", 400, seed=2), "test/pendulum-random-v0")
     model = tiny_model("batch_ddpg", "test/pendulum-random-v0", env=None)

@@ -25,6 +25,7 @@ from sb3_offline.common import checkpoints
 from sb3_offline.common import dataset_source as sources
 from sb3_offline.common.actions import loss_action_scale
 from sb3_offline.common.cuda_graphs import UpdateRunner
+from sb3_offline.common.devices import warn_unavailable_cuda
 from sb3_offline.common.normalization import with_observation_normalizer
 from sb3_offline.common.schedules import LearningRate, as_schedule, initial_value, schedule_value
 from sb3_offline.common.training import DeviceLossAccumulator, copy_buffers, set_learning_rate, soft_update, target_pair
@@ -162,6 +163,7 @@ class OfflineAlgorithm(checkpoints.CheckpointedAlgorithm, OffPolicyAlgorithm):
             if env is None:
                 env = recover_env(sources.dataset_source(self, "an environment"), format=self._dataset_format)
         self._online_mode = False
+        warn_unavailable_cuda(device)  # SB3's get_device falls back to the CPU silently
         super().__init__(
             policy=policy,
             env=env,  # type: ignore[arg-type]
@@ -443,4 +445,3 @@ class OfflineAlgorithm(checkpoints.CheckpointedAlgorithm, OffPolicyAlgorithm):
     def _dump_logs(self) -> None:
         self._losses.flush(self.logger)
         super()._dump_logs()
-
