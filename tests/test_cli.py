@@ -19,6 +19,7 @@ def test_record_then_train_then_load(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert main([*args, "--eval-episodes", "1", "--output", str(tmp_path / "run"), "--no-cuda-graphs"]) == 0
     out = capsys.readouterr().out
     assert "batch_ddpg on" in out and "random" in out and "behaviour (dataset)" in out
+    assert "return (1 episode)" in out  # not "(1 episodes)"
     model = BatchDDPG.load(tmp_path / "run" / "batch_ddpg", env=gym.make("Pendulum-v1"))
     assert model.num_timesteps == 60
     assert model.cuda_graphs is False  # the switch reaches the model and its checkpoint

@@ -113,7 +113,7 @@ def test_checkpoint_class_check_accepts_the_same_algorithm(make_model, tmp_path:
     MyBatchDDPG("MlpPolicy", env, dataset=record_transitions(env, 50, seed=0), device="cpu").save(tmp_path / "my.zip")
     assert type(MyBatchDDPG.load(tmp_path / "ddpg.zip", env=env)) is MyBatchDDPG
     assert type(BatchDDPG.load(tmp_path / "my.zip", env=env)) is BatchDDPG
-    with pytest.raises(ValueError, match="expected a AWAC checkpoint, found a MyBatchDDPG checkpoint"):
+    with pytest.raises(ValueError, match="expected an AWAC checkpoint, found a MyBatchDDPG checkpoint"):
         AWAC.load(tmp_path / "my.zip", env=env)
     old = tmp_path / "old.zip"
     with zipfile.ZipFile(tmp_path / "ddpg.zip") as source, zipfile.ZipFile(old, "w") as target:

@@ -241,8 +241,10 @@ def report_training(training: Training, args: argparse.Namespace) -> None:
         )
     if args.eval_episodes <= 0:
         return
+    from sb3_offline.common.text import plural
+
     rows, baselines = _comparison(training, args)
-    print(f"| {'policy':<20} | {'return (' + str(args.eval_episodes) + ' episodes)':>20} | {'normalized':>10} |")
+    print(f"| {'policy':<20} | {'return (' + plural(args.eval_episodes, 'episode') + ')':>20} | {'normalized':>10} |")
     print(f"|{'-' * 22}|{'-' * 22}|{'-' * 12}|")
     for name, mean, std, score in rows:
         shown = f"{score:10.1f}" if score is not None else f"{'n/a':>10}"

@@ -45,6 +45,7 @@ from typing import Any, NamedTuple, cast
 
 from gymnasium import spaces
 
+from sb3_offline.common.text import article
 from sb3_offline.datasets.d3rlpy import from_d3rlpy, is_d3rlpy_dataset, is_d3rlpy_layout
 from sb3_offline.datasets.d4rl import D4RL_KEYS, hdf5_env_id, load_hdf5, load_npz, npz_env_id
 from sb3_offline.datasets.files import (
@@ -253,7 +254,7 @@ def load_transitions(
     reader = READERS[name]
     is_path = isinstance(source, str | os.PathLike)
     if not (reader.paths if is_path else reader.accepts is not None and reader.accepts(source)):
-        found = f"the path '{source}'" if is_path else f"a {type(source).__name__}"
+        found = f"the path '{source}'" if is_path else article(type(source).__name__)
         raise TypeError(f"dataset: format '{name}' reads {reader.expected}, found {found}")
     return reader.read(source, ReadOptions(action_space, download))
 
