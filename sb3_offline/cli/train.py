@@ -38,6 +38,7 @@ def add_train_parser(sub: Any) -> None:
         default=DEFAULT_DATASET,
         help=f"Minari id or .hdf5/.npz/.pkl path (default: {DEFAULT_DATASET}, shipped)",
     )
+    train.add_argument("--download", action="store_true", help="fetch the Minari id from Minari's remote store first")
     train.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="gradient steps")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--device", default="auto")
@@ -310,6 +311,10 @@ def _plot_learning_curve(training: Training, args: argparse.Namespace, baselines
 
 def cmd_train(args: argparse.Namespace) -> int:
     """``sb3-offline train``: build, run, report; 130 when Ctrl-C stopped it (its checkpoint saved)."""
+    if args.download:
+        from sb3_offline.datasets.minari import download_minari_dataset
+
+        download_minari_dataset(args.dataset)
     training = build_training(args)
     if not run_training(training, args):
         return INTERRUPTED
