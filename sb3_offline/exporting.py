@@ -115,6 +115,8 @@ class ExportablePolicy(nn.Module):
         self.noise_input = noise_input
         self.squash_output = bool(policy.squash_output)
         self.action_shape = tuple(int(n) for n in action_space.shape)
+        #: whether ``forward`` checks its inputs' shapes (the TorchScript file; onnxruntime checks an ONNX file's)
+        self.check_inputs = False
         self.register_buffer("low", th.as_tensor(action_space.low, dtype=th.float32))
         self.register_buffer("high", th.as_tensor(action_space.high, dtype=th.float32))
 
@@ -139,6 +141,11 @@ class ExportablePolicy(nn.Module):
     def forward(self, *inputs: th.Tensor) -> th.Tensor:
         n_observations = len(self.input_spaces)
         observations = inputs[:n_observations]
+        if self.check_inputs:  # TorchScript: a clear error for an input without its batch axis or of another shape
+            observations = tuple(
+                _check_input(observation, name, [int(n) for n in space.shape], str(_input_dtype(space))[6:])
+                for (name, space), observation in zip(self.input_spaces.items(), observations, strict=True)
+            )
         observation: Any = dict(zip(self.input_spaces, observations, strict=True)) if self.is_dict else observations[0]
         if self.noise_input:
             actions = self.policy._predict(observation, deterministic=True, noise=inputs[n_observations])  # type: ignore[call-arg]
@@ -148,6 +155,18 @@ class ExportablePolicy(nn.Module):
         if self.squash_output:  # BasePolicy.unscale_action
             return self.low + 0.5 * (actions + 1.0) * (self.high - self.low)
         return th.maximum(th.minimum(actions, self.high), self.low)
+
+
+@th.jit.script
+def _check_input(observation: th.Tensor, name: str, shape: list[int], dtype: str) -> th.Tensor:
+    """In a TorchScript file: ``observation`` if it is ``(batch, *shape)``, else a ``ValueError`` naming the input,
+    its expected shape and dtype."""
+    if observation.dim() != len(shape) + 1 or observation.shape[1:] != shape:
+        raise ValueError(
+            "{}: expected a {} tensor of shape (batch, {}): the batch axis first (observation[None] for one "
+            "observation), found shape {}".format(name, dtype, ", ".join([str(n) for n in shape]), observation.shape)
+        )
+    return observation
 
 
 def export_metadata(module: ExportablePolicy, algorithm: str, format: str) -> dict[str, Any]:
@@ -235,7 +254,11 @@ def export(
 
 def _export_torchscript(module: ExportablePolicy, example: tuple[th.Tensor, ...], path: Path, metadata: dict) -> None:
     # check_trace=False: a sampling policy's two runs differ by design
-    traced = th.jit.trace(module, example, check_trace=False)
+    module.check_inputs = True
+    try:
+        traced = th.jit.trace(module, example, check_trace=False)
+    finally:
+        module.check_inputs = False
     frozen = th.jit.freeze(traced)
     th.jit.save(frozen, str(path), _extra_files={METADATA_FILE: json.dumps(metadata)})
 

@@ -39,7 +39,8 @@ def plot_curves(
     baselines: Mapping[str, float] | None = None,
 ) -> Path:
     """
-    Draw each curve (mean line, ± std band) and each baseline (a dashed horizontal line) into a PNG.
+    Draw each curve (mean line, ± std band) and each baseline (a dashed horizontal line) into a PNG
+    (see :func:`draw_curves`).
 
     :param curves: name -> (x, mean, std or None)
     :param path: the PNG to write (its folder is created)
@@ -55,17 +56,35 @@ def plot_curves(
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for name, (x, mean, std) in curves.items():
-        xs, ms = np.asarray(x, dtype=float), np.asarray(mean, dtype=float)
-        (line,) = ax.plot(xs, ms, label=name, linewidth=1.8)
-        if std is not None:
-            ss = np.asarray(std, dtype=float)
-            ax.fill_between(xs, ms - ss, ms + ss, alpha=0.2, color=line.get_color())
-    for name, value in (baselines or {}).items():
-        ax.axhline(value, linestyle="--", linewidth=1.2, label=name, color="gray" if "random" in name else None)
+    draw_curves(ax, curves, baselines)
     if title:
         ax.set_title(title)
     return _finish(fig, ax, path, xlabel, ylabel)
+
+
+def draw_curves(ax: Any, curves: Mapping[str, Curve], baselines: Mapping[str, float] | None = None) -> None:
+    """
+    Draw into the matplotlib axes ``ax``: each curve as its mean line and its ± std band (labelled
+    ``"<name> ± 1 std"``), each baseline as a dashed horizontal line. Every curve and baseline has a colour of its
+    own (matplotlib's colour cycle, in order), a baseline named ``random...`` gray.
+
+    :param ax: the axes
+    :param curves: name -> (x, mean, std or None)
+    :param baselines: name -> constant value (e.g. the behaviour policy's return)
+    """
+    import matplotlib
+
+    cycle = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
+    colours = iter(cycle * (1 + (len(curves) + len(baselines or {})) // len(cycle)))
+    for name, (x, mean, std) in curves.items():
+        xs, ms, colour = np.asarray(x, dtype=float), np.asarray(mean, dtype=float), next(colours)
+        ax.plot(xs, ms, label=name, linewidth=1.8, color=colour)
+        if std is not None:
+            ss = np.asarray(std, dtype=float)
+            ax.fill_between(xs, ms - ss, ms + ss, alpha=0.2, color=colour, label=f"{name} ± 1 std")
+    for name, value in (baselines or {}).items():
+        colour = "gray" if name.startswith("random") else next(colours)
+        ax.axhline(value, linestyle="--", linewidth=1.2, label=name, color=colour)
 
 
 def read_value_estimates(path: str | os.PathLike) -> dict[str, np.ndarray]:

@@ -6,6 +6,8 @@ count what is done to them, and every algorithm's tiny settings (``TINY``, used 
 from __future__ import annotations
 
 import os
+import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -48,6 +50,54 @@ def pytest_configure(config: pytest.Config) -> None:
     """Under pytest-xdist (the README's ``-n auto``) each worker is one process per core: one torch thread each."""
     if os.environ.get("PYTEST_XDIST_WORKER"):
         th.set_num_threads(1)
+
+
+# ------------------------------------------------------------------------------------------ the temp dir
+#: The machine's temp dir; the suite writes nothing there but pytest's own ``pytest-of-<user>`` (see ``temp_dir``).
+REAL_TEMP_DIR = os.path.realpath(tempfile.gettempdir())
+#: The entries this process created at the top of ``REAL_TEMP_DIR`` (recorded by ``_record_temp_writes``).
+TEMP_WRITES: list[str] = []
+_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT
+
+
+def _record_temp_writes(event: str, args: tuple[Any, ...]) -> None:
+    """An audit hook: a file opened for writing or a folder made at the top of the machine's temp dir."""
+    if event != "open" and event != "os.mkdir":
+        return
+    path, mode = args[0], args[1]
+    if not isinstance(path, str | bytes | os.PathLike):  # a file descriptor
+        return
+    if event == "open" and not (any(c in mode for c in "wax+") if isinstance(mode, str) else args[2] & _WRITE_FLAGS):
+        return
+    path = os.path.abspath(os.fsdecode(path))
+    if os.path.dirname(path) == REAL_TEMP_DIR and not os.path.basename(path).startswith("pytest-of-"):
+        TEMP_WRITES.append(path)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def temp_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """
+    The suite leaves nothing in the machine's temp dir: what libraries put there (SB3's logger folders
+    ``SB3-<date>`` of models the tests train, gymnasium-robotics' ``ant_maze.xml``) goes to a folder of pytest's
+    ``basetemp`` instead (``tempfile.tempdir`` here, ``TMPDIR`` for subprocesses), and any file or folder this
+    process still makes at the top of the temp dir fails the session (an audit hook records them; each xdist
+    worker checks itself, and other processes on the machine are not counted).
+    """
+    folder = tmp_path_factory.mktemp("tempdir")
+    saved, saved_env = tempfile.tempdir, os.environ.get("TMPDIR")
+    tempfile.tempdir, os.environ["TMPDIR"] = str(folder), str(folder)
+    if not getattr(sys, "_sb3_offline_temp_hook", False):  # audit hooks cannot be removed: one per process
+        sys.addaudithook(_record_temp_writes)
+        sys._sb3_offline_temp_hook = True  # type: ignore[attr-defined]
+    TEMP_WRITES.clear()
+    yield folder
+    tempfile.tempdir = saved
+    if saved_env is None:
+        os.environ.pop("TMPDIR", None)
+    else:
+        os.environ["TMPDIR"] = saved_env
+    if TEMP_WRITES:
+        pytest.fail(f"the tests wrote into the temp dir {REAL_TEMP_DIR}: {sorted(set(TEMP_WRITES))}")
 
 
 @pytest.fixture(autouse=True)

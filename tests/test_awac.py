@@ -176,6 +176,7 @@ def test_gaussian_actor_log_std_modes() -> None:
         GaussianActor(3, 2, [8], log_std_mode="tanh")
 
 
+@pytest.mark.slow  # more than 15 s on a busy 2-core machine
 def test_awac_learns_offline_on_imperfect_demonstrations(
     imperfect_pendulum: Transitions, pendulum_return, one_torch_thread
 ) -> None:

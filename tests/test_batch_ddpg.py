@@ -53,6 +53,7 @@ def test_weight_decay_reaches_the_critic_only(pendulum_transitions: Transitions,
     assert model.actor.optimizer.param_groups[0]["eps"] == 1e-5
 
 
+@pytest.mark.slow  # more than 15 s on a busy 2-core machine
 def test_fails_on_a_single_experts_data_as_in_the_bcq_paper(
     expert_pendulum: Transitions, pendulum_return, memory_logger, one_torch_thread
 ) -> None:

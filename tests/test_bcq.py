@@ -98,6 +98,7 @@ def test_defaults_follow_the_paper() -> None:
     assert len(model.critic.q_networks) == 2
 
 
+@pytest.mark.slow  # more than 15 s on a busy 2-core machine
 def test_bcq_learns_from_imperfect_demonstrations(
     imperfect_pendulum: Transitions, pendulum_return, one_torch_thread
 ) -> None:

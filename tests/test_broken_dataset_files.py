@@ -194,3 +194,26 @@ def test_flag_error_names_the_field_as_the_source_spells_it(pendulum_transitions
     minari_data.terminations[3] = 2.0
     with pytest.raises(DatasetValidationError, match=r"field 'terminations': expected 0/1 flags, found 2.0 at index 3"):
         validate_transitions(minari_data, env.observation_space, env.action_space)
+
+
+@pytest.mark.parametrize("suffix", [".hdf5", ".h5"])
+def test_bytes_that_are_no_hdf5_file_are_called_so(tmp_path: Path, suffix: str) -> None:
+    """Random bytes whose first byte is pickle's mark (0x80) are "not an HDF5 file", named by the signature."""
+    path = tmp_path / f"random{suffix}"
+    path.write_bytes(b"\x80" + np.random.default_rng(1).bytes(4095))
+    for read in (load_transitions, load_hdf5, dataset_env_id, recover_env):
+        with pytest.raises(DatasetValidationError) as error:
+            read(path)
+        message = str(error.value)
+        assert "not an HDF5 file" in message and repr(b"\x89HDF\r\n\x1a\n") in message, message
+        assert "pickle" not in message, message
+
+
+@pytest.mark.parametrize("name", ["nope.hdf5", "nope.npz", "nope.pkl", "no/such/folder"])
+def test_a_missing_dataset_is_called_missing(tmp_path: Path, name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without an env, a dataset that is not there says so (not "pass env=gym.make(...)")."""
+    monkeypatch.chdir(tmp_path)
+    for make in (recover_env, lambda source: BCQ("MlpPolicy", None, dataset=source)):
+        with pytest.raises(FileNotFoundError) as error:
+            make(name)
+        assert f"dataset '{name}'" in str(error.value) and "env=gym.make" not in str(error.value), str(error.value)

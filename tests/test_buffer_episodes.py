@@ -231,8 +231,11 @@ def test_lapo_max_rules_by_hand(pendulum_transitions: Transitions) -> None:
 @pytest.mark.parametrize(
     ("spec", "match"),
     [
-        ("iql", r"reward_transform: expected one of \['antmaze', 'iql_locomotion', 'lapo_antmaze', 'max', 'max_abs', "
-            r"'max_else_max_abs'\], found 'iql'"),
+        (
+            "iql",
+            r"reward_transform: expected one of \['antmaze', 'iql_locomotion', 'lapo_antmaze', 'max', 'max_abs', "
+            r"'max_else_max_abs'\], found 'iql'",
+        ),
         (3, "reward_transform: expected None, a RewardTransform"),
         (dict(scale=2.0, offset=1.0), r"reward_transform: expected a dict with keys 'scale' and 'shift', found keys"),
         (dict(scale=0.0), "reward_transform: expected a finite, non-zero scale, found scale=0.0"),

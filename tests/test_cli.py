@@ -11,6 +11,7 @@ import pytest
 from sb3_offline import BatchDDPG
 from sb3_offline.algorithms import ALGOS
 from sb3_offline.cli import DEFAULT_DATASET, _subparser, build_parser, main
+from sb3_offline.datasets import Transitions, save_minari
 
 
 def test_record_then_train_then_load(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -128,3 +129,27 @@ def test_one_checkpoint_one_score(pendulum_file: Path, tmp_path: Path, capsys: p
     commands = _subparser(build_parser(), "train"), _subparser(build_parser(), "evaluate")
     assert commands[0].get_default("eval_episodes") == commands[1].get_default("episodes") == 10
     assert commands[0].get_default("eval_seed") == commands[1].get_default("seed") == 0
+
+
+def test_train_download_fetches_a_remote_minari_dataset_first(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    pendulum_transitions: Transitions,
+) -> None:
+    import minari
+
+    fetched: list[str] = []
+
+    def download_dataset(dataset_id: str, force_download: bool = False) -> None:
+        """Minari's remote store cannot be reached here: the 'download' writes the dataset locally."""
+        fetched.append(dataset_id)
+        save_minari(pendulum_transitions, dataset_id, env=gym.make("Pendulum-v1"))
+
+    monkeypatch.setattr(minari, "download_dataset", download_dataset)
+    args = ["train", "--dataset", "remote/pendulum-v0", "--steps", "2", "--eval-episodes", "0"]
+    args += ["--output", str(tmp_path / "run")]
+    assert main(args) == 2  # not on local disk, and no --download
+    assert "`sb3-offline train --download`" in capsys.readouterr().err and not fetched
+    assert main([*args, "--download"]) == 0
+    assert fetched == ["remote/pendulum-v0"] and "bcq on remote/pendulum-v0" in capsys.readouterr().out

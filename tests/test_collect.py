@@ -182,6 +182,7 @@ def test_normalized_score_needs_reference_scores(pendulum_transitions: Any) -> N
         normalized_score(pendulum_transitions, -100.0)
 
 
+@pytest.mark.slow  # more than 15 s on a busy 2-core machine
 def test_concurrent_experiment_learners_share_the_growing_buffer(tmp_path: Path) -> None:
     small = dict(policy_kwargs=dict(net_arch=[32, 32]), learning_starts=100)
     bcq_small = dict(policy_kwargs=dict(net_arch=dict(pi=[32, 32], qf=[32, 32], vae=[32, 32])))

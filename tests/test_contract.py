@@ -48,6 +48,7 @@ from graph_safety import strict_update_graphs
 from stable_baselines3.common.callbacks import BaseCallback
 
 from sb3_offline.algorithms import ALGOS
+from sb3_offline.common.text import article
 from sb3_offline.datasets import record_transitions
 from sb3_offline.exporting import export
 
@@ -202,7 +203,7 @@ def test_save_load_round_trip_and_exact_resume(name, tiny_model, pendulum_file, 
     np.testing.assert_array_equal(seeded_predict(loaded, observations), seeded_predict(model, observations))
     for other in ALGOS.values():  # CalQL, a subclass of CQL, is another algorithm too
         if other is not algo:
-            message = f"expected a {other.__name__} checkpoint, found a {algo.__name__} checkpoint"
+            message = f"expected {article(other.__name__)} checkpoint, found {article(algo.__name__)} checkpoint"
             with pytest.raises(ValueError, match=message) as error:
                 other.load(path)
             assert str(path) in str(error.value)

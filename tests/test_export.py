@@ -255,3 +255,26 @@ def test_bad_arguments(exports, tmp_path):
         ExportablePolicy(model.policy, noise_input=True)
     with pytest.raises(FileNotFoundError, match="path: expected an exported"):
         read_metadata(tmp_path / "missing.pt")
+
+
+@pytest.mark.skipif(not (HAS_ONNX and HAS_ORT), reason="needs onnx and onnxruntime (pip install sb3-offline[export])")
+def test_a_wrong_input_names_the_input_and_what_it_expects(tmp_path: Path, pendulum_transitions: Any) -> None:
+    """No batch axis or another width: TorchScript's error is ours, ONNX's onnxruntime's (both name the input)."""
+    import gymnasium as gym
+    import onnxruntime
+
+    model = TD3BC("MlpPolicy", gym.make("Pendulum-v1"), dataset=pendulum_transitions, policy_kwargs=dict(net_arch=[8]))
+    module = th.jit.load(str(export(model, tmp_path / "policy.pt")))
+    expected = (
+        r"observation: expected a float32 tensor of shape \(batch, 3\): the batch axis first \(observation\[None\]"
+    )
+    for observation, found in ((th.zeros(3), r"\[3\]"), (th.zeros(2, 4), r"\[2, 4\]")):
+        with pytest.raises(th.jit.Error, match=f"{expected} for one observation\\), found shape {found}"):
+            module(observation)
+    assert module(th.zeros(2, 3)).shape == (2, 1)
+    path = str(export(model, tmp_path / "policy.onnx"))
+    session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+    with pytest.raises(Exception, match="Invalid rank for input: observation Got: 1 Expected: 2"):
+        session.run(None, {"observation": np.zeros(3, np.float32)})
+    with pytest.raises(Exception, match=r"Actual: \(tensor\(double\)\) , expected: \(tensor\(float\)\)"):
+        session.run(None, {"observation": np.zeros((1, 3))})

@@ -8,6 +8,7 @@ Python skip without them (d3rlpy and imitation pin other gymnasium / SB3 version
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -293,8 +294,10 @@ def test_convert_between_every_format(
 
 def test_convert_imitation_and_sb3_buffers_to_minari(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     npz = str(DATA / "imitation" / "trajectories.npz")
-    with pytest.raises(ValueError, match=r"env: expected the data's gymnasium id.*--env"):
-        main(["convert", npz, "demos/inverted-v0"])
+    assert main(["convert", npz, "demos/inverted-v0"]) == 2  # an error of the input: one line on stderr
+    assert re.match(
+        r"sb3-offline convert: error: env: expected the data's gymnasium id.*--env", capsys.readouterr().err
+    )
     assert main(["convert", npz, "demos/inverted-v0", "--env", "InvertedPendulum-v5"]) == 0
     check_imitation(load_transitions("demos/inverted-v0"))
     capsys.readouterr()
@@ -334,12 +337,16 @@ def test_read_dataset_takes_a_named_format_and_imitation_objects(
     np.testing.assert_array_equal(objects.truncations, from_file.truncations)
 
 
-def test_convert_refuses_bad_targets(inverted_transitions: Transitions, tmp_path: Path) -> None:
+def test_convert_refuses_bad_targets(
+    inverted_transitions: Transitions, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     src = save_npz(inverted_transitions, tmp_path / "a.npz")
-    with pytest.raises(ValueError, match=r"target: expected a .hdf5/.h5 or .npz path or a Minari id"):
-        main(["convert", str(src), str(tmp_path / "out.csv")])
+    assert main(["convert", str(src), str(tmp_path / "out.csv")]) == 2
+    assert "error: target: expected a .hdf5/.h5 or .npz path or a Minari id" in capsys.readouterr().err
     save_npz(inverted_transitions, tmp_path / "b.npz")
-    with pytest.raises(FileExistsError, match=r"already exists.*--overwrite"):
-        main(["convert", str(src), str(tmp_path / "b.npz")])
+    assert main(["convert", str(src), str(tmp_path / "b.npz")]) == 2
+    assert re.search(r"already exists.*--overwrite", capsys.readouterr().err)
+    with pytest.raises(FileExistsError, match=r"already exists.*--overwrite"):  # --debug: the exception itself
+        main(["--debug", "convert", str(src), str(tmp_path / "b.npz")])
     with pytest.raises(SystemExit):
         main(["convert", str(src), str(tmp_path / "c.h5"), "--to", "parquet"])

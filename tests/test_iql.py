@@ -436,6 +436,7 @@ def test_online_rewards_are_transformed_and_batches_have_the_online_size(
 
 
 # ------------------------------------------------------------------------------------------ learning
+@pytest.mark.slow  # more than 15 s on a busy 2-core machine
 def test_iql_learns_offline_on_imperfect_demonstrations(imperfect_pendulum: Transitions, pendulum_return) -> None:
     """
     IQL at its defaults (temperature 3, expectile 0.7, rewards as recorded, the actor's decay over the run) on the

@@ -113,7 +113,7 @@ def test_checkpoint_class_check_accepts_the_same_algorithm(make_model, tmp_path:
     MyBatchDDPG("MlpPolicy", env, dataset=record_transitions(env, 50, seed=0), device="cpu").save(tmp_path / "my.zip")
     assert type(MyBatchDDPG.load(tmp_path / "ddpg.zip", env=env)) is MyBatchDDPG
     assert type(BatchDDPG.load(tmp_path / "my.zip", env=env)) is BatchDDPG
-    with pytest.raises(ValueError, match="expected a AWAC checkpoint, found a MyBatchDDPG checkpoint"):
+    with pytest.raises(ValueError, match="expected an AWAC checkpoint, found a MyBatchDDPG checkpoint"):
         AWAC.load(tmp_path / "my.zip", env=env)
     old = tmp_path / "old.zip"
     with zipfile.ZipFile(tmp_path / "ddpg.zip") as source, zipfile.ZipFile(old, "w") as target:
@@ -156,6 +156,17 @@ def test_device_auto_on_cpu(make_model) -> None:
     assert isinstance(model.replay_buffer, OfflineReplayBuffer)
     assert model.replay_buffer.actions.device.type == expected
     model.learn(5)
+
+
+def test_cuda_asked_for_without_cuda_is_said(make_model, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """SB3's get_device falls back to the CPU silently; we warn (and still run there, as SB3 does)."""
+    monkeypatch.setattr(th.cuda, "is_available", lambda: False)  # a machine without CUDA, on any machine
+    with pytest.warns(UserWarning, match=r"device='cuda': CUDA is not available here .* running on the CPU"):
+        model = make_model(device="cuda")
+    assert model.device.type == "cpu"
+    model.save(tmp_path / "model")
+    with pytest.warns(UserWarning, match="device='cuda:0': CUDA is not available"):
+        type(model).load(tmp_path / "model", device="cuda:0")
 
 
 def test_env_recovered_from_minari_dataset(tiny_model) -> None:

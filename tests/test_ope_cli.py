@@ -41,6 +41,7 @@ def test_train_with_held_out_episodes_then_evaluate_then_ope(
     )  # the env from the model's dataset
     out = capsys.readouterr().out
     assert "TD3BC" in out and "on Pendulum-v1: return" in out and "normalized score n/a" in out
+    assert "over 1 episode;" in out  # not "1 episodes"
 
     report = tmp_path / "ope"
     checkpoints = [str(run_a / "Pendulum-v1.zip"), str(run_b / "Pendulum-v1.zip")]

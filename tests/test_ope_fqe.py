@@ -151,6 +151,7 @@ def pendulum_policies() -> dict[str, tuple[object, bool]]:
     }
 
 
+@pytest.mark.slow  # more than 15 s on a busy 2-core machine
 def test_ranks_good_medium_and_random_policies_on_pendulum() -> None:
     # the shipped imperfect demonstrations (noisy near-expert controller); gamma 0.95 keeps FQE's horizon short
     data = load_transitions("pendulum/imperfect-v0").select(slice(0, 10_000))

@@ -139,6 +139,7 @@ def test_save_load_keeps_the_phase(pendulum_transitions: Transitions, tmp_path: 
     assert trained.vae_pretrained and not any(p.requires_grad for p in trained.vae.parameters())
 
 
+@pytest.mark.slow  # more than 15 s on a busy 2-core machine
 def test_plas_acts_at_the_datas_level_through_its_latent_policy(
     noisy_expert_pendulum: Transitions, pendulum_return, one_torch_thread
 ) -> None:

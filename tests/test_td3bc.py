@@ -237,6 +237,7 @@ def test_learn_online_continues_with_exploration_noise(imperfect_pendulum: Trans
 
 
 # ------------------------------------------------------------------------------------------- learning
+@pytest.mark.slow  # more than 15 s on a busy 2-core machine
 def test_td3bc_learns_from_imperfect_demonstrations(
     imperfect_pendulum: Transitions, pendulum_return, one_torch_thread
 ) -> None:

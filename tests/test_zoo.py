@@ -291,13 +291,16 @@ def test_optimize_an_online_her_entry(tmp_path: Path) -> None:
 
 
 def test_optimize_stops_on_a_bad_dataset_instead_of_pruning_every_trial(
-    recorded: dict[str, Transitions], tmp_path: Path
+    recorded: dict[str, Transitions], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     save_minari(recorded["Hopper-v5"], "mujoco/hopper/medium-v0")
     args = ["train", "--algo", "bcq", "--env", "Pendulum-v1", "-f", str(tmp_path / "logs"), "-optimize", "-n", "5"]
     args += ["--n-trials", "2", "--no-optim-plots", "-params", "dataset:'mujoco/hopper/medium-v0'", *FAST]
-    with pytest.raises(DatasetValidationError, match="observations"):
-        cli_main(["zoo", *args])
+    assert cli_main(["zoo", *args]) == 2  # the dataset's error, one line
+    err = capsys.readouterr().err.splitlines()
+    assert err[-1].startswith("sb3-offline zoo: error: ") and "observations" in err[-1]
+    with pytest.raises(DatasetValidationError, match="observations"):  # --debug: the exception itself
+        cli_main(["--debug", "zoo", *args])
 
 
 @pytest.mark.parametrize("algo", sorted(ALGOS))

@@ -118,6 +118,7 @@ class AWAC(OfflineAlgorithm):
 
     def _next_update(self) -> tuple[str, Update]:
         return "awac", self._update
+
     def _update(self, batch_size: int) -> None:
         """One gradient step (device work only: it may be replayed as a CUDA graph)."""
         assert self.replay_buffer is not None

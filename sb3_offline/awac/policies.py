@@ -57,6 +57,7 @@ class AWACPolicy(GaussianActorCriticPolicy):
             rlkit_init(q_net, CRITIC_INIT_W)
         self.critic_target.load_state_dict(self.critic.state_dict())
 
+
 MlpPolicy = AWACPolicy
 
 

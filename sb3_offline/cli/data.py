@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from sb3_offline.common.text import plural
+
 
 def options(args: argparse.Namespace, *names: str) -> dict[str, Any]:
     """``{name: args.<name>}`` for ``names``: the options a command passes on under their own names."""
@@ -165,7 +167,7 @@ def cmd_datasets(args: argparse.Namespace) -> int:
         print("  (none)")
     for dataset_id, meta in sorted(local.items()):
         steps, episodes = meta.get("total_steps", "?"), meta.get("total_episodes", "?")
-        print(f"  {dataset_id:<40} {steps:>10} steps  {episodes:>6} episodes")
+        print(f"  {dataset_id:<40} {steps:>10} steps  {episodes:>6} episode{'' if episodes == 1 else 's'}")
     shipped = [d for d in packaged_datasets() if d not in local]
     if shipped:
         print("Shipped with sb3-offline (copied into the folder above on first use):")
@@ -227,9 +229,9 @@ def cmd_convert(args: argparse.Namespace) -> int:
     names = ("to", "env", "imitation_terminal", "reward_fill", "overwrite")
     result = convert_dataset(args.source, args.target, **options(args, *names))
     data = result.transitions
-    print(
-        f"wrote {len(data)} transitions ({len(data.episode_slices())} episodes: {int(data.terminations.sum())} "
-        f"terminations, {int(data.truncations.sum())} truncations) from {args.source} to {result.target} "
-        f"({result.format})"
+    counts = (
+        f"{plural(len(data.episode_slices()), 'episode')}: {plural(int(data.terminations.sum()), 'termination')}, "
+        f"{plural(int(data.truncations.sum()), 'truncation')}"
     )
+    print(f"wrote {plural(len(data), 'transition')} ({counts}) from {args.source} to {result.target} ({result.format})")
     return 0

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from sb3_offline.cli.data import options
+from sb3_offline.common.text import plural
 
 ALGO_HELP = "the checkpoint's algorithm, when it cannot be read from it"
 
@@ -70,7 +71,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     score = f"{result.normalized_score:.1f}" if result.normalized_score is not None else "n/a"
     print(
         f"{type(model).__name__} {args.model} on {env_id}: return {result.mean_return:.1f} ± {result.std_return:.1f} "
-        f"over {args.episodes} episodes; normalized score {score}"
+        f"over {plural(args.episodes, 'episode')}; normalized score {score}"
     )
     return 0
 

@@ -66,6 +66,7 @@ def add_train_parser(sub: Any) -> None:
         help="rl-zoo3 hyper-parameter file (.yml): an entry per env id (or 'default'), or the settings themselves; "
         "-params overrides it, --steps its n_timesteps, --dataset its dataset",
     )
+    train.add_argument("--download", action="store_true", help="fetch the Minari id from Minari's remote store first")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--device", default="auto")
     train.add_argument("--no-cuda-graphs", action="store_true", help="on CUDA: every update eager, no CUDA graphs")
@@ -422,6 +423,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     ``sb3-offline train``: build, run, report; 130 when Ctrl-C stopped it (its checkpoint saved), 2 (argparse's
     status) for a wrong ``-params`` or ``--config``.
     """
+    if args.download:
+        from sb3_offline.datasets.minari import download_minari_dataset
+
+        download_minari_dataset(args.dataset)
     try:
         training = build_training(args)
     except hyperparams.SettingsError as error:

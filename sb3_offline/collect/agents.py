@@ -25,6 +25,7 @@ from stable_baselines3.common.noise import NormalActionNoise
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 
 from sb3_offline.common.episodes import normalized_return
+from sb3_offline.common.training import configure_logger
 from sb3_offline.evaluation import evaluate_callable
 
 #: The SB3 algorithms a behaviour agent can be (``--algo``).
@@ -92,7 +93,9 @@ def make_behaviour_agent(
     env_id = env.spec.id if env.spec is not None else ""
     options = {**BEHAVIOUR_DEFAULTS.get(env_id, {}), **kwargs}
     policy = "MultiInputPolicy" if isinstance(env.observation_space, spaces.Dict) else "MlpPolicy"
-    return BEHAVIOUR_ALGOS[algo](policy, env, action_noise=noise, seed=seed, **options)
+    agent = BEHAVIOUR_ALGOS[algo](policy, env, action_noise=noise, seed=seed, **options)
+    agent.set_logger(configure_logger(agent.verbose, agent.tensorboard_log, "run", True))  # no SB3-* folder in /tmp
+    return agent
 
 
 class ActingPolicy:

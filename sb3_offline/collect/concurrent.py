@@ -19,12 +19,12 @@ import gymnasium as gym
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.evaluation import evaluate_policy
-from stable_baselines3.common.logger import configure
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.noise import NormalActionNoise
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 
 from sb3_offline.common.offline_algorithm import OfflineAlgorithm
+from sb3_offline.common.training import configure_logger
 
 
 @dataclass
@@ -168,7 +168,7 @@ def run_concurrent_experiment(
         )
         learner._setup_model()  # the networks only: its replay buffer is the behaviour agent's
         learner.replay_buffer = shared
-        learner.set_logger(configure(None, []))
+        learner.set_logger(configure_logger(0, None, "run", True))  # writes nothing, makes no folder
         built[name] = learner
     result = ConcurrentResult()
     callback = _ConcurrentCallback(

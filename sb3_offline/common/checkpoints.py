@@ -22,6 +22,7 @@ from stable_baselines3.common.type_aliases import GymEnv
 
 from sb3_offline.buffers import OfflineReplayBuffer
 from sb3_offline.common.cuda_graphs import UpdateRunner, portable_optimizer_state
+from sb3_offline.common.text import article
 
 if TYPE_CHECKING:
     _Base = OffPolicyAlgorithm
@@ -130,7 +131,7 @@ def check_checkpoint_class(path: str | pathlib.Path | io.BufferedIOBase, cls: ty
     if isinstance(saved, dict) and saved.get("algorithm") not in (None, expected):
         where = os.fspath(path) if isinstance(path, str | os.PathLike) else "checkpoint"
         raise ValueError(
-            f"{where}: expected a {cls.__name__} checkpoint, found a {saved.get('class')} checkpoint "
+            f"{where}: expected {article(cls.__name__)} checkpoint, found {article(saved.get('class'))} checkpoint "
             f"(load it with {saved.get('class')}.load)"
         )
 
@@ -274,4 +275,3 @@ class CheckpointedAlgorithm(_Base):
         """SB3's ``set_parameters``; captured CUDA graphs are dropped (they hold the old optimizer state)."""
         self._runner.reset()
         super().set_parameters(load_path_or_dict, exact_match=exact_match, device=device)
-

@@ -11,7 +11,6 @@ from typing import Any, ClassVar, TypeVar
 
 import torch as th
 from gymnasium import spaces
-from stable_baselines3.common import utils
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.noise import ActionNoise
@@ -21,10 +20,11 @@ from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedul
 from stable_baselines3.common.utils import FloatSchedule
 
 from sb3_offline.buffers import OfflineReplayBuffer
-from sb3_offline.common import checkpoints
+from sb3_offline.common import checkpoints, training
 from sb3_offline.common import dataset_source as sources
 from sb3_offline.common.actions import checkpoint_action_units, loss_action_scale
 from sb3_offline.common.cuda_graphs import UpdateRunner
+from sb3_offline.common.devices import warn_unavailable_cuda
 from sb3_offline.common.normalization import with_observation_normalizer
 from sb3_offline.common.schedules import LearningRate, as_schedule, initial_value, schedule_value
 from sb3_offline.common.training import DeviceLossAccumulator, copy_buffers, set_learning_rate, soft_update, target_pair
@@ -163,6 +163,7 @@ class OfflineAlgorithm(checkpoints.CheckpointedAlgorithm, OffPolicyAlgorithm):
             if env is None:
                 env = recover_env(sources.dataset_source(self, "an environment"), format=self._dataset_format)
         self._online_mode = False
+        warn_unavailable_cuda(device)  # SB3's get_device falls back to the CPU silently
         super().__init__(
             policy=policy,
             env=env,  # type: ignore[arg-type]
@@ -350,8 +351,9 @@ class OfflineAlgorithm(checkpoints.CheckpointedAlgorithm, OffPolicyAlgorithm):
             self.set_env(recover_env(source, format=self._dataset_format))
         if self.replay_buffer is None:
             self._setup_replay_buffer()
-        if self._online_mode:
-            return super()._setup_learn(total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar)
+        if self._online_mode:  # our logger: no empty SB3-<date> folder in the temp dir (own_logger)
+            with training.own_logger(self, tb_log_name, reset_num_timesteps):
+                return super()._setup_learn(total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar)
         sources.require_data(self.replay_buffer)
 
         # BaseAlgorithm._setup_learn without the env.reset(): offline learning never touches the env.
@@ -366,9 +368,8 @@ class OfflineAlgorithm(checkpoints.CheckpointedAlgorithm, OffPolicyAlgorithm):
             total_timesteps += self.num_timesteps
         self._total_timesteps = total_timesteps
         self._num_timesteps_at_start = self.num_timesteps
-        if not self._custom_logger:
-            self._logger = utils.configure_logger(self.verbose, self.tensorboard_log, tb_log_name, reset_num_timesteps)
-        callback = self._init_callback(callback, progress_bar)
+        with training.own_logger(self, tb_log_name, reset_num_timesteps):
+            callback = self._init_callback(callback, progress_bar)
         return total_timesteps, callback
 
     def learn(  # type: ignore[override]
@@ -450,4 +451,3 @@ class OfflineAlgorithm(checkpoints.CheckpointedAlgorithm, OffPolicyAlgorithm):
     def _dump_logs(self) -> None:
         self._losses.flush(self.logger)
         super()._dump_logs()
-

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import torch as th
-from stable_baselines3.common.logger import Logger
+from stable_baselines3.common import utils
+from stable_baselines3.common.logger import HumanOutputFormat, Logger
 from stable_baselines3.common.utils import get_parameters_by_name
 from torch import nn
 
@@ -138,3 +140,30 @@ def target_pair(module: nn.Module, target: str, source: str) -> tuple[list[Any],
         )
     stats = get_parameters_by_name(online, ["running_"]), get_parameters_by_name(copy, ["running_"])
     return params, target_params, *stats
+
+
+def configure_logger(verbose: int, tensorboard_log: str | None, tb_log_name: str, reset_num_timesteps: bool) -> Logger:
+    """
+    SB3's ``utils.configure_logger``, without the empty ``SB3-<date>`` folder it makes in the temp dir when the
+    logger writes no file (no ``tensorboard_log``): then a logger without a folder, printing to stdout with
+    ``verbose >= 1`` (as SB3's), writing nothing otherwise.
+    """
+    if tensorboard_log is not None:
+        return utils.configure_logger(verbose, tensorboard_log, tb_log_name, reset_num_timesteps)
+    return Logger(folder=None, output_formats=[HumanOutputFormat(sys.stdout)] if verbose >= 1 else [])
+
+
+@contextmanager
+def own_logger(model: Any, tb_log_name: str, reset_num_timesteps: bool) -> Iterator[None]:
+    """
+    Around SB3's ``_setup_learn`` (or our own): ``model``'s logger made by :func:`configure_logger` (unless
+    ``model.set_logger`` gave one), and kept by SB3's ``_setup_learn``, which would make its own otherwise.
+    """
+    custom = model._custom_logger
+    if not custom:
+        model._logger = configure_logger(model.verbose, model.tensorboard_log, tb_log_name, reset_num_timesteps)
+    model._custom_logger = True
+    try:
+        yield
+    finally:
+        model._custom_logger = custom

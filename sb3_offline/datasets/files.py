@@ -29,13 +29,19 @@ _UNREADABLE_HINT = (
     "The file may be incomplete (an interrupted download or copy) or in another format than its name says"
 )
 
+#: The 8 bytes an HDF5 file starts with (HDF5's format signature).
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+#: What each reader of HDF5 files expects: a file that is no HDF5 file is called that, naming the signature.
+_EXPECTED_HDF5_FILES = (EXPECTED_HDF5, EXPECTED_D3RLPY)
+
 _SIGNATURES = (
-    (b"\x89HDF\r\n\x1a\n", "an HDF5 file"),
+    (HDF5_SIGNATURE, "an HDF5 file"),
     (b"PK\x03\x04", "a zip archive"),
     (b"PK\x05\x06", "an empty zip archive"),
     (b"\x93NUMPY", "a single .npy array"),
     (b"\x1f\x8b", "a gzip file"),
-    (b"\x80", "a Python pickle"),
+    # pickle protocols 2 to 5 open with PROTO and the protocol number (0 and 1 have no mark)
+    *((b"\x80" + bytes([protocol]), "a Python pickle") for protocol in range(2, 6)),
 )
 
 
@@ -90,7 +96,18 @@ def reading_dataset_file(path: str | os.PathLike, expected: str, source: str | N
         raise
     except Exception as error:  # any failure of the format's reader means the same thing: not a readable file
         found = f"{describe_file(path)} ({type(error).__name__}: {error})"
+        if expected in _EXPECTED_HDF5_FILES and not _starts_with(path, HDF5_SIGNATURE):
+            found = f"not an HDF5 file (no HDF5 signature {HDF5_SIGNATURE!r} at its start): {found}"
         raise DatasetValidationError(source or str(path), "", expected, found, hint=_UNREADABLE_HINT) from error
+
+
+def _starts_with(path: str | os.PathLike, signature: bytes) -> bool:
+    """Whether the file at ``path`` can be read and starts with ``signature``."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(len(signature)) == signature
+    except OSError:
+        return False
 
 
 def hdf5_keys(path: str | os.PathLike) -> set[str] | None:
@@ -123,6 +140,7 @@ __all__ = [
     "EXPECTED_MINARI",
     "EXPECTED_NPZ",
     "EXPECTED_PKL",
+    "HDF5_SIGNATURE",
     "DatasetNotFoundError",
     "describe_file",
     "existing_file",

@@ -45,6 +45,7 @@ from typing import Any, NamedTuple, cast
 
 from gymnasium import spaces
 
+from sb3_offline.common.text import article
 from sb3_offline.datasets.d3rlpy import from_d3rlpy, is_d3rlpy_dataset, is_d3rlpy_layout
 from sb3_offline.datasets.d4rl import D4RL_KEYS, hdf5_env_id, load_hdf5, load_npz, npz_env_id
 from sb3_offline.datasets.files import (
@@ -253,7 +254,7 @@ def load_transitions(
     reader = READERS[name]
     is_path = isinstance(source, str | os.PathLike)
     if not (reader.paths if is_path else reader.accepts is not None and reader.accepts(source)):
-        found = f"the path '{source}'" if is_path else f"a {type(source).__name__}"
+        found = f"the path '{source}'" if is_path else article(type(source).__name__)
         raise TypeError(f"dataset: format '{name}' reads {reader.expected}, found {found}")
     return reader.read(source, ReadOptions(action_space, download))
 
@@ -305,8 +306,8 @@ def recover_env(source: DatasetSource, format: str | None = None) -> Any:
     """
     Make the environment a dataset was recorded in: Minari's ``recover_environment()`` (full env
     spec, wrappers and kwargs included) when the source is a Minari dataset, else ``gym.make`` of the
-    recorded env id (:func:`dataset_env_id`, with ``format``). Raises ``ValueError`` when the source records no
-    environment.
+    recorded env id (:func:`dataset_env_id`, with ``format``). Raises :class:`DatasetNotFoundError` when a path
+    names nothing, ``ValueError`` when the source records no environment.
     """
     import gymnasium as gym
 
@@ -314,6 +315,8 @@ def recover_env(source: DatasetSource, format: str | None = None) -> Any:
         ds = open_minari_dataset(source)
         if ds.spec.env_spec is not None:
             return ds.recover_environment()
+    elif isinstance(source, str | os.PathLike):
+        source_format(source, format)  # a path that names nothing: DatasetNotFoundError, not "no env id"
     env_id = dataset_env_id(source, format)
     if env_id is None:
         raise ValueError(

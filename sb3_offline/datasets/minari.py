@@ -88,9 +88,23 @@ def open_minari_dataset(dataset: Any, download: bool = False) -> Any:
         local = sorted(minari.list_local_datasets())
         raise DatasetNotFoundError(
             f"Minari dataset '{dataset_id}' is not in the local Minari folder {_minari_root()} "
-            f"(local datasets: {local or 'none'}). Create it locally (sb3-offline collect), or pass "
-            f"download=True in replay_buffer_kwargs to fetch it from Minari's remote store."
+            f"(local datasets: {local or 'none'}). Create it locally (sb3-offline collect), or fetch it from "
+            "Minari's remote store: download=True in replay_buffer_kwargs, `sb3-offline train --download`."
         ) from error
+
+
+def download_minari_dataset(dataset_id: str) -> None:
+    """
+    Fetch the Minari dataset ``dataset_id`` from Minari's remote store into the local Minari folder
+    (``minari.download_dataset``; a dataset already there is kept). Needs network access.
+
+    :param dataset_id: a Minari id, ``namespace/name-vN`` (e.g. ``"D4RL/pen/human-v2"``)
+    """
+    import minari
+
+    if not MINARI_ID.match(dataset_id):
+        raise ValueError(f"--download: expected a Minari id such as 'D4RL/pen/human-v2', found {dataset_id!r}")
+    minari.download_dataset(dataset_id)
 
 
 #: Episodes read from a Minari dataset at a time (Minari's storage returns a batch of episodes as one list).

@@ -19,6 +19,8 @@ import numpy as np
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecNormalize
 
+from sb3_offline.common.robotics import register_gymnasium_robotics
+from sb3_offline.common.training import configure_logger
 from sb3_offline.datasets.rollouts import record_transitions
 from sb3_offline.datasets.transitions import Transitions
 from sb3_offline.datasets.writers import save_minari
@@ -31,9 +33,7 @@ BEHAVIOURS = ("random", *HER_AGENTS)
 
 def make_goal_env(env_id: str, **kwargs: Any) -> gym.Env:
     """``gym.make(env_id)`` with the gymnasium-robotics envs registered (imported on first use)."""
-    import gymnasium_robotics
-
-    gym.register_envs(gymnasium_robotics)
+    register_gymnasium_robotics()
     return gym.make(env_id, **kwargs)
 
 
@@ -95,6 +95,7 @@ def train_her_agent(
     classes: dict[str, type[BaseAlgorithm]] = {"tqc": TQC, "sac": SAC, "td3": TD3, "ddpg": DDPG}
     cls = classes[algo]
     model = cls("MultiInputPolicy", train_env, seed=seed, device=device, verbose=verbose, **hyperparams)
+    model.set_logger(configure_logger(verbose, model.tensorboard_log, "run", True))  # no SB3-* folder in /tmp
     model.learn(total_timesteps)
     vec_normalize = model.get_vec_normalize_env()
     if vec_normalize is not None:

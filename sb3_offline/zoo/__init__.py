@@ -178,14 +178,12 @@ def register() -> None:
         raise ImportError(
             f"rl-zoo3 is needed for sb3_offline.zoo ({error}); install it with: pip install 'sb3-offline[zoo]'"
         ) from error
-    import gymnasium as gym
-    import gymnasium_robotics
-
     from sb3_offline.algorithms import ALGOS
+    from sb3_offline.common.robotics import register_gymnasium_robotics
     from sb3_offline.zoo.experiment import OfflineExperimentManager
     from sb3_offline.zoo.hyperparams_opt import HYPERPARAMS_CONVERTER, HYPERPARAMS_SAMPLER
 
-    gym.register_envs(gymnasium_robotics)  # the Fetch tasks; rl-zoo3 does not import gymnasium-robotics
+    register_gymnasium_robotics()  # the Fetch tasks; rl-zoo3 does not import gymnasium-robotics
     rl_zoo3.ALGOS.update(ALGOS)  # the dict rl_zoo3.train, .enjoy and .exp_manager all read
     rl_zoo3.hyperparams_opt.HYPERPARAMS_SAMPLER.update(HYPERPARAMS_SAMPLER)
     rl_zoo3.hyperparams_opt.HYPERPARAMS_CONVERTER.update(HYPERPARAMS_CONVERTER)
