@@ -208,8 +208,8 @@ def test_bounded_logsumexp_by_hand(pendulum_transitions: Transitions) -> None:
         unbounded = CQL.conservative_terms(model, features, actions, mean, log_std, next_mean, next_log_std, None)
         th.manual_seed(5)
         th.rand((1, 3, 1))  # the uniform actions
-        _, log_pi_current = squashed_gaussian_sample(mean, log_std, 3)
-        _, log_pi_next = squashed_gaussian_sample(next_mean, next_log_std, 3)
+        _, log_pi_current = squashed_gaussian_sample(mean, log_std, 3, exact=True)  # the authors' exact correction
+        _, log_pi_next = squashed_gaussian_sample(next_mean, next_log_std, 3, exact=True)
     for j, value in enumerate(values):
         for terms, bound in ((bounded, max(value, 0.5)), (unbounded, value)):
             sampled = [bound - float(lp) for lp in [*log_pi_current[:, 0], *log_pi_next[:, 0]]]
@@ -409,3 +409,23 @@ def test_cuda_graphs_are_keyed_on_the_buffers_sampling_state(imperfect_pendulum:
     keys = [key for key in backend.kinds if key[0] == "calql"]
     assert len(keys) == 2 and keys[0][3] != keys[1][3] and keys[0][3][0] == keys[1][3][0] == buffer.size()
     assert backend.violations == []
+
+
+def test_log_densities_take_the_exact_tanh_correction() -> None:
+    """
+    Cal-QL's sampled actions are scored with the exact ``log(1 - tanh(u)^2)`` of the authors' distrax ``Tanh``
+    (CQL: rlkit's ``log(1 - a^2 + 1e-6)``, which differs where the tanh saturates), checked in float64 by hand.
+    """
+    assert CalQL.exact_tanh_correction and not CQL.exact_tanh_correction
+    mean, log_std = th.tensor([[0.3, 6.0]]), th.tensor([[-0.5, -2.0]])  # the second dimension saturates
+    th.manual_seed(0)
+    actions, log_pi = squashed_gaussian_sample(mean, log_std, 4, exact=True)
+    th.manual_seed(0)
+    _, rlkit = squashed_gaussian_sample(mean, log_std, 4)
+    th.manual_seed(0)
+    u = (mean.repeat(4, 1) + log_std.exp().repeat(4, 1) * th.randn(4, 2)).double()
+    gaussian = th.distributions.Normal(mean.double(), log_std.exp().double()).log_prob(u)
+    expected = (gaussian - th.log(1.0 - th.tanh(u) ** 2)).sum(dim=-1, keepdim=True)
+    th.testing.assert_close(actions.double(), th.tanh(u), atol=1e-6, rtol=0)
+    th.testing.assert_close(log_pi.double(), expected, atol=1e-3, rtol=0)
+    assert (rlkit.double() - expected).abs().max() > 1e-2

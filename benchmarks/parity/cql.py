@@ -27,7 +27,7 @@ Where CORL differs from it (:data:`CORL_DIFFERENCES`):
 
 Rows: ``as-shipped`` (CORL unmodified against our CQL; CORL's ``log sigma`` offset set to 0 so that both policies
 start from the same ``log sigma``) and ``ours-as-corl`` (:class:`CQLAsCORL`: our update with ``sequential_updates``
-off, CORL's actor head, and, for the harness only, the exact tanh correction of :func:`exact_tanh_sample`), which
+off, CORL's actor head, and, for the harness only, the exact tanh correction of :class:`CQLAsCORL`), which
 must sit at float tolerance: its losses do over 10 updates of 256 rows (7e-6); its parameters move apart from about
 1e-5 after the first update to 3e-4 after the tenth, Adam's normalisation turning the rounding of near-zero gradient
 entries of the critics (summed in another order: ours score all ``1 + 3 n`` actions in one pass) into steps of up to
@@ -37,7 +37,6 @@ its learning rate (at 3 updates of 64 rows, the test's, every difference is belo
 
 from __future__ import annotations
 
-import math
 import pathlib
 import types
 from collections.abc import Callable, Iterator
@@ -48,9 +47,7 @@ import gymnasium as gym
 import numpy as np
 import torch as th
 import torch.distributions.normal as normal_module
-import torch.nn.functional as F
 
-import sb3_offline.cql.cql as cql_module
 from benchmarks.parity.core import ParityRow
 from benchmarks.parity.iql import (
     CORL_COMMIT,
@@ -69,7 +66,6 @@ from benchmarks.parity.iql import (
 )
 from sb3_offline import CQL
 from sb3_offline.calql.policies import CalQLPolicy
-from sb3_offline.common.squashed_gaussian import _gaussian_log_prob
 from sb3_offline.cql.policies import CQLPolicy
 
 CORL_DIFFERENCES = (
@@ -96,34 +92,13 @@ class CORLHeadPolicy(CQLPolicy):
 
 
 class CQLAsCORL(CQL):
-    """Our CQL in CORL's order (a harness variant): every loss from the networks of the start of the step."""
+    """
+    Our CQL in CORL's order (a harness variant): every loss from the networks of the start of the step, the exact
+    tanh correction (Cal-QL's, CORL's ``TanhTransform``).
+    """
 
     sequential_updates: ClassVar[bool] = False
-
-
-def exact_tanh_sample(mean: th.Tensor, log_std: th.Tensor, n_samples: int = 1) -> tuple[th.Tensor, th.Tensor]:
-    """
-    :func:`~sb3_offline.common.squashed_gaussian.squashed_gaussian_sample` with torch's exact tanh correction
-    (``TanhTransform``: ``2 (log 2 - u - softplus(-2 u))``), CORL's: the harness's stand-in for the ours-as-CORL rows.
-    """
-    if n_samples != 1:
-        mean = mean.repeat_interleave(n_samples, dim=0)
-        log_std = log_std.repeat_interleave(n_samples, dim=0)
-    gaussian_actions = mean + log_std.exp() * th.randn_like(mean)
-    correction = 2.0 * (math.log(2.0) - gaussian_actions - F.softplus(-2.0 * gaussian_actions))
-    log_prob = _gaussian_log_prob(gaussian_actions, mean, log_std) - correction.sum(dim=-1, keepdim=True)
-    return th.tanh(gaussian_actions), log_prob
-
-
-@contextmanager
-def exact_tanh() -> Iterator[None]:
-    """Within: our CQL samples with :func:`exact_tanh_sample`."""
-    original = cql_module.squashed_gaussian_sample
-    cql_module.squashed_gaussian_sample = exact_tanh_sample  # type: ignore[assignment]
-    try:
-        yield
-    finally:
-        cql_module.squashed_gaussian_sample = original
+    exact_tanh_correction: ClassVar[bool] = True
 
 
 #: torch's own samplers (:func:`shared_draws` replaces ``torch.rand``), for the shared draws themselves
@@ -300,7 +275,6 @@ def compare(
     reference: Callable[[Any], th.Tensor | None] = lambda batch: None,
 ) -> ParityRow:
     """Both sides on the same batches and draws, ``len(batches)`` updates each, every loss, gradient, parameter."""
-    as_corl = variant != "as-shipped"
     ours, theirs = Trace(), Trace()
     params = {k: v for k, v in our_named(model).items()}
     their_params = corl_named(trainer, offset_learned=affine(model))
@@ -316,7 +290,7 @@ def compare(
     draws = Draws(seed + 2)
     queue = iter(batches)
     model._sample = lambda batch_size: (lambda batch: (batch, reference(batch)))(next(queue))  # type: ignore[method-assign]
-    with deterministic_cpu(), shared_draws(draws), exact_tanh() if as_corl else _nothing():
+    with deterministic_cpu(), shared_draws(draws):
         for batch in batches:
             ours.grads.append({})
             model.train(gradient_steps=1, batch_size=batch.observations.shape[0])
@@ -340,11 +314,6 @@ def compare(
         loss_scale=max(abs(v) for update in ours.losses for v in update.values()),
         grad_scale=max(float(g.abs().max()) for g in grads),
     )  # fmt: skip
-
-
-@contextmanager
-def _nothing() -> Iterator[None]:
-    yield
 
 
 VARIANTS = ("as-shipped", "ours-as-corl")

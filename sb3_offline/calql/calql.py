@@ -103,6 +103,8 @@ class CalQL(CQL):
     update_kind: ClassVar[str] = "calql"
     #: the JAX code's step: every loss from the networks of the start of the step (simultaneous gradients)
     sequential_updates: ClassVar[bool] = False
+    #: the exact tanh correction of the authors' distrax ``Tanh`` (``JaxCQL/model.py``'s ``TanhGaussianPolicy``)
+    exact_tanh_correction: ClassVar[bool] = True
     policy: CalQLPolicy
 
     def __init__(

@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 
 import torch as th
+import torch.nn.functional as F
 
 #: SB3's ``SquashedDiagGaussianDistribution.epsilon`` in the tanh correction of the log-density (rlkit's
 #: ``TanhNormal.epsilon`` too)
@@ -34,13 +35,22 @@ def _tanh_correction(actions: th.Tensor) -> th.Tensor:
     return th.log(1.0 - actions.pow(2) + TANH_EPSILON).sum(dim=-1, keepdim=True)
 
 
-def squashed_gaussian_sample(mean: th.Tensor, log_std: th.Tensor, n_samples: int = 1) -> tuple[th.Tensor, th.Tensor]:
+def _exact_tanh_correction(gaussian_actions: th.Tensor) -> th.Tensor:
+    # log(1 - tanh(u)^2) = 2 (log 2 - u - softplus(-2 u)): torch's TanhTransform, distrax's Tanh
+    return (2.0 * (math.log(2.0) - gaussian_actions - F.softplus(-2.0 * gaussian_actions))).sum(dim=-1, keepdim=True)
+
+
+def squashed_gaussian_sample(
+    mean: th.Tensor, log_std: th.Tensor, n_samples: int = 1, exact: bool = False
+) -> tuple[th.Tensor, th.Tensor]:
     """
     ``n_samples`` reparameterised actions per row and their log-densities.
 
     :param mean: ``(rows, action_dim)`` mean of the Gaussian before the ``tanh``
     :param log_std: ``(rows, action_dim)`` its log standard deviation
     :param n_samples: actions per row
+    :param exact: the exact tanh correction ``log(1 - tanh(u)^2)`` computed from ``u`` (torch's ``TanhTransform``,
+        the distrax ``Tanh`` of Cal-QL's authors) instead of SB3's and rlkit's ``log(1 - a^2 + 1e-6)``
     :return: actions ``(rows * n_samples, action_dim)`` in (-1, 1) and log-densities ``(rows * n_samples, 1)``,
         row-major (rows ``k * n .. k * n + n - 1`` belong to row ``k``)
     """
@@ -49,8 +59,8 @@ def squashed_gaussian_sample(mean: th.Tensor, log_std: th.Tensor, n_samples: int
         log_std = log_std.repeat_interleave(n_samples, dim=0)
     gaussian_actions = mean + log_std.exp() * th.randn_like(mean)
     actions = th.tanh(gaussian_actions)
-    log_prob = _gaussian_log_prob(gaussian_actions, mean, log_std) - _tanh_correction(actions)
-    return actions, log_prob
+    correction = _exact_tanh_correction(gaussian_actions) if exact else _tanh_correction(actions)
+    return actions, _gaussian_log_prob(gaussian_actions, mean, log_std) - correction
 
 
 def squashed_gaussian_log_prob(mean: th.Tensor, log_std: th.Tensor, actions: th.Tensor) -> th.Tensor:

@@ -114,6 +114,8 @@ class CQL(OfflineAlgorithm):
     #: the new coefficient and the stepped critics; False: every loss from the networks of the start of the step
     #: (the JAX code of Cal-QL's authors)
     sequential_updates: ClassVar[bool] = True
+    #: the tanh correction of the sampled actions' log-densities: rlkit's ``log(1 - a^2 + 1e-6)`` (False) or exact
+    exact_tanh_correction: ClassVar[bool] = False
     policy: CQLPolicy
     actor: Actor
     critic: ContinuousCritic
@@ -229,7 +231,7 @@ class CQL(OfflineAlgorithm):
         """
         with th.no_grad():
             n = self.n_actions if self.max_q_backup else 1
-            next_actions, _ = squashed_gaussian_sample(next_mean, next_log_std, n)
+            next_actions, _ = squashed_gaussian_sample(next_mean, next_log_std, n, self.exact_tanh_correction)
             features = self.critic_target.extract_features(
                 data.next_observations, self.critic_target.features_extractor
             )
@@ -273,8 +275,10 @@ class CQL(OfflineAlgorithm):
         batch, action_dim, n = actions.shape[0], actions.shape[1], self.n_actions
         with th.no_grad():
             random_actions = th.rand((batch, n, action_dim), device=actions.device) * 2.0 - 1.0
-            current_actions, log_pi_current = squashed_gaussian_sample(mean.detach(), log_std.detach(), n)
-            next_actions, log_pi_next = squashed_gaussian_sample(next_mean, next_log_std, n)
+            current_actions, log_pi_current = squashed_gaussian_sample(
+                mean.detach(), log_std.detach(), n, self.exact_tanh_correction
+            )
+            next_actions, log_pi_next = squashed_gaussian_sample(next_mean, next_log_std, n, self.exact_tanh_correction)
         per_state = 1 + 3 * n
         all_actions = th.cat(
             [
@@ -320,7 +324,7 @@ class CQL(OfflineAlgorithm):
         mean, log_std = self.policy_parameters(data.observations)
         with th.no_grad():
             next_mean, next_log_std = self.policy_parameters(data.next_observations)
-        pi_actions, log_pi = squashed_gaussian_sample(mean, log_std)
+        pi_actions, log_pi = squashed_gaussian_sample(mean, log_std, exact=self.exact_tanh_correction)
         ent_coef = self._entropy_step(log_pi)
         features = self.critic_features(data.observations)
         if not self.sequential_updates:  # the actor on the critics of the start of the step
