@@ -6,11 +6,13 @@ The subcommands on saved models: ``evaluate`` (the true return and normalized sc
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
 from sb3_offline.cli.data import options
 from sb3_offline.common.text import plural
+from sb3_offline.ope.settling import PENDULUM_SETTLING_STEPS
 
 ALGO_HELP = "the checkpoint's algorithm, when it cannot be read from it"
 
@@ -84,7 +86,15 @@ def add_ope_parser(sub: Any) -> None:
     ope.add_argument("--dataset", required=True, help="FQE's data: Minari id or .hdf5/.npz/.pkl path")
     ope.add_argument("--validation", default=None, help="held-out episodes for the metrics (default: --dataset)")
     ope.add_argument("--env", default=None, help="gymnasium id: also roll each policy out for its true return")
-    ope.add_argument("--steps", type=int, default=10_000, help="FQE gradient steps per checkpoint")
+    ope.add_argument(
+        "--steps",
+        type=int,
+        default=10_000,
+        help="FQE gradient steps per checkpoint (default 10000). The estimate needs enough to settle: on the shipped "
+        f"Pendulum dataset about {PENDULUM_SETTLING_STEPS} for a policy near the data's (1000 are far too few), and a "
+        "policy far from the data may never settle; a checkpoint whose estimate moved by more than 5%% over the last "
+        "4 of 10 evenly spaced checks gets a warning",
+    )
     ope.add_argument("--gamma", type=float, default=0.99)
     ope.add_argument("--batch-size", type=int, default=100)
     ope.add_argument("--net-arch", default=None, help="FQE's hidden sizes, e.g. 256,256 (the default)")
@@ -95,29 +105,52 @@ def add_ope_parser(sub: Any) -> None:
     ope.add_argument("--no-cuda-graphs", action="store_true")
     ope.add_argument("--algo", default=None, help="the checkpoints' algorithm, when it cannot be read from them")
     ope.add_argument("--progress-bar", action="store_true")
-    ope.add_argument("--verbose", type=int, default=0)
+    ope.add_argument(
+        "--verbose", type=int, default=1, help="1: a line per checkpoint as it finishes (default); 0: the table only"
+    )
     ope.set_defaults(func=cmd_ope)
 
 
 def cmd_ope(args: argparse.Namespace) -> int:
     """``sb3-offline ope CHECKPOINT...``: FQE per checkpoint, the ranked table, ``ope.csv`` and ``ope.png``."""
-    from sb3_offline.ope.report import evaluate_checkpoints, format_table, plot_report, summarize, write_csv
+    import warnings
+
+    from sb3_offline.ope.report import (
+        UnsettledEstimateWarning,
+        evaluate_checkpoints,
+        format_table,
+        plot_report,
+        summarize,
+        write_csv,
+    )
 
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
     fqe_kwargs: dict[str, Any] = dict(batch_size=args.batch_size, cuda_graphs=not args.no_cuda_graphs)
     if args.net_arch:
         fqe_kwargs["policy_kwargs"] = dict(net_arch=[int(n) for n in args.net_arch.split(",")])
-    reports = evaluate_checkpoints(
-        args.checkpoints,
-        args.dataset,
-        env_id=args.env,
-        n_episodes=args.episodes,
-        output=output,
-        fqe_kwargs=fqe_kwargs,
-        **options(args, "validation", "steps", "gamma", "device", "seed", "algo", "progress_bar", "verbose"),
-    )
+    print(f"FQE for {args.steps} gradient steps on each of {plural(len(args.checkpoints), 'checkpoint')}", flush=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnsettledEstimateWarning)  # said below, in one line per checkpoint
+        reports = evaluate_checkpoints(
+            args.checkpoints,
+            args.dataset,
+            env_id=args.env,
+            n_episodes=args.episodes,
+            output=output,
+            fqe_kwargs=fqe_kwargs,
+            **options(args, "validation", "steps", "gamma", "device", "seed", "algo", "progress_bar", "verbose"),
+        )
     print(format_table(reports))
+    for report in reports:
+        if report.settling is not None and not report.settling.settled:
+            print(f"warning: {report.label}: FQE's estimate is {report.settling.describe()}", file=sys.stderr)
+    if any(r.settling is not None and not r.settling.settled for r in reports):
+        print(
+            f"warning: the ranking may be wrong; rerun with more --steps (the estimate settles after about "
+            f"{PENDULUM_SETTLING_STEPS} on the shipped Pendulum dataset)",
+            file=sys.stderr,
+        )
     summary = summarize(reports)
     print(f"FQE's pick: {summary.pick}")
     if summary.regret_at_1 is not None:

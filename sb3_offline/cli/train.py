@@ -97,7 +97,8 @@ def add_train_parser(sub: Any) -> None:
         "--progress-bar",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="show a progress bar (default: when stdout is a terminal)",
+        help="show a progress bar (default: when stdout is a terminal; without one, a time estimate and a line per "
+        "evaluation: step, return, normalized score, elapsed, time left)",
     )
     train.add_argument(
         "--validation-fraction",
@@ -276,12 +277,18 @@ def run_training(training: Training, args: argparse.Namespace) -> bool:
     """
     model = training.model
     progress_bar = sys.stdout.isatty() if args.progress_bar is None else args.progress_bar
+    callbacks = training.callbacks
+    if not progress_bar:  # no bar to show the time: a time estimate, then a line per evaluation
+        from sb3_offline.cli.progress import ProgressLines
+        from sb3_offline.evaluation import reference_scores
+
+        callbacks = [*callbacks, ProgressLines(args.steps, training.eval_callback, reference_scores(training.dataset))]
     print(f"training for {args.steps} gradient steps (Ctrl-C: save a checkpoint of where it stopped)", flush=True)
     start = time.perf_counter()
     try:
         model.learn(
             total_timesteps=args.steps,
-            callback=training.callbacks,
+            callback=callbacks,
             progress_bar=progress_bar,
             log_interval=args.log_interval,
         )

@@ -1,4 +1,7 @@
-"""English for messages: the article of a name (``an IQL``, ``a BCQ``) and a count with its noun (``1 episode``)."""
+"""
+English for messages: the article of a name (``an IQL``, ``a BCQ``), a count with its noun (``1 episode``) and a
+duration (``3 min 05 s``).
+"""
 
 from __future__ import annotations
 
@@ -24,4 +27,16 @@ def plural(count: int, noun: str, nouns: str | None = None) -> str:
     return f"{count} {noun if count == 1 else nouns or noun + 's'}"
 
 
-__all__ = ["article", "plural"]
+def duration(seconds: float) -> str:
+    """A time for progress lines: ``"42 s"``, ``"3 min 05 s"``, ``"2 h 07 min"``."""
+    whole = round(max(0.0, float(seconds)))
+    if whole < 60:
+        return f"{whole} s"
+    minutes, rest = divmod(whole, 60)
+    if minutes < 60:
+        return f"{minutes} min {rest:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+__all__ = ["article", "duration", "plural"]

@@ -8,6 +8,8 @@ from __future__ import annotations
 import csv
 import math
 import os
+import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +21,7 @@ import numpy as np
 from sb3_offline.datasets.loaders import DatasetSource
 from sb3_offline.ope.estimate import PolicyValueEstimate
 from sb3_offline.ope.evaluation_policy import as_evaluation_policy
+from sb3_offline.ope.settling import EstimateTrace, Settling
 
 #: the discounted tail left out of a rolled-out value: episodes run past the env's time limit until gamma^t < this
 DISCOUNT_TAIL = 1e-3
@@ -131,6 +134,8 @@ class CheckpointReport:
     :param rollout: the truth, when an env was stepped
     :param normalized_score: the true return normalized with the dataset's reference scores, when both exist
     :param fqe_path: the saved FQE checkpoint
+    :param settling: how much FQE's estimate still moved at the end of its fit (:mod:`~sb3_offline.ope.settling`)
+    :param seconds: the checkpoint's time (FQE, metrics, rollouts)
     """
 
     label: str
@@ -141,6 +146,12 @@ class CheckpointReport:
     rollout: RolloutValues | None = None
     normalized_score: float | None = None
     fqe_path: str | None = None
+    settling: Settling | None = None
+    seconds: float = 0.0
+
+
+class UnsettledEstimateWarning(UserWarning):
+    """FQE's estimate was still moving when its fit ended (:func:`~sb3_offline.ope.settling.settling`)."""
 
 
 def checkpoint_label(path: str | os.PathLike) -> str:
@@ -189,7 +200,11 @@ def evaluate_checkpoints(
     :param algo: the checkpoints' algorithm, when it cannot be read from them
     :param fqe_kwargs: more keyword arguments of FQE (``batch_size``, ``policy_kwargs``, ...)
     :param progress_bar: show FQE's progress bar
-    :param verbose: 1 prints each checkpoint's result
+    :param verbose: 1 prints a line per checkpoint as it finishes (its estimate, whether it settled, its time,
+        the time left)
+
+    A fit whose estimate has not settled (:func:`~sb3_offline.ope.settling.settling`: it moved by more than 5% over
+    its last 4 of 10 evenly spaced checks) raises an :class:`UnsettledEstimateWarning` naming the checkpoint.
     """
     from sb3_offline.evaluation import normalized_score_or_none, reference_scores
     from sb3_offline.ope.fqe import FQE
@@ -199,13 +214,22 @@ def evaluate_checkpoints(
     if not checkpoints:
         raise ValueError("checkpoints: expected at least one .zip, found none")
     scores = reference_scores(dataset)
-    reports = []
+    reports: list[CheckpointReport] = []
+    start = time.perf_counter()
     for path in checkpoints:
+        began = time.perf_counter()
         model = load_model(path, algo=algo, device=device)
         fqe = FQE(model, dataset=dataset, gamma=gamma, device=device, seed=seed, **(fqe_kwargs or {}))
-        fqe.learn(steps, progress_bar=progress_bar, log_interval=None)
+        trace = EstimateTrace.for_steps(steps)
+        fqe.learn(steps, callback=trace, progress_bar=progress_bar, log_interval=None)
         estimate = fqe.estimate(seed=seed)
         label = checkpoint_label(path)
+        if not trace.result.settled:
+            warnings.warn(
+                f"{label}: FQE's estimate after {steps} steps is {trace.result.describe()}; more --steps",
+                UnsettledEstimateWarning,
+                stacklevel=2,
+            )
         fqe_path = None
         if output is not None:
             target = Path(output) / f"fqe_{label.replace('/', '_')}"
@@ -220,11 +244,25 @@ def evaluate_checkpoints(
         report = CheckpointReport(
             label, os.fspath(path), type(model).__name__, estimate, metrics, rollout, normalized, fqe_path
         )
+        report.settling, report.seconds = trace.result, time.perf_counter() - began
         reports.append(report)
         if verbose:
-            truth = f", true return {rollout.mean_return:.1f}" if rollout is not None else ""
-            print(f"{label}: FQE {estimate.value:.2f} [{estimate.ci_low:.2f}, {estimate.ci_high:.2f}]{truth}")
+            print(_progress_line(report, len(reports), len(checkpoints), time.perf_counter() - start), flush=True)
     return reports
+
+
+def _progress_line(report: CheckpointReport, done: int, total: int, elapsed: float) -> str:
+    """``[k/n] label: FQE value [CI] (settled or not), true return, its time, elapsed, left``."""
+    from sb3_offline.common.text import duration
+
+    e = report.estimate
+    truth = f", true return {report.rollout.mean_return:.1f}" if report.rollout is not None else ""
+    settled = "" if report.settling is None or report.settling.settled else " (NOT SETTLED)"
+    left = elapsed / done * (total - done)
+    return (
+        f"[{done}/{total}] {report.label}: FQE {e.value:.2f} [{e.ci_low:.2f}, {e.ci_high:.2f}]{settled}{truth}; "
+        f"{duration(report.seconds)}, elapsed {duration(elapsed)}, left ~{duration(left)}"
+    )
 
 
 def ranked(reports: Sequence[CheckpointReport]) -> list[CheckpointReport]:
@@ -370,6 +408,7 @@ __all__ = [
     "CheckpointReport",
     "RolloutValues",
     "SelectionSummary",
+    "UnsettledEstimateWarning",
     "checkpoint_label",
     "evaluate_checkpoints",
     "format_table",
