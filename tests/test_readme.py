@@ -209,3 +209,10 @@ def test_install_lines_work_from_a_clone() -> None:
     for extra in re.findall(r"\.\[(\w+)\]", text):
         assert re.search(rf"^\s*{extra}\s*=", (ROOT / "pyproject.toml").read_text(), flags=re.M), extra
     assert "pip install torch --index-url https://download.pytorch.org/whl/cpu" in text
+
+
+def test_readme_states_how_long_the_suite_takes() -> None:
+    """The README gives the time of the whole suite and of the quick subset, each with its command."""
+    text = " ".join(README.read_text().split())
+    assert re.search(r"The whole suite, `python -m pytest -q -n 2 -p no:cacheprovider`, took [\d-]+ minutes", text)
+    assert re.search(r'`python -m pytest -q -n 2 -m "not slow"` \(\d+ of \d+ tests; \d+ minutes', text)
