@@ -20,10 +20,10 @@ as SB3's export guide wraps a policy in an ``OnnxableSB3Policy``; a new algorith
 
 TorchScript files are traced (``torch.jit.trace``, then ``torch.jit.freeze``) and load with ``torch.jit.load``;
 ONNX files are written by PyTorch's TorchScript-based exporter (``torch.onnx.export(..., dynamo=False)``, opset 17)
-and run with onnxruntime (``pip install sb3-offline[export]``). PyTorch 2.13 deprecates both (its warnings are
-silenced here; docs/design.md says why these two are used). Both files carry a description of their inputs and
-outputs (:func:`export_metadata`, read back by :func:`read_metadata`): the ONNX file in its ``metadata_props``
-(key ``sb3_offline``), the TorchScript file as the extra file ``sb3_offline.json``.
+and run with onnxruntime (``pip install -e '.[export]'`` in sb3-offline's clone). PyTorch 2.13 deprecates both (its
+warnings are silenced here; docs/design.md says why these two are used). Both files carry a description of their
+inputs and outputs (:func:`export_metadata`, read back by :func:`read_metadata`): the ONNX file in its
+``metadata_props`` (key ``sb3_offline``), the TorchScript file as the extra file ``sb3_offline.json``.
 """
 
 from __future__ import annotations
@@ -269,7 +269,10 @@ def _export_onnx(
     try:
         import onnx
     except ImportError as error:
-        raise ImportError("format='onnx' needs the onnx package: pip install 'sb3-offline[export]'") from error
+        raise ImportError(
+            "format='onnx' needs the onnx package: pip install onnx onnxruntime "
+            "(or pip install -e '.[export]' in sb3-offline's clone)"
+        ) from error
     names = module.input_names
     dynamic_axes = {name: {0: "batch"} for name in [*names, ACTION_OUTPUT]}
     th.onnx.export(

@@ -22,7 +22,7 @@ from sb3_offline.common.critics import q1_values
 HAS_ONNX = importlib.util.find_spec("onnx") is not None
 HAS_ORT = importlib.util.find_spec("onnxruntime") is not None
 needs_onnxruntime = pytest.mark.skipif(
-    not (HAS_ONNX and HAS_ORT), reason="ONNX export needs onnx and onnxruntime: pip install 'sb3-offline[export]'"
+    not (HAS_ONNX and HAS_ORT), reason="ONNX export needs onnx and onnxruntime: pip install -e '.[export]'"
 )
 
 #: the seed of torch's generator before ``predict`` and before running a TorchScript graph that samples

@@ -257,7 +257,7 @@ def test_bad_arguments(exports, tmp_path):
         read_metadata(tmp_path / "missing.pt")
 
 
-@pytest.mark.skipif(not (HAS_ONNX and HAS_ORT), reason="needs onnx and onnxruntime (pip install sb3-offline[export])")
+@pytest.mark.skipif(not (HAS_ONNX and HAS_ORT), reason="needs onnx and onnxruntime (pip install -e '.[export]')")
 def test_a_wrong_input_names_the_input_and_what_it_expects(tmp_path: Path, pendulum_transitions: Any) -> None:
     """No batch axis or another width: TorchScript's error is ours, ONNX's onnxruntime's (both name the input)."""
     import gymnasium as gym

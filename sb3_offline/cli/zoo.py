@@ -30,7 +30,7 @@ def add_zoo_parser(sub: Any) -> None:
     """
     zoo = sub.add_parser(
         "zoo",
-        help="rl-zoo3's train and enjoy with our algorithms and configs (pip install 'sb3-offline[zoo]')",
+        help="rl-zoo3's train and enjoy with our algorithms and configs (pip install -e '.[zoo]' in the clone)",
         description=DESCRIPTION,
     )
     commands = zoo.add_subparsers(dest="zoo_command", required=True, metavar="{" + ",".join(ZOO_COMMANDS) + "}")

@@ -176,7 +176,8 @@ def register() -> None:
         import rl_zoo3.train
     except ImportError as error:  # pragma: no cover - depends on the install
         raise ImportError(
-            f"rl-zoo3 is needed for sb3_offline.zoo ({error}); install it with: pip install 'sb3-offline[zoo]'"
+            f"rl-zoo3 is needed for sb3_offline.zoo ({error}); install it with: pip install -e '.[zoo]' in "
+            "sb3-offline's clone"
         ) from error
     from sb3_offline.algorithms import ALGOS
     from sb3_offline.common.robotics import register_gymnasium_robotics
