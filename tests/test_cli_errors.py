@@ -62,7 +62,8 @@ def test_version_and_help(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["train", "--help"])
     help = " ".join(capsys.readouterr().out.split())
-    assert "gradient steps (default: the config's n_timesteps, else 5000)" in help and "--seed SEED (default: 0)" in help
+    assert "gradient steps (default: the config's n_timesteps, else 5000)" in help
+    assert "--seed SEED (default: 0)" in help
     subcommands = build_parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
     for name, parser in subcommands.items():
         assert parser.description, f"sb3-offline {name} -h has no description"
