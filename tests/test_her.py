@@ -45,16 +45,8 @@ def fetch_success_rate(model: Any, n_episodes: int = 20) -> float:
     return evaluate_success_rate(model, make_goal_env(ENV_ID), n_episodes=n_episodes, seed=1000)
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread() -> Any:
-    """
-    One intra-op thread for these small networks: on 2 cores shared with MuJoCo (and, here, other jobs)
-    a 2-thread pool oversubscribes. Measured on the learning tests: 13 s with one thread, 190 s with two.
-    """
-    threads = th.get_num_threads()
-    th.set_num_threads(1)
-    yield
-    th.set_num_threads(threads)
+#: one torch thread (conftest): on 2 shared cores (with MuJoCo) a 2-thread pool oversubscribes these small networks
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

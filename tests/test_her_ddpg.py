@@ -28,13 +28,8 @@ ENV_ID = "FetchReach-v4"
 SMALL_HER_DDPG = dict(net_arch=[64, 64])
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread() -> Any:
-    """One intra-op thread for these networks: on 2 shared cores (with MuJoCo) a 2-thread pool oversubscribes."""
-    threads = th.get_num_threads()
-    th.set_num_threads(1)
-    yield
-    th.set_num_threads(threads)
+#: one torch thread (conftest): on 2 shared cores (with MuJoCo) a 2-thread pool oversubscribes these small networks
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
