@@ -144,6 +144,8 @@ def test_train_download_fetches_a_remote_minari_dataset_first(
     def download_dataset(dataset_id: str, force_download: bool = False) -> None:
         """Minari's remote store cannot be reached here: the 'download' writes the dataset locally."""
         fetched.append(dataset_id)
+        if dataset_id in minari.list_local_datasets():  # as Minari's: a local copy is kept
+            return
         save_minari(pendulum_transitions, dataset_id, env=gym.make("Pendulum-v1"))
 
     monkeypatch.setattr(minari, "download_dataset", download_dataset)
@@ -153,3 +155,12 @@ def test_train_download_fetches_a_remote_minari_dataset_first(
     assert "`sb3-offline train --download`" in capsys.readouterr().err and not fetched
     assert main([*args, "--download"]) == 0
     assert fetched == ["remote/pendulum-v0"] and "bcq on remote/pendulum-v0" in capsys.readouterr().out
+    # ope and evaluate take --download too
+    checkpoint = next((tmp_path / "run").rglob("Pendulum-v1.zip"))
+    ope = ["ope", str(checkpoint), "--dataset", "remote/pendulum-v0", "--steps", "2", "--download"]
+    assert main([*ope, "--output", str(tmp_path / "ope"), "--verbose", "0"]) == 0
+    assert main(["evaluate", str(checkpoint), "--download", "--dataset", "remote/pendulum-v0", "--episodes", "1"]) == 0
+    assert fetched == ["remote/pendulum-v0"] * 3
+    capsys.readouterr()
+    assert main(["evaluate", str(checkpoint), "--episodes", "1", "--download"]) == 2  # nothing named to fetch
+    assert "--download: expected --dataset MINARI_ID to fetch, found no --dataset" in capsys.readouterr().err

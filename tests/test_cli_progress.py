@@ -66,6 +66,9 @@ def test_ope_reports_each_checkpoint_and_warns_when_the_estimate_has_not_settled
         monkeypatch.setattr(sys, "stderr", err)
         status, out = run_to_file([*args, "--output", str(tmp_path / "ope")], tmp_path / "ope.log", monkeypatch)
     assert status == 0
+    # the phase before FQE's steps (the policy's actions at every state) is announced, then timed
+    assert re.search(r"^\[1/1\] \S+/bc: the policy's actions at the dataset's states$", out, re.MULTILINE), out
+    assert re.search(r"^\[1/1\] \S+/bc: actions ready in \d+ s; fitting FQE for 200 steps$", out, re.MULTILINE), out
     assert re.search(
         r"^\[1/1\] \S+/bc: FQE -?[\d.]+ \[.*\] \(NOT SETTLED\); \d+ s, elapsed \d+ s, left ~0 s$", out, re.MULTILINE
     ), out

@@ -19,6 +19,24 @@ def options(args: argparse.Namespace, *names: str) -> dict[str, Any]:
     return {name: getattr(args, name) for name in names}
 
 
+def add_download_option(parser: argparse.ArgumentParser) -> None:
+    """``--download``: fetch ``--dataset`` (a Minari id) from Minari's remote store before the command reads it."""
+    parser.add_argument(
+        "--download", action="store_true", help="fetch the --dataset Minari id from Minari's remote store first"
+    )
+
+
+def download_if_asked(args: argparse.Namespace) -> None:
+    """With ``--download``: fetch ``--dataset`` (kept when already local); an error when there is no ``--dataset``."""
+    if not getattr(args, "download", False):
+        return
+    if args.dataset is None:
+        raise ValueError("--download: expected --dataset MINARI_ID to fetch, found no --dataset")
+    from sb3_offline.datasets.minari import download_minari_dataset
+
+    download_minari_dataset(args.dataset)
+
+
 # ------------------------------------------------------------------------------------------ collect
 def add_collect_parser(sub: Any) -> None:
     """The ``collect`` subcommand and its options."""

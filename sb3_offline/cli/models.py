@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from sb3_offline.cli.data import options
+from sb3_offline.cli.data import add_download_option, download_if_asked, options
 from sb3_offline.common.text import plural
 from sb3_offline.ope.settling import PENDULUM_SETTLING_STEPS
 
@@ -24,6 +24,7 @@ def add_evaluate_parser(sub: Any) -> None:
     evaluate.add_argument("model", help="an SB3 checkpoint (.zip) of any of our algorithms or SB3's")
     evaluate.add_argument("--env", default=None, help="gymnasium id (default: recovered from the model's dataset)")
     evaluate.add_argument("--dataset", default=None, help="dataset whose reference scores normalize the return")
+    add_download_option(evaluate)
     evaluate.add_argument("--episodes", type=int, default=10)
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.add_argument("--stochastic", action="store_true", help="sample actions instead of the deterministic ones")
@@ -58,6 +59,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from sb3_offline.evaluation import evaluate
     from sb3_offline.ope import load_model
 
+    download_if_asked(args)
     model = load_model(args.model, algo=args.algo, device=args.device)
     dataset = _readable_dataset(args, model)
     if args.env is not None:
@@ -84,6 +86,7 @@ def add_ope_parser(sub: Any) -> None:
     ope = sub.add_parser("ope", help="rank checkpoints by FQE on a dataset (and compare with the true return)")
     ope.add_argument("checkpoints", nargs="+", help="SB3 checkpoints (.zip), e.g. logs/run_a/*.zip logs/run_b/*.zip")
     ope.add_argument("--dataset", required=True, help="FQE's data: Minari id or .hdf5/.npz/.pkl path")
+    add_download_option(ope)
     ope.add_argument("--validation", default=None, help="held-out episodes for the metrics (default: --dataset)")
     ope.add_argument("--env", default=None, help="gymnasium id: also roll each policy out for its true return")
     ope.add_argument(
@@ -124,6 +127,7 @@ def cmd_ope(args: argparse.Namespace) -> int:
         write_csv,
     )
 
+    download_if_asked(args)
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
     fqe_kwargs: dict[str, Any] = dict(batch_size=args.batch_size, cuda_graphs=not args.no_cuda_graphs)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from sb3_offline.cli import hyperparams
+from sb3_offline.cli.data import add_download_option, download_if_asked
 
 #: The dataset the default ``train`` uses: shipped inside the package (see ``sb3_offline.datasets.packaged``).
 DEFAULT_DATASET = "pendulum/imperfect-v0"
@@ -66,7 +67,7 @@ def add_train_parser(sub: Any) -> None:
         help="rl-zoo3 hyper-parameter file (.yml): an entry per env id (or 'default'), or the settings themselves; "
         "-params overrides it, --steps its n_timesteps, --dataset its dataset",
     )
-    train.add_argument("--download", action="store_true", help="fetch the Minari id from Minari's remote store first")
+    add_download_option(train)
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--device", default="auto")
     train.add_argument("--no-cuda-graphs", action="store_true", help="on CUDA: every update eager, no CUDA graphs")
@@ -430,10 +431,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     ``sb3-offline train``: build, run, report; 130 when Ctrl-C stopped it (its checkpoint saved), 2 (argparse's
     status) for a wrong ``-params`` or ``--config``.
     """
-    if args.download:
-        from sb3_offline.datasets.minari import download_minari_dataset
-
-        download_minari_dataset(args.dataset)
+    download_if_asked(args)
     try:
         training = build_training(args)
     except hyperparams.SettingsError as error:

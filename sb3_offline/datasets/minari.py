@@ -89,7 +89,8 @@ def open_minari_dataset(dataset: Any, download: bool = False) -> Any:
         raise DatasetNotFoundError(
             f"Minari dataset '{dataset_id}' is not in the local Minari folder {_minari_root()} "
             f"(local datasets: {local or 'none'}). Create it locally (sb3-offline collect), or fetch it from "
-            "Minari's remote store: download=True in replay_buffer_kwargs, `sb3-offline train --download`."
+            "Minari's remote store: download=True in replay_buffer_kwargs, `sb3-offline train --download` "
+            "(ope and evaluate take --download too)."
         ) from error
 
 

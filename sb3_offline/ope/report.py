@@ -18,6 +18,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from sb3_offline.common.text import duration
 from sb3_offline.datasets.loaders import DatasetSource
 from sb3_offline.ope.estimate import PolicyValueEstimate
 from sb3_offline.ope.evaluation_policy import as_evaluation_policy
@@ -218,12 +219,15 @@ def evaluate_checkpoints(
     start = time.perf_counter()
     for path in checkpoints:
         began = time.perf_counter()
+        label = checkpoint_label(path)
+        say = _announcer(verbose, f"[{len(reports) + 1}/{len(checkpoints)}] {label}")
+        say("the policy's actions at the dataset's states")  # first, and minutes for BCQ on a CPU
         model = load_model(path, algo=algo, device=device)
         fqe = FQE(model, dataset=dataset, gamma=gamma, device=device, seed=seed, **(fqe_kwargs or {}))
+        say(f"actions ready in {duration(time.perf_counter() - began)}; fitting FQE for {steps} steps")
         trace = EstimateTrace.for_steps(steps)
         fqe.learn(steps, callback=trace, progress_bar=progress_bar, log_interval=None)
         estimate = fqe.estimate(seed=seed)
-        label = checkpoint_label(path)
         if not trace.result.settled:
             warnings.warn(
                 f"{label}: FQE's estimate after {steps} steps is {trace.result.describe()}; more --steps",
@@ -251,10 +255,18 @@ def evaluate_checkpoints(
     return reports
 
 
+def _announcer(verbose: int, prefix: str) -> Any:
+    """A function printing ``prefix: text`` at once when ``verbose``, else doing nothing."""
+
+    def say(text: str) -> None:
+        if verbose:
+            print(f"{prefix}: {text}", flush=True)
+
+    return say
+
+
 def _progress_line(report: CheckpointReport, done: int, total: int, elapsed: float) -> str:
     """``[k/n] label: FQE value [CI] (settled or not), true return, its time, elapsed, left``."""
-    from sb3_offline.common.text import duration
-
     e = report.estimate
     truth = f", true return {report.rollout.mean_return:.1f}" if report.rollout is not None else ""
     settled = "" if report.settling is None or report.settling.settled else " (NOT SETTLED)"
