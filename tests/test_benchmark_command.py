@@ -189,3 +189,36 @@ def test_the_readme_shows_the_shipped_grid() -> None:
 
     shipped = (ROOT / "sb3_offline" / "benchmark" / "grids" / "pendulum-smoke.yaml").read_text()
     assert shipped in [code for _, code in readme_blocks("yaml")]
+
+
+def test_a_protocol_entry_makes_its_dataset_before_the_first_trial(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """``{collect: {...}}``: the dataset made with sb3_offline.collect (random policy), then trained on."""
+    content = {
+        **TINY_GRID,
+        "datasets": [{"collect": {"env": "Pendulum-v1", "protocol": "random", "transitions": 400}}],
+        "algorithms": {"bc": {"policy_kwargs": {"net_arch": [16, 16]}, "n_timesteps": 20}},
+        "seeds": [0],
+    }
+    output = tmp_path / "out"
+    assert main(["benchmark", str(write_grid(tmp_path, content)), "--output", str(output)]) == 0
+    assert "making pendulum/random-v0: 400 transitions" in capsys.readouterr().out
+    (row,) = read_csv(output / "results.csv")
+    assert (row["dataset"], row["steps"]) == ("pendulum/random-v0", "20")
+
+
+@pytest.mark.parametrize(
+    "entry, key",
+    [
+        ({"collect": {"env": "Pendulum-v1", "protocol": "nope", "transitions": 10}}, "datasets[0].collect.protocol"),
+        ({"collect": {"env": "Pendulum-v1", "protocol": "random"}}, "datasets[0].collect.transitions"),
+        ({"make": {}}, "datasets[0]: expected a Minari id, a path or {collect"),
+    ],
+)
+def test_a_wrong_protocol_entry_is_refused(
+    entry: dict, key: str, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    grid = write_grid(tmp_path, {**TINY_GRID, "datasets": [entry]})
+    assert main(["benchmark", str(grid), "--output", str(tmp_path / "out")]) == 2
+    assert key in capsys.readouterr().err

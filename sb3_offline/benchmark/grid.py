@@ -5,16 +5,21 @@ A benchmark grid file (YAML): what ``sb3-offline benchmark`` runs, checked in fu
 
     name: pendulum-smoke
     env: Pendulum-v1                # optional where the datasets record their env
-    datasets: [pendulum/imperfect-v0]   # Minari ids or paths (.hdf5, .npz, ...)
-    algorithms: {bcq: {}, iql: {batch_size: 128}}   # ALGOS name -> constructor arguments
+    datasets:                       # Minari ids or paths (.hdf5, .npz, ...), or a protocol entry:
+      - pendulum/imperfect-v0
+      - {collect: {env: Pendulum-v1, protocol: final, transitions: 10000}}   # made once if not on disk
+    algorithms: {bcq: {}, iql: {batch_size: 128}}   # ALGOS name -> constructor arguments (n_timesteps: its steps)
     seeds: [0, 1]
     steps: 200                      # gradient steps per trial
     eval: {every: 100, episodes: 2, seed: 0}
     d3rlpy: [iql]                   # optional: d3rlpy's counterpart of these algorithms as trials too
     device: cpu                     # optional (default cpu)
 
-The constructor arguments are checked as ``sb3-offline train``'s ``-params`` are
-(:mod:`sb3_offline.cli.hyperparams`: the key against the constructor, the value's type against its annotation).
+A protocol entry is :func:`sb3_offline.collect.collect_dataset`'s arguments (``env``, ``protocol``, ``transitions``,
+``seed`` 0, ``algo`` td3, ``expert_steps``): the dataset ``<env>/<protocol>-v0`` in the local Minari folder, made
+before the first trial unless it is there. The constructor arguments are checked as ``sb3-offline train``'s
+``-params`` are (:mod:`sb3_offline.cli.hyperparams`: the key against the constructor, the value's type against
+its annotation).
 A wrong grid is a :class:`GridError` naming the key, what was expected and what was found.
 """
 
@@ -32,7 +37,16 @@ OPTIONAL_KEYS = ("env", "eval", "d3rlpy", "device")
 #: The keys of ``eval`` and their defaults (``seed``: the reset seed of every evaluation, as ``train --eval-seed``).
 EVAL_DEFAULTS = {"every": 0, "episodes": 10, "seed": 0}
 #: Constructor arguments a grid sets with its own keys, not per algorithm.
-GRID_ARGUMENTS = {"seed": "seeds", "env": "env", "device": "device", "n_timesteps": "steps", "dataset": "datasets"}
+GRID_ARGUMENTS = {"seed": "seeds", "env": "env", "device": "device", "dataset": "datasets"}
+#: The keys of a protocol entry of ``datasets`` (``collect: {...}``) and their defaults (``None``: required).
+COLLECT_DEFAULTS: dict[str, Any] = {
+    "env": None,
+    "protocol": None,
+    "transitions": None,
+    "seed": 0,
+    "algo": "td3",
+    "expert_steps": None,
+}
 
 
 class GridError(ValueError):
@@ -56,6 +70,10 @@ class Trial:
     seed: int
     kwargs: dict[str, Any] = field(default_factory=dict)
     kind: str = "sb3"
+
+    def steps(self, grid: Grid) -> int:
+        """The trial's gradient steps: its algorithm's ``n_timesteps``, else the grid's ``steps``."""
+        return int(self.kwargs.get("n_timesteps", grid.steps))
 
     @property
     def label(self) -> str:
@@ -84,6 +102,7 @@ class Grid:
     eval_seed: int = 0
     d3rlpy: list[str] = field(default_factory=list)
     device: str = "cpu"
+    collect: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def trials(self) -> list[Trial]:
         """Every (algorithm, dataset, seed), ours then d3rlpy's, dataset by dataset."""
@@ -147,17 +166,47 @@ def check_env(env: Any) -> str | None:
     return env
 
 
-def check_datasets(value: Any, env: str | None) -> list[str]:
-    """The ``datasets`` key: each a path that exists or a Minari id on local disk (or shipped) with an env."""
+def check_collect(key: str, entry: Any) -> tuple[str, dict[str, Any]]:
+    """A protocol entry ``{collect: {...}}`` of ``datasets``: its Minari id and ``collect_dataset``'s arguments."""
+    from sb3_offline.collect import PROTOCOLS, default_dataset_id
+
+    if list(entry) != ["collect"]:
+        raise GridError(f"{key}: expected a Minari id, a path or {{collect: {{...}}}}, found {entry!r}")
+    given = _expect(f"{key}.collect", entry["collect"], dict, f"a mapping of {list(COLLECT_DEFAULTS)}")
+    for name in given:
+        if name not in COLLECT_DEFAULTS:
+            raise GridError(f"{key}.collect.{name}: expected a key among {list(COLLECT_DEFAULTS)}, found {name!r}")
+    arguments = COLLECT_DEFAULTS | given
+    for name, default in COLLECT_DEFAULTS.items():
+        if default is None and name != "expert_steps" and arguments[name] is None:
+            raise GridError(f"{key}.collect.{name}: expected this key, found none")
+    check_env(arguments["env"])
+    if arguments["protocol"] not in PROTOCOLS:
+        raise GridError(f"{key}.collect.protocol: expected one of {sorted(PROTOCOLS)}, found {arguments['protocol']!r}")
+    _count(f"{key}.collect.transitions", arguments["transitions"], 1)
+    return default_dataset_id(arguments["env"], arguments["protocol"]), arguments
+
+
+def check_datasets(value: Any, env: str | None) -> tuple[list[str], dict[str, dict[str, Any]]]:
+    """
+    The ``datasets`` key: each a path that exists, a Minari id on local disk (or shipped) or a protocol entry;
+    returns the datasets' names and the protocol entries (name -> ``collect_dataset``'s arguments).
+    """
     from sb3_offline.datasets.loaders import dataset_env_id
     from sb3_offline.datasets.minari import is_minari_source, open_minari_dataset
 
     datasets = _expect("datasets", value, list, "a non-empty list of Minari ids or paths")
     if not datasets:
         raise GridError("datasets: expected a non-empty list of Minari ids or paths, found []")
+    names, collect = [], {}
     for index, dataset in enumerate(datasets):
         key = f"datasets[{index}]"
-        _expect(key, dataset, str, "a Minari id or a path")
+        if isinstance(dataset, dict):
+            name, collect[name] = check_collect(key, dataset)
+            names.append(name)
+            continue
+        _expect(key, dataset, str, "a Minari id, a path or {collect: {...}}")
+        names.append(dataset)
         if is_minari_source(dataset):
             try:
                 open_minari_dataset(dataset)
@@ -169,9 +218,9 @@ def check_datasets(value: Any, env: str | None) -> list[str]:
             raise GridError(f"{key}: expected a Minari id or an existing path, found {dataset!r} (no such file)")
         if env is None and dataset_env_id(dataset) is None:
             raise GridError(f"env: expected a gymnasium id, since {key} ({dataset!r}) records no env; found none")
-    if len(set(datasets)) != len(datasets):
-        raise GridError(f"datasets: expected distinct entries, found {datasets}")
-    return list(datasets)
+    if len(set(names)) != len(names):
+        raise GridError(f"datasets: expected distinct entries, found {names}")
+    return names, collect
 
 
 def check_kwargs(algorithm: str, algo_class: type, kwargs: Mapping[str, Any]) -> dict[str, Any]:
@@ -187,6 +236,9 @@ def check_kwargs(algorithm: str, algo_class: type, kwargs: Mapping[str, Any]) ->
     for key, value in kwargs.items():
         if key in GRID_ARGUMENTS:
             raise GridError(f"{where}.{key}: set by the grid's {GRID_ARGUMENTS[key]!r} key, not per algorithm")
+        if key == "n_timesteps":  # rl-zoo3's key: this algorithm's gradient steps instead of the grid's steps
+            checked[key] = _count(f"{where}.n_timesteps", value, 1)
+            continue
         try:
             hyperparams.check_keys(algorithm, algo_class, {key: value}, f"{where}.{key}")
             if key in hyperparams.EVALUATED_KEYS and isinstance(value, str):
@@ -257,9 +309,11 @@ def check_grid(content: Any) -> Grid:
         evaluation[key] = _count(f"eval.{key}", item, 0)
     env = check_env(content.get("env"))
     algorithms = check_algorithms(content["algorithms"])
+    datasets, collect = check_datasets(content["datasets"], env)
     return Grid(
         name=name,
-        datasets=check_datasets(content["datasets"], env),
+        datasets=datasets,
+        collect=collect,
         algorithms=algorithms,
         seeds=_int_list("seeds", content["seeds"]),
         steps=_count("steps", content["steps"], 1),

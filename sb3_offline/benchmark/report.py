@@ -103,7 +103,8 @@ def write_report(grid: Grid, results: Sequence[dict[str, Any]], output: Path, co
         f"# {grid.name}",
         "",
         f"{len(results)} trials: {len(algorithms)} algorithms x {len(grid.datasets)} datasets x {len(grid.seeds)} "
-        f"seeds, {grid.steps} gradient steps, evaluated every {grid.eval_every} steps over {grid.eval_episodes} "
+        f"seeds, {grid.steps} gradient steps (an algorithm's n_timesteps where given), evaluated "
+        f"every {grid.eval_every} steps over {grid.eval_episodes} "
         f"episodes (reset seed {grid.eval_seed}). sb3-offline {', '.join(versions)}.",
     ]
     if command:

@@ -106,6 +106,7 @@ def _train_ours(trial: Trial, grid: Grid, folder: Path) -> tuple[list[tuple[int,
     from sb3_offline.evaluation import evaluate
 
     settings = hyperparams.evaluate_settings(trial.kwargs)
+    steps = int(settings.pop("n_timesteps", grid.steps))
     env = gym.make(grid.env) if grid.env else recover_env(trial.dataset)
     env_id = env.spec.id if env.spec is not None else str(grid.env)
     policy = settings.pop("policy", None) or (
@@ -124,7 +125,7 @@ def _train_ours(trial: Trial, grid: Grid, folder: Path) -> tuple[list[tuple[int,
             verbose=0,  # SB3's evaluations.npz
         )
     start = time.perf_counter()
-    model.learn(total_timesteps=grid.steps, callback=callback, log_interval=max(grid.steps, 1))
+    model.learn(total_timesteps=steps, callback=callback, log_interval=steps)
     seconds = time.perf_counter() - start - (callback.seconds if callback is not None else 0.0)
     save_atomically(model, folder / "model.zip")
     curve = (
@@ -134,10 +135,10 @@ def _train_ours(trial: Trial, grid: Grid, folder: Path) -> tuple[list[tuple[int,
             (int(s), list(r)) for s, r in zip(callback.evaluations_timesteps, callback.evaluations_results, strict=True)
         ]
     )
-    final = curve[-1][1] if curve and curve[-1][0] == grid.steps else None
+    final = curve[-1][1] if curve and curve[-1][0] == steps else None
     if final is None:
         final = evaluate(model, gym.make(env_id), n_episodes=max(grid.eval_episodes, 1), seed=grid.eval_seed).returns
-        curve.append((grid.steps, final))
+        curve.append((steps, final))
     return curve, [float(r) for r in final], seconds
 
 
@@ -145,6 +146,7 @@ def _train_d3rlpy(trial: Trial, grid: Grid, folder: Path) -> tuple[list[tuple[in
     """d3rlpy's counterpart (``benchmarks.d3rlpy_runs``, our defaults and the grid's batch size and networks)."""
     import gymnasium as gym
 
+    from benchmarks.d3rlpy_compat import our_defaults
     from benchmarks.d3rlpy_runs import train_d3rlpy
     from sb3_offline.datasets import load_transitions, recover_env
     from sb3_offline.evaluation import evaluate
@@ -164,11 +166,16 @@ def _train_d3rlpy(trial: Trial, grid: Grid, folder: Path) -> tuple[list[tuple[in
         if isinstance(trial.kwargs.get("policy_kwargs"), dict)
         else None
     )
+    steps = trial.steps(grid)
+    # PLAS: d3rlpy's warm-up is our VAE phase, counted in the trial's steps as ours counts it
+    vae_steps = (
+        int(trial.kwargs.get("vae_steps", our_defaults("plas")["vae_steps"])) if trial.algorithm == "plas" else 0
+    )
     start = time.perf_counter()
     policy = train_d3rlpy(
         trial.algorithm,
         transitions,
-        grid.steps,
+        steps - vae_steps,
         trial.seed,
         grid.device,
         action_space=env.action_space,
@@ -176,13 +183,12 @@ def _train_d3rlpy(trial: Trial, grid: Grid, folder: Path) -> tuple[list[tuple[in
         batch_size=trial.kwargs.get("batch_size"),
         callback=evaluate_policy,
         callback_freq=grid.eval_every if grid.eval_episodes > 0 else 0,
+        plas_vae_steps=vae_steps,
     )
     seconds = time.perf_counter() - start - evaluation_seconds[0]
     write_atomically(folder / "model.d3", lambda temporary: policy.algo.save(str(temporary)))
-    if not curve or curve[-1][0] != grid.steps:
-        curve.append(
-            (grid.steps, evaluate(policy, env, n_episodes=max(grid.eval_episodes, 1), seed=grid.eval_seed).returns)
-        )
+    if not curve or curve[-1][0] != steps:
+        curve.append((steps, evaluate(policy, env, n_episodes=max(grid.eval_episodes, 1), seed=grid.eval_seed).returns))
     return curve, [float(r) for r in curve[-1][1]], seconds
 
 
@@ -223,14 +229,14 @@ def run_trial(trial: Trial, grid: Grid, folder: str | Path, torch_threads: int |
         "algorithm": trial.label,
         "dataset": trial.dataset,
         "seed": trial.seed,
-        "steps": grid.steps,
+        "steps": trial.steps(grid),
         "final_return": final_return,
         "final_std": float(np.std(final)),
         "best_return": best_return,
         "normalized_score": _plain(normalized_score_or_none(scores, final_return)),
         "best_normalized_score": _plain(normalized_score_or_none(scores, best_return)),
         "wall_s": time.perf_counter() - start,
-        "updates_per_s": grid.steps / max(update_seconds, 1e-9),
+        "updates_per_s": trial.steps(grid) / max(update_seconds, 1e-9),
         "eval_episodes": grid.eval_episodes,
         "eval_seed": grid.eval_seed,
         "version": __version__,
