@@ -120,7 +120,7 @@ def test_ray_engine_gives_the_local_engines_results(
         ({"eval": {"every": 10, "episodez": 1}}, "eval.episodez"),
         ({"stepz": 10}, "stepz: expected a key among"),
         ({"env": "NoSuchEnv-v0"}, "env: expected a registered gymnasium id"),
-        ({"d3rlpy": ["td3bc"]}, "d3rlpy"),
+        ({"d3rlpy": ["bc"]}, "d3rlpy[0]: expected one of"),
     ],
 )
 def test_a_wrong_grid_is_refused_before_anything_runs(
@@ -222,3 +222,23 @@ def test_a_wrong_protocol_entry_is_refused(
     grid = write_grid(tmp_path, {**TINY_GRID, "datasets": [entry]})
     assert main(["benchmark", str(grid), "--output", str(tmp_path / "out")]) == 2
     assert key in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "benchmarks" / "grids").glob("*.yaml")), ids=lambda path: path.stem)
+def test_the_repository_grids_are_valid(path: Path) -> None:
+    """Each grid of benchmarks/grids (a table of RESULTS.md, or the papers' budget) passes the checks."""
+    from sb3_offline.benchmark import read_grid
+
+    grid, _ = read_grid(path)
+    assert grid.trials() and all(name.count("/") == 1 for name in grid.datasets)
+
+
+def test_d3rlpy_trials_beside_ours(tmp_path: Path) -> None:
+    """Where d3rlpy imports: its TD3+BC as a trial of the grid (``d3rlpy-td3bc``), evaluated as ours."""
+    pytest.importorskip("d3rlpy")
+    content = {**TINY_GRID, "algorithms": {"td3bc": TINY_GRID["algorithms"]["td3bc"]}, "seeds": [0]}
+    content["d3rlpy"] = ["td3bc"]
+    assert main(["benchmark", str(write_grid(tmp_path, content)), "--output", str(tmp_path / "out")]) == 0
+    rows = {row["algorithm"]: row for row in read_csv(tmp_path / "out" / "results.csv")}
+    assert set(rows) == {"td3bc", "d3rlpy-td3bc"}
+    assert (tmp_path / "out" / "trials" / rows["d3rlpy-td3bc"]["trial"] / "model.d3").is_file()

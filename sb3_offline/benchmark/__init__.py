@@ -60,6 +60,7 @@ def make_datasets(grid: Grid, log: Callable[[str], None] = print) -> None:
             arguments["transitions"],
             algo=arguments["algo"],
             seed=arguments["seed"],
+            dataset_id=name,
             expert_steps=arguments["expert_steps"],
             progress_bar=False,
         )
@@ -107,6 +108,8 @@ def run_grid(
     grid_path, output = Path(grid_path), Path(output)
     grid, content = read_grid(grid_path)  # every key checked before anything runs
     _claim_output(grid_path, content, output, resume)
+    if grid.left_out:
+        log(grid.left_out)
     make_datasets(grid, log)
     trials = grid.trials()
     finished = {trial.name for trial in trials if read_result(trial_folder(output, trial)) is not None}

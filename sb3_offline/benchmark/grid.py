@@ -16,7 +16,8 @@ A benchmark grid file (YAML): what ``sb3-offline benchmark`` runs, checked in fu
     device: cpu                     # optional (default cpu)
 
 A protocol entry is :func:`sb3_offline.collect.collect_dataset`'s arguments (``env``, ``protocol``, ``transitions``,
-``seed`` 0, ``algo`` td3, ``expert_steps``): the dataset ``<env>/<protocol>-v0`` in the local Minari folder, made
+``seed`` 0, ``algo`` td3, ``expert_steps``): the dataset ``id`` (default ``<env>/<protocol>-v0``) in the local
+Minari folder, made
 before the first trial unless it is there. The constructor arguments are checked as ``sb3-offline train``'s
 ``-params`` are (:mod:`sb3_offline.cli.hyperparams`: the key against the constructor, the value's type against
 its annotation).
@@ -40,6 +41,7 @@ EVAL_DEFAULTS = {"every": 0, "episodes": 10, "seed": 0}
 GRID_ARGUMENTS = {"seed": "seeds", "env": "env", "device": "device", "dataset": "datasets"}
 #: The keys of a protocol entry of ``datasets`` (``collect: {...}``) and their defaults (``None``: required).
 COLLECT_DEFAULTS: dict[str, Any] = {
+    "id": None,
     "env": None,
     "protocol": None,
     "transitions": None,
@@ -103,6 +105,7 @@ class Grid:
     d3rlpy: list[str] = field(default_factory=list)
     device: str = "cpu"
     collect: dict[str, dict[str, Any]] = field(default_factory=dict)
+    left_out: str = ""
 
     def trials(self) -> list[Trial]:
         """Every (algorithm, dataset, seed), ours then d3rlpy's, dataset by dataset."""
@@ -178,13 +181,14 @@ def check_collect(key: str, entry: Any) -> tuple[str, dict[str, Any]]:
             raise GridError(f"{key}.collect.{name}: expected a key among {list(COLLECT_DEFAULTS)}, found {name!r}")
     arguments = COLLECT_DEFAULTS | given
     for name, default in COLLECT_DEFAULTS.items():
-        if default is None and name != "expert_steps" and arguments[name] is None:
+        if default is None and name not in ("id", "expert_steps") and arguments[name] is None:
             raise GridError(f"{key}.collect.{name}: expected this key, found none")
     check_env(arguments["env"])
     if arguments["protocol"] not in PROTOCOLS:
         raise GridError(f"{key}.collect.protocol: expected one of {sorted(PROTOCOLS)}, found {arguments['protocol']!r}")
     _count(f"{key}.collect.transitions", arguments["transitions"], 1)
-    return default_dataset_id(arguments["env"], arguments["protocol"]), arguments
+    dataset_id = arguments["id"] or default_dataset_id(arguments["env"], arguments["protocol"])
+    return _expect(f"{key}.collect.id", dataset_id, str, "a Minari id (namespace/name-vN)"), arguments
 
 
 def check_datasets(value: Any, env: str | None) -> tuple[list[str], dict[str, dict[str, Any]]]:
@@ -267,26 +271,30 @@ def check_algorithms(value: Any) -> dict[str, dict[str, Any]]:
     return checked
 
 
-def check_d3rlpy(value: Any, algorithms: Mapping[str, Any]) -> list[str]:
-    """The ``d3rlpy`` key: algorithms of the grid that d3rlpy has, when d3rlpy and the bridge import."""
+def check_d3rlpy(value: Any, algorithms: Mapping[str, Any]) -> tuple[list[str], str]:
+    """
+    The ``d3rlpy`` key: algorithms of the grid to run with d3rlpy too (``benchmarks.d3rlpy_runs``, our defaults).
+    Where d3rlpy or the clone's ``benchmarks`` package does not import, they are left out and the second value
+    says so (the grid's other trials run).
+    """
     if value is None:
-        return []
+        return [], ""
     names = _expect("d3rlpy", value, list, "a list of algorithm names")
+    for index, name in enumerate(names):
+        if name not in algorithms:
+            raise GridError(
+                f"d3rlpy[{index}]: expected one of the grid's algorithms {list(algorithms)}, found {name!r}"
+            )
     try:
         from benchmarks.d3rlpy_compat import D3RLPY_ALGOS, d3rlpy_available
     except ImportError as error:
-        raise GridError(
-            f"d3rlpy: expected the repository's benchmarks package importable (run from a clone), found {error}"
-        ) from error
+        return [], f"d3rlpy's {names} left out: the clone's benchmarks package does not import here ({error})"
     for index, name in enumerate(names):
-        if name not in D3RLPY_ALGOS or name not in algorithms:
-            expected = [algo for algo in D3RLPY_ALGOS if algo in algorithms]
-            raise GridError(
-                f"d3rlpy[{index}]: expected one of the grid's algorithms d3rlpy has {expected}, found {name!r}"
-            )
+        if name not in D3RLPY_ALGOS:
+            raise GridError(f"d3rlpy[{index}]: expected one of {list(D3RLPY_ALGOS)} (d3rlpy's), found {name!r}")
     if names and not d3rlpy_available():
-        raise GridError(f"d3rlpy: expected d3rlpy importable (pip install d3rlpy) to run {names}, found none")
-    return list(names)
+        return [], f"d3rlpy's {names} left out: d3rlpy does not import here (pip install d3rlpy==2.8.1)"
+    return list(names), ""
 
 
 def check_grid(content: Any) -> Grid:
@@ -310,6 +318,7 @@ def check_grid(content: Any) -> Grid:
     env = check_env(content.get("env"))
     algorithms = check_algorithms(content["algorithms"])
     datasets, collect = check_datasets(content["datasets"], env)
+    d3rlpy, left_out = check_d3rlpy(content.get("d3rlpy"), algorithms)
     return Grid(
         name=name,
         datasets=datasets,
@@ -321,7 +330,8 @@ def check_grid(content: Any) -> Grid:
         eval_every=evaluation["every"],
         eval_episodes=evaluation["episodes"],
         eval_seed=evaluation["seed"],
-        d3rlpy=check_d3rlpy(content.get("d3rlpy"), algorithms),
+        d3rlpy=d3rlpy,
+        left_out=left_out,
         device=_expect("device", content.get("device", "cpu"), str, "a torch device name"),
     )
 

@@ -109,6 +109,8 @@ def write_report(grid: Grid, results: Sequence[dict[str, Any]], output: Path, co
     ]
     if command:
         lines += ["", f"Remade by `{command}`."]
+    if grid.left_out:
+        lines += ["", grid.left_out + "."]
     lines += ["", f"## Final {what}, mean ± std over seeds", "", "| algorithm | " + " | ".join(grid.datasets) + " |"]
     lines.append("|---" * (len(grid.datasets) + 1) + "|")
     for algorithm in algorithms:
