@@ -242,3 +242,37 @@ def test_d3rlpy_trials_beside_ours(tmp_path: Path) -> None:
     rows = {row["algorithm"]: row for row in read_csv(tmp_path / "out" / "results.csv")}
     assert set(rows) == {"td3bc", "d3rlpy-td3bc"}
     assert (tmp_path / "out" / "trials" / rows["d3rlpy-td3bc"]["trial"] / "model.d3").is_file()
+
+
+@pytest.mark.slow
+def test_an_interrupted_ray_grid_resumes_with_tuner_restore(
+    ray_session: object, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """
+    ``--engine ray`` from another process on the test run's Ray session (``--address``), Ctrl-C once a trial
+    finished: Tune saves its experiment, exit status 130; ``--resume`` restores it (``Tuner.restore``) and runs the
+    unfinished trials only.
+    """
+    import ray
+
+    content = {**TINY_GRID, "algorithms": {"bc": {"policy_kwargs": {"net_arch": [16, 16]}}}, "seeds": [0, 1, 2, 3]}
+    content |= {"steps": 200, "eval": {"every": 100, "episodes": 1}}
+    grid, output = write_grid(tmp_path, content), tmp_path / "out"
+    address = ray.get_runtime_context().gcs_address
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    command = [sys.executable, "-m", "sb3_offline.cli", "benchmark", str(grid), "--output", str(output)]
+    command += ["--engine", "ray", "--address", address]
+    process = subprocess.Popen(command, env=env, start_new_session=True, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while not list(output.glob("trials/*/result.json")) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    os.killpg(process.pid, signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "--engine ray --address" in stderr
+    finished = {path: path.stat().st_mtime_ns for path in output.glob("trials/*/result.json")}
+    assert 1 <= len(finished) < 4
+    assert main(["benchmark", str(grid), "--output", str(output), "--engine", "ray", "--resume"]) == 0
+    assert f"4 trials, {len(finished)} finished before" in capsys.readouterr().out
+    assert {path: path.stat().st_mtime_ns for path in finished} == finished
+    assert len(read_csv(output / "results.csv")) == 4

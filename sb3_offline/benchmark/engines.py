@@ -139,4 +139,6 @@ def run_ray(
     errors = [str(result.error) for result in results if result.error is not None]
     if errors:
         raise RuntimeError(f"--engine ray: {len(errors)} trial(s) failed after {max_failures} retries: {errors[0]}")
+    if any(not (result.metrics or {}).get("done") for result in results):
+        raise KeyboardInterrupt  # Tune stops on Ctrl-C (SIGINT) and returns what finished: --resume continues
     return [dict(result.metrics or {}) for result in results]

@@ -52,6 +52,8 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
                 f"{flag}: expected a value {'>' if flag == '--cpus-per-trial' else '>='} {minimum}, found {value}"
             )
     command = f"sb3-offline benchmark {shlex.quote(args.grid)} --output {shlex.quote(args.output)}"
+    if args.engine == "ray":  # what --resume needs to continue the same Tune experiment
+        command += " --engine ray" + (f" --address {shlex.quote(args.address)}" if args.address else "")
     try:
         run_grid(
             args.grid,
