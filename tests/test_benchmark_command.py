@@ -140,6 +140,24 @@ def test_a_missing_required_key_is_named(tmp_path: Path, capsys: pytest.CaptureF
     assert "steps: expected this key in the grid, found none" in capsys.readouterr().err
 
 
+def interrupt_after_a_trial(grid: Path, output: Path, *options: str) -> tuple[int, str]:
+    """
+    ``sb3-offline benchmark GRID --output OUTPUT OPTIONS`` in a process of its own, stopped by Ctrl-C (SIGINT to its
+    process group, as a terminal sends it) once a trial's ``result.json`` is there; its exit status and stderr.
+    """
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    command = [sys.executable, "-m", "sb3_offline.cli", "benchmark", str(grid), "--output", str(output), *options]
+    process = subprocess.Popen(
+        command, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 240
+    while not list(output.glob("trials/*/result.json")) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    os.killpg(process.pid, signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    return process.returncode, stderr
+
+
 def test_an_interrupted_grid_resumes_without_running_a_finished_trial(
     tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
@@ -151,17 +169,8 @@ def test_an_interrupted_grid_resumes_without_running_a_finished_trial(
     content = {**TINY_GRID, "algorithms": {"bc": {"policy_kwargs": {"net_arch": [16, 16]}}}, "seeds": [0, 1, 2]}
     content |= {"steps": 200, "eval": {"every": 100, "episodes": 1}}  # a trial: ~2 s, most of it reading the data
     grid, output = write_grid(tmp_path, content), tmp_path / "out"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    command = [sys.executable, "-m", "sb3_offline.cli", "benchmark", str(grid), "--output", str(output)]
-    process = subprocess.Popen(
-        command, env=env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    deadline = time.monotonic() + 120
-    while not list(output.glob("trials/*/result.json")) and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.1)
-    os.killpg(process.pid, signal.SIGINT)
-    _, stderr = process.communicate(timeout=60)
-    assert process.returncode == 130, stderr
+    returncode, stderr = interrupt_after_a_trial(grid, output)
+    assert returncode == 130, stderr
     assert "--resume` continues" in stderr
     finished = {path: path.stat().st_mtime_ns for path in output.glob("trials/*/*") if path.is_file()}
     finished_results = [path for path in finished if path.name == "result.json"]
@@ -259,16 +268,8 @@ def test_an_interrupted_ray_grid_resumes_with_tuner_restore(
     content |= {"steps": 200, "eval": {"every": 100, "episodes": 1}}
     grid, output = write_grid(tmp_path, content), tmp_path / "out"
     address = ray.get_runtime_context().gcs_address
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    command = [sys.executable, "-m", "sb3_offline.cli", "benchmark", str(grid), "--output", str(output)]
-    command += ["--engine", "ray", "--address", address]
-    process = subprocess.Popen(command, env=env, start_new_session=True, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 240
-    while not list(output.glob("trials/*/result.json")) and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.1)
-    os.killpg(process.pid, signal.SIGINT)
-    _, stderr = process.communicate(timeout=120)
-    assert process.returncode == 130, stderr
+    returncode, stderr = interrupt_after_a_trial(grid, output, "--engine", "ray", "--address", address)
+    assert returncode == 130, stderr
     assert "--engine ray --address" in stderr
     finished = {path: path.stat().st_mtime_ns for path in output.glob("trials/*/result.json")}
     assert 1 <= len(finished) < 4
