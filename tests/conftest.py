@@ -300,3 +300,19 @@ def memory_logger() -> Callable[[Any], MemoryWriter]:
         return writer
 
     return attach
+
+
+# ------------------------------------------------------------------------------------------------ Ray
+@pytest.fixture(scope="session")
+def ray_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """
+    One local Ray session for the whole run (``ray.init(num_cpus=2)``), its files in pytest's ``basetemp`` (a
+    short path: Ray's unix sockets allow 107 characters), shut down at the end; skipped where Ray is not installed.
+    """
+    ray = pytest.importorskip("ray")
+    folder = tmp_path_factory.mktemp("r")
+    ray.init(num_cpus=2, _temp_dir=str(folder), include_dashboard=False, log_to_driver=False)
+    try:
+        yield ray
+    finally:
+        ray.shutdown()

@@ -19,6 +19,8 @@ The ``sb3-offline`` command.
   imitation's trajectories) to HDF5, npz, a local Minari dataset or a d3rlpy ``.h5``.
 - ``sb3-offline export``: a saved model's ``predict(deterministic=True)`` as a TorchScript or ONNX file (no
   sb3_offline needed to run it).
+- ``sb3-offline benchmark GRID.yaml --output DIR``: a grid of algorithms x datasets x seeds (a process pool here, or
+  Ray Tune trials on a cluster), resumable; ``results.csv``, ``report.md`` (IQM with bootstrap CIs) and figures.
 - ``sb3-offline zoo train|enjoy``: rl-zoo3's own ``train`` and ``enjoy`` with our algorithms, configs and Optuna
   samplers; every rl-zoo3 option (``-f``, ``-n``, ``-optimize``, ``--storage``, ...) goes there, and
   ``sb3-offline train`` refuses those it lacks with an error that names ``sb3-offline zoo train``.
@@ -35,6 +37,7 @@ import sys
 from collections.abc import Sequence
 
 from sb3_offline import __version__
+from sb3_offline.cli.benchmark import add_benchmark_parser, cmd_benchmark
 from sb3_offline.cli.data import (
     add_collect_parser,
     add_convert_parser,
@@ -70,6 +73,7 @@ SUBCOMMANDS = (
     add_convert_parser,
     add_export_parser,
     add_zoo_parser,
+    add_benchmark_parser,
 )
 
 
@@ -205,6 +209,7 @@ __all__ = [
     "ZOO_COMMANDS",
     "HelpFormatter",
     "build_parser",
+    "cmd_benchmark",
     "cmd_collect",
     "cmd_convert",
     "cmd_datasets",
