@@ -5,7 +5,7 @@ A benchmark grid file (YAML): what ``sb3-offline benchmark`` runs, checked in fu
 
     name: pendulum-smoke
     env: Pendulum-v1                # optional where the datasets record their env
-    datasets: [pendulum/imperfect-v0]   # Minari ids or paths (.hdf5, .npz, ...)
+    datasets: [pendulum/imperfect-v0]   # Minari ids or paths (.hdf5, .npz, ...), or {collect: {...}} entries
     algorithms: {bcq: {}, iql: {batch_size: 128}}   # ALGOS name -> constructor arguments
     seeds: [0, 1]
     steps: 200                      # gradient steps per trial
@@ -84,6 +84,8 @@ class Grid:
     eval_seed: int = 0
     d3rlpy: list[str] = field(default_factory=list)
     device: str = "cpu"
+    #: the datasets made on demand: id -> ``collect`` options (:mod:`sb3_offline.benchmark.datasets`)
+    collect: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def trials(self) -> list[Trial]:
         """Every (algorithm, dataset, seed), ours then d3rlpy's, dataset by dataset."""
@@ -147,8 +149,11 @@ def check_env(env: Any) -> str | None:
     return env
 
 
-def check_datasets(value: Any, env: str | None) -> list[str]:
-    """The ``datasets`` key: each a path that exists or a Minari id on local disk (or shipped) with an env."""
+def check_datasets(value: Any, env: str | None, made: Mapping[str, Any] | None = None) -> list[str]:
+    """
+    The ``datasets`` key: each a path that exists or a Minari id on local disk (or shipped) with an env, or one of
+    ``made`` (a dataset made on demand, checked by :mod:`sb3_offline.benchmark.datasets`).
+    """
     from sb3_offline.datasets.loaders import dataset_env_id
     from sb3_offline.datasets.minari import is_minari_source, open_minari_dataset
 
@@ -158,6 +163,8 @@ def check_datasets(value: Any, env: str | None) -> list[str]:
     for index, dataset in enumerate(datasets):
         key = f"datasets[{index}]"
         _expect(key, dataset, str, "a Minari id or a path")
+        if made and dataset in made:
+            continue
         if is_minari_source(dataset):
             try:
                 open_minari_dataset(dataset)
@@ -239,6 +246,8 @@ def check_d3rlpy(value: Any, algorithms: Mapping[str, Any]) -> list[str]:
 
 def check_grid(content: Any) -> Grid:
     """A :class:`Grid` from a grid file's content (a mapping), every key checked; :class:`GridError` else."""
+    from sb3_offline.benchmark.datasets import check_entries
+
     content = _expect("grid", content, dict, "a mapping of the keys " + ", ".join(REQUIRED_KEYS + OPTIONAL_KEYS))
     unknown = [key for key in content if key not in REQUIRED_KEYS + OPTIONAL_KEYS]
     if unknown:
@@ -257,9 +266,10 @@ def check_grid(content: Any) -> Grid:
         evaluation[key] = _count(f"eval.{key}", item, 0)
     env = check_env(content.get("env"))
     algorithms = check_algorithms(content["algorithms"])
+    datasets, collect = check_entries(content["datasets"])  # {collect: {...}} entries: their dataset ids
     return Grid(
         name=name,
-        datasets=check_datasets(content["datasets"], env),
+        datasets=check_datasets(datasets, env, made=collect),
         algorithms=algorithms,
         seeds=_int_list("seeds", content["seeds"]),
         steps=_count("steps", content["steps"], 1),
@@ -269,6 +279,7 @@ def check_grid(content: Any) -> Grid:
         eval_seed=evaluation["seed"],
         d3rlpy=check_d3rlpy(content.get("d3rlpy"), algorithms),
         device=_expect("device", content.get("device", "cpu"), str, "a torch device name"),
+        collect=collect,
     )
 
 

@@ -24,6 +24,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from sb3_offline.benchmark.datasets import ensure_dataset
 from sb3_offline.benchmark.grid import Grid, Trial
 from sb3_offline.callbacks import SeededEvalCallback
 
@@ -209,6 +210,8 @@ def run_trial(trial: Trial, grid: Grid, folder: str | Path, torch_threads: int |
     if folder.exists():  # an interrupted attempt: start again from nothing
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
+    if trial.dataset in grid.collect:  # made on demand, once (the first trial that needs it)
+        ensure_dataset(trial.dataset, grid.collect[trial.dataset])
     if torch_threads is not None:
         torch.set_num_threads(torch_threads)
     start = time.perf_counter()
