@@ -133,3 +133,47 @@ def test_every_shipped_grid_is_valid(path: Path) -> None:
     assert grid.trials() and set(grid.collect) <= set(grid.datasets)
     command = f"sb3-offline benchmark benchmarks/grids/{path.name} --output results/{path.stem}"
     assert command in path.read_text()  # the one line that remakes the table, in the file's header
+
+
+def test_a_concatenate_entry_joins_its_parts_in_order() -> None:
+    """random then imitation (the expert made after the random part): the scores are the imitation part's."""
+    random_part = {**ENTRY, "protocol": "random", "steps": 200}
+    expert_part = {**ENTRY, "protocol": "imitation", "steps": 200}
+    content = {**GRID, "datasets": [{"concatenate": [{"collect": random_part}, {"collect": expert_part}]}]}
+    grid = check_grid(content)
+    (dataset_id,) = grid.datasets
+    assert dataset_id.startswith("pendulum/random-imitation-mix-") and check_grid(content).datasets == [dataset_id]
+    assert ensure_dataset(dataset_id, grid.collect[dataset_id]) is True
+    parts = [part["dataset_id"] for part in grid.collect[dataset_id]["concatenate"]]
+    assert all(dataset_exists(part) for part in parts)
+    mixture = minari.load_dataset(dataset_id)
+    random_data, expert_data = (minari.load_dataset(part) for part in parts)
+    assert mixture.total_steps == 400 and "ref_min_score" not in random_data.storage.metadata
+    assert mixture.storage.metadata["ref_max_score"] == expert_data.storage.metadata["ref_max_score"]
+    episodes = [episode.actions for episode in mixture.iterate_episodes()]
+    assert (episodes[0] == next(iter(random_data.iterate_episodes())).actions).all()
+    assert (episodes[-1] == list(expert_data.iterate_episodes())[-1].actions).all()
+    with pytest.raises(GridError, match=r"datasets\[0\].concatenate: expected a list of two or more"):
+        check_grid({**GRID, "datasets": [{"concatenate": [{"collect": random_part}]}]})
+    with pytest.raises(GridError, match=r"datasets\[0\].concatenate\[1\].collect.steps: expected an integer"):
+        check_grid(
+            {**GRID, "datasets": [{"concatenate": [{"collect": random_part}, {"collect": {**ENTRY, "steps": -1}}]}]}
+        )
+
+
+def test_every_shipped_algorithm_setting_builds() -> None:
+    """Each (algorithm, arguments) of benchmarks/grids builds on Pendulum-v1 (the networks' sizes as written)."""
+    import gymnasium as gym
+
+    from sb3_offline.algorithms import ALGOS
+
+    settings = {
+        (name, yaml.safe_dump(kwargs)): kwargs
+        for path in (ROOT / "benchmarks" / "grids").glob("*.yaml")
+        for name, kwargs in yaml.safe_load(path.read_text())["algorithms"].items()
+    }
+    assert len(settings) >= 10
+    for (name, _), kwargs in sorted(settings.items()):
+        model = ALGOS[name]("MlpPolicy", gym.make("Pendulum-v1"), dataset="pendulum/imperfect-v0", **kwargs)
+        widths = [m.out_features for m in model.policy.modules() if hasattr(m, "out_features")]
+        assert 64 in widths and 256 not in widths, (name, widths)  # the small networks, none of the defaults

@@ -8,12 +8,19 @@ into the local Minari folder, once: a grid run again, or continued with ``--resu
     datasets:
       - pendulum/imperfect-v0          # a Minari id or a path, as it is
       - collect: {env: Pendulum-v1, protocol: imperfect, steps: 10000, seed: 0}
+      - concatenate:                   # heterogeneous data: datasets made as above, joined in this order
+          - collect: {env: Pendulum-v1, protocol: random, steps: 10000}
+          - collect: {env: Pendulum-v1, protocol: expert, steps: 10000}
 
 The keys are ``sb3-offline collect``'s options (``--no-ref-scores`` is ``ref_scores: false``) and
 ``behaviour_kwargs`` (more arguments of the SB3 behaviour agent); ``env``, ``protocol`` and ``steps`` are required.
 The dataset's id is ``dataset_id`` when given, else ``<env>/<protocol>-n<steps>-s<seed>-<digest>-v0``, where the
 digest (8 hex digits) is of every option with its default filled in: the same entry names the same dataset in every
-grid, a different one another. An entry is checked in full when the grid is read (:func:`check_entry`); the dataset
+grid, a different one another. A ``concatenate`` entry's parts are datasets of their own (made, or found, first);
+its id is ``<env>/<protocol>-<protocol>-mix-<digest>-v0`` and its reference scores the first part's that has some
+(as ``benchmarks/batch_settings.py``'s ``random-expert``).
+
+An entry is checked in full when the grid is read (:func:`check_entries`); the dataset
 is made by the first trial that needs it (:func:`ensure_dataset`, under a file lock beside the Minari datasets, so
 that trials in parallel processes make it once) and by nobody once it is there.
 """
@@ -121,10 +128,37 @@ def collect_dataset_id(options: Mapping[str, Any]) -> str:
     return f"{namespace}/{options['protocol']}-n{options['steps']}-s{options['seed']}-{digest}-v0"
 
 
+def _check_entry(where: str, entry: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """A ``collect`` or ``concatenate`` entry's dataset id and checked options (a mixture's: its parts')."""
+    if list(entry) == ["collect"]:
+        options = collect_options(f"{where}.collect", entry["collect"])
+        return collect_dataset_id(options), options
+    if list(entry) != ["concatenate"]:
+        raise GridError(
+            f"{where}: expected a Minari id, a path, {{collect: {{...}}}} or {{concatenate: [...]}}, found keys "
+            f"{list(entry)}"
+        )
+    parts = entry["concatenate"]
+    if not isinstance(parts, list) or len(parts) < 2 or not all(isinstance(part, dict) for part in parts):
+        raise GridError(f"{where}.concatenate: expected a list of two or more {{collect: {{...}}}}, found {parts!r}")
+    checked = [_check_entry(f"{where}.concatenate[{index}]", part) for index, part in enumerate(parts)]
+    if any("concatenate" in options for _, options in checked):
+        raise GridError(f"{where}.concatenate: expected {{collect: {{...}}}} parts, found a concatenate inside")
+    envs = {options["env"] for _, options in checked}
+    if len(envs) != 1:
+        raise GridError(f"{where}.concatenate: expected parts of one env, found {sorted(envs)}")
+    options = {"concatenate": [{**part, "dataset_id": part_id} for part_id, part in checked]}
+    digest = hashlib.sha256(json.dumps(options, sort_keys=True).encode()).hexdigest()[:8]
+    namespace = checked[0][0].split("/")[0]
+    protocols = "-".join(part["protocol"] for _, part in checked)
+    return f"{namespace}/{protocols}-mix-{digest}-v0", options
+
+
 def check_entries(value: Any) -> tuple[Any, dict[str, dict[str, Any]]]:
     """
-    The ``datasets`` key with each ``{collect: {...}}`` entry replaced by its dataset id, and those ids' options
-    (checked); anything else is left as it is for :func:`sb3_offline.benchmark.grid.check_datasets`.
+    The ``datasets`` key with each ``{collect: {...}}`` or ``{concatenate: [...]}`` entry replaced by its dataset
+    id, and those ids' options (checked); anything else is left as it is for
+    :func:`sb3_offline.benchmark.grid.check_datasets`.
     """
     if not isinstance(value, list):
         return value, {}
@@ -135,12 +169,9 @@ def check_entries(value: Any) -> tuple[Any, dict[str, dict[str, Any]]]:
             datasets.append(entry)
             continue
         where = f"datasets[{index}]"
-        if list(entry) != ["collect"]:
-            raise GridError(f"{where}: expected a Minari id, a path or {{collect: {{...}}}}, found keys {list(entry)}")
-        options = collect_options(f"{where}.collect", entry["collect"])
-        dataset_id = collect_dataset_id(options)
+        dataset_id, options = _check_entry(where, entry)
         if dataset_id in collect and collect[dataset_id] != options:
-            raise GridError(f"{where}.collect.dataset_id: expected an id of one entry, found {dataset_id!r} twice")
+            raise GridError(f"{where}: expected a dataset_id of one entry, found {dataset_id!r} twice")
         collect[dataset_id] = options
         datasets.append(dataset_id)
     return datasets, collect
@@ -155,10 +186,11 @@ def dataset_exists(dataset_id: str) -> bool:
 
 def ensure_dataset(dataset_id: str, options: Mapping[str, Any], log: Callable[[str], None] = print) -> bool:
     """
-    Make ``dataset_id`` with :func:`~sb3_offline.collect.collect_dataset` unless the local Minari folder holds it.
-    A file lock beside the datasets makes parallel callers wait for the one that makes it.
+    Make ``dataset_id`` with :func:`~sb3_offline.collect.collect_dataset` (a mixture: its parts, then them joined)
+    unless the local Minari folder holds it. A file lock beside the datasets makes parallel callers wait for the one
+    that makes it.
 
-    :param options: the entry's checked options (:func:`collect_options`)
+    :param options: the entry's checked options (:func:`collect_options`; a mixture's ``{"concatenate": [...]}``)
     :param log: where the line on what was made goes
     :return: whether it was made now
     """
@@ -174,6 +206,9 @@ def ensure_dataset(dataset_id: str, options: Mapping[str, Any], log: Callable[[s
     with FileLock(str(root / f".{re.sub(r'[^A-Za-z0-9.-]+', '_', dataset_id)}.lock")):
         if dataset_exists(dataset_id):  # made by another process while this one waited
             return False
+        if "concatenate" in options:
+            _concatenate(dataset_id, options["concatenate"], log)
+            return True
         result = collect_dataset(
             options["env"],
             options["protocol"],
@@ -191,6 +226,22 @@ def ensure_dataset(dataset_id: str, options: Mapping[str, Any], log: Callable[[s
         )
     log(f"collected {dataset_id}: {len(result.transitions)} transitions in {result.seconds:.0f} s")
     return True
+
+
+def _concatenate(dataset_id: str, parts: list[dict[str, Any]], log: Callable[[str], None]) -> None:
+    """The parts made (or found), joined in order into ``dataset_id`` with the first reference scores among them."""
+    from sb3_offline.datasets import Transitions, load_transitions, save_minari
+
+    for part in parts:
+        ensure_dataset(part["dataset_id"], part, log)
+    loaded = [load_transitions(part["dataset_id"]) for part in parts]
+    mixture = Transitions.concatenate(loaded)
+    scored = [data.metadata for data in loaded if "ref_min_score" in data.metadata and "ref_max_score" in data.metadata]
+    if scored:
+        mixture.metadata.update(ref_min_score=scored[0]["ref_min_score"], ref_max_score=scored[0]["ref_max_score"])
+    names = " and ".join(part["dataset_id"] for part in parts)
+    save_minari(mixture, dataset_id, algorithm_name=f"mixture of {names}")
+    log(f"collected {dataset_id}: {len(mixture)} transitions ({' + '.join(str(len(d)) for d in loaded)})")
 
 
 __all__ = [

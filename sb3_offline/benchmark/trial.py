@@ -165,13 +165,15 @@ def _train_d3rlpy(trial: Trial, grid: Grid, folder: Path) -> tuple[list[tuple[in
         if isinstance(trial.kwargs.get("policy_kwargs"), dict)
         else None
     )
+    vae_steps = int(trial.kwargs.get("vae_steps", 0)) if trial.algorithm == "plas" else 0  # ours: within steps
     start = time.perf_counter()
     policy = train_d3rlpy(
         trial.algorithm,
         transitions,
-        grid.steps,
+        grid.steps - vae_steps,
         trial.seed,
         grid.device,
+        plas_vae_steps=vae_steps,
         action_space=env.action_space,
         net_arch=net_arch,
         batch_size=trial.kwargs.get("batch_size"),
