@@ -8,6 +8,7 @@ second grid and by ``--resume``; and every grid file of ``benchmarks/grids`` a v
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,7 @@ GRID = {
     "algorithms": {"bc": {"batch_size": 64, "policy_kwargs": {"net_arch": [32, 32]}}},
     "seeds": [0, 1],
     "steps": 20,
-    "eval": {"every": 10, "episodes": 1},
+    "eval": {"every": 10, "episodes": 1, "seed": 100, "add_seed": True},  # reset seed 100 + the trial's seed
 }
 
 
@@ -76,8 +77,16 @@ def test_a_wrong_entry_is_named_before_anything_runs(entry: dict[str, Any], name
 def test_an_entry_that_is_not_collect_is_named() -> None:
     content = copy.deepcopy(GRID)
     content["datasets"] = [{"record": ENTRY}]
-    with pytest.raises(GridError, match=r"datasets\[0\]: expected a Minari id, a path or \{collect"):
+    with pytest.raises(
+        GridError, match=r"datasets\[0\]: expected a Minari id, a path, \{collect: \{...\}\} or \{concatenate"
+    ):
         check_grid(content)
+
+
+def test_eval_add_seed_is_true_or_false() -> None:
+    with pytest.raises(GridError, match=r"eval.add_seed: expected true or false, found 1 \(int\)"):
+        check_grid({**GRID, "eval": {"add_seed": 1}})
+    assert check_grid(GRID).eval_add_seed and not check_grid({**GRID, "eval": {}}).eval_add_seed
 
 
 def test_the_same_entry_names_the_same_dataset() -> None:
@@ -117,6 +126,9 @@ def test_a_grid_makes_its_dataset_once_and_reuses_it(tmp_path: Path, capfd: pyte
     assert (minari.storage.get_dataset_path() / dataset_id / "data" / "main_data.hdf5").stat().st_mtime_ns == written
     results = (tmp_path / "b" / "results.csv").read_text()
     assert results.count(dataset_id) == 2 and "normalized_score" in results
+    for seed in (0, 1):  # eval.add_seed: each trial evaluated from 100 + its seed (benchmarks/batch_settings.py's rule)
+        result = json.loads(next((tmp_path / "b" / "trials").glob(f"*seed{seed}/result.json")).read_text())
+        assert result["eval_seed"] == 100 + seed
     assert ensure_dataset(dataset_id, check_grid(GRID).collect[dataset_id]) is False
 
 

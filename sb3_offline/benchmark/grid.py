@@ -9,7 +9,7 @@ A benchmark grid file (YAML): what ``sb3-offline benchmark`` runs, checked in fu
     algorithms: {bcq: {}, iql: {batch_size: 128}}   # ALGOS name -> constructor arguments
     seeds: [0, 1]
     steps: 200                      # gradient steps per trial
-    eval: {every: 100, episodes: 2, seed: 0}
+    eval: {every: 100, episodes: 2, seed: 0}   # add_seed: true -> reset seed `seed` + the trial's seed
     d3rlpy: [iql]                   # optional: d3rlpy's counterpart of these algorithms as trials too
     device: cpu                     # optional (default cpu)
 
@@ -29,8 +29,9 @@ from typing import Any
 #: The keys a grid file may hold; the first five are required.
 REQUIRED_KEYS = ("name", "datasets", "algorithms", "seeds", "steps")
 OPTIONAL_KEYS = ("env", "eval", "d3rlpy", "device")
-#: The keys of ``eval`` and their defaults (``seed``: the reset seed of every evaluation, as ``train --eval-seed``).
-EVAL_DEFAULTS = {"every": 0, "episodes": 10, "seed": 0}
+#: The keys of ``eval`` and their defaults (``seed``: the reset seed of every evaluation, as ``train --eval-seed``;
+#: ``add_seed``: each trial's seed added to it, as ``benchmarks/batch_settings.py``'s ``10000 + seed``).
+EVAL_DEFAULTS = {"every": 0, "episodes": 10, "seed": 0, "add_seed": False}
 #: Constructor arguments a grid sets with its own keys, not per algorithm.
 GRID_ARGUMENTS = {"seed": "seeds", "env": "env", "device": "device", "n_timesteps": "steps", "dataset": "datasets"}
 
@@ -82,6 +83,7 @@ class Grid:
     eval_every: int = 0
     eval_episodes: int = 10
     eval_seed: int = 0
+    eval_add_seed: bool = False
     d3rlpy: list[str] = field(default_factory=list)
     device: str = "cpu"
     #: the datasets made on demand: id -> ``collect`` options (:mod:`sb3_offline.benchmark.datasets`)
@@ -263,6 +265,9 @@ def check_grid(content: Any) -> Grid:
     for key, item in given.items():
         if key not in EVAL_DEFAULTS:
             raise GridError(f"eval.{key}: expected a key among {list(EVAL_DEFAULTS)}, found {key!r}")
+        if key == "add_seed":
+            evaluation[key] = _expect("eval.add_seed", item, bool, "true or false")
+            continue
         evaluation[key] = _count(f"eval.{key}", item, 0)
     env = check_env(content.get("env"))
     algorithms = check_algorithms(content["algorithms"])
@@ -277,6 +282,7 @@ def check_grid(content: Any) -> Grid:
         eval_every=evaluation["every"],
         eval_episodes=evaluation["episodes"],
         eval_seed=evaluation["seed"],
+        eval_add_seed=bool(evaluation["add_seed"]),
         d3rlpy=check_d3rlpy(content.get("d3rlpy"), algorithms),
         device=_expect("device", content.get("device", "cpu"), str, "a torch device name"),
         collect=collect,

@@ -13,6 +13,7 @@ These files are written to a temporary name beside them, then renamed (``os.repl
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -206,6 +207,8 @@ def run_trial(trial: Trial, grid: Grid, folder: str | Path, torch_threads: int |
     from sb3_offline.evaluation import normalized_score_or_none, reference_scores
 
     folder = Path(folder)
+    if grid.eval_add_seed:  # evaluated from eval.seed + the trial's seed
+        grid = dataclasses.replace(grid, eval_seed=grid.eval_seed + trial.seed, eval_add_seed=False)
     finished = read_result(folder)
     if finished is not None:
         return finished
