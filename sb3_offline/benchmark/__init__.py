@@ -44,28 +44,6 @@ def _claim_output(grid_path: Path, content: dict[str, Any], output: Path, resume
     write_text_atomically(saved, grid_path.read_text())
 
 
-def make_datasets(grid: Grid, log: Callable[[str], None] = print) -> None:
-    """The grid's protocol entries not on local disk, made with :func:`sb3_offline.collect.collect_dataset`."""
-    import minari
-
-    from sb3_offline.collect import collect_dataset
-
-    for name, arguments in grid.collect.items():
-        if name in minari.list_local_datasets():
-            continue
-        log(f"making {name}: {arguments['transitions']} transitions, protocol {arguments['protocol']}")
-        collect_dataset(
-            arguments["env"],
-            arguments["protocol"],
-            arguments["transitions"],
-            algo=arguments["algo"],
-            seed=arguments["seed"],
-            dataset_id=name,
-            expert_steps=arguments["expert_steps"],
-            progress_bar=False,
-        )
-
-
 def progress_line(result: dict[str, Any], index: int, total: int) -> str:
     """
     A finished trial in one line: ``[3/8] iql on pendulum/imperfect-v0 seed 1: final -250.1 (normalized 85.3),
@@ -110,7 +88,6 @@ def run_grid(
     _claim_output(grid_path, content, output, resume)
     if grid.left_out:
         log(grid.left_out)
-    make_datasets(grid, log)
     trials = grid.trials()
     finished = {trial.name for trial in trials if read_result(trial_folder(output, trial)) is not None}
     pending = [trial for trial in trials if trial.name not in finished]

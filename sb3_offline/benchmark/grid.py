@@ -5,22 +5,20 @@ A benchmark grid file (YAML): what ``sb3-offline benchmark`` runs, checked in fu
 
     name: pendulum-smoke
     env: Pendulum-v1                # optional where the datasets record their env
-    datasets:                       # Minari ids or paths (.hdf5, .npz, ...), or a protocol entry:
+    datasets:                       # Minari ids or paths (.hdf5, .npz, ...), or entries made on demand
       - pendulum/imperfect-v0
-      - {collect: {env: Pendulum-v1, protocol: final, transitions: 10000}}   # made once if not on disk
+      - {collect: {env: Pendulum-v1, protocol: final, steps: 10000}}   # see sb3_offline.benchmark.datasets
     algorithms: {bcq: {}, iql: {batch_size: 128}}   # ALGOS name -> constructor arguments (n_timesteps: its steps)
     seeds: [0, 1]
     steps: 200                      # gradient steps per trial
-    eval: {every: 100, episodes: 2, seed: 0}
+    eval: {every: 100, episodes: 2, seed: 0}   # add_seed: true -> reset seed `seed` + the trial's seed
     d3rlpy: [iql]                   # optional: d3rlpy's counterpart of these algorithms as trials too
     device: cpu                     # optional (default cpu)
 
-A protocol entry is :func:`sb3_offline.collect.collect_dataset`'s arguments (``env``, ``protocol``, ``transitions``,
-``seed`` 0, ``algo`` td3, ``expert_steps``): the dataset ``id`` (default ``<env>/<protocol>-v0``) in the local
-Minari folder, made
-before the first trial unless it is there. The constructor arguments are checked as ``sb3-offline train``'s
-``-params`` are (:mod:`sb3_offline.cli.hyperparams`: the key against the constructor, the value's type against
-its annotation).
+An entry made on demand (``collect`` or ``concatenate``) is described in :mod:`sb3_offline.benchmark.datasets`: the
+first trial that needs it makes it in the local Minari folder, once. The constructor arguments are checked as
+``sb3-offline train``'s ``-params`` are (:mod:`sb3_offline.cli.hyperparams`: the key against the constructor, the
+value's type against its annotation).
 A wrong grid is a :class:`GridError` naming the key, what was expected and what was found.
 """
 
@@ -35,20 +33,11 @@ from typing import Any
 #: The keys a grid file may hold; the first five are required.
 REQUIRED_KEYS = ("name", "datasets", "algorithms", "seeds", "steps")
 OPTIONAL_KEYS = ("env", "eval", "d3rlpy", "device")
-#: The keys of ``eval`` and their defaults (``seed``: the reset seed of every evaluation, as ``train --eval-seed``).
-EVAL_DEFAULTS = {"every": 0, "episodes": 10, "seed": 0}
+#: The keys of ``eval`` and their defaults (``seed``: the reset seed of every evaluation, as ``train --eval-seed``;
+#: ``add_seed``: each trial's seed added to it, as ``benchmarks/batch_settings.py``'s ``10000 + seed``).
+EVAL_DEFAULTS = {"every": 0, "episodes": 10, "seed": 0, "add_seed": False}
 #: Constructor arguments a grid sets with its own keys, not per algorithm.
 GRID_ARGUMENTS = {"seed": "seeds", "env": "env", "device": "device", "dataset": "datasets"}
-#: The keys of a protocol entry of ``datasets`` (``collect: {...}``) and their defaults (``None``: required).
-COLLECT_DEFAULTS: dict[str, Any] = {
-    "id": None,
-    "env": None,
-    "protocol": None,
-    "transitions": None,
-    "seed": 0,
-    "algo": "td3",
-    "expert_steps": None,
-}
 
 
 class GridError(ValueError):
@@ -102,8 +91,10 @@ class Grid:
     eval_every: int = 0
     eval_episodes: int = 10
     eval_seed: int = 0
+    eval_add_seed: bool = False
     d3rlpy: list[str] = field(default_factory=list)
     device: str = "cpu"
+    #: the datasets made on demand: id -> ``collect`` options (:mod:`sb3_offline.benchmark.datasets`)
     collect: dict[str, dict[str, Any]] = field(default_factory=dict)
     left_out: str = ""
 
@@ -169,32 +160,11 @@ def check_env(env: Any) -> str | None:
     return env
 
 
-def check_collect(key: str, entry: Any) -> tuple[str, dict[str, Any]]:
-    """A protocol entry ``{collect: {...}}`` of ``datasets``: its Minari id and ``collect_dataset``'s arguments."""
-    from sb3_offline.collect import PROTOCOLS, default_dataset_id
-
-    if list(entry) != ["collect"]:
-        raise GridError(f"{key}: expected a Minari id, a path or {{collect: {{...}}}}, found {entry!r}")
-    given = _expect(f"{key}.collect", entry["collect"], dict, f"a mapping of {list(COLLECT_DEFAULTS)}")
-    for name in given:
-        if name not in COLLECT_DEFAULTS:
-            raise GridError(f"{key}.collect.{name}: expected a key among {list(COLLECT_DEFAULTS)}, found {name!r}")
-    arguments = COLLECT_DEFAULTS | given
-    for name, default in COLLECT_DEFAULTS.items():
-        if default is None and name not in ("id", "expert_steps") and arguments[name] is None:
-            raise GridError(f"{key}.collect.{name}: expected this key, found none")
-    check_env(arguments["env"])
-    if arguments["protocol"] not in PROTOCOLS:
-        raise GridError(f"{key}.collect.protocol: expected one of {sorted(PROTOCOLS)}, found {arguments['protocol']!r}")
-    _count(f"{key}.collect.transitions", arguments["transitions"], 1)
-    dataset_id = arguments["id"] or default_dataset_id(arguments["env"], arguments["protocol"])
-    return _expect(f"{key}.collect.id", dataset_id, str, "a Minari id (namespace/name-vN)"), arguments
-
-
-def check_datasets(value: Any, env: str | None) -> tuple[list[str], dict[str, dict[str, Any]]]:
+def check_datasets(value: Any, env: str | None, made: Mapping[str, Any] | None = None) -> list[str]:
     """
-    The ``datasets`` key: each a path that exists, a Minari id on local disk (or shipped) or a protocol entry;
-    returns the datasets' names and the protocol entries (name -> ``collect_dataset``'s arguments).
+    The ``datasets`` key (its entries made on demand already replaced by their ids): each a path that exists or a
+    Minari id on local disk (or shipped) with an env, or one of ``made`` (a dataset made on demand, checked by
+    :mod:`sb3_offline.benchmark.datasets`).
     """
     from sb3_offline.datasets.loaders import dataset_env_id
     from sb3_offline.datasets.minari import is_minari_source, open_minari_dataset
@@ -202,15 +172,11 @@ def check_datasets(value: Any, env: str | None) -> tuple[list[str], dict[str, di
     datasets = _expect("datasets", value, list, "a non-empty list of Minari ids or paths")
     if not datasets:
         raise GridError("datasets: expected a non-empty list of Minari ids or paths, found []")
-    names, collect = [], {}
     for index, dataset in enumerate(datasets):
         key = f"datasets[{index}]"
-        if isinstance(dataset, dict):
-            name, collect[name] = check_collect(key, dataset)
-            names.append(name)
-            continue
         _expect(key, dataset, str, "a Minari id, a path or {collect: {...}}")
-        names.append(dataset)
+        if made and dataset in made:
+            continue
         if is_minari_source(dataset):
             try:
                 open_minari_dataset(dataset)
@@ -222,9 +188,9 @@ def check_datasets(value: Any, env: str | None) -> tuple[list[str], dict[str, di
             raise GridError(f"{key}: expected a Minari id or an existing path, found {dataset!r} (no such file)")
         if env is None and dataset_env_id(dataset) is None:
             raise GridError(f"env: expected a gymnasium id, since {key} ({dataset!r}) records no env; found none")
-    if len(set(names)) != len(names):
-        raise GridError(f"datasets: expected distinct entries, found {names}")
-    return names, collect
+    if len(set(datasets)) != len(datasets):
+        raise GridError(f"datasets: expected distinct entries, found {datasets}")
+    return datasets
 
 
 def check_kwargs(algorithm: str, algo_class: type, kwargs: Mapping[str, Any]) -> dict[str, Any]:
@@ -299,6 +265,8 @@ def check_d3rlpy(value: Any, algorithms: Mapping[str, Any]) -> tuple[list[str], 
 
 def check_grid(content: Any) -> Grid:
     """A :class:`Grid` from a grid file's content (a mapping), every key checked; :class:`GridError` else."""
+    from sb3_offline.benchmark.datasets import check_entries
+
     content = _expect("grid", content, dict, "a mapping of the keys " + ", ".join(REQUIRED_KEYS + OPTIONAL_KEYS))
     unknown = [key for key in content if key not in REQUIRED_KEYS + OPTIONAL_KEYS]
     if unknown:
@@ -314,10 +282,14 @@ def check_grid(content: Any) -> Grid:
     for key, item in given.items():
         if key not in EVAL_DEFAULTS:
             raise GridError(f"eval.{key}: expected a key among {list(EVAL_DEFAULTS)}, found {key!r}")
+        if key == "add_seed":
+            evaluation[key] = _expect("eval.add_seed", item, bool, "true or false")
+            continue
         evaluation[key] = _count(f"eval.{key}", item, 0)
     env = check_env(content.get("env"))
     algorithms = check_algorithms(content["algorithms"])
-    datasets, collect = check_datasets(content["datasets"], env)
+    entries, collect = check_entries(content["datasets"])  # {collect: {...}} entries: their dataset ids
+    datasets = check_datasets(entries, env, made=collect)
     d3rlpy, left_out = check_d3rlpy(content.get("d3rlpy"), algorithms)
     return Grid(
         name=name,
@@ -330,6 +302,7 @@ def check_grid(content: Any) -> Grid:
         eval_every=evaluation["every"],
         eval_episodes=evaluation["episodes"],
         eval_seed=evaluation["seed"],
+        eval_add_seed=bool(evaluation["add_seed"]),
         d3rlpy=d3rlpy,
         left_out=left_out,
         device=_expect("device", content.get("device", "cpu"), str, "a torch device name"),

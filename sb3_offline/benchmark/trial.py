@@ -13,6 +13,7 @@ These files are written to a temporary name beside them, then renamed (``os.repl
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -24,6 +25,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from sb3_offline.benchmark.datasets import ensure_dataset
 from sb3_offline.benchmark.grid import Grid, Trial
 from sb3_offline.callbacks import SeededEvalCallback
 
@@ -209,12 +211,16 @@ def run_trial(trial: Trial, grid: Grid, folder: str | Path, torch_threads: int |
     from sb3_offline.evaluation import normalized_score_or_none, reference_scores
 
     folder = Path(folder)
+    if grid.eval_add_seed:  # evaluated from eval.seed + the trial's seed
+        grid = dataclasses.replace(grid, eval_seed=grid.eval_seed + trial.seed, eval_add_seed=False)
     finished = read_result(folder)
     if finished is not None:
         return finished
     if folder.exists():  # an interrupted attempt: start again from nothing
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
+    if trial.dataset in grid.collect:  # made on demand, once (the first trial that needs it)
+        ensure_dataset(trial.dataset, grid.collect[trial.dataset])
     if torch_threads is not None:
         torch.set_num_threads(torch_threads)
     start = time.perf_counter()
