@@ -7,11 +7,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
+import gymnasium as gym
 import numpy as np
+from golden.cases import cartpole_env
 
 from sb3_offline.datasets import Transitions, record_transitions, save_hdf5
 from sb3_offline.datasets.writers import save_npz
+from sb3_offline.evaluation import evaluate, evaluate_callable
 
 #: epsilon of the scripted controller: about 260 per episode (the controller alone: 500, random actions: about 22)
 CARTPOLE_EPSILON = 0.3
@@ -49,3 +53,18 @@ def cartpole_dataset(
     if str(path).endswith(".npz"):
         return save_npz(transitions, path)
     return save_hdf5(transitions, path)
+
+
+def dict_cartpole(max_episode_steps: int | None = None) -> gym.Env:
+    """CartPole-v1 with ``Dict`` observations: ``cart`` (position, velocity) and ``pole`` (angle, angular velocity)."""
+    return cartpole_env(dict_observations=True, max_episode_steps=max_episode_steps)
+
+
+def cartpole_return(model: Any) -> float:
+    """
+    The mean return of ``model``'s deterministic actions over 10 CartPole-v1 episodes (episode ``k`` reset with seed
+    ``100 + k``); ``cartpole_return(None)``: a uniformly random policy's on the same episodes (about 22).
+    """
+    if model is None:
+        return evaluate_callable(gym.make("CartPole-v1"), None, n_episodes=10, seed=100)[0]
+    return evaluate(model, "CartPole-v1", n_episodes=10, seed=100).mean_return
