@@ -102,3 +102,12 @@ def test_bad_behaviour_settings_are_named() -> None:
         make_behaviour_agent(gym.make(ENV), "dqn", noise_std=1.5)
     with pytest.raises(ValueError, match="low_noise_prob: expected a probability"):
         DiscreteActingPolicy(None, gym.make(ENV).action_space, low_noise_prob=2.0)
+
+
+def test_collect_command_takes_a_discrete_behaviour_agent(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from sb3_offline.cli import main
+
+    args = ["collect", "--env", ENV, "--protocol", "concurrent", "--algo", "qrdqn", "--steps", "300"]
+    assert main([*args, "--no-ref-scores", "--no-progress-bar"]) == 0
+    assert "wrote 'cartpole/concurrent-v0': 300 transitions" in capsys.readouterr().out
+    assert minari.load_dataset("cartpole/concurrent-v0").action_space == gym.spaces.Discrete(2)
