@@ -9,6 +9,8 @@ from sb3_offline.bcq import BCQ
 from sb3_offline.calql import CalQL
 from sb3_offline.common.offline_algorithm import OfflineAlgorithm
 from sb3_offline.cql import CQL
+from sb3_offline.discrete_bc import DiscreteBC
+from sb3_offline.discrete_bcq import DiscreteBCQ
 from sb3_offline.iql import IQL
 from sb3_offline.lapo import LAPO
 from sb3_offline.plas import PLAS
@@ -25,4 +27,6 @@ ALGOS: dict[str, type[OfflineAlgorithm]] = {
     "lapo": LAPO,
     "plas": PLAS,
     "td3bc": TD3BC,
+    "discrete_bc": DiscreteBC,
+    "discrete_bcq": DiscreteBCQ,
 }

@@ -12,7 +12,8 @@ as SB3's export guide wraps a policy in an ``OnnxableSB3Policy``; a new algorith
 - inputs: ``observation`` (a ``Box``), or one input per key of a ``Dict`` observation, named by the key, in the
   order of the observation space; ``float32`` (integer spaces, e.g. images, keep their dtype; images channel
   first, as the policy sees them); the first axis is the batch, of any size;
-- output: ``action``, ``(batch, *action_shape)``, ``float32``, in the env's units;
+- output: ``action``, ``(batch, *action_shape)``, ``float32``, in the env's units; for a ``Discrete`` action space
+  ``(batch,)`` ``int64`` action indices (the argmax of the policy, DQN's, inside the graph);
 - a policy that draws random numbers when acting (BCQ's samples of its VAE's prior) draws them inside the graph
   (TorchScript: from torch's global generator, seeded by ``torch.manual_seed``; ONNX: ``RandomNormalLike``), or,
   with ``noise_input=True``, takes the standard normal draws as a last input ``noise`` of shape
@@ -98,8 +99,10 @@ class ExportablePolicy(nn.Module):
     def __init__(self, policy: BasePolicy, noise_input: bool = False) -> None:
         super().__init__()
         action_space = policy.action_space
-        if not isinstance(action_space, spaces.Box):
-            raise ValueError(f"action_space: expected a Box to export, found {type(action_space).__name__}")
+        if not isinstance(action_space, spaces.Box | spaces.Discrete):
+            raise ValueError(
+                f"action_space: expected a Box or a Discrete to export, found {type(action_space).__name__}"
+            )
         if noise_input and not hasattr(policy, "acting_noise_shape"):
             raise ValueError(
                 f"noise_input: expected a policy that draws random numbers when acting (with acting_noise_shape()), "
@@ -114,11 +117,18 @@ class ExportablePolicy(nn.Module):
         self.is_dict = isinstance(policy.observation_space, spaces.Dict)
         self.noise_input = noise_input
         self.squash_output = bool(policy.squash_output)
-        self.action_shape = tuple(int(n) for n in action_space.shape)
+        self.action_shape = tuple(int(n) for n in action_space.shape or ())
+        #: whether the actions are indices (a ``Discrete`` space: int64, no rescaling)
+        self.discrete = isinstance(action_space, spaces.Discrete)
         #: whether ``forward`` checks its inputs' shapes (the TorchScript file; onnxruntime checks an ONNX file's)
         self.check_inputs = False
-        self.register_buffer("low", th.as_tensor(action_space.low, dtype=th.float32))
-        self.register_buffer("high", th.as_tensor(action_space.high, dtype=th.float32))
+        low, high = (
+            (0, action_space.n - 1)
+            if isinstance(action_space, spaces.Discrete)
+            else (action_space.low, action_space.high)
+        )
+        self.register_buffer("low", th.as_tensor(low, dtype=th.float32))
+        self.register_buffer("high", th.as_tensor(high, dtype=th.float32))
 
     @property
     def input_names(self) -> list[str]:
@@ -152,6 +162,8 @@ class ExportablePolicy(nn.Module):
         else:
             actions = self.policy._predict(observation, deterministic=True)
         actions = actions.reshape(-1, *self.action_shape)
+        if self.discrete:  # the policy's argmax, as DQN's predict returns it
+            return actions.to(th.int64)
         if self.squash_output:  # BasePolicy.unscale_action
             return self.low + 0.5 * (actions + 1.0) * (self.high - self.low)
         return th.maximum(th.minimum(actions, self.high), self.low)
@@ -183,7 +195,11 @@ def export_metadata(module: ExportablePolicy, algorithm: str, format: str) -> di
         "format": format,
         "algorithm": algorithm,
         "inputs": inputs,
-        "output": {"name": ACTION_OUTPUT, "shape": ["batch", *module.action_shape], "dtype": "float32"},
+        "output": {
+            "name": ACTION_OUTPUT,
+            "shape": ["batch", *module.action_shape],
+            "dtype": "int64" if module.discrete else "float32",
+        },
         "action_low": module.low.tolist(),
         "action_high": module.high.tolist(),
         "random": "input" if module.noise_input else ("inside" if samples else "none"),

@@ -16,9 +16,11 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch as th
+from discrete_data import cartpole_transitions as record_cartpole
 from stable_baselines3.common.logger import KVWriter, Logger
 
 from sb3_offline.algorithms import ALGOS
+from sb3_offline.common.discrete import DiscreteOfflineAlgorithm
 from sb3_offline.datasets import (
     PendulumSwingUp,
     Transitions,
@@ -43,7 +45,17 @@ TINY: dict[str, dict[str, Any]] = {
     "lapo": dict(policy_kwargs=dict(net_arch=dict(pi=[16, 16], qf=[16, 16], vae=[16, 16], vf=[16, 16]))),
     "plas": dict(vae_steps=PHASE_STEPS, policy_kwargs=dict(net_arch=dict(pi=[16, 16], qf=[16, 16], vae=[16, 16]))),
     "td3bc": dict(policy_kwargs=dict(net_arch=[16, 16])),
+    "discrete_bc": dict(policy_kwargs=dict(net_arch=[16, 16])),
+    "discrete_bcq": dict(policy_kwargs=dict(net_arch=[16, 16])),
 }
+#: the algorithms on a ``Discrete`` action space (tested on CartPole-v1), and those on a ``Box`` (Pendulum-v1)
+DISCRETE_NAMES = sorted(name for name, algo in ALGOS.items() if issubclass(algo, DiscreteOfflineAlgorithm))
+BOX_NAMES = sorted(set(ALGOS) - set(DISCRETE_NAMES))
+
+
+def env_id_of(name: str) -> str:
+    """The env the shared tests run algorithm ``name`` on: CartPole-v1 for a ``Discrete`` one, else Pendulum-v1."""
+    return "CartPole-v1" if name in DISCRETE_NAMES else "Pendulum-v1"
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -135,6 +147,30 @@ def pendulum_transitions() -> Transitions:
 def pendulum_file(pendulum_transitions: Transitions, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``pendulum_transitions`` as a D4RL-style HDF5 file: a dataset a checkpoint refers to by its path."""
     return save_hdf5(pendulum_transitions, tmp_path_factory.mktemp("data") / "pendulum.hdf5")
+
+
+@pytest.fixture(scope="session")
+def cartpole_transitions() -> Transitions:
+    """1000 steps of CartPole-v1 under a scripted controller with 30% random actions (``tests/discrete_data.py``)."""
+    return record_cartpole(1000, seed=0)
+
+
+@pytest.fixture(scope="session")
+def cartpole_file(cartpole_transitions: Transitions, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``cartpole_transitions`` as a D4RL-style HDF5 file."""
+    return save_hdf5(cartpole_transitions, tmp_path_factory.mktemp("data") / "cartpole.hdf5")
+
+
+@pytest.fixture
+def algo_transitions(name: str, request: pytest.FixtureRequest) -> Transitions:
+    """The transitions of algorithm ``name``'s env (:func:`env_id_of`), for tests parametrized over ``name``."""
+    return request.getfixturevalue("cartpole_transitions" if name in DISCRETE_NAMES else "pendulum_transitions")
+
+
+@pytest.fixture
+def algo_file(name: str, request: pytest.FixtureRequest) -> Path:
+    """:func:`algo_transitions` as an HDF5 file."""
+    return request.getfixturevalue("cartpole_file" if name in DISCRETE_NAMES else "pendulum_file")
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,7 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import pytest
+from conftest import env_id_of
 
 from sb3_offline import BatchDDPG
 from sb3_offline.algorithms import ALGOS
@@ -58,12 +59,13 @@ def test_collect_command(tmp_path: Path, capsys: pytest.CaptureFixture[str], mon
 
 @pytest.mark.parametrize("algo", sorted(ALGOS))
 def test_train_every_algorithm(algo: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    data = tmp_path / "pendulum.hdf5"
-    assert main(["record", "--env", "Pendulum-v1", "--steps", "300", "--output", str(data)]) == 0
+    env_id = env_id_of(algo)
+    data = tmp_path / f"{env_id}.hdf5"
+    assert main(["record", "--env", env_id, "--steps", "300", "--output", str(data)]) == 0
     args = ["train", "--algo", algo, "--dataset", str(data), "--steps", "3", "--eval-episodes", "1"]
     assert main([*args, "--output", str(tmp_path / algo)]) == 0  # the env is recovered from the file
     assert f"{algo} on {data}" in capsys.readouterr().out
-    loaded = ALGOS[algo].load(tmp_path / algo / algo / "Pendulum-v1_1" / "Pendulum-v1.zip")
+    loaded = ALGOS[algo].load(tmp_path / algo / algo / f"{env_id}_1" / f"{env_id}.zip")
     assert loaded.num_timesteps == 3
 
 

@@ -3,8 +3,9 @@ The contract every algorithm of ``sb3_offline.algorithms.ALGOS`` keeps, tested f
 ``tests/test_save_load.py`` tests every model of its ``MODEL_LIST``: a new algorithm registered in ``ALGOS`` (and
 given tiny settings in ``conftest.TINY``) is covered as it is.
 
-Each test runs the algorithm with tiny networks on data recorded from a real env, for ``STEPS`` gradient steps: every
-kind of update of the algorithm (``TINY`` ends a first phase after ``PHASE_STEPS`` updates).
+Each test runs the algorithm with tiny networks on data recorded from a real env (Pendulum-v1; CartPole-v1 for an
+algorithm on a ``Discrete`` action space: ``conftest.env_id_of``), for ``STEPS`` gradient steps: every kind of update
+of the algorithm (``TINY`` ends a first phase after ``PHASE_STEPS`` updates).
 
 - offline ``learn``: gradient steps only (callbacks once per step), the env never stepped nor reset, each optimizer
   at its own learning rate (the authors' defaults, listed here);
@@ -15,7 +16,8 @@ kind of update of the algorithm (``TINY`` ends a first phase after ``PHASE_STEPS
   training exactly (``learn(n)``, save, load, ``learn(m)`` equals ``learn(n + m)``), and another algorithm's class
   refuses its checkpoint;
 - ``predict``'s shapes and bounds for a ``Box`` (with asymmetric action bounds) and a ``Dict`` observation
-  (``MultiInputPolicy`` on FetchReach-v4);
+  (``MultiInputPolicy`` on FetchReach-v4); for a ``Discrete`` action space, DQN's (int64 indices), with a ``Dict``
+  observation too (CartPole-v1's observation split in two keys);
 - ``learn_online`` after loading: a real env stepped, its transitions appended after the dataset's rows;
 - export (``sb3_offline.exporting``): the TorchScript and ONNX graphs give ``predict``'s actions.
 """
@@ -32,7 +34,8 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch as th
-from conftest import PHASE_STEPS
+from conftest import BOX_NAMES, DISCRETE_NAMES, PHASE_STEPS, env_id_of
+from discrete_data import dict_cartpole
 from export_checks import (
     ATOL,
     HAS_ORT,
@@ -72,6 +75,8 @@ DEFAULT_LEARNING_RATES: dict[str, dict[str, float]] = {
     "calql": {"actor": 1e-4, "critic": 3e-4, "log_ent_coef": 1e-4, "log_alpha_prime": 3e-4},
     "iql": {"actor": 3e-4, "critic": 3e-4, "value": 3e-4},
     "td3bc": {"actor": 3e-4, "critic": 3e-4},
+    "discrete_bc": {"actor": 1e-3},
+    "discrete_bcq": {"q_net": 3e-4},
 }
 
 
@@ -120,11 +125,9 @@ def assert_same_state(model: Any, other: Any) -> None:
 
 # ------------------------------------------------------------------------------------------ offline learn
 @pytest.mark.parametrize("name", NAMES)
-def test_offline_learn_runs_gradient_steps_and_never_touches_the_env(
-    name, tiny_model, pendulum_transitions, counting_env
-):
-    env = counting_env()
-    model = tiny_model(name, pendulum_transitions, env=env, **FIXED_HORIZON.get(name, {}))
+def test_offline_learn_runs_gradient_steps_and_never_touches_the_env(name, tiny_model, algo_transitions, counting_env):
+    env = counting_env(env_id_of(name))
+    model = tiny_model(name, algo_transitions, env=env, **FIXED_HORIZON.get(name, {}))
     declared = learning_rates(model)
     assert declared == DEFAULT_LEARNING_RATES[name]
     counter = StepCounter()
@@ -137,14 +140,14 @@ def test_offline_learn_runs_gradient_steps_and_never_touches_the_env(
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_updates_are_device_work_only(name, tiny_model, pendulum_transitions, monkeypatch):
+def test_updates_are_device_work_only(name, tiny_model, algo_transitions, monkeypatch):
     """
     Every update through ``UpdateGraphs`` with the strict backend (warmed up, captured once, replayed at least
     twice: the checks see every code path of each kind), and no ``.item()``, ``th.as_tensor`` or
     ``th.from_numpy`` per step in the loop around the updates (calls from inside torch excepted: they are not ours).
     """
     warmup, steps = 3, STEPS + 14
-    model = tiny_model(name, pendulum_transitions)
+    model = tiny_model(name, algo_transitions, env=env_id_of(name))
     backend = strict_update_graphs(model, warmup=warmup)
     model.learn(1, log_interval=None)  # the dataset is read outside the counted region
     calls = {"item": 0, "as_tensor": 0, "from_numpy": 0}
@@ -173,10 +176,10 @@ def test_updates_are_device_work_only(name, tiny_model, pendulum_transitions, mo
 
 # ----------------------------------------------------------------------------------------------- save/load
 @pytest.mark.parametrize("name", NAMES)
-def test_save_load_round_trip_and_exact_resume(name, tiny_model, pendulum_file, pendulum_transitions, tmp_path):
+def test_save_load_round_trip_and_exact_resume(name, tiny_model, algo_file, algo_transitions, tmp_path):
     algo, half = ALGOS[name], PHASE_STEPS - 2  # the first phase ends after the resume: its count must come back
-    fixed = FIXED_HORIZON.get(name, {})
-    model = tiny_model(name, str(pendulum_file), seed=3, **fixed).learn(half)
+    fixed = {"env": env_id_of(name), **FIXED_HORIZON.get(name, {})}
+    model = tiny_model(name, str(algo_file), seed=3, **fixed).learn(half)
     path = tmp_path / "model.zip"
     model.save(path)
     with zipfile.ZipFile(path) as archive:
@@ -187,17 +190,17 @@ def test_save_load_round_trip_and_exact_resume(name, tiny_model, pendulum_file, 
         "pytorch_variables.pth",
         *(f"{network}.optimizer.pth" for network in model.learning_rates()),
     }
-    assert data["dataset"] == str(pendulum_file) and "replay_buffer" not in data
+    assert data["dataset"] == str(algo_file) and "replay_buffer" not in data
     assert set(model.networks) <= set(model._excluded_save_params())  # aliases of the policy's networks
 
     th.manual_seed(1234)  # whatever happens to the generators in between, the checkpoint holds theirs
     np.random.seed(1234)
-    resumed = algo.load(path, env=gym.make("Pendulum-v1"), device="cpu")
+    resumed = algo.load(path, env=gym.make(env_id_of(name)), device="cpu")
     assert type(resumed) is algo and resumed.replay_buffer is None  # predicts without its dataset
     assert all(getattr(resumed, network) is getattr(resumed.policy, network) for network in resumed.networks)
     assert_same_state(model, resumed)
     resumed.learn(STEPS - half, reset_num_timesteps=False)  # the dataset is read again from its saved path
-    straight = tiny_model(name, str(pendulum_file), seed=3, **fixed).learn(STEPS)
+    straight = tiny_model(name, str(algo_file), seed=3, **fixed).learn(STEPS)
     assert resumed.num_timesteps == straight.num_timesteps == STEPS and resumed._n_updates == STEPS
     assert_same_state(straight, resumed)
     half_way, end = policy_state(model), policy_state(straight)
@@ -205,7 +208,7 @@ def test_save_load_round_trip_and_exact_resume(name, tiny_model, pendulum_file, 
 
     # from a file object, without an env: the same predictions (BCQ's sampling seeded alike)
     loaded = algo.load(io.BytesIO(path.read_bytes()), device="cpu")
-    observations = pendulum_transitions.observations[:20]
+    observations = algo_transitions.observations[:20]
     np.testing.assert_array_equal(seeded_predict(loaded, observations), seeded_predict(model, observations))
     for other in ALGOS.values():  # CalQL, a subclass of CQL, is another algorithm too
         if other is not algo:
@@ -226,7 +229,7 @@ def asymmetric_pendulum():
     return env, data
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", BOX_NAMES)
 def test_predict_on_a_box_with_asymmetric_bounds(name, tiny_model, asymmetric_pendulum):
     env, data = asymmetric_pendulum
     model = tiny_model(name, data, env=env).learn(STEPS)
@@ -240,7 +243,38 @@ def test_predict_on_a_box_with_asymmetric_bounds(name, tiny_model, asymmetric_pe
         assert np.all(batch >= -1.0) and np.all(batch <= 3.0) and -1.0 <= single[0] <= 3.0
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", DISCRETE_NAMES)
+def test_predict_discrete_actions_as_dqn(name, tiny_model, cartpole_transitions):
+    """DQN's ``predict``: int64 action indices, ``(batch,)`` or ``()``; ``exploration_rate`` 1 acts at random."""
+    model = tiny_model(name, cartpole_transitions, env="CartPole-v1").learn(STEPS)
+    observations = cartpole_transitions.observations[:50]
+    for deterministic in (True, False):
+        batch, _ = model.predict(observations, deterministic=deterministic)
+        single, _ = model.predict(observations[0], deterministic=deterministic)
+        assert batch.shape == (50,) and single.shape == () and batch.dtype == np.int64
+        assert set(batch.tolist()) <= {0, 1} and int(single) in (0, 1)
+    greedy = model.predict(observations, deterministic=True)[0]
+    model.exploration_rate = 1.0
+    assert (model.predict(observations, deterministic=True)[0] == greedy).all()
+    assert not all((model.predict(observations)[0] == greedy).all() for _ in range(5))
+
+
+@pytest.mark.parametrize("name", DISCRETE_NAMES)
+def test_discrete_predict_and_save_load_with_dict_observations(name, tiny_model, tmp_path):
+    env = dict_cartpole()
+    data = record_transitions(env, 300, seed=0)
+    model = tiny_model(name, data, env=env, policy="MultiInputPolicy").learn(STEPS)
+    observation, _ = env.reset(seed=0)
+    single, _ = model.predict(observation, deterministic=True)
+    batch = {key: np.stack([value] * 3) for key, value in observation.items()}
+    assert single.shape == () and int(single) in (0, 1)
+    assert model.predict(batch, deterministic=False)[0].shape == (3,)
+    model.save(tmp_path / "model")
+    loaded = ALGOS[name].load(tmp_path / "model", env=env, device="cpu")
+    np.testing.assert_array_equal(seeded_predict(loaded, batch), seeded_predict(model, batch))
+
+
+@pytest.mark.parametrize("name", BOX_NAMES)
 def test_predict_and_save_load_with_dict_observations(name, tiny_model, fetch_transitions, fetch_env, tmp_path):
     model = tiny_model(name, fetch_transitions, env=fetch_env, policy="MultiInputPolicy").learn(STEPS)
     observation, _ = fetch_env.reset(seed=0)
@@ -256,18 +290,24 @@ def test_predict_and_save_load_with_dict_observations(name, tiny_model, fetch_tr
 # -------------------------------------------------------------------------------------------- learn_online
 @pytest.mark.parametrize("name", NAMES)
 def test_learn_online_after_loading_appends_after_the_dataset(
-    name, tiny_model, pendulum_file, pendulum_transitions, counting_env, tmp_path
+    name, tiny_model, algo_file, algo_transitions, counting_env, tmp_path
 ):
-    """Pre-train, save; later load the checkpoint (its dataset read again) and fine-tune on a real env."""
-    tiny_model(name, str(pendulum_file)).learn(STEPS).save(tmp_path / "offline")
-    env = counting_env("Pendulum-v1", max_episode_steps=25)
+    """
+    Pre-train, save; later load the checkpoint (its dataset read again) and fine-tune on a real env (a ``Discrete``
+    algorithm: epsilon-greedy as DQN, ``exploration_rate``).
+    """
+    tiny_model(name, str(algo_file), env=env_id_of(name)).learn(STEPS).save(tmp_path / "offline")
+    env = counting_env(env_id_of(name), max_episode_steps=25)
     model = ALGOS[name].load(tmp_path / "offline", env=env, device="cpu", buffer_size=100, learning_starts=10)
     model.learn_online(75)  # three episodes (Cal-QL trains after each episode, SB3 collects whole ones)
-    buffer, n = model.replay_buffer, len(pendulum_transitions)
+    buffer, n = model.replay_buffer, len(algo_transitions)
     assert env.steps == 75 and model.num_timesteps == 75
     assert buffer.dataset_size == n and buffer.size() == n + 75
-    np.testing.assert_array_equal(buffer.observations[:n].numpy(), pendulum_transitions.observations)  # untouched
-    assert buffer.timeouts[n : n + 75].sum() == 3 and buffer.dones[n : n + 75].sum() == 0  # time limits, not ends
+    np.testing.assert_array_equal(buffer.observations[:n].numpy(), algo_transitions.observations)  # untouched
+    if name in DISCRETE_NAMES:  # CartPole's episodes end (a fall) or are cut (25 steps): each reset followed one
+        assert buffer.timeouts[n : n + 75].sum() + buffer.dones[n : n + 75].sum() == env.resets - 1
+    else:
+        assert buffer.timeouts[n : n + 75].sum() == 3 and buffer.dones[n : n + 75].sum() == 0  # time limits
     assert model._n_updates > STEPS  # trained during the online phase too
     model.learn(2, reset_num_timesteps=False)  # and offline again, on the dataset and the online rows
     assert env.steps == 75
@@ -275,12 +315,13 @@ def test_learn_online_after_loading_appends_after_the_dataset(
 
 # -------------------------------------------------------------------------------------------------- export
 @pytest.mark.parametrize("name", NAMES)
-def test_exported_graphs_give_predicts_actions(name, tiny_model, pendulum_transitions, tmp_path):
+def test_exported_graphs_give_predicts_actions(name, tiny_model, algo_transitions, tmp_path):
     """
     TorchScript draws BCQ's samples from torch's generator, seeded as ``predict``; ONNX (onnxruntime has its own
-    generator) takes ``predict``'s draws as its ``noise`` input. On 500 observations and on one.
+    generator) takes ``predict``'s draws as its ``noise`` input. On 500 observations and on one. A ``Discrete``
+    algorithm's graph gives ``predict``'s int64 indices (the argmax inside the graph).
     """
-    model = tiny_model(name, pendulum_transitions).learn(STEPS)
+    model = tiny_model(name, algo_transitions, env=env_id_of(name)).learn(STEPS)
     observations = sample_observations(model.observation_space, 500, seed=1)
     expected = seeded_predict(model, observations)
     tie_check = dict(model=model, observations=observations) if samples_when_acting(model) else {}
@@ -289,7 +330,7 @@ def test_exported_graphs_give_predicts_actions(name, tiny_model, pendulum_transi
         th.manual_seed(SEED)
         actions = module(th.from_numpy(observations[rows])).numpy()
         if rows == slice(None) or not tie_check:  # one row of BCQ's draws is not the first row of 500 rows'
-            assert_same_actions(actions, expected[rows], ATOL, f"{name}.pt[{rows}]", **tie_check)
+            same_actions(name, actions, expected[rows], ATOL, f"{name}.pt[{rows}]", **tie_check)
     if not HAS_ORT:
         return
     import onnxruntime
@@ -301,4 +342,13 @@ def test_exported_graphs_give_predicts_actions(name, tiny_model, pendulum_transi
         inputs["noise"] = predict_noise(model, len(observations))
     for rows in (slice(None), slice(0, 1)):
         actions = session.run(["action"], {key: value[rows] for key, value in inputs.items()})[0]
-        assert_same_actions(actions, expected[rows], ONNX_ATOL, f"{name}.onnx[{rows}]", **tie_check)
+        same_actions(name, actions, expected[rows], ONNX_ATOL, f"{name}.onnx[{rows}]", **tie_check)
+
+
+def same_actions(name: str, actual: np.ndarray, expected: np.ndarray, atol: float, label: str, **tie_check) -> None:
+    """:func:`assert_same_actions`; a ``Discrete`` algorithm's: the same int64 indices."""
+    if name in DISCRETE_NAMES:
+        assert actual.dtype == expected.dtype == np.int64, label
+        np.testing.assert_array_equal(actual, expected, err_msg=label)
+    else:
+        assert_same_actions(actual, expected, atol, label, **tie_check)

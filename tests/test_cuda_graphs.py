@@ -12,6 +12,7 @@ import warnings
 import gymnasium as gym
 import pytest
 import torch as th
+from conftest import env_id_of
 from stable_baselines3.common.logger import Logger
 
 from sb3_offline import BC
@@ -214,11 +215,11 @@ def test_a_failed_capture_warns_and_stays_eager():
 
 
 @pytest.mark.parametrize("name", sorted(ALGOS))
-def test_training_through_update_graphs_equals_eager_training(name, tiny_model, pendulum_transitions):
+def test_training_through_update_graphs_equals_eager_training(name, tiny_model, algo_transitions):
     """Each algorithm's update, run by UpdateGraphs (warm-up, capture, replays), trains exactly as the
     plain eager loop: same parameters, same logged losses, two phases each with their own graph."""
-    eager = tiny_model(name, pendulum_transitions, seed=3)
-    graphed = tiny_model(name, pendulum_transitions, seed=3)
+    eager = tiny_model(name, algo_transitions, env=env_id_of(name), seed=3)
+    graphed = tiny_model(name, algo_transitions, env=env_id_of(name), seed=3)
     backend = ReplayByRerun(graphed._losses)
     graphed._runner.graphs = UpdateGraphs(graphed._losses, backend, warmup=3)
     graphed._runner.applies = lambda *args, **kwargs: True  # type: ignore[method-assign]
@@ -252,12 +253,12 @@ def test_graphs_are_off_on_cpu_and_with_cuda_graphs_false(tiny_model, pendulum_t
 # ------------------------------------------------------------------------------------ CUDA only
 @cuda
 @pytest.mark.parametrize("name", sorted(ALGOS))
-def test_cuda_graph_updates_match_eager_updates(name, tiny_model, pendulum_transitions, tmp_path):
+def test_cuda_graph_updates_match_eager_updates(name, tiny_model, algo_transitions, tmp_path):
     """Same seed, eager (``cuda_graphs=False``) against captured and replayed: same parameters after
     30 steps (tolerance: fused vs foreach Adam round differently), then a checkpoint that trains on CPU."""
-    env = gym.make("Pendulum-v1")
-    eager = tiny_model(name, pendulum_transitions, env=env, seed=5, device="cuda", cuda_graphs=False)
-    graphed = tiny_model(name, pendulum_transitions, env=env, seed=5, device="cuda")
+    env = gym.make(env_id_of(name))
+    eager = tiny_model(name, algo_transitions, env=env, seed=5, device="cuda", cuda_graphs=False)
+    graphed = tiny_model(name, algo_transitions, env=env, seed=5, device="cuda")
     eager_logs, graphed_logs = _record_logged_losses(eager), _record_logged_losses(graphed)
     th.manual_seed(1)
     eager.learn(30, log_interval=None)
@@ -274,7 +275,7 @@ def test_cuda_graph_updates_match_eager_updates(name, tiny_model, pendulum_trans
         assert graphed_logs[name] == pytest.approx(value, rel=1e-3, abs=1e-5), name
 
     graphed.save(tmp_path / "model.zip")
-    on_cpu = ALGOS[name].load(tmp_path / "model.zip", env=env, device="cpu", dataset=pendulum_transitions)
+    on_cpu = ALGOS[name].load(tmp_path / "model.zip", env=env, device="cpu", dataset=algo_transitions)
     for optimizer in on_cpu._optimizers().values():
         assert not isinstance(optimizer.param_groups[0]["lr"], th.Tensor)
         assert not optimizer.param_groups[0]["capturable"]

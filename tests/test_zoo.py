@@ -20,6 +20,7 @@ import numpy as np
 import optuna
 import pytest
 import yaml
+from conftest import DISCRETE_NAMES
 from stable_baselines3 import HerReplayBuffer
 
 from sb3_offline import AWAC, BCQ
@@ -47,6 +48,8 @@ from sb3_offline.zoo.hyperparams_opt import HYPERPARAMS_CONVERTER, HYPERPARAMS_S
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ["awac", "batch_ddpg", "bc", "bcq", "calql", "cql", "her", "iql", "lapo", "plas", "td3bc"]
+#: the configs of the algorithms on a Discrete action space (classic-control envs)
+DISCRETE_CONFIGS = ["discrete_bc", "discrete_bcq"]
 REQUIRED_ENVS = {"Pendulum-v1", "Hopper-v5", "HalfCheetah-v5", "Walker2d-v5", "FetchReach-v4"}
 # fast settings every rl-zoo3 run here shares: one torch thread, CPU, quiet
 FAST = ["--device", "cpu", "--num-threads", "1", "--verbose", "0"]
@@ -153,8 +156,23 @@ def test_every_config_entry_builds_its_model_as_rl_zoo3_does(
             model.env.close()
 
 
+@pytest.mark.parametrize("name", DISCRETE_CONFIGS)
+def test_every_discrete_config_entry_builds_its_model(name: str, tmp_path: Path) -> None:
+    """CartPole-v1 and Acrobot-v1 entries on little random data of each env, through rl-zoo3's reading."""
+    config = load_config(name)
+    assert set(config) == {"CartPole-v1", "Acrobot-v1"}
+    for env_id, entry in config.items():
+        save_minari(record_transitions(env_id, 200, seed=0), entry["dataset"], algorithm_name="test stand-in")
+        exp = manager(name, env_id, tmp_path / "logs", config=str(config_path(name)))
+        model, saved = exp.setup_experiment()
+        assert isinstance(model, ALGOS[name]) and saved["n_timesteps"] == entry["n_timesteps"]
+        assert model.replay_buffer.size() == 200
+        model.learn(2)
+        model.env.close()
+
+
 def test_configs_are_packaged_and_zoo_configs_is_the_same_folder() -> None:
-    assert {p.stem for p in CONFIG_DIR.glob("*.yml")} == set(CONFIGS)
+    assert {p.stem for p in CONFIG_DIR.glob("*.yml")} == set(CONFIGS) | set(DISCRETE_CONFIGS)
     assert (ROOT / "zoo_configs").resolve() == CONFIG_DIR
     assert config_path("bcq") == CONFIG_DIR / "bcq.yml"
     with pytest.raises(ValueError, match=r"algo: expected one of \['awac'.*found 'td3'"):
@@ -306,7 +324,7 @@ def test_optimize_stops_on_a_bad_dataset_instead_of_pruning_every_trial(
 @pytest.mark.parametrize("algo", sorted(ALGOS))
 @pytest.mark.parametrize("her", [False, True])
 def test_samplers_give_constructor_arguments_and_converters_give_them_back(
-    algo: str, her: bool, recorded: dict[str, Transitions], pendulum_env: gym.Env
+    algo: str, her: bool, recorded: dict[str, Transitions], pendulum_env: gym.Env, cartpole_transitions: Transitions
 ) -> None:
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=len(algo)))
     trial = study.ask()
@@ -314,7 +332,7 @@ def test_samplers_give_constructor_arguments_and_converters_give_them_back(
     hyperparams = HYPERPARAMS_SAMPLER[algo](trial, 1, 1, {"using_her_replay_buffer": her, "her_kwargs": her_kwargs})
     assert HYPERPARAMS_CONVERTER[algo](trial.params, her_kwargs if her else None) == hyperparams
     assert hyperparams["batch_size"] in {2**p for p in range(6, 12)}
-    if algo == "bc":  # no value function: gamma and tau play no part in its loss, so they are not searched
+    if algo in ("bc", "discrete_bc"):  # no value function: gamma and tau play no part in its loss, not searched
         assert "gamma" not in hyperparams and "tau" not in hyperparams
     else:
         assert 0.97 <= hyperparams["gamma"] < 1
@@ -323,7 +341,8 @@ def test_samplers_give_constructor_arguments_and_converters_give_them_back(
         assert {"n_sampled_goal", "goal_selection_strategy"} <= set(trial.params)
     else:
         assert "replay_buffer_kwargs" not in hyperparams
-    model = ALGOS[algo]("MlpPolicy", pendulum_env, dataset=recorded["Pendulum-v1"], device="cpu", **hyperparams)
+    env, data = (gym.make("CartPole-v1"), cartpole_transitions) if algo in DISCRETE_NAMES else (pendulum_env, None)
+    model = ALGOS[algo]("MlpPolicy", env, dataset=data or recorded["Pendulum-v1"], device="cpu", **hyperparams)
     for key in ("gamma", "tau", "batch_size"):
         if key in hyperparams:
             assert getattr(model, key) == pytest.approx(hyperparams[key])

@@ -1,6 +1,7 @@
 """
-Behaviour agents for dataset collection: SB3's DDPG/TD3/SAC trained on the env, the trained
-expert (cached on disk, with the env's reference scores), and noisy/random acting policies.
+Behaviour agents for dataset collection: SB3's DDPG/TD3/SAC trained on the env (DQN/QR-DQN on a ``Discrete`` action
+space: :mod:`sb3_offline.collect.discrete`), the trained expert (cached on disk, with the env's reference scores),
+and noisy/random acting policies.
 """
 
 from __future__ import annotations
@@ -24,22 +25,28 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.noise import NormalActionNoise
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 
+from sb3_offline.collect.discrete import DISCRETE_BEHAVIOUR_ALGOS, DISCRETE_BEHAVIOUR_DEFAULTS, make_discrete_agent
 from sb3_offline.common.episodes import normalized_return
 from sb3_offline.common.training import configure_logger
 from sb3_offline.evaluation import evaluate_callable
 
 #: The SB3 algorithms a behaviour agent can be (``--algo``).
-BEHAVIOUR_ALGOS: dict[str, type[OffPolicyAlgorithm]] = {"ddpg": DDPG, "td3": TD3, "sac": SAC}
+BEHAVIOUR_ALGOS: dict[str, type[OffPolicyAlgorithm]] = {
+    "ddpg": DDPG,
+    "td3": TD3,
+    "sac": SAC,
+    **DISCRETE_BEHAVIOUR_ALGOS,
+}
 
 #: The BCQ paper trains every behaviour agent for 1M steps; the envs below need far fewer.
 PAPER_BEHAVIOUR_STEPS = 1_000_000
-DEFAULT_EXPERT_STEPS: dict[str, int] = {"Pendulum-v1": 20_000, "InvertedPendulum-v5": 20_000}
+DEFAULT_EXPERT_STEPS: dict[str, int] = {"Pendulum-v1": 20_000, "InvertedPendulum-v5": 20_000, "CartPole-v1": 50_000}
 
 #: The exploration noise of a behaviour agent that is trained to be an expert (the BCQ paper's "standard" N(0, 0.1)).
 EXPERT_TRAINING_NOISE = 0.1
 
 #: Hyper-parameters that differ from SB3's defaults for some envs (rl-zoo3's tuned values).
-BEHAVIOUR_DEFAULTS: dict[str, dict[str, Any]] = {"Pendulum-v1": {"gamma": 0.98}}
+BEHAVIOUR_DEFAULTS: dict[str, dict[str, Any]] = {"Pendulum-v1": {"gamma": 0.98}, **DISCRETE_BEHAVIOUR_DEFAULTS}
 
 
 def default_expert_steps(env_id: str) -> int:
@@ -77,9 +84,9 @@ def make_behaviour_agent(
     actions rescaled to [-1, 1] (i.e. noise relative to the action range's half-width, as in the
     BCQ authors' code). SAC keeps its own stochastic policy and gets the same added noise.
 
-    :param env: the environment (a Box action space)
-    :param algo: ``"ddpg"``, ``"td3"`` or ``"sac"``
-    :param noise_std: std of the Gaussian exploration noise (0: none)
+    :param env: the environment (a Box action space; a Discrete one: :func:`.discrete.make_discrete_agent`)
+    :param algo: ``"ddpg"``, ``"td3"`` or ``"sac"`` (``"dqn"`` or ``"qrdqn"`` for a Discrete action space)
+    :param noise_std: std of the Gaussian exploration noise (0: none); epsilon for a Discrete action space
     :param seed: seed of the agent
     :param kwargs: more arguments of the SB3 algorithm (they override the env's defaults)
     """
@@ -87,11 +94,15 @@ def make_behaviour_agent(
         raise ValueError(f"algo: expected one of {sorted(BEHAVIOUR_ALGOS)}, found '{algo}'")
     if noise_std < 0:
         raise ValueError(f"noise_std: expected >= 0, found {noise_std}")
+    env_id = env.spec.id if env.spec is not None else ""
+    options = {**BEHAVIOUR_DEFAULTS.get(env_id, {}), **kwargs}
+    if isinstance(env.action_space, spaces.Discrete):
+        agent = make_discrete_agent(env, algo, noise_std, seed, **options)
+        agent.set_logger(configure_logger(agent.verbose, agent.tensorboard_log, "run", True))
+        return agent
     action_space = _box(env.action_space)
     dim = int(np.prod(action_space.shape))
     noise = NormalActionNoise(np.zeros(dim), noise_std * np.ones(dim)) if noise_std > 0 else None
-    env_id = env.spec.id if env.spec is not None else ""
-    options = {**BEHAVIOUR_DEFAULTS.get(env_id, {}), **kwargs}
     policy = "MultiInputPolicy" if isinstance(env.observation_space, spaces.Dict) else "MlpPolicy"
     agent = BEHAVIOUR_ALGOS[algo](policy, env, action_noise=noise, seed=seed, **options)
     agent.set_logger(configure_logger(agent.verbose, agent.tensorboard_log, "run", True))  # no SB3-* folder in /tmp

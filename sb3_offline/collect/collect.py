@@ -23,6 +23,7 @@ from sb3_offline.collect.agents import (
     medium_agent,
     random_score,
 )
+from sb3_offline.collect.discrete import DiscreteActingPolicy, rollout_env
 from sb3_offline.collect.protocols import MEDIUM_FRACTION, Protocol, get_protocol
 from sb3_offline.common.episodes import episode_returns as common_episode_returns
 from sb3_offline.datasets.rollouts import record_transitions
@@ -72,9 +73,9 @@ class CollectedDataset:
 
 
 def _rollouts(
-    env_id: str, policy: ActingPolicy, n: int, seed: int, progress_bar: bool
+    env_id: str, policy: ActingPolicy | DiscreteActingPolicy, n: int, seed: int, progress_bar: bool
 ) -> tuple[Transitions, np.ndarray]:
-    data = record_transitions(env_id, n, policy=policy, seed=seed, progress_bar=progress_bar)
+    data = record_transitions(rollout_env(env_id, policy), n, policy=policy, seed=seed, progress_bar=progress_bar)
     flags = np.asarray(policy.random_actions, dtype=bool)
     assert len(flags) == len(data), "the acting policy is called once per transition"
     return data, flags
@@ -149,10 +150,11 @@ def collect_dataset(
     ``medium``/``medium-replay`` when ``ref_min``/``ref_max`` are not given (their policy stops at a third
     of the expert's normalized return).
 
-    :param env_id: a gymnasium id with a bounded Box action space
+    :param env_id: a gymnasium id with a bounded Box action space, or a Discrete one (with ``algo`` DQN/QR-DQN;
+        noise is epsilon there: :mod:`sb3_offline.collect.discrete`)
     :param protocol: one of :data:`~sb3_offline.collect.PROTOCOLS`
     :param n_transitions: transitions to collect (training steps for ``final``/``concurrent``)
-    :param algo: the SB3 behaviour algorithm: ``"ddpg"``, ``"td3"`` or ``"sac"``
+    :param algo: the SB3 behaviour algorithm: ``"ddpg"``, ``"td3"`` or ``"sac"``; ``"dqn"`` or ``"qrdqn"``
     :param dataset_id: the Minari id (default :func:`default_dataset_id`, e.g. ``pendulum/imperfect-v0``)
     :param seed: seeds the agents, the envs and the noise
     :param expert_steps: training steps of the expert (default: known per env, else the paper's 1M)
@@ -252,6 +254,18 @@ def _expert_and_scores(
     return None, scores or ReferenceScores(random_score(env_id, job.ref_episodes, seed), None)
 
 
+def _acting_policy(
+    model: Any, action_space: gym.Space, spec: Protocol, noise_std: float, deterministic: bool, seed: int
+) -> ActingPolicy | DiscreteActingPolicy:
+    """The protocol's acting policy: Gaussian noise on a Box, epsilon (and low-noise episodes) on a Discrete space."""
+    random_action_prob = spec.random_action_prob
+    if isinstance(action_space, gym.spaces.Discrete):
+        if spec.discrete_random_action_prob is not None:
+            random_action_prob = spec.discrete_random_action_prob
+        return DiscreteActingPolicy(model, action_space, random_action_prob, spec.low_noise_prob, deterministic, seed)
+    return ActingPolicy(model, action_space, noise_std, random_action_prob, deterministic=deterministic, seed=seed)
+
+
 def _transitions(
     job: _Job, n_transitions: int, expert: Any, scores: ReferenceScores | None, user_scores: bool
 ) -> tuple[Transitions, np.ndarray | None, dict[str, Any]]:
@@ -265,12 +279,11 @@ def _transitions(
         info["behaviour_training_steps"] = n_transitions
         return _training_transitions(job, n_transitions), None, info
     if spec.source == "expert":
-        policy = ActingPolicy(
-            expert, action_space, noise_std, spec.random_action_prob, deterministic=not spec.stochastic, seed=seed
-        )
+        policy = _acting_policy(expert, action_space, spec, noise_std, not spec.stochastic, seed)
         return (*_rollouts(env_id, policy, n_transitions, seed, job.progress_bar), info)
     if spec.source == "random":
-        return (*_rollouts(env_id, ActingPolicy(None, action_space, seed=seed), n_transitions, seed, False), info)
+        policy = _acting_policy(None, action_space, spec, 0.0, True, seed)
+        return (*_rollouts(env_id, policy, n_transitions, seed, False), info)
     assert scores is not None
     medium, replay, info["medium_training_steps"] = medium_agent(
         env_id,
@@ -283,8 +296,8 @@ def _transitions(
     if spec.source == "medium-replay":
         return replay, None, info
 
-    def acting(model: Any, offset: int) -> ActingPolicy:
-        return ActingPolicy(model, action_space, noise_std, deterministic=False, seed=seed + offset)
+    def acting(model: Any, offset: int) -> ActingPolicy | DiscreteActingPolicy:
+        return _acting_policy(model, action_space, spec, noise_std, False, seed + offset)
 
     n_medium = n_transitions if spec.source == "medium" else n_transitions // 2
     data, random_actions = _rollouts(env_id, acting(medium, 0), n_medium, seed, job.progress_bar)

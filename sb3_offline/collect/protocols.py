@@ -4,9 +4,13 @@ The named ways of making a dataset: the BCQ paper's batch settings and D4RL's da
 Noise scales are fractions of the action range's half-width (``max_action`` in the BCQ authors'
 code, where a Box is symmetric), i.e. the std of the noise added to SB3's actions rescaled to [-1, 1].
 
+On a ``Discrete`` action space the noise is epsilon (:mod:`sb3_offline.collect.discrete`).
+
 References:
 - Fujimoto, Meger, Precup, "Off-Policy Deep Reinforcement Learning without Exploration", ICML 2019,
   section 3 and appendix (final buffer, concurrent, imitation; imperfect demonstrations in 4.1).
+- Fujimoto, Conti, Ghavamzadeh, Pineau, "Benchmarking Batch Deep Reinforcement Learning Algorithms", 2019, and the
+  authors' ``discrete_BCQ/main.py`` (the Discrete protocols' epsilons).
 - Fu et al., "D4RL: Datasets for Deep Data-Driven Reinforcement Learning", 2020 (random, medium,
   medium-replay, expert, medium-expert).
 """
@@ -14,6 +18,8 @@ References:
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from sb3_offline.collect.discrete import IMPERFECT_EPSILON, LOW_NOISE_EPISODES
 
 
 @dataclass(frozen=True)
@@ -31,7 +37,11 @@ class Protocol:
     :param noise_std: std of the Gaussian action noise, relative to the action range's half-width
     :param random_action_prob: probability of replacing an action by a uniformly random one
     :param stochastic: roll the policy out with its own exploration (SAC samples; DDPG/TD3 add
-        ``noise_std``) as D4RL does, rather than deterministically
+        ``noise_std``; DQN/QR-DQN their epsilon) as D4RL does, rather than deterministically
+    :param discrete_random_action_prob: on a ``Discrete`` action space (no Gaussian noise there), the probability
+        of a random action when it differs from ``random_action_prob``
+    :param low_noise_prob: on a ``Discrete`` action space, the probability that an episode has no random action
+        (the discrete BCQ authors' low-noise episodes)
     """
 
     name: str
@@ -40,6 +50,8 @@ class Protocol:
     noise_std: float = 0.0
     random_action_prob: float = 0.0
     stochastic: bool = False
+    discrete_random_action_prob: float | None = None
+    low_noise_prob: float = 0.0
 
 
 #: The fraction of the expert's normalized return at which D4RL stops the "medium" policy.
@@ -63,10 +75,13 @@ PROTOCOLS: dict[str, Protocol] = {
         Protocol("imitation", "BCQ 'imitation': a trained expert acting without noise", "expert"),
         Protocol(
             "imperfect",
-            "BCQ 'imperfect demonstrations': the expert with N(0, 0.3) noise, a random action with probability 0.3",
+            "BCQ 'imperfect demonstrations': the expert with N(0, 0.3) noise, a random action with probability 0.3 "
+            "(Discrete: 0.2, none in a fifth of the episodes, as the discrete BCQ authors' buffers)",
             "expert",
             noise_std=0.3,
             random_action_prob=0.3,
+            discrete_random_action_prob=IMPERFECT_EPSILON,
+            low_noise_prob=LOW_NOISE_EPISODES,
         ),
         Protocol("random", "D4RL 'random': uniformly random actions", "random"),
         Protocol(

@@ -50,11 +50,12 @@ class EvaluationPolicy:
       as a controller written for ``env.step`` expects) or on whole numpy batches (``vectorized=True``).
 
     Actions from a function or a ``predict`` are clipped to the action Box (the env would clip them) before they
-    are rescaled.
+    are rescaled. On a ``Discrete`` action space an action is its index, kept as it is (a float ``(rows, 1)`` in
+    :meth:`actions`; an int64 index in :meth:`act`); an index outside ``0..n-1`` or not an integer is an error.
 
     :param policy: the model, SB3 policy, object with ``predict``, or function
     :param observation_space: the observation space of the data
-    :param action_space: the action space (a bounded ``Box``)
+    :param action_space: the action space (a bounded ``Box``, or a ``Discrete``)
     :param deterministic: ask for deterministic actions (``predict(deterministic=True)``); a plain function is
         called as it is
     :param vectorized: a plain function takes a batch of observations (and returns a batch of actions)
@@ -70,8 +71,8 @@ class EvaluationPolicy:
         vectorized: bool = False,
         batch_size: int = DEFAULT_ACTION_BATCH_SIZE,
     ) -> None:
-        if not isinstance(action_space, spaces.Box):
-            raise ValueError(f"action_space: expected a Box, found {type(action_space).__name__}")
+        if not isinstance(action_space, spaces.Box | spaces.Discrete):
+            raise ValueError(f"action_space: expected a Box or a Discrete, found {type(action_space).__name__}")
         if batch_size < 1:
             raise ValueError(f"batch_size: expected >= 1, found {batch_size}")
         self.policy = policy
@@ -80,10 +81,14 @@ class EvaluationPolicy:
         self.deterministic = bool(deterministic)
         self.vectorized = bool(vectorized)
         self.batch_size = int(batch_size)
-        self.action_shape = tuple(action_space.shape)
+        self.discrete = isinstance(action_space, spaces.Discrete)
+        self.action_shape = tuple(action_space.shape or ())
         self.action_dim = int(np.prod(self.action_shape))
-        self._low = action_space.low.astype(np.float64).reshape(-1)
-        self._high = action_space.high.astype(np.float64).reshape(-1)
+        if isinstance(action_space, spaces.Discrete):
+            self._low, self._high = np.zeros(1), np.full(1, float(action_space.n - 1))
+        else:
+            self._low = action_space.low.astype(np.float64).reshape(-1)
+            self._high = action_space.high.astype(np.float64).reshape(-1)
         sb3_policy = policy.policy if isinstance(policy, BaseAlgorithm) else policy
         if isinstance(sb3_policy, BasePolicy):
             self._check_spaces(sb3_policy)
@@ -102,7 +107,7 @@ class EvaluationPolicy:
 
     def _check_spaces(self, policy: BasePolicy) -> None:
         action_space = policy.action_space
-        if not isinstance(action_space, spaces.Box) or action_space.shape != self.action_space.shape:
+        if type(action_space) is not type(self.action_space) or action_space.shape != self.action_space.shape:
             raise ValueError(
                 f"policy: expected a policy for the action space {self.action_space}, found one for {action_space}"
             )
@@ -119,22 +124,31 @@ class EvaluationPolicy:
 
     # ------------------------------------------------------------------------------------ units
     def scale(self, actions: np.ndarray) -> np.ndarray:
-        """Env units -> [-1, 1] (after clipping to the Box), ``(rows, action_dim)`` float32."""
+        """Env units -> [-1, 1] (after clipping to the Box), ``(rows, action_dim)`` float32; Discrete: the indices."""
+        if self.discrete:
+            indices = np.asarray(actions, dtype=np.float64).reshape(-1, 1)
+            if not np.all((indices == np.round(indices)) & (indices >= 0) & (indices <= self._high)):
+                raise ValueError(f"policy: expected action indices in 0..{int(self._high[0])}, found {indices.ravel()}")
+            return indices.astype(np.float32)
         actions = np.clip(np.asarray(actions, dtype=np.float64).reshape(-1, self.action_dim), self._low, self._high)
         return (2.0 * (actions - self._low) / (self._high - self._low) - 1.0).astype(np.float32)
 
     def unscale(self, actions: np.ndarray) -> np.ndarray:
-        """[-1, 1] -> env units (the action Box's shape per row)."""
+        """[-1, 1] -> env units (the action Box's shape per row); Discrete: int64 indices ``(rows,)``."""
         actions = np.asarray(actions, dtype=np.float64).reshape(-1, self.action_dim)
+        if self.discrete:
+            return np.rint(actions[:, 0]).astype(np.int64)
         env_actions = self._low + 0.5 * (actions + 1.0) * (self._high - self._low)
         return env_actions.astype(np.float32).reshape(-1, *self.action_shape)
 
     # ------------------------------------------------------------------------------------ acting
     def act(self, observation: Any) -> np.ndarray:
         """One action in the env's units for one observation (to step an env)."""
-        if self.kind == "function" and not self.vectorized:
-            return np.clip(
-                np.asarray(self.policy(observation), dtype=np.float32), self.action_space.low, self.action_space.high
+        if self.kind == "function" and not self.vectorized and not self.discrete:
+            return (
+                np.clip(np.asarray(self.policy(observation), dtype=np.float32), self._low, self._high)
+                .astype(np.float32)
+                .reshape(self.action_shape)
             )
         return self.unscale(self._numpy_batch(map_obs(lambda value: np.asarray(value)[None], observation)))[0]
 
@@ -165,6 +179,8 @@ class EvaluationPolicy:
         assert policy is not None
         obs = map_obs(lambda value: value.to(policy.device), observations)
         actions = policy._predict(obs, deterministic=self.deterministic).reshape(-1, self.action_dim).float()  # type: ignore[arg-type]
+        if self.discrete:
+            return actions
         if policy.squash_output:
             return actions.clamp(-1.0, 1.0)
         low = th.as_tensor(self._low, dtype=th.float32, device=actions.device)

@@ -15,7 +15,7 @@ from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedul
 from stable_baselines3.common.utils import is_vectorized_observation
 
 from sb3_offline.buffers import OfflineReplayBuffer
-from sb3_offline.common.critics import critic_loss, critic_values, soft_clipped_values
+from sb3_offline.common.critics import critic_loss, soft_clipped_values
 from sb3_offline.common.multi_input import aliases
 from sb3_offline.common.observations import obs_index
 from sb3_offline.common.offline_algorithm import OfflineAlgorithm, Update
@@ -33,7 +33,7 @@ from sb3_offline.ope.evaluation_policy import (
 from sb3_offline.ope.fqe_estimate import Episodes, initial_state_estimate
 from sb3_offline.ope.fqe_inputs import dataset_policy_actions, resolve_env
 from sb3_offline.ope.loading import load_model
-from sb3_offline.ope.policies import FQEPolicy, MlpPolicy, MultiInputPolicy
+from sb3_offline.ope.policies import FQEPolicy, MlpPolicy, MultiInputPolicy, fqe_critic_values
 
 SelfFQE = TypeVar("SelfFQE", bound="FQE")
 
@@ -72,6 +72,9 @@ class FQE(OfflineAlgorithm):
     ``train/q_value``) and progress bar; ``save``/``load`` write and read an SB3 checkpoint (a reference to the
     evaluated policy's checkpoint is kept when it was given as a path; otherwise pass it again:
     ``FQE.load(path, evaluation_policy=model)``).
+
+    On a ``Discrete`` action space (d3rlpy's ``DiscreteFQE``) each Q-function gives ``Q(s, .)`` over the actions,
+    read at the action's index (:class:`~sb3_offline.ope.policies.DiscreteCritic`); ``pi(s')`` is the index.
 
     Defaults (d3rlpy's ``FQEConfig``): Adam with learning rate 1e-4, batch 100, ``target_update_interval`` 100,
     one Q-function of 256-256 ReLU units, gamma 0.99, no observation normalisation.
@@ -199,6 +202,7 @@ class FQE(OfflineAlgorithm):
             device=device,
             seed=seed,
             cuda_graphs=cuda_graphs,
+            supported_action_spaces=(spaces.Box, spaces.Discrete),
             _init_setup_model=_init_setup_model,
         )
 
@@ -317,7 +321,7 @@ class FQE(OfflineAlgorithm):
         features = self.policy.features(observations)
         if k > 1:
             features = features.repeat_interleave(k, dim=0)
-        return critic_values(critic, features, actions.reshape(rows * k, -1))
+        return fqe_critic_values(critic, features, actions.reshape(rows * k, -1))
 
     def _next_actions(self, idx: th.Tensor) -> th.Tensor:
         """
@@ -342,7 +346,7 @@ class FQE(OfflineAlgorithm):
             next_q = self._q_values(self.critic_target, data.next_observations, next_actions)
             next_values = soft_clipped_values(next_q, 1.0).view(batch_size, -1).mean(dim=1, keepdim=True)
             target_q = data.rewards + (1.0 - data.dones) * self.gamma * next_values
-        current_q = critic_values(self.critic, self.policy.features(data.observations), data.actions)
+        current_q = fqe_critic_values(self.critic, self.policy.features(data.observations), data.actions)
         loss = critic_loss(current_q, target_q)
         minimize(self.critic.optimizer, loss)
         self._losses.add("critic_loss", loss)

@@ -57,6 +57,11 @@ class HeldOutEpisodes:
         buffer = OfflineReplayBuffer(0, observation_space, action_space, device=device, dataset=source)
         return cls(buffer)
 
+    @property
+    def discrete(self) -> bool:
+        """Whether the actions are the indices of a ``Discrete`` space."""
+        return isinstance(self.buffer.action_space, spaces.Discrete)
+
     @cached_property
     def episode_returns(self) -> np.ndarray:
         """Undiscounted return of each episode (raw rewards)."""

@@ -110,6 +110,8 @@ class ActionDifference(OfflineMetric):
     """
     ``mean_t ||a_t - pi(s_t)||^2`` (summed over action dimensions) in the env's units, the dataset's own (d3rlpy's
     ``ContinuousActionDiffEvaluator``). Lower is better when the held-out data are near-optimal. Needs no critic.
+    On a ``Discrete`` action space: the share of rows where ``a_t != pi(s_t)`` (1 - d3rlpy's
+    ``DiscreteActionMatchEvaluator``).
     """
 
     name = "action_difference"
@@ -118,6 +120,8 @@ class ActionDifference(OfflineMetric):
 
     def compute(self, values: _Values) -> float:
         data = values.data
+        if data.discrete:
+            return float((data.actions.reshape(-1).float() != values.policy_actions.reshape(-1)).float().mean())
         difference = data.env_actions(data.actions) - data.env_actions(values.policy_actions)
         return float(difference.pow(2).sum(dim=1).mean())
 

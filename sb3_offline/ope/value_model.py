@@ -30,7 +30,8 @@ class ValueModel:
     What the metrics read from a model: ``q(s, a)`` (``(rows,)``, actions in [-1, 1]), the policy's actions
     ``act(s)`` (``(rows, action_dim)`` in [-1, 1]), its discount ``gamma`` and the reward transform its critic
     was trained with. :meth:`from_model` builds it for any SB3 model with a ``policy.critic`` (ours, SB3's
-    TD3/SAC/DDPG, FQE); a subclass may give any other Q and policy (tests use analytic ones).
+    TD3/SAC/DDPG, FQE) or, on a ``Discrete`` action space, a ``policy.q_net`` (SB3's DQN, our discrete algorithms:
+    ``Q(s, .)`` read at the action's index); a subclass may give any other Q and policy (tests use analytic ones).
 
     :param gamma: discount factor
     :param reward_transform: the transform of the rewards the critic learnt (identity by default)
@@ -67,6 +68,8 @@ class _SB3ValueModel(ValueModel):
         self.reduction = reduction
         self.policy = model.policy
         self.critic = getattr(self.policy, "critic", None)
+        #: a DQN-style ``Q(s, .)`` network (Discrete actions), read at the action's index
+        self.q_net = getattr(self.policy, "q_net", None) if self.critic is None else None
         self.to_critic_units = getattr(self.policy, "critic_action_input", None)
         self.evaluator = (
             model.evaluator()
@@ -76,9 +79,14 @@ class _SB3ValueModel(ValueModel):
 
     @property
     def has_critic(self) -> bool:
-        return self.critic is not None
+        return self.critic is not None or self.q_net is not None
 
     def q(self, observations: TensorObs, actions: th.Tensor) -> th.Tensor:
+        if self.q_net is not None:
+            with th.no_grad():
+                obs = map_obs(lambda value: value.to(self.policy.device), observations)
+                index = actions.to(self.policy.device).long().reshape(-1, 1)
+                return self.q_net(obs).gather(1, index)[:, 0].to(actions.device)
         if self.critic is None:
             raise ValueError(f"model: expected a critic (policy.critic), found {type(self.model).__name__} without one")
         was_training = self.policy.training

@@ -223,6 +223,30 @@ def sample_calql_params(trial: optuna.Trial, n_actions: int, n_envs: int, additi
     return _finish(trial, additional_args, ["small", "medium", "calql"], offline_fraction=Range(0.1, 0.9))
 
 
+def sample_discrete_bc_params(
+    trial: optuna.Trial, n_actions: int, n_envs: int, additional_args: dict
+) -> dict[str, Any]:
+    """
+    DiscreteBC (d3rlpy: lr 1e-3, batch 100, beta 0.5, 256-256): the learning rate, ``beta`` (the logits'
+    penalty), the batch size and the network size (``gamma`` and ``tau`` play no part in its loss).
+    """
+    _suggest(trial, learning_rate=LR, beta=_log(0.01, 2.0))
+    trial.suggest_int("batch_size_pow", 6, 10)
+    trial.suggest_categorical("net_arch", NET_SIZES)
+    return _finish(trial, additional_args)
+
+
+def sample_discrete_bcq_params(
+    trial: optuna.Trial, n_actions: int, n_envs: int, additional_args: dict
+) -> dict[str, Any]:
+    """
+    DiscreteBCQ (authors, non-Atari: lr 3e-4, threshold 0.3, batch 64, tau 0.005, 256-256): the learning rate,
+    ``threshold`` (the generative model's), and the shared ones.
+    """
+    _suggest(trial, learning_rate=LR, threshold=Range(0.05, 0.9))
+    return _finish(trial, additional_args, NET_SIZES)
+
+
 #: Added to ``rl_zoo3.hyperparams_opt.HYPERPARAMS_SAMPLER`` by :func:`sb3_offline.zoo.register`.
 HYPERPARAMS_SAMPLER = {
     "awac": sample_awac_params,
@@ -235,6 +259,8 @@ HYPERPARAMS_SAMPLER = {
     "lapo": sample_lapo_params,
     "plas": sample_plas_params,
     "td3bc": sample_td3bc_params,
+    "discrete_bc": sample_discrete_bc_params,
+    "discrete_bcq": sample_discrete_bcq_params,
 }
 #: Added to ``rl_zoo3.hyperparams_opt.HYPERPARAMS_CONVERTER`` (``--trial-id`` reads a trial back).
 HYPERPARAMS_CONVERTER = dict.fromkeys(HYPERPARAMS_SAMPLER, convert_offline_params)

@@ -33,6 +33,9 @@ GOLDEN_DIR = Path(__file__).resolve().parent
 DATA_DIR = GOLDEN_DIR / "data"
 BOX_DATASET = DATA_DIR / "inverted_pendulum.npz"
 DICT_DATASET = DATA_DIR / "fetch_reach.npz"
+#: the cases of an algorithm on a ``Discrete`` action space: CartPole-v1 (20-step limit), Box and Dict observations
+DISCRETE_DATASET = DATA_DIR / "cartpole.npz"
+DISCRETE_DICT_DATASET = DATA_DIR / "cartpole_dict.npz"
 OFFLINE_UPDATES = 50
 DICT_UPDATES = 10
 SEED = 0
@@ -70,6 +73,33 @@ def dict_env() -> gym.Env:
 
     gym.register_envs(gymnasium_robotics)
     return gym.make("FetchReach-v4")
+
+
+def cartpole_env(dict_observations: bool = False, max_episode_steps: int | None = 20) -> gym.Env:
+    """
+    CartPole-v1 (a ``Discrete(2)`` action space) cut at ``max_episode_steps``; with ``dict_observations``, its
+    observation as a ``Dict``: ``cart`` (position, velocity) and ``pole`` (angle, angular velocity).
+    """
+    env = gym.make("CartPole-v1", max_episode_steps=max_episode_steps)
+    if not dict_observations:
+        return env
+    box = env.observation_space
+    assert isinstance(box, gym.spaces.Box)
+    halves = {"cart": slice(0, 2), "pole": slice(2, 4)}
+    space = gym.spaces.Dict(
+        {key: gym.spaces.Box(box.low[s], box.high[s], dtype=np.float32) for key, s in halves.items()}
+    )
+    return gym.wrappers.TransformObservation(env, lambda obs: {key: obs[s] for key, s in halves.items()}, space)
+
+
+def make_discrete_datasets() -> None:
+    """Record the two CartPole datasets once (random actions, seed 0) and write them as ``.npz`` files."""
+    from sb3_offline.datasets import record_transitions, save_npz
+
+    for dataset, dict_observations, steps in ((DISCRETE_DATASET, False, 600), (DISCRETE_DICT_DATASET, True, 120)):
+        env = cartpole_env(dict_observations)
+        save_npz(record_transitions(env, steps, seed=SEED), dataset)
+        env.close()
 
 
 def make_datasets() -> None:
@@ -120,8 +150,15 @@ def _recorded(model: Any) -> _Recorder:
 
 def _algorithm_case(name: str, observations: str, online: bool) -> dict[str, Any]:
     from sb3_offline.algorithms import ALGOS
+    from sb3_offline.common.discrete import DiscreteOfflineAlgorithm
 
-    env = box_env() if observations == "box" else dict_env()
+    discrete = issubclass(ALGOS[name], DiscreteOfflineAlgorithm)
+    if discrete:
+        env = cartpole_env(dict_observations=observations == "dict")
+        dataset = DISCRETE_DATASET if observations == "box" else DISCRETE_DICT_DATASET
+    else:
+        env = box_env() if observations == "box" else dict_env()
+        dataset = BOX_DATASET if observations == "box" else DICT_DATASET
     # the Dict cases run 10 updates: their phases switch after 5
     kwargs = {k: v if observations == "box" else v // 4 for k, v in PHASE_KWARGS.get(name, {}).items()}
     if online:
@@ -129,7 +166,7 @@ def _algorithm_case(name: str, observations: str, online: bool) -> dict[str, Any
     model = ALGOS[name](
         "MlpPolicy" if observations == "box" else "MultiInputPolicy",
         env,
-        dataset=str(BOX_DATASET if observations == "box" else DICT_DATASET),
+        dataset=str(dataset),
         seed=SEED,
         device="cpu",
         **kwargs,
@@ -185,7 +222,10 @@ def case_names() -> list[str]:
 
 
 def run_case(case: str) -> dict[str, Any]:
-    """Run one case (``<algo>-box``, ``<algo>-dict``, ``<algo>-online`` or ``fqe-box``) on CPU, one torch thread."""
+    """
+    Run one case (``<algo>-box``, ``<algo>-dict``, ``<algo>-online`` or ``fqe-box``) on CPU, one torch thread; an
+    algorithm on a ``Discrete`` action space runs on CartPole-v1 (``box``: its observation; ``dict``: a ``Dict``).
+    """
     threads = th.get_num_threads()
     th.set_num_threads(1)
     try:
@@ -221,12 +261,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--all", action="store_true", help="every case")
     parser.add_argument("--list", action="store_true", help="print the case names")
     parser.add_argument("--datasets", action="store_true", help="record the datasets again (moves every case)")
+    parser.add_argument("--discrete-datasets", action="store_true", help="record the CartPole datasets again")
     args = parser.parse_args(argv)
     if args.list:
         print("\n".join(case_names()))
         return
     if args.datasets:
         make_datasets()
+    if args.discrete_datasets:
+        make_discrete_datasets()
     cases = case_names() if args.all else args.cases
     unknown = sorted(set(cases) - set(case_names()))
     if unknown:
