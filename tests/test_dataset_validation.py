@@ -247,7 +247,7 @@ def test_validation_of_a_file_names_the_file(tmp_path, pendulum_transitions, pen
 
 def test_non_box_action_space_rejected(pendulum_transitions, pendulum_env):
     with pytest.raises(DatasetValidationError, match="field 'action_space'"):
-        validate_transitions(pendulum_transitions, pendulum_env.observation_space, gym.spaces.Discrete(3))
+        validate_transitions(pendulum_transitions, pendulum_env.observation_space, gym.spaces.MultiDiscrete([3]))
     with pytest.raises(DatasetValidationError, match="field 'action_space': expected finite bounds"):
         validate_transitions(
             pendulum_transitions, pendulum_env.observation_space, gym.spaces.Box(-np.inf, np.inf, (1,), np.float32)

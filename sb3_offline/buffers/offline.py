@@ -30,7 +30,7 @@ def _delegated(piece: str, name: str) -> Any:
 def read_dataset(
     dataset: DatasetSource,
     observation_space: spaces.Space,
-    action_space: spaces.Box,
+    action_space: spaces.Box | spaces.Discrete,
     action_bound_tolerance: float,
     dataset_format: str | None,
     download: bool,
@@ -53,9 +53,11 @@ class OfflineReplayBuffer(ReplayBuffer):
     A whole dataset held once as torch tensors on the training device; an SB3 ``ReplayBuffer``.
 
     The dataset (any source :func:`~sb3_offline.datasets.load_transitions` reads) is validated against the spaces,
-    actions are rescaled to [-1, 1] (SB3's convention in a replay buffer), and everything is moved to ``device`` once:
-    ``sample`` draws indices with ``torch.randint`` and gathers there. ``dones`` in the samples are *terminations*: a
-    transition cut by a time limit (a truncation) bootstraps (both flags are kept: ``dones``, ``timeouts``).
+    Box actions are rescaled to [-1, 1] (SB3's convention in a replay buffer; Discrete actions are int64 indices
+    ``(rows, 1)``, sampled as ``long`` as SB3's ``ReplayBuffer`` gives them to DQN), and everything is moved to
+    ``device`` once: ``sample`` draws indices with ``torch.randint`` and gathers there. ``dones`` in the samples are
+    *terminations*: a transition cut by a time limit (a truncation) bootstraps (both flags are kept: ``dones``,
+    ``timeouts``).
 
     One job per piece:
 
@@ -73,7 +75,7 @@ class OfflineReplayBuffer(ReplayBuffer):
 
     :param buffer_size: SB3's buffer size; ignored (the dataset's length and ``online_capacity`` set the size)
     :param observation_space: the env's observation space (``Box`` or ``Dict`` of ``Box``)
-    :param action_space: the env's action space (a bounded ``Box``)
+    :param action_space: the env's action space (a bounded ``Box``, or a ``Discrete``)
     :param device: where the tensors live (``"auto"``: CUDA when available)
     :param n_envs: number of envs adding online transitions at once
     :param optimize_memory_usage: must be ``False`` (the dataset is stored with its next observations)
@@ -131,8 +133,8 @@ class OfflineReplayBuffer(ReplayBuffer):
             raise ValueError("optimize_memory_usage: expected False (OfflineReplayBuffer stores next observations)")
         if not handle_timeout_termination:
             raise ValueError("handle_timeout_termination: expected True (timeouts are never terminations here)")
-        if not isinstance(action_space, spaces.Box):
-            raise ValueError(f"action_space: expected a Box, found {type(action_space).__name__}")
+        if not isinstance(action_space, spaces.Box | spaces.Discrete):
+            raise ValueError(f"action_space: expected a Box or a Discrete, found {type(action_space).__name__}")
         # BaseBuffer, not ReplayBuffer.__init__: that one would allocate numpy arrays we never use.
         BaseBuffer.__init__(self, buffer_size, observation_space, action_space, device=device, n_envs=n_envs)
         self.optimize_memory_usage = False
@@ -159,7 +161,10 @@ class OfflineReplayBuffer(ReplayBuffer):
             raise ValueError("dataset: expected a dataset or online_capacity > 0, found neither")
         # the online rows are allocated when the first online transition arrives (_make_online_rows)
         capacity = self.dataset_size or self.buffer_size
-        self.data = TransitionTensors(self.observation_space, self.action_dim, capacity, self.device, self.dataset_size)
+        action_dtype = th.int64 if isinstance(action_space, spaces.Discrete) else th.float32
+        self.data = TransitionTensors(
+            self.observation_space, self.action_dim, capacity, self.device, self.dataset_size, action_dtype
+        )
         self.episodes = EpisodeIndex(capacity, n_envs, self.device)
         if transitions is not None:
             self._store_dataset(transitions, owned=isinstance(dataset, str | os.PathLike))
@@ -178,7 +183,9 @@ class OfflineReplayBuffer(ReplayBuffer):
             self.episodes.grow(self.buffer_size)
 
     def scale_action(self, action: np.ndarray) -> np.ndarray:
-        """Env units -> [-1, 1], as SB3's ``BasePolicy.scale_action``."""
+        """Env units -> [-1, 1], as SB3's ``BasePolicy.scale_action`` (a Discrete action index is kept as it is)."""
+        if isinstance(self.action_space, spaces.Discrete):
+            return action
         assert isinstance(self.action_space, spaces.Box)
         low, high = self.action_space.low, self.action_space.high
         return 2.0 * ((action - low) / (high - low)) - 1.0

@@ -95,23 +95,31 @@ def _grown(tensor: th.Tensor, capacity: int, fill: float | bool = 0) -> th.Tenso
 class TransitionTensors:
     """
     ``observations``, ``next_observations`` (a tensor, or a dict of tensors for a ``Dict`` space), ``actions``
-    (in [-1, 1]), ``rewards``, ``dones`` (terminations) and ``timeouts``, ``capacity`` rows each, on ``device``.
+    (Box: float32 in [-1, 1]; Discrete: int64 indices, ``(rows, 1)`` as SB3's ``ReplayBuffer``), ``rewards``,
+    ``dones`` (terminations) and ``timeouts``, ``capacity`` rows each, on ``device``.
 
     :param observation_space: ``Box`` or ``Dict`` of ``Box``
     :param action_dim: size of an action
     :param capacity: rows
     :param device: where the tensors live
     :param filled: the first rows, about to be written by :meth:`store_dataset` (left uninitialised)
+    :param action_dtype: ``th.float32`` (Box actions in [-1, 1]) or ``th.int64`` (Discrete action indices)
     """
 
     def __init__(
-        self, observation_space: spaces.Space, action_dim: int, capacity: int, device: th.device, filled: int = 0
+        self,
+        observation_space: spaces.Space,
+        action_dim: int,
+        capacity: int,
+        device: th.device,
+        filled: int = 0,
+        action_dtype: th.dtype = th.float32,
     ) -> None:
         self.observation_space = observation_space
         self.device = device
         self.observations = _obs_storage(observation_space, capacity, device, filled)
         self.next_observations = _obs_storage(observation_space, capacity, device, filled)
-        self.actions = _rows_storage((capacity, action_dim), th.float32, device, filled)
+        self.actions = _rows_storage((capacity, action_dim), action_dtype, device, filled)
         self.rewards = _rows_storage((capacity, 1), th.float32, device, filled)
         self.dones = _rows_storage((capacity, 1), th.float32, device, filled)
         self.timeouts = _rows_storage((capacity, 1), th.float32, device, filled)
@@ -145,16 +153,25 @@ class TransitionTensors:
         if owned:
             transitions.next_observations = _released(transitions.next_observations)
         actions = transitions.actions.reshape(n, self.actions.shape[1])
+        if self.actions.dtype == th.int64:  # Discrete: the indices as they are
+            self.actions = _store(self.actions, actions.astype(np.int64, copy=False), adopt)
+        else:
+            self._store_box_actions(actions, scale_action, adopt)
+        rows = slice(0, n)
+        self.rewards[rows, 0] = th.as_tensor(rewards, dtype=th.float32, device=self.device)
+        self.dones[rows, 0] = th.as_tensor(transitions.terminations, dtype=th.float32, device=self.device)
+        self.timeouts[rows, 0] = th.as_tensor(transitions.truncations, dtype=th.float32, device=self.device)
+
+    def _store_box_actions(
+        self, actions: np.ndarray, scale_action: Callable[[np.ndarray], np.ndarray], adopt: bool
+    ) -> None:
+        """Box actions rescaled to [-1, 1] a block at a time; adopted as the storage (rescaled in place) when owned."""
         adopt_actions = adopt and self.device.type == "cpu" and actions.dtype == np.float32 and _adoptable(actions)
         target = th.from_numpy(actions) if adopt_actions else self.actions
         for chunk in row_chunks(actions):
             scaled = scale_action(actions[chunk].astype(np.float64)).astype(np.float32)
             target[chunk] = th.as_tensor(scaled, device=self.device)
         self.actions = target
-        rows = slice(0, n)
-        self.rewards[rows, 0] = th.as_tensor(rewards, dtype=th.float32, device=self.device)
-        self.dones[rows, 0] = th.as_tensor(transitions.terminations, dtype=th.float32, device=self.device)
-        self.timeouts[rows, 0] = th.as_tensor(transitions.truncations, dtype=th.float32, device=self.device)
 
     def write(
         self,
@@ -166,10 +183,10 @@ class TransitionTensors:
         dones: np.ndarray,
         timeouts: np.ndarray,
     ) -> None:
-        """Write transitions (online ones: ``actions`` in [-1, 1], ``rewards`` transformed) at ``rows``."""
+        """Write transitions (online ones: Box ``actions`` in [-1, 1], ``rewards`` transformed) at ``rows``."""
         map_obs_pair(lambda storage, values: _write(storage, rows, values), self.observations, obs)
         map_obs_pair(lambda storage, values: _write(storage, rows, values), self.next_observations, next_obs)
-        self.actions[rows] = th.as_tensor(np.asarray(actions), dtype=th.float32, device=self.device).reshape(
+        self.actions[rows] = th.as_tensor(np.asarray(actions), dtype=self.actions.dtype, device=self.device).reshape(
             len(rows), -1
         )
         for storage, values in ((self.rewards, rewards), (self.dones, dones), (self.timeouts, timeouts)):

@@ -60,10 +60,13 @@ def action_half_range(action_space: spaces.Space) -> np.ndarray:
 def loss_action_scale(action_space: spaces.Space, units: str, device: th.device | str = "cpu") -> th.Tensor:
     """
     The factor, per action dimension, that turns a [-1, 1] action difference into one in ``units``:
-    the half-range for ``"env"``, ones for ``"normalized"``.
+    the half-range for ``"env"``, ones for ``"normalized"``. A ``Discrete`` space (action indices: no loss on action
+    values) gets ``ones(1)``.
     """
     if units not in ACTION_UNITS:
         raise ValueError(f"action_units: expected one of {ACTION_UNITS}, found {units!r}")
+    if isinstance(action_space, spaces.Discrete):
+        return th.ones(1, dtype=th.float32, device=device)
     half_range = action_half_range(action_space)
     scale = half_range if units == "env" else np.ones_like(half_range)
     return th.as_tensor(scale, dtype=th.float32, device=device)

@@ -28,7 +28,8 @@ def record_transitions(
     """
     Step ``env`` for ``n_steps`` transitions and keep them all, terminations and truncations apart.
 
-    The last episode is closed as a truncation when ``n_steps`` runs out mid-episode.
+    The last episode is closed as a truncation when ``n_steps`` runs out mid-episode. Actions are float32, int64
+    indices for a ``Discrete`` action space.
 
     :param env: a gymnasium env or id (made with ``gym.make``)
     :param n_steps: number of transitions to record
@@ -58,7 +59,9 @@ def record_transitions(
         truncs[-1] = True
     return Transitions(
         observations=_stack(observations),
-        actions=np.asarray(actions, dtype=np.float32),
+        actions=np.asarray(
+            actions, dtype=np.int64 if isinstance(env.action_space, gym.spaces.Discrete) else np.float32
+        ),
         rewards=np.asarray(rewards, dtype=np.float32),
         next_observations=_stack(next_observations),
         terminations=np.asarray(terms, dtype=bool),

@@ -30,6 +30,7 @@ def load_sb3_replay_buffer(
 
     SB3's off-policy algorithms (DDPG, TD3, SAC, TQC, ...) store Box actions rescaled to [-1, 1];
     with ``actions_scaled=True`` (default) they are mapped back to the env's units with ``action_space``.
+    DQN and QR-DQN store a ``Discrete`` space's action indices as they are: they are kept.
     A done that SB3 flagged as a time-limit timeout is a truncation, any other done a termination.
     A file that is not such a pickle (or is cut short) raises :class:`DatasetValidationError`.
     """
@@ -73,10 +74,10 @@ def transitions_from_replay_buffer(
     from stable_baselines3.common.buffers import DictReplayBuffer, ReplayBuffer
     from stable_baselines3.her.her_replay_buffer import HerReplayBuffer
 
-    if actions_scaled and not isinstance(action_space, spaces.Box):
+    if actions_scaled and not isinstance(action_space, spaces.Box | spaces.Discrete):
         raise ValueError(
             f"{source}: field 'action_space': expected the env's Box (SB3 buffers hold actions rescaled to [-1, 1], "
-            f"mapped back with it), found {action_space!r}; or pass actions_scaled=False"
+            f"mapped back with it) or Discrete (indices, kept), found {action_space!r}; or pass actions_scaled=False"
         )
     if isinstance(buffer, HerReplayBuffer):
         raise DatasetValidationError(

@@ -107,19 +107,21 @@ def validate_transitions(
 ) -> Transitions:
     """
     Check ``transitions`` against the spaces and return a normalised copy (rewards ``(N,)`` float32,
-    flags bool, actions clipped into the Box once they are known to be inside the tolerance).
+    flags bool, Box actions clipped into the Box once they are known to be inside the tolerance, Discrete
+    actions int64 indices ``(N,)``: :func:`discrete_actions`).
 
     Fails with :class:`DatasetValidationError` (field, expected, found) on: empty data, mismatched
     lengths, wrong shapes or dict keys, NaN/inf, flags other than 0/1, and actions outside the action
-    Box by more than ``action_bound_tolerance * (high - low)``. A field is named as the source spells it
-    (:meth:`Transitions.source_field`: ``terminals`` in a D4RL file, ``terminations`` in Minari).
+    Box by more than ``action_bound_tolerance * (high - low)`` (Discrete: see :func:`discrete_actions`). A field
+    is named as the source spells it (:meth:`Transitions.source_field`: ``terminals`` in a D4RL file,
+    ``terminations`` in Minari).
 
     The checks read the arrays a chunk of rows at a time: no temporary is the size of the data. Observations
     are never copied (the result holds the same arrays).
 
     :param transitions: the data
     :param observation_space: the environment's observation space (``Box`` or ``Dict`` of ``Box``)
-    :param action_space: the environment's action space (a bounded ``Box``)
+    :param action_space: the environment's action space (a bounded ``Box``, or a ``Discrete``)
     :param action_bound_tolerance: allowed overshoot of the action bounds, as a fraction of the range
     :param copy: ``False``: ``transitions``' arrays may be changed and reused in place (float32 actions
         clipped where they are, float32 rewards and bool flags returned as they are); for data read from a
@@ -131,8 +133,10 @@ def validate_transitions(
     n = len(transitions.actions)
     if n == 0:
         raise DatasetValidationError(source, name("actions"), "at least one transition", "0 transitions")
-    if not isinstance(action_space, spaces.Box):
-        raise DatasetValidationError(source, "action_space", "a gymnasium.spaces.Box", type(action_space).__name__)
+    if not isinstance(action_space, spaces.Box | spaces.Discrete):
+        raise DatasetValidationError(
+            source, "action_space", "a gymnasium.spaces.Box or Discrete", type(action_space).__name__
+        )
 
     for field in ("rewards", "terminations", "truncations"):
         length = len(np.asarray(getattr(transitions, field)))
@@ -144,38 +148,12 @@ def validate_transitions(
     _check_observations(source, name("observations"), transitions.observations, observation_space, n)
     _check_observations(source, name("next_observations"), transitions.next_observations, observation_space, n)
 
-    actions = np.asarray(transitions.actions)
-    if actions.ndim == 1 and action_space.shape == (1,):
-        actions = actions[:, None]
-    if actions.shape != (n, *action_space.shape):
-        raise DatasetValidationError(
-            source, name("actions"), f"shape {(n, *action_space.shape)}", f"shape {actions.shape}"
+    if isinstance(action_space, spaces.Discrete):
+        clipped = discrete_actions(source, name("actions"), transitions.actions, action_space, n)
+    else:
+        clipped = _box_actions(
+            source, name("actions"), transitions.actions, action_space, n, action_bound_tolerance, copy
         )
-    _check_finite(source, name("actions"), actions)
-    low, high = action_space.low.astype(np.float64), action_space.high.astype(np.float64)
-    if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high))):
-        raise DatasetValidationError(
-            source, "action_space", "finite bounds (actions are rescaled to [-1, 1])", f"low={low}, high={high}"
-        )
-    margin = action_bound_tolerance * (high - low)
-    in_place = not copy and actions.dtype == np.float32 and actions.flags.writeable
-    clipped = actions if in_place else np.empty(actions.shape, dtype=np.float32)
-    for rows in row_chunks(actions):
-        block = actions[rows].astype(np.float64)
-        outside = (block < low - margin) | (block > high + margin)
-        if outside.any():
-            index = tuple(int(i) for i in np.argwhere(outside)[0])
-            index = (index[0] + rows.start, *index[1:])
-            dim = index[1:]
-            raise DatasetValidationError(
-                source,
-                name("actions"),
-                f"values in the action space [{low[dim]}, {high[dim]}] (tolerance {margin[dim]:.3g})",
-                f"{actions[index]} at index {index}",
-                hint="Were the actions saved rescaled to [-1, 1], or for another environment?",
-            )
-        np.clip(block, low, high, out=block)
-        clipped[rows] = block
 
     rewards = np.asarray(transitions.rewards)
     if rewards.ndim == 2 and rewards.shape[1] == 1:
@@ -198,3 +176,88 @@ def validate_transitions(
         env_id=transitions.env_id,
         metadata=dict(transitions.metadata),
     )
+
+
+def _box_actions(
+    source: str, field: str, values: np.ndarray, action_space: spaces.Box, n: int, tolerance: float, copy: bool
+) -> np.ndarray:
+    """Box actions checked against the bounds (within ``tolerance`` of the range) and clipped into them, float32."""
+    actions = np.asarray(values)
+    if actions.ndim == 1 and action_space.shape == (1,):
+        actions = actions[:, None]
+    if actions.shape != (n, *action_space.shape):
+        raise DatasetValidationError(source, field, f"shape {(n, *action_space.shape)}", f"shape {actions.shape}")
+    _check_finite(source, field, actions)
+    low, high = action_space.low.astype(np.float64), action_space.high.astype(np.float64)
+    if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high))):
+        raise DatasetValidationError(
+            source, "action_space", "finite bounds (actions are rescaled to [-1, 1])", f"low={low}, high={high}"
+        )
+    margin = tolerance * (high - low)
+    in_place = not copy and actions.dtype == np.float32 and actions.flags.writeable
+    clipped = actions if in_place else np.empty(actions.shape, dtype=np.float32)
+    for rows in row_chunks(actions):
+        block = actions[rows].astype(np.float64)
+        outside = (block < low - margin) | (block > high + margin)
+        if outside.any():
+            index = tuple(int(i) for i in np.argwhere(outside)[0])
+            index = (index[0] + rows.start, *index[1:])
+            dim = index[1:]
+            raise DatasetValidationError(
+                source,
+                field,
+                f"values in the action space [{low[dim]}, {high[dim]}] (tolerance {margin[dim]:.3g})",
+                f"{actions[index]} at index {index}",
+                hint="Were the actions saved rescaled to [-1, 1], or for another environment?",
+            )
+        np.clip(block, low, high, out=block)
+        clipped[rows] = block
+    return clipped
+
+
+def discrete_actions(source: str, field: str, values: np.ndarray, action_space: spaces.Discrete, n: int) -> np.ndarray:
+    """
+    Discrete actions as an int64 array ``(n,)`` of indices in ``0..action_space.n - 1``: shape ``(n,)`` or
+    ``(n, 1)``, integers or integral floats (converted). A one-hot array ``(n, action_space.n)``, a float that is
+    not an integer, a value outside the range, or a space whose ``start`` is not 0 raise a
+    :class:`DatasetValidationError` naming ``field``.
+    """
+    count = int(action_space.n)
+    if int(action_space.start) != 0:
+        raise DatasetValidationError(
+            source, "action_space", "a Discrete space starting at 0 (as SB3's DQN)", f"start={action_space.start}"
+        )
+    actions = np.asarray(values)
+    if actions.ndim == 2 and actions.shape[1] == 1:
+        actions = actions[:, 0]
+    if actions.shape != (n,):
+        one_hot = actions.ndim == 2 and actions.shape == (n, count)
+        raise DatasetValidationError(
+            source,
+            field,
+            f"shape ({n},) or ({n}, 1): one action index in 0..{count - 1} per transition",
+            f"shape {actions.shape}" + (" (one-hot rows?)" if one_hot else ""),
+            hint="Store the index of each action (one-hot rows: actions.argmax(axis=1))" if one_hot else "",
+        )
+    if actions.dtype == bool or not np.issubdtype(actions.dtype, np.number):
+        raise DatasetValidationError(
+            source, field, f"integer action indices in 0..{count - 1}", f"dtype {actions.dtype}"
+        )
+    if np.issubdtype(actions.dtype, np.floating):
+        _check_finite(source, field, actions)
+        fractional = actions != np.round(actions)
+        if fractional.any():
+            bad = int(np.flatnonzero(fractional)[0])
+            raise DatasetValidationError(
+                source, field, f"integer action indices in 0..{count - 1}", f"{actions[bad]} at index {bad}"
+            )
+    outside = (actions < 0) | (actions >= count)
+    if outside.any():
+        bad = int(np.flatnonzero(outside)[0])
+        raise DatasetValidationError(
+            source,
+            field,
+            f"action indices in 0..{count - 1} (the env's Discrete({count}))",
+            f"{actions[bad]} at index {bad}",
+        )
+    return actions.astype(np.int64)
