@@ -9,6 +9,8 @@ from sb3_offline.calql import CalQL
 from sb3_offline.common.offline_algorithm import OfflineAlgorithm
 from sb3_offline.cql import CQL
 from sb3_offline.datasets import DatasetValidationError, Transitions
+from sb3_offline.discrete_cql import DiscreteCQL
+from sb3_offline.discrete_iql import DiscreteIQL
 from sb3_offline.exporting import export
 from sb3_offline.iql import IQL
 from sb3_offline.lapo import LAPO
@@ -29,6 +31,8 @@ __all__ = [
     "BatchDDPG",
     "CalQL",
     "DatasetValidationError",
+    "DiscreteCQL",
+    "DiscreteIQL",
     "OfflineAlgorithm",
     "OfflineReplayBuffer",
     "Transitions",

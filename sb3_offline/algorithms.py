@@ -9,6 +9,8 @@ from sb3_offline.bcq import BCQ
 from sb3_offline.calql import CalQL
 from sb3_offline.common.offline_algorithm import OfflineAlgorithm
 from sb3_offline.cql import CQL
+from sb3_offline.discrete_cql import DiscreteCQL
+from sb3_offline.discrete_iql import DiscreteIQL
 from sb3_offline.iql import IQL
 from sb3_offline.lapo import LAPO
 from sb3_offline.plas import PLAS
@@ -21,6 +23,8 @@ ALGOS: dict[str, type[OfflineAlgorithm]] = {
     "bcq": BCQ,
     "calql": CalQL,
     "cql": CQL,
+    "discrete_cql": DiscreteCQL,
+    "discrete_iql": DiscreteIQL,
     "iql": IQL,
     "lapo": LAPO,
     "plas": PLAS,
