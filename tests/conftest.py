@@ -19,6 +19,7 @@ import torch as th
 from stable_baselines3.common.logger import KVWriter, Logger
 
 from sb3_offline.algorithms import ALGOS
+from sb3_offline.common.discrete import DiscreteOfflineAlgorithm
 from sb3_offline.datasets import (
     PendulumSwingUp,
     Transitions,
@@ -28,6 +29,10 @@ from sb3_offline.datasets import (
 )
 from sb3_offline.evaluation import evaluate, evaluate_callable
 
+#: the algorithms of ``ALGOS`` on a ``Box`` action space (the tests on Pendulum) and on a ``Discrete`` one (the tests
+#: on CartPole, ``tests/test_contract_discrete.py``)
+BOX_ALGOS = sorted(name for name, algo in ALGOS.items() if not issubclass(algo, DiscreteOfflineAlgorithm))
+DISCRETE_ALGOS = sorted(set(ALGOS) - set(BOX_ALGOS))
 #: gradient steps of a first phase in ``TINY`` (PLAS's VAE pre-training, CQL's and Cal-QL's behaviour cloning)
 PHASE_STEPS = 8
 #: by ``sb3_offline.algorithms.ALGOS`` name: tiny networks, and a first phase of ``PHASE_STEPS`` updates, so that
@@ -39,6 +44,9 @@ TINY: dict[str, dict[str, Any]] = {
     "bcq": dict(policy_kwargs=dict(net_arch=dict(pi=[16, 16], qf=[16, 16], vae=[16, 16]))),
     "calql": dict(bc_steps=PHASE_STEPS, policy_kwargs=dict(net_arch=[16, 16])),
     "cql": dict(bc_steps=PHASE_STEPS, policy_kwargs=dict(net_arch=[16, 16])),
+    # the target copied after update 1 and every 4: both kinds of update several times in 2 * PHASE_STEPS
+    "discrete_cql": dict(target_update_interval=PHASE_STEPS // 2, policy_kwargs=dict(net_arch=[16, 16])),
+    "discrete_iql": dict(policy_kwargs=dict(net_arch=[16, 16])),
     "iql": dict(policy_kwargs=dict(net_arch=[16, 16])),
     "lapo": dict(policy_kwargs=dict(net_arch=dict(pi=[16, 16], qf=[16, 16], vae=[16, 16], vf=[16, 16]))),
     "plas": dict(vae_steps=PHASE_STEPS, policy_kwargs=dict(net_arch=dict(pi=[16, 16], qf=[16, 16], vae=[16, 16]))),

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import BOX_ALGOS
 from golden.cases import _fixed_states, box_env
 
 from sb3_offline.algorithms import ALGOS
@@ -27,7 +28,7 @@ def at_root(monkeypatch):
     monkeypatch.chdir(ROOT)
 
 
-@pytest.mark.parametrize("name", sorted(ALGOS))
+@pytest.mark.parametrize("name", BOX_ALGOS)
 def test_old_checkpoint_loads_predicts_and_trains(name, at_root, tmp_path):
     env = box_env()
     states = _fixed_states(env.observation_space)

@@ -32,7 +32,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch as th
-from conftest import PHASE_STEPS
+from conftest import BOX_ALGOS, PHASE_STEPS
 from export_checks import (
     ATOL,
     HAS_ORT,
@@ -56,7 +56,7 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore:PLAS.learn. all .* gradient steps go to VAE pre-training"),
     pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning"),
 ]
-NAMES = sorted(ALGOS)
+NAMES = BOX_ALGOS  # the Discrete ones: tests/test_contract_discrete.py
 #: every kind of update of each algorithm (its first phase, then the rest)
 STEPS = 2 * PHASE_STEPS
 #: the authors' learning rates, by optimizer (SAC's entropy coefficient at the actor's rate and the Lagrange

@@ -12,6 +12,7 @@ import warnings
 import gymnasium as gym
 import pytest
 import torch as th
+from conftest import BOX_ALGOS
 from stable_baselines3.common.logger import Logger
 
 from sb3_offline import BC
@@ -213,7 +214,7 @@ def test_a_failed_capture_warns_and_stays_eager():
     assert value.item() == 5.0 and losses.counts() == {"loss": 5}
 
 
-@pytest.mark.parametrize("name", sorted(ALGOS))
+@pytest.mark.parametrize("name", BOX_ALGOS)
 def test_training_through_update_graphs_equals_eager_training(name, tiny_model, pendulum_transitions):
     """Each algorithm's update, run by UpdateGraphs (warm-up, capture, replays), trains exactly as the
     plain eager loop: same parameters, same logged losses, two phases each with their own graph."""
@@ -251,7 +252,7 @@ def test_graphs_are_off_on_cpu_and_with_cuda_graphs_false(tiny_model, pendulum_t
 
 # ------------------------------------------------------------------------------------ CUDA only
 @cuda
-@pytest.mark.parametrize("name", sorted(ALGOS))
+@pytest.mark.parametrize("name", BOX_ALGOS)
 def test_cuda_graph_updates_match_eager_updates(name, tiny_model, pendulum_transitions, tmp_path):
     """Same seed, eager (``cuda_graphs=False``) against captured and replayed: same parameters after
     30 steps (tolerance: fused vs foreach Adam round differently), then a checkpoint that trains on CPU."""

@@ -16,6 +16,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch as th
+from conftest import BOX_ALGOS
 from stable_baselines3 import HerReplayBuffer
 from stable_baselines3.common.vec_env import DummyVecEnv
 
@@ -260,7 +261,7 @@ SMALL: dict[str, dict[str, Any]] = {
 }
 
 
-@pytest.mark.parametrize("algo", sorted(ALGOS))
+@pytest.mark.parametrize("algo", BOX_ALGOS)
 def test_learn_predict_save_load(algo: str, reach_data: Transitions, tmp_path: Path) -> None:
     from sb3_offline.datasets import save_minari
 

@@ -8,6 +8,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch as th
+from conftest import BOX_ALGOS
 from graph_safety import strict_update_graphs
 from gymnasium import spaces
 from stable_baselines3 import TD3
@@ -16,7 +17,6 @@ from stable_baselines3.common.logger import configure
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 
 from sb3_offline import BC
-from sb3_offline.algorithms import ALGOS
 from sb3_offline.common.observations import obs_index
 from sb3_offline.datasets import Transitions, load_transitions
 from sb3_offline.datasets.behaviour import PendulumSwingUp
@@ -278,7 +278,7 @@ def test_undiscounted_conversion() -> None:
         undiscounted_from_discounted(1.0, 1.0, 10)
 
 
-@pytest.mark.parametrize("name", sorted(ALGOS))
+@pytest.mark.parametrize("name", BOX_ALGOS)
 def test_every_algorithm_of_ours_is_judged(name: str, pendulum_file: Path, tiny_model) -> None:
     # FQE precomputes the model's actions through its policy's _predict; the metrics read its critic (if any)
     model = tiny_model(name, str(pendulum_file)).learn(3)

@@ -33,6 +33,7 @@ GOLDEN_DIR = Path(__file__).resolve().parent
 DATA_DIR = GOLDEN_DIR / "data"
 BOX_DATASET = DATA_DIR / "inverted_pendulum.npz"
 DICT_DATASET = DATA_DIR / "fetch_reach.npz"
+DISCRETE_DATASET = DATA_DIR / "cartpole.npz"
 OFFLINE_UPDATES = 50
 DICT_UPDATES = 10
 SEED = 0
@@ -42,6 +43,11 @@ PHASE_KWARGS: dict[str, dict[str, Any]] = {
     "plas": {"vae_steps": 20},
     "cql": {"bc_steps": 20},
     "calql": {"bc_steps": 20},
+    "discrete_cql": {"target_update_interval": 20},
+}
+#: other cases of an algorithm: ``<algo>-<variant>`` -> the algorithm and what differs from its defaults
+VARIANT_CASES: dict[str, tuple[str, dict[str, Any]]] = {
+    "discrete_cql-qrdqn": ("discrete_cql", {"base": "qrdqn", "target_update_interval": 20}),
 }
 
 
@@ -72,6 +78,28 @@ def dict_env() -> gym.Env:
     return gym.make("FetchReach-v4")
 
 
+def discrete_env() -> gym.Env:
+    """CartPole-v1 cut at 20 steps: terminations and time-limit truncations, two actions."""
+    return gym.make("CartPole-v1", max_episode_steps=20)
+
+
+def is_discrete(name: str) -> bool:
+    """Whether the algorithm ``name`` of ``ALGOS`` acts on a ``Discrete`` action space (its cases run on CartPole)."""
+    from sb3_offline.algorithms import ALGOS
+    from sb3_offline.common.discrete import DiscreteOfflineAlgorithm
+
+    return issubclass(ALGOS[name], DiscreteOfflineAlgorithm)
+
+
+def make_discrete_dataset() -> None:
+    """Record the discrete dataset once (random actions, seed 0) as an ``.npz`` file."""
+    from sb3_offline.datasets import record_transitions, save_npz
+
+    env = discrete_env()
+    save_npz(record_transitions(env, 600, seed=SEED), DISCRETE_DATASET)
+    env.close()
+
+
 def make_datasets() -> None:
     """Record the two datasets once (random actions, seed 0) and write them as ``.npz`` files."""
     from sb3_offline.datasets import record_transitions, save_npz
@@ -83,6 +111,7 @@ def make_datasets() -> None:
     env = dict_env()
     save_npz(record_transitions(env, 120, seed=SEED), DICT_DATASET)
     env.close()
+    make_discrete_dataset()
 
 
 def _fixed_states(space: gym.spaces.Space, n: int = 32) -> Any:
@@ -118,18 +147,23 @@ def _recorded(model: Any) -> _Recorder:
     return recorder
 
 
-def _algorithm_case(name: str, observations: str, online: bool) -> dict[str, Any]:
+def _algorithm_case(
+    name: str, observations: str, online: bool, variant: dict[str, Any] | None = None
+) -> dict[str, Any]:
     from sb3_offline.algorithms import ALGOS
 
-    env = box_env() if observations == "box" else dict_env()
+    discrete = is_discrete(name)
+    env = (discrete_env() if discrete else box_env()) if observations == "box" else dict_env()
     # the Dict cases run 10 updates: their phases switch after 5
     kwargs = {k: v if observations == "box" else v // 4 for k, v in PHASE_KWARGS.get(name, {}).items()}
+    kwargs.update(variant or {})
     if online:
         kwargs.update(buffer_size=500, learning_starts=10)
+    box_dataset = DISCRETE_DATASET if discrete else BOX_DATASET
     model = ALGOS[name](
         "MlpPolicy" if observations == "box" else "MultiInputPolicy",
         env,
-        dataset=str(BOX_DATASET if observations == "box" else DICT_DATASET),
+        dataset=str(box_dataset if observations == "box" else DICT_DATASET),
         seed=SEED,
         device="cpu",
         **kwargs,
@@ -179,9 +213,13 @@ def case_names() -> list[str]:
     from sb3_offline.algorithms import ALGOS
 
     names = []
-    for algo in ALGOS:
-        names += [f"{algo}-box", f"{algo}-dict", f"{algo}-online"]
-    return [*names, "fqe-box"]
+    for algo in ALGOS:  # the discrete algorithms (on CartPole) have no Dict case
+        names += (
+            [f"{algo}-box", f"{algo}-online"]
+            if is_discrete(algo)
+            else [f"{algo}-box", f"{algo}-dict", f"{algo}-online"]
+        )
+    return [*names, *VARIANT_CASES, "fqe-box"]
 
 
 def run_case(case: str) -> dict[str, Any]:
@@ -191,6 +229,9 @@ def run_case(case: str) -> dict[str, Any]:
     try:
         if case == "fqe-box":
             return _fqe_case()
+        if case in VARIANT_CASES:
+            algo, variant = VARIANT_CASES[case]
+            return _algorithm_case(algo, "box", online=False, variant=variant)
         algo, kind = case.rsplit("-", 1)
         runners: dict[str, Callable[[], dict[str, Any]]] = {
             "box": lambda: _algorithm_case(algo, "box", online=False),
