@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
+import optuna
 import pytest
 import torch as th
 from conftest import MemoryWriter
@@ -21,6 +22,7 @@ from sb3_offline import DiscreteCQL
 from sb3_offline.discrete_cql.discrete_cql import action_quantiles, conservative_penalty
 from sb3_offline.discrete_cql.policies import DiscreteCQLPolicy, QuantileCQLPolicy
 from sb3_offline.evaluation import evaluate, evaluate_callable
+from sb3_offline.zoo.hyperparams_opt import HYPERPARAMS_CONVERTER, HYPERPARAMS_SAMPLER
 
 
 def test_conservative_penalty_is_logsumexp_minus_the_data_actions_value() -> None:
@@ -149,3 +151,13 @@ def test_discrete_cql_learns_cartpole_from_the_controllers_data(cartpole_file: P
     ours = evaluate(model, "CartPole-v1", n_episodes=10, seed=100).mean_return
     random = evaluate_callable(gym.make("CartPole-v1"), None, n_episodes=10, seed=100)[0]
     assert ours > max(5 * random, 150), (ours, random)
+
+
+def test_zoo_sampler_gives_constructor_arguments_and_the_converter_gives_them_back(cartpole_file: Path) -> None:
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    trial = study.ask()
+    hyperparams = HYPERPARAMS_SAMPLER["discrete_cql"](trial, 2, 1, {})
+    assert HYPERPARAMS_CONVERTER["discrete_cql"](trial.params) == hyperparams
+    assert "tau" not in hyperparams and hyperparams["target_update_interval"] in {1000, 2000, 4000, 8000}
+    model = DiscreteCQL("MlpPolicy", None, dataset=str(cartpole_file), device="cpu", **hyperparams)
+    assert (model.alpha, model.batch_size) == (hyperparams["alpha"], hyperparams["batch_size"])

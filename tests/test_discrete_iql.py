@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
+import optuna
 import pytest
 import torch as th
 from conftest import MemoryWriter
@@ -18,6 +19,7 @@ from sb3_offline import DiscreteIQL
 from sb3_offline.discrete_iql.discrete_iql import weighted_log_likelihood
 from sb3_offline.discrete_iql.policies import CategoricalActor, DiscreteCritic, DiscreteIQLPolicy
 from sb3_offline.evaluation import evaluate, evaluate_callable
+from sb3_offline.zoo.hyperparams_opt import HYPERPARAMS_CONVERTER, HYPERPARAMS_SAMPLER
 
 
 def test_categorical_actor_log_prob_is_the_log_softmax_at_the_action() -> None:
@@ -129,3 +131,12 @@ def test_discrete_iql_learns_cartpole_from_the_controllers_data(cartpole_file: P
     ours = evaluate(model, "CartPole-v1", n_episodes=10, seed=100).mean_return
     random = evaluate_callable(gym.make("CartPole-v1"), None, n_episodes=10, seed=100)[0]
     assert ours > max(5 * random, 150), (ours, random)
+
+
+def test_zoo_sampler_gives_constructor_arguments_and_the_converter_gives_them_back(cartpole_file: Path) -> None:
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    trial = study.ask()
+    hyperparams = HYPERPARAMS_SAMPLER["discrete_iql"](trial, 2, 1, {})
+    assert HYPERPARAMS_CONVERTER["discrete_iql"](trial.params) == hyperparams
+    model = DiscreteIQL("MlpPolicy", None, dataset=str(cartpole_file), device="cpu", **hyperparams)
+    assert (model.expectile, model.temperature) == (hyperparams["expectile"], hyperparams["temperature"])

@@ -47,8 +47,24 @@ from sb3_offline.zoo import main as zoo_main
 from sb3_offline.zoo.hyperparams_opt import HYPERPARAMS_CONVERTER, HYPERPARAMS_SAMPLER
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIGS = ["awac", "batch_ddpg", "bc", "bcq", "calql", "cql", "her", "iql", "lapo", "plas", "td3bc"]
+CONFIGS = [
+    "awac",
+    "batch_ddpg",
+    "bc",
+    "bcq",
+    "calql",
+    "cql",
+    "discrete_cql",
+    "discrete_iql",
+    "her",
+    "iql",
+    "lapo",
+    "plas",
+    "td3bc",
+]
 REQUIRED_ENVS = {"Pendulum-v1", "Hopper-v5", "HalfCheetah-v5", "Walker2d-v5", "FetchReach-v4"}
+#: the entries of the configs of the algorithms on a Discrete action space
+DISCRETE_ENVS = {"CartPole-v1", "Acrobot-v1"}
 # fast settings every rl-zoo3 run here shares: one torch thread, CPU, quiet
 FAST = ["--device", "cpu", "--num-threads", "1", "--verbose", "0"]
 
@@ -74,6 +90,8 @@ def recorded(registered: None) -> dict[str, Transitions]:
         data[env_id] = record_transitions(env_id, steps, seed=0)
     # iql.yml's AntMaze entry; the env is made as its Minari dataset records it (D4RL/antmaze/umaze-v1)
     data["AntMaze_UMaze-v4"] = record_transitions("AntMaze_UMaze-v4", 60, seed=0)
+    for env_id in DISCRETE_ENVS:  # the discrete algorithms' entries
+        data[env_id] = record_transitions(env_id, 60, seed=0)
     return data
 
 
@@ -125,6 +143,10 @@ def test_every_config_entry_builds_its_model_as_rl_zoo3_does(
     if name == "her":
         assert set(config) == {"FetchReach-v4", "FetchPush-v4", "FetchSlide-v4", "FetchPickAndPlace-v4"}
         algos = ["awac", "batch_ddpg"]
+    elif name.startswith("discrete_"):
+        assert set(config) == DISCRETE_ENVS
+        algos = [name]
+        make_local_datasets(recorded, [name])
     else:
         assert set(config) >= REQUIRED_ENVS
         assert config["Pendulum-v1"]["dataset"] == "pendulum/imperfect-v0"
