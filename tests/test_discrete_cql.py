@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import copy
 import math
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -161,3 +164,23 @@ def test_zoo_sampler_gives_constructor_arguments_and_the_converter_gives_them_ba
     assert "tau" not in hyperparams and hyperparams["target_update_interval"] in {1000, 2000, 4000, 8000}
     model = DiscreteCQL("MlpPolicy", None, dataset=str(cartpole_file), device="cpu", **hyperparams)
     assert (model.alpha, model.batch_size) == (hyperparams["alpha"], hyperparams["batch_size"])
+
+
+def test_the_example_runs(tmp_path: Path) -> None:
+    """examples/discrete_cql_cartpole.py end to end with a little data and few steps (its numbers: the docs')."""
+    root = Path(__file__).resolve().parents[1]
+    args = ["--steps", "20", "--transitions", "600", "--episodes", "1", "--output", str(tmp_path)]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]),
+        "OMP_NUM_THREADS": "1",
+    }
+    command = [sys.executable, str(root / "examples" / "discrete_cql_cartpole.py"), *args]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "| DiscreteCQL (qrdqn)" in result.stdout and "| DiscreteIQL" in result.stdout
+    assert {p.name for p in tmp_path.glob("*.zip")} == {
+        "discretecql_dqn.zip",
+        "discretecql_qrdqn.zip",
+        "discreteiql.zip",
+    }
