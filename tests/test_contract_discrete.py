@@ -3,7 +3,7 @@ The contract of ``tests/test_contract.py`` for the algorithms of ``ALGOS`` on a 
 (``conftest.DISCRETE_ALGOS``), on data recorded from CartPole-v1: offline ``learn`` (gradient steps only, the env
 never touched, each optimizer at its authors' learning rate), updates that are device work only, ``save``/``load``
 with an exact resume, ``predict``'s shapes and range (a ``Box`` and a ``Dict`` observation), and ``learn_online``
-after loading. Export of discrete policies is not covered here.
+after loading, and CUDA-graph updates equal to eager ones. Export of discrete policies is not covered here.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import sys
+import warnings
 import zipfile
 from typing import Any
 
@@ -22,8 +23,10 @@ from conftest import DISCRETE_ALGOS, PHASE_STEPS
 from discrete_data import cartpole_dataset, cartpole_transitions
 from graph_safety import strict_update_graphs
 from test_contract import StepCounter, assert_same_state, learning_rates, policy_state
+from test_cuda_graphs import ReplayByRerun, _parameters, _record_logged_losses, cuda
 
 from sb3_offline.algorithms import ALGOS
+from sb3_offline.common.cuda_graphs import UpdateGraphs
 from sb3_offline.common.text import article
 from sb3_offline.datasets import Transitions, record_transitions
 
@@ -188,3 +191,47 @@ def test_learn_online_after_loading_appends_after_the_dataset(
     assert model._n_updates > STEPS
     model.learn(2, reset_num_timesteps=False)
     assert env.steps == 60
+
+
+# ------------------------------------------------------------------------------------------- CUDA graphs
+#: the kinds of update of each algorithm in 20 updates of its TINY settings
+KINDS = {"discrete_cql": 2, "discrete_iql": 1}
+
+
+@pytest.mark.parametrize("name", DISCRETE_ALGOS)
+def test_training_through_update_graphs_equals_eager_training(name, tiny_model, cartpole_data):
+    """test_cuda_graphs.py's check: warm-up, capture and replays of each kind train exactly as the eager loop."""
+    eager = tiny_model(name, cartpole_data, env="CartPole-v1", seed=3)
+    graphed = tiny_model(name, cartpole_data, env="CartPole-v1", seed=3)
+    backend = ReplayByRerun(graphed._losses)
+    graphed._runner.graphs = UpdateGraphs(graphed._losses, backend, warmup=3)
+    graphed._runner.applies = lambda *args, **kwargs: True
+    eager_logs, graphed_logs = _record_logged_losses(eager), _record_logged_losses(graphed)
+    th.manual_seed(0)
+    eager.learn(20, log_interval=None)
+    th.manual_seed(0)
+    graphed.learn(20, log_interval=None)
+    assert backend.captures == KINDS[name] and backend.replays == 20 - 3 * KINDS[name]
+    for key, value in _parameters(eager).items():
+        th.testing.assert_close(_parameters(graphed)[key], value, rtol=0, atol=0, msg=key)
+    assert eager_logs and graphed_logs == pytest.approx(eager_logs)
+
+
+@cuda
+@pytest.mark.parametrize("name", DISCRETE_ALGOS)
+def test_cuda_graph_updates_match_eager_updates(name, tiny_model, cartpole_data, tmp_path):
+    """test_cuda_graphs.py's check on a CUDA device: captured updates as eager ones, and a checkpoint for the CPU."""
+    eager = tiny_model(name, cartpole_data, env="CartPole-v1", seed=5, device="cuda", cuda_graphs=False)
+    graphed = tiny_model(name, cartpole_data, env="CartPole-v1", seed=5, device="cuda")
+    th.manual_seed(1)
+    eager.learn(30, log_interval=None)
+    th.manual_seed(1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # a failed capture would only warn
+        graphed.learn(30, log_interval=None)
+    assert graphed._runner.graphs is not None and graphed._runner.graphs._graphs, "nothing was captured"
+    for key, value in _parameters(eager).items():
+        th.testing.assert_close(_parameters(graphed)[key], value, rtol=1e-4, atol=1e-5, msg=key)
+    graphed.save(tmp_path / "model.zip")
+    on_cpu = ALGOS[name].load(tmp_path / "model.zip", env="CartPole-v1", device="cpu", dataset=cartpole_data)
+    on_cpu.learn(3)
