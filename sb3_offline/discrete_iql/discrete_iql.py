@@ -12,7 +12,6 @@ from sb3_offline.common.critics import ValueNetwork, critic_loss
 from sb3_offline.common.discrete import DiscreteOfflineAlgorithm
 from sb3_offline.common.multi_input import aliases
 from sb3_offline.common.offline_algorithm import Update
-from sb3_offline.common.schedules import CosineDecaySchedule, LearningRate, initial_value
 from sb3_offline.common.training import minimize
 from sb3_offline.common.weights import exp_weights, expectile_loss
 from sb3_offline.datasets.loaders import DatasetSource
@@ -23,7 +22,7 @@ from sb3_offline.discrete_iql.policies import (
     MlpPolicy,
     MultiInputPolicy,
 )
-from sb3_offline.iql.iql import CosineDecayOverRun
+from sb3_offline.iql import IQL
 
 SelfDiscreteIQL = TypeVar("SelfDiscreteIQL", bound="DiscreteIQL")
 
@@ -124,14 +123,9 @@ class DiscreteIQL(DiscreteOfflineAlgorithm):
             policy, env, learning_rate, dataset=dataset, batch_size=batch_size, tau=tau, gamma=gamma, **kwargs
         )
 
-    def learning_rates(self) -> dict[str, LearningRate | None]:
-        """The critics', the value's, and the actor's, which decays along a cosine offline (as IQL's)."""
-        actor: LearningRate = self.actor_learning_rate
-        if self.actor_lr_decay_steps == "auto" and not self._online_mode:
-            actor = CosineDecayOverRun(initial_value(self.actor_learning_rate))
-        elif self.actor_lr_decay_steps is not None and not self._online_mode:
-            actor = CosineDecaySchedule(initial_value(self.actor_learning_rate), int(self.actor_lr_decay_steps))
-        return {"critic": None, "value": self.value_learning_rate, "actor": actor}
+    #: IQL's: the critics', the value's, and the actor's, which decays along a cosine offline
+    #: (``actor_lr_decay_steps``) and is constant in ``learn_online``
+    learning_rates = IQL.learning_rates
 
     def _next_update(self) -> tuple[str, Update]:
         return "discrete_iql", self._update

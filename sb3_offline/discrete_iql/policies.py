@@ -6,7 +6,6 @@ from typing import Any
 
 import torch as th
 from gymnasium import spaces
-from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, FlattenExtractor, create_mlp
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from torch import nn
@@ -14,6 +13,7 @@ from torch import nn
 from sb3_offline.common.critics import ValueNetwork
 from sb3_offline.common.initialization import orthogonal_init
 from sb3_offline.common.multi_input import multi_input_policy
+from sb3_offline.common.policies import SharedExtractorCriticPolicy
 
 #: IQL's authors (``configs/mujoco_config.py``): every network 256-256 (the continuous IQL's ``IQL_NET_ARCH``)
 DISCRETE_IQL_NET_ARCH = {"pi": [256, 256], "qf": [256, 256], "vf": [256, 256]}
@@ -84,11 +84,12 @@ class DiscreteCritic(nn.Module):
         return th.cat([q_net(features).gather(1, actions) for q_net in self.q_networks], dim=1)
 
 
-class DiscreteIQLPolicy(BasePolicy):
+class DiscreteIQLPolicy(SharedExtractorCriticPolicy):
     """
     The networks of DiscreteIQL on one features extractor without trainable parameters (the flattened observation;
-    ``CombinedExtractor`` for ``Dict``): a categorical actor (:class:`CategoricalActor`), ``n_critics`` Q-networks
-    ``Q(s, .)`` (:class:`DiscreteCritic`) with a target copy, and ``V(s)`` (the shared
+    ``CombinedExtractor`` for ``Dict``; :class:`~sb3_offline.common.policies.SharedExtractorCriticPolicy`): a
+    categorical actor (:class:`CategoricalActor`), ``n_critics`` Q-networks ``Q(s, .)`` (:class:`DiscreteCritic`)
+    with a target copy, and ``V(s)`` (the shared
     :class:`~sb3_offline.common.critics.ValueNetwork`); each trained network has its own optimizer. Every linear
     layer starts orthogonal with gain ``sqrt(2)`` and zero bias, IQL's authors' ``default_init``
     (``ikostrikov/implicit_q_learning``, ``common.py``), as our continuous IQL.
@@ -108,8 +109,8 @@ class DiscreteIQLPolicy(BasePolicy):
     """
 
     actor: CategoricalActor
-    critic: DiscreteCritic
-    critic_target: DiscreteCritic
+    critic: DiscreteCritic  # type: ignore[assignment]
+    critic_target: DiscreteCritic  # type: ignore[assignment]
     value: ValueNetwork
 
     def __init__(
@@ -150,14 +151,7 @@ class DiscreteIQLPolicy(BasePolicy):
 
     def _build(self, lr_schedule: Schedule) -> None:
         """Every network and its optimizer (each at ``lr_schedule(1)``; the algorithm sets each one's rate)."""
-        self.features_extractor = self.make_features_extractor()
-        trainable = sum(p.numel() for p in self.features_extractor.parameters() if p.requires_grad)
-        if trainable:
-            raise ValueError(
-                "features_extractor_class: expected an extractor without trainable parameters (the critics' targets "
-                f"share it), found {type(self.features_extractor).__name__} with {trainable} trainable parameters"
-            )
-        features_dim, n_actions = self.features_extractor.features_dim, int(self.action_space.n)  # type: ignore[attr-defined]
+        features_dim, n_actions = self._make_features_extractor(), int(self.action_space.n)  # type: ignore[attr-defined]
         self.actor = CategoricalActor(features_dim, n_actions, self.net_arch["pi"], self.activation_fn)
         critic_args = (features_dim, n_actions, self.net_arch["qf"], self.activation_fn, self.n_critics)
         self.critic, self.critic_target = DiscreteCritic(*critic_args), DiscreteCritic(*critic_args)
@@ -169,26 +163,6 @@ class DiscreteIQLPolicy(BasePolicy):
             network.optimizer = self.optimizer_class(  # type: ignore[call-arg]
                 network.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs
             )
-
-    def _get_constructor_parameters(self) -> dict[str, Any]:
-        data = super()._get_constructor_parameters()
-        data.update(
-            net_arch=self.net_arch,
-            activation_fn=self.activation_fn,
-            optimizer_class=self.optimizer_class,
-            optimizer_kwargs=self.optimizer_kwargs,
-            features_extractor_class=self.features_extractor_class,
-            features_extractor_kwargs=self.features_extractor_kwargs,
-            n_critics=self.n_critics,
-        )
-        return data
-
-    def features(self, observation: PyTorchObs) -> th.Tensor:
-        """State features from the shared extractor (the flattened observation by default)."""
-        return self.extract_features(observation, self.features_extractor)  # type: ignore[return-value]
-
-    def forward(self, observation: PyTorchObs, deterministic: bool = True) -> th.Tensor:
-        return self._predict(observation, deterministic)
 
     def _predict(self, observation: PyTorchObs, deterministic: bool = True) -> th.Tensor:
         features = self.features(observation)
