@@ -142,7 +142,7 @@ def test_the_update_is_d3rlpys_double_dqn_huber_loss_plus_alpha_times_the_penalt
     assert logged["train/loss"] == pytest.approx(td.item() + 2.0 * penalty.item(), rel=1e-5)
 
 
-@pytest.mark.slow  # about 15 s on a busy 2-core machine
+@pytest.mark.slow  # 12-40 s on the shared 2-core machine
 def test_discrete_cql_learns_cartpole_from_the_controllers_data(cartpole_file: Path) -> None:
     """
     DiscreteCQL at its defaults (base "dqn": d3rlpy's settings, the target copied after the first update only in
@@ -166,6 +166,7 @@ def test_zoo_sampler_gives_constructor_arguments_and_the_converter_gives_them_ba
     assert (model.alpha, model.batch_size) == (hyperparams["alpha"], hyperparams["batch_size"])
 
 
+@pytest.mark.slow  # three algorithms in a subprocess: 10-30 s
 def test_the_example_runs(tmp_path: Path) -> None:
     """examples/discrete_cql_cartpole.py end to end with a little data and few steps (its numbers: the docs')."""
     root = Path(__file__).resolve().parents[1]
