@@ -16,6 +16,7 @@ import pytest
 import torch as th
 from conftest import MemoryWriter
 from discrete_data import cartpole_dataset
+from sb3_contrib import QRDQN
 from sb3_contrib.common.utils import quantile_huber_loss
 from sb3_contrib.qrdqn.policies import QRDQNPolicy
 from stable_baselines3.common.logger import Logger
@@ -185,3 +186,22 @@ def test_the_example_runs(tmp_path: Path) -> None:
         "discretecql_qrdqn.zip",
         "discreteiql.zip",
     }
+
+
+def test_the_qrdqn_base_without_its_penalty_is_sb3_contribs_qrdqn_update(cartpole_file: Path) -> None:
+    """``alpha=0``: one update equals sb3-contrib's ``QRDQN.train`` on the same weights and batch, bit for bit."""
+    ours = DiscreteCQL("MlpPolicy", None, dataset=str(cartpole_file), base="qrdqn", alpha=0.0, device="cpu", seed=0)
+    theirs = QRDQN(
+        "MlpPolicy", "CartPole-v1", learning_rate=5e-5, policy_kwargs=dict(net_arch=[256, 256]), device="cpu"
+    )
+    theirs.policy.load_state_dict(ours.policy.state_dict())
+    assert theirs.policy.optimizer.defaults["eps"] == ours.quantile_net.optimizer.defaults["eps"] == 0.01 / 32
+    batches = []
+    sample = ours.replay_buffer.sample
+    ours.replay_buffer.sample = lambda *a, **k: batches.append(sample(*a, **k)) or batches[-1]  # type: ignore[method-assign]
+    ours.learn(1, log_interval=None)
+    theirs.set_logger(Logger(folder=None, output_formats=[]))
+    theirs.replay_buffer.sample = lambda *a, **k: batches[0]  # type: ignore[method-assign]
+    theirs.train(gradient_steps=1, batch_size=32)
+    for a, b in zip(ours.quantile_net.parameters(), theirs.quantile_net.parameters(), strict=True):
+        assert th.equal(a, b)
