@@ -11,6 +11,8 @@ from sb3_offline.cql import CQL
 from sb3_offline.datasets import DatasetValidationError, Transitions
 from sb3_offline.discrete_bc import DiscreteBC
 from sb3_offline.discrete_bcq import DiscreteBCQ
+from sb3_offline.discrete_cql import DiscreteCQL
+from sb3_offline.discrete_iql import DiscreteIQL
 from sb3_offline.exporting import export
 from sb3_offline.iql import IQL
 from sb3_offline.lapo import LAPO
@@ -33,6 +35,8 @@ __all__ = [
     "DatasetValidationError",
     "DiscreteBC",
     "DiscreteBCQ",
+    "DiscreteCQL",
+    "DiscreteIQL",
     "OfflineAlgorithm",
     "OfflineReplayBuffer",
     "Transitions",

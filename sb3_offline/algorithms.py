@@ -11,6 +11,8 @@ from sb3_offline.common.offline_algorithm import OfflineAlgorithm
 from sb3_offline.cql import CQL
 from sb3_offline.discrete_bc import DiscreteBC
 from sb3_offline.discrete_bcq import DiscreteBCQ
+from sb3_offline.discrete_cql import DiscreteCQL
+from sb3_offline.discrete_iql import DiscreteIQL
 from sb3_offline.iql import IQL
 from sb3_offline.lapo import LAPO
 from sb3_offline.plas import PLAS
@@ -29,4 +31,6 @@ ALGOS: dict[str, type[OfflineAlgorithm]] = {
     "td3bc": TD3BC,
     "discrete_bc": DiscreteBC,
     "discrete_bcq": DiscreteBCQ,
+    "discrete_cql": DiscreteCQL,
+    "discrete_iql": DiscreteIQL,
 }

@@ -41,6 +41,9 @@ TINY: dict[str, dict[str, Any]] = {
     "bcq": dict(policy_kwargs=dict(net_arch=dict(pi=[16, 16], qf=[16, 16], vae=[16, 16]))),
     "calql": dict(bc_steps=PHASE_STEPS, policy_kwargs=dict(net_arch=[16, 16])),
     "cql": dict(bc_steps=PHASE_STEPS, policy_kwargs=dict(net_arch=[16, 16])),
+    # the target copied after update 1 and every 4: both kinds of update several times in 2 * PHASE_STEPS
+    "discrete_cql": dict(target_update_interval=PHASE_STEPS // 2, policy_kwargs=dict(net_arch=[16, 16])),
+    "discrete_iql": dict(policy_kwargs=dict(net_arch=[16, 16])),
     "iql": dict(policy_kwargs=dict(net_arch=[16, 16])),
     "lapo": dict(policy_kwargs=dict(net_arch=dict(pi=[16, 16], qf=[16, 16], vae=[16, 16], vf=[16, 16]))),
     "plas": dict(vae_steps=PHASE_STEPS, policy_kwargs=dict(net_arch=dict(pi=[16, 16], qf=[16, 16], vae=[16, 16]))),

@@ -77,6 +77,8 @@ DEFAULT_LEARNING_RATES: dict[str, dict[str, float]] = {
     "td3bc": {"actor": 3e-4, "critic": 3e-4},
     "discrete_bc": {"actor": 1e-3},
     "discrete_bcq": {"q_net": 3e-4},
+    "discrete_cql": {"q_net": 6.25e-5},
+    "discrete_iql": {"actor": 3e-4, "critic": 3e-4, "value": 3e-4},
 }
 
 
@@ -99,7 +101,10 @@ class StepCounter(BaseCallback):
 
 #: IQL's actor decays over each run by default ("auto"), so a run stopped at half way and continued is another
 #: schedule than one straight run (test_iql.py checks "auto", resumes included): a fixed horizon here
-FIXED_HORIZON: dict[str, dict[str, Any]] = {"iql": dict(actor_lr_decay_steps=1_000_000)}
+FIXED_HORIZON: dict[str, dict[str, Any]] = {
+    "iql": dict(actor_lr_decay_steps=1_000_000),
+    "discrete_iql": dict(actor_lr_decay_steps=1_000_000),
+}
 
 
 def learning_rates(model: Any) -> dict[str, float]:

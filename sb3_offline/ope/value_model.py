@@ -71,6 +71,8 @@ class _SB3ValueModel(ValueModel):
         #: a DQN-style ``Q(s, .)`` network (Discrete actions), read at the action's index
         self.q_net = getattr(self.policy, "q_net", None) if self.critic is None else None
         self.to_critic_units = getattr(self.policy, "critic_action_input", None)
+        #: critics of ``Q(s, .)`` over Discrete actions on the policy's features (DiscreteIQL's), read at the index
+        self.discrete_critic = self.critic is not None and hasattr(self.critic, "action_values")
         self.evaluator = (
             model.evaluator()
             if isinstance(model, FQE)
@@ -97,7 +99,12 @@ class _SB3ValueModel(ValueModel):
                 inputs = actions.to(device)
                 if self.to_critic_units is not None:
                     inputs = self.to_critic_units(inputs)
-                values = th.cat(self.critic(map_obs(lambda value: value.to(device), observations), inputs), dim=1)
+                obs = map_obs(lambda value: value.to(device), observations)
+                if self.discrete_critic:
+                    features = self.policy.features(obs)
+                    values = self.critic.action_values(features, inputs.long().reshape(-1, 1))
+                else:
+                    values = th.cat(self.critic(obs, inputs), dim=1)
         finally:
             self.policy.set_training_mode(was_training)
         if self.reduction == "q1":

@@ -247,6 +247,28 @@ def sample_discrete_bcq_params(
     return _finish(trial, additional_args, NET_SIZES)
 
 
+def sample_discrete_cql_params(
+    trial: optuna.Trial, n_actions: int, n_envs: int, additional_args: dict
+) -> dict[str, Any]:
+    """
+    DiscreteCQL (d3rlpy: lr 6.25e-5, alpha 1, target copied every 8000 steps, batch 32, 256-256; the CQL authors'
+    QR-DQN: lr 5e-5, alpha 1 or 4, every 2000): the learning rate, ``alpha``, the target's interval, ``gamma``, the
+    batch size and the network size. ``base`` and ``tau`` (1: a copy) stay the entry's.
+    """
+    _suggest(trial, learning_rate=_log(1e-5, 1e-3), alpha=_log(0.1, 10.0), one_minus_gamma=_log(1e-4, 0.03))
+    trial.suggest_categorical("target_update_interval", [1000, 2000, 4000, 8000])
+    trial.suggest_int("batch_size_pow", 5, 9)
+    trial.suggest_categorical("net_arch", NET_SIZES)
+    return _finish(trial, additional_args)
+
+
+def sample_discrete_iql_params(
+    trial: optuna.Trial, n_actions: int, n_envs: int, additional_args: dict
+) -> dict[str, Any]:
+    """DiscreteIQL (IQL's authors' settings): as :func:`sample_iql_params`."""
+    return sample_iql_params(trial, n_actions, n_envs, additional_args)
+
+
 #: Added to ``rl_zoo3.hyperparams_opt.HYPERPARAMS_SAMPLER`` by :func:`sb3_offline.zoo.register`.
 HYPERPARAMS_SAMPLER = {
     "awac": sample_awac_params,
@@ -261,6 +283,8 @@ HYPERPARAMS_SAMPLER = {
     "td3bc": sample_td3bc_params,
     "discrete_bc": sample_discrete_bc_params,
     "discrete_bcq": sample_discrete_bcq_params,
+    "discrete_cql": sample_discrete_cql_params,
+    "discrete_iql": sample_discrete_iql_params,
 }
 #: Added to ``rl_zoo3.hyperparams_opt.HYPERPARAMS_CONVERTER`` (``--trial-id`` reads a trial back).
 HYPERPARAMS_CONVERTER = dict.fromkeys(HYPERPARAMS_SAMPLER, convert_offline_params)

@@ -45,6 +45,11 @@ PHASE_KWARGS: dict[str, dict[str, Any]] = {
     "plas": {"vae_steps": 20},
     "cql": {"bc_steps": 20},
     "calql": {"bc_steps": 20},
+    "discrete_cql": {"target_update_interval": 20},
+}
+#: other cases of an algorithm: ``<algo>-<variant>`` -> the algorithm and what differs from its defaults
+VARIANT_CASES: dict[str, tuple[str, dict[str, Any]]] = {
+    "discrete_cql-qrdqn": ("discrete_cql", {"base": "qrdqn", "target_update_interval": 20}),
 }
 
 
@@ -148,7 +153,9 @@ def _recorded(model: Any) -> _Recorder:
     return recorder
 
 
-def _algorithm_case(name: str, observations: str, online: bool) -> dict[str, Any]:
+def _algorithm_case(
+    name: str, observations: str, online: bool, variant: dict[str, Any] | None = None
+) -> dict[str, Any]:
     from sb3_offline.algorithms import ALGOS
     from sb3_offline.common.discrete import DiscreteOfflineAlgorithm
 
@@ -161,6 +168,7 @@ def _algorithm_case(name: str, observations: str, online: bool) -> dict[str, Any
         dataset = BOX_DATASET if observations == "box" else DICT_DATASET
     # the Dict cases run 10 updates: their phases switch after 5
     kwargs = {k: v if observations == "box" else v // 4 for k, v in PHASE_KWARGS.get(name, {}).items()}
+    kwargs.update(variant or {})
     if online:
         kwargs.update(buffer_size=500, learning_starts=10)
     model = ALGOS[name](
@@ -218,7 +226,7 @@ def case_names() -> list[str]:
     names = []
     for algo in ALGOS:
         names += [f"{algo}-box", f"{algo}-dict", f"{algo}-online"]
-    return [*names, "fqe-box"]
+    return [*names, *VARIANT_CASES, "fqe-box"]
 
 
 def run_case(case: str) -> dict[str, Any]:
@@ -231,6 +239,9 @@ def run_case(case: str) -> dict[str, Any]:
     try:
         if case == "fqe-box":
             return _fqe_case()
+        if case in VARIANT_CASES:
+            algo, variant = VARIANT_CASES[case]
+            return _algorithm_case(algo, "box", online=False, variant=variant)
         algo, kind = case.rsplit("-", 1)
         runners: dict[str, Callable[[], dict[str, Any]]] = {
             "box": lambda: _algorithm_case(algo, "box", online=False),
