@@ -9,6 +9,7 @@ from sb3_offline.calql import CalQL
 from sb3_offline.common.offline_algorithm import OfflineAlgorithm
 from sb3_offline.cql import CQL
 from sb3_offline.datasets import DatasetValidationError, Transitions
+from sb3_offline.edac import EDAC, SACN
 from sb3_offline.exporting import export
 from sb3_offline.iql import IQL
 from sb3_offline.lapo import LAPO
@@ -22,9 +23,11 @@ __all__ = [
     "BC",
     "BCQ",
     "CQL",
+    "EDAC",
     "IQL",
     "LAPO",
     "PLAS",
+    "SACN",
     "TD3BC",
     "BatchDDPG",
     "CalQL",

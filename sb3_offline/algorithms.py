@@ -9,6 +9,7 @@ from sb3_offline.bcq import BCQ
 from sb3_offline.calql import CalQL
 from sb3_offline.common.offline_algorithm import OfflineAlgorithm
 from sb3_offline.cql import CQL
+from sb3_offline.edac import EDAC, SACN
 from sb3_offline.iql import IQL
 from sb3_offline.lapo import LAPO
 from sb3_offline.plas import PLAS
@@ -25,4 +26,6 @@ ALGOS: dict[str, type[OfflineAlgorithm]] = {
     "lapo": LAPO,
     "plas": PLAS,
     "td3bc": TD3BC,
+    "sac_n": SACN,
+    "edac": EDAC,
 }

@@ -43,6 +43,8 @@ TINY: dict[str, dict[str, Any]] = {
     "lapo": dict(policy_kwargs=dict(net_arch=dict(pi=[16, 16], qf=[16, 16], vae=[16, 16], vf=[16, 16]))),
     "plas": dict(vae_steps=PHASE_STEPS, policy_kwargs=dict(net_arch=dict(pi=[16, 16], qf=[16, 16], vae=[16, 16]))),
     "td3bc": dict(policy_kwargs=dict(net_arch=[16, 16])),
+    "sac_n": dict(n_critics=3, policy_kwargs=dict(net_arch=[16, 16])),
+    "edac": dict(n_critics=3, policy_kwargs=dict(net_arch=[16, 16])),
 }
 
 

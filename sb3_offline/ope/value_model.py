@@ -89,7 +89,9 @@ class _SB3ValueModel(ValueModel):
                 inputs = actions.to(device)
                 if self.to_critic_units is not None:
                     inputs = self.to_critic_units(inputs)
-                values = th.cat(self.critic(map_obs(lambda value: value.to(device), observations), inputs), dim=1)
+                values = self.critic(map_obs(lambda value: value.to(device), observations), inputs)
+                # SB3's critics return one (rows, 1) tensor per Q-function; an EnsembleCritic (n_critics, rows, 1)
+                values = th.cat(values, dim=1) if isinstance(values, tuple) else values.squeeze(-1).T
         finally:
             self.policy.set_training_mode(was_training)
         if self.reduction == "q1":
