@@ -201,10 +201,16 @@ class EDAC(OfflineAlgorithm):
         return (q_values - target_q.unsqueeze(0)).pow(2).mean(dim=(1, 2)).sum(), diversity
 
     def actor_loss(self, observations: Any, actions: th.Tensor, log_pi: th.Tensor, ent_coef: th.Tensor) -> th.Tensor:
-        """``mean(alpha * log pi(a~|s) - min_j Q_j(s, a~))`` (the critics' features carry no gradient)."""
+        """
+        ``mean(alpha * log pi(a~|s) - min_j Q_j(s, a~))``. The critics' features and weights enter as constants
+        (``torch.func.functional_call`` with detached weights): the backward pass computes the gradient with respect to
+        the actions only, not the critics' weight gradients the authors' code also computes and then zeroes.
+        """
         with th.no_grad():
             features = self.critic_features(observations)
-        return (ent_coef * log_pi - self.critic.q_values(features, actions).min(dim=0).values).mean()
+        weights = {name: value.detach() for name, value in self.critic.q_net.named_parameters()}
+        q_values = th.func.functional_call(self.critic.q_net, weights, (th.cat([features, actions], dim=1),))
+        return (ent_coef * log_pi - q_values.min(dim=0).values).mean()
 
     def _entropy_loss(self, log_pi: th.Tensor) -> th.Tensor:
         return -(self.log_ent_coef.log_value * (log_pi.detach() + self._target_entropy)).mean()
