@@ -5,6 +5,7 @@ Gradient updates per second of each sb3-offline algorithm on a synthetic dataset
     python -m benchmarks.throughput --batch-size 256     # one batch size for all
     python -m benchmarks.throughput --algos batch_ddpg --batch-size 100 --steps 2000
     python -m benchmarks.throughput --algos bcq awac plas --small-nets   # batch_settings.py's 64-64 networks
+    python -m benchmarks.throughput --algos sac_n edac --n-critics 10 50 # SAC-N/EDAC, one row per ensemble size
 
 The data is Hopper-sized (obs dim 17, action dim 6) random transitions, 1M rows by default, held by
 ``OfflineReplayBuffer`` on the device; networks are each algorithm's defaults. The first
@@ -83,11 +84,13 @@ def measure(
     warmup: int,
     policy_kwargs: dict | None = None,
     cuda_graphs: bool = True,
+    **algo_kwargs: Any,
 ) -> tuple[float, int]:
-    """Updates per second after ``warmup`` untimed updates, and the batch size used."""
+    """Updates per second after ``warmup`` untimed updates, and the batch size used (``algo_kwargs``: SAC-N's N ...)."""
     kwargs: dict = (
         {"cuda_graphs": cuda_graphs} if batch_size is None else {"batch_size": batch_size, "cuda_graphs": cuda_graphs}
     )
+    kwargs.update(algo_kwargs)
     if policy_kwargs:
         kwargs["policy_kwargs"] = policy_kwargs
     if algo.startswith("plas"):
@@ -133,6 +136,9 @@ def make_parser() -> argparse.ArgumentParser:
         help="also measure d3rlpy's bcq, awac, plas, iql, td3bc, cql, calql (default: when d3rlpy is importable)",
     )
     parser.add_argument(
+        "--n-critics", nargs="+", type=int, default=None, help="SAC-N's and EDAC's ensemble sizes (a row each)"
+    )
+    parser.add_argument(
         "--d3rlpy-sampling",
         default="buffer",
         choices=SAMPLING,
@@ -153,10 +159,13 @@ def table_row(
     """One row of the table: ours (and eagerly on CUDA), and d3rlpy's where it has ``algo``."""
     base = "plas" if algo == "plas/vae" else algo
     batch_size = args.batch_size or None
-    rate, shown = measure(algo, device, data, batch_size, args.steps, args.warmup, kwargs)
+    algo, n_critics = (algo.split("/N")[0], {"n_critics": int(algo.split("/N")[1])}) if "/N" in algo else (algo, {})
+    rate, shown = measure(algo, device, data, batch_size, args.steps, args.warmup, kwargs, **n_critics)
     eager, speedup = NONE, NONE
     if device.startswith("cuda"):  # the same update without CUDA graphs: the eager reference path
-        eager_rate = measure(algo, device, data, batch_size, args.steps, args.warmup, kwargs, cuda_graphs=False)[0]
+        eager_rate = measure(
+            algo, device, data, batch_size, args.steps, args.warmup, kwargs, cuda_graphs=False, **n_critics
+        )[0]
         eager, speedup = f"{eager_rate:.1f}", f"{rate / eager_rate:.2f}"
     theirs, ratio = NONE, NONE
     sampled = base not in NEEDS_EPISODES or args.d3rlpy_sampling == "buffer"
@@ -174,6 +183,7 @@ def table_row(
             dataset=d3rlpy_data,
         )
         theirs, ratio = f"{d3rlpy_rate:.1f}", f"{rate / d3rlpy_rate:.2f}"
+    algo += f"/N{n_critics['n_critics']}" if n_critics else ""
     return (
         f"| {algo:<12} | {device:<6} | {shown:>5} | {rate:>10.1f} | {eager:>15} | {speedup:>13} "
         f"| {theirs:>16} | {ratio:>13} |"
@@ -219,8 +229,10 @@ def main() -> None:
     for algo in args.algos:
         base = "plas" if algo == "plas/vae" else algo
         kwargs = {"net_arch": small_net_arch(base)} if args.small_nets else policy_kwargs
+        sizes = [f"{algo}/N{n}" for n in args.n_critics] if args.n_critics and algo in ("sac_n", "edac") else [algo]
         for device in args.devices:
-            print(table_row(algo, device, data, args, kwargs, use_d3rlpy, d3rlpy_data), flush=True)
+            for row_algo in sizes:
+                print(table_row(row_algo, device, data, args, kwargs, use_d3rlpy, d3rlpy_data), flush=True)
 
 
 if __name__ == "__main__":

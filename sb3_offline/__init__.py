@@ -13,6 +13,7 @@ from sb3_offline.discrete_bc import DiscreteBC
 from sb3_offline.discrete_bcq import DiscreteBCQ
 from sb3_offline.discrete_cql import DiscreteCQL
 from sb3_offline.discrete_iql import DiscreteIQL
+from sb3_offline.edac import EDAC, SACN
 from sb3_offline.exporting import export
 from sb3_offline.iql import IQL
 from sb3_offline.lapo import LAPO
@@ -26,9 +27,11 @@ __all__ = [
     "BC",
     "BCQ",
     "CQL",
+    "EDAC",
     "IQL",
     "LAPO",
     "PLAS",
+    "SACN",
     "TD3BC",
     "BatchDDPG",
     "CalQL",

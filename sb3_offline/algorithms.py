@@ -13,6 +13,7 @@ from sb3_offline.discrete_bc import DiscreteBC
 from sb3_offline.discrete_bcq import DiscreteBCQ
 from sb3_offline.discrete_cql import DiscreteCQL
 from sb3_offline.discrete_iql import DiscreteIQL
+from sb3_offline.edac import EDAC, SACN
 from sb3_offline.iql import IQL
 from sb3_offline.lapo import LAPO
 from sb3_offline.plas import PLAS
@@ -33,4 +34,6 @@ ALGOS: dict[str, type[OfflineAlgorithm]] = {
     "discrete_bcq": DiscreteBCQ,
     "discrete_cql": DiscreteCQL,
     "discrete_iql": DiscreteIQL,
+    "sac_n": SACN,
+    "edac": EDAC,
 }

@@ -79,6 +79,8 @@ DEFAULT_LEARNING_RATES: dict[str, dict[str, float]] = {
     "discrete_bcq": {"q_net": 3e-4},
     "discrete_cql": {"q_net": 6.25e-5},
     "discrete_iql": {"actor": 3e-4, "critic": 3e-4, "value": 3e-4},
+    "sac_n": {"actor": 3e-4, "critic": 3e-4, "log_ent_coef": 3e-4},
+    "edac": {"actor": 3e-4, "critic": 3e-4, "log_ent_coef": 3e-4},
 }
 
 

@@ -258,6 +258,8 @@ SMALL: dict[str, dict[str, Any]] = {
     # relabelled rewards come from the env: IQL's dataset reward rule does not apply to them
     "iql": dict(policy_kwargs=dict(net_arch=[32]), batch_size=64, reward_transform=None),
     "td3bc": dict(policy_kwargs=dict(net_arch=[32]), batch_size=64),
+    "sac_n": dict(policy_kwargs=dict(net_arch=[32]), batch_size=64, n_critics=3),
+    "edac": dict(policy_kwargs=dict(net_arch=[32]), batch_size=64, n_critics=3),
 }
 
 

@@ -104,7 +104,9 @@ class _SB3ValueModel(ValueModel):
                     features = self.policy.features(obs)
                     values = self.critic.action_values(features, inputs.long().reshape(-1, 1))
                 else:
-                    values = th.cat(self.critic(obs, inputs), dim=1)
+                    values = self.critic(obs, inputs)
+                    # SB3's critics return one (rows, 1) tensor per Q-function; an EnsembleCritic (n_critics, rows, 1)
+                    values = th.cat(values, dim=1) if isinstance(values, tuple) else values.squeeze(-1).T
         finally:
             self.policy.set_training_mode(was_training)
         if self.reduction == "q1":

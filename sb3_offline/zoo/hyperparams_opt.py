@@ -269,6 +269,26 @@ def sample_discrete_iql_params(
     return sample_iql_params(trial, n_actions, n_envs, additional_args)
 
 
+def sample_sac_n_params(trial: optuna.Trial, n_actions: int, n_envs: int, additional_args: dict) -> dict[str, Any]:
+    """
+    SAC-N (EDAC authors: lr 3e-4 for both, N 10 to 500 by dataset, batch 256, 3 x 256): both learning rates, the
+    ensemble's size ``n_critics``, and the shared ones.
+    """
+    _suggest(trial, learning_rate=LR, actor_learning_rate=LR)
+    trial.suggest_int("n_critics", 2, 50, log=True)
+    return _finish(trial, additional_args, [*NET_SIZES, "three"])
+
+
+def sample_edac_params(trial: optuna.Trial, n_actions: int, n_envs: int, additional_args: dict) -> dict[str, Any]:
+    """
+    EDAC (authors: lr 3e-4 for both, N 10 to 50 and eta 0 to 1000 by dataset, batch 256, 3 x 256): as
+    :func:`sample_sac_n_params`, and ``eta`` (weight of the ensemble diversity term).
+    """
+    _suggest(trial, learning_rate=LR, actor_learning_rate=LR, eta=_log(0.1, 1000.0))
+    trial.suggest_int("n_critics", 2, 50, log=True)
+    return _finish(trial, additional_args, [*NET_SIZES, "three"])
+
+
 #: Added to ``rl_zoo3.hyperparams_opt.HYPERPARAMS_SAMPLER`` by :func:`sb3_offline.zoo.register`.
 HYPERPARAMS_SAMPLER = {
     "awac": sample_awac_params,
@@ -285,6 +305,8 @@ HYPERPARAMS_SAMPLER = {
     "discrete_bcq": sample_discrete_bcq_params,
     "discrete_cql": sample_discrete_cql_params,
     "discrete_iql": sample_discrete_iql_params,
+    "sac_n": sample_sac_n_params,
+    "edac": sample_edac_params,
 }
 #: Added to ``rl_zoo3.hyperparams_opt.HYPERPARAMS_CONVERTER`` (``--trial-id`` reads a trial back).
 HYPERPARAMS_CONVERTER = dict.fromkeys(HYPERPARAMS_SAMPLER, convert_offline_params)
