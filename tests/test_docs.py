@@ -120,3 +120,8 @@ def test_site_builds_strict(tmp_path: Path) -> None:
     for name in ALGOS:
         assert (tmp_path / "site" / "algorithms" / name / "index.html").exists()
     assert "IQL" in (tmp_path / "site" / "algorithms" / "iql" / "index.html").read_text()
+    # the home page is docs/index.md, and README.md and RESULTS.md are pages of their own (docs/hooks/)
+    assert "A first run" in (tmp_path / "site" / "index.html").read_text()
+    assert "Set-up" in (tmp_path / "site" / "readme" / "index.html").read_text()
+    assert (tmp_path / "site" / "RESULTS" / "index.html").exists()
+    assert (tmp_path / "site" / "examples" / "iql_pendulum.py").exists()  # linked from docs/algorithms/iql.md

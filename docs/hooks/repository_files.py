@@ -1,7 +1,8 @@
 """
 MkDocs hook: links written relative to their file in the repository, as GitHub resolves them, work on the site.
 
-- The repository's ``README.md`` and ``RESULTS.md`` become pages of the site under the same names.
+- The repository's ``README.md`` and ``RESULTS.md`` become pages of the site (``readme.md``: MkDocs would take a
+  ``README.md`` for the home page, ``RESULTS.md``).
 - Any other file of the repository that a page links to (``../../examples/iql_pendulum.py`` in
   ``docs/algorithms/iql.md``) is served by the site at its repository path, as it is.
 - A link from a page to either, or from ``README.md``/``RESULTS.md`` into ``docs/`` (``docs/results/x.png``), is
@@ -20,8 +21,10 @@ from typing import Any
 from mkdocs.structure.files import File, Files
 
 ROOT = Path(__file__).resolve().parents[2]
-#: repository files served as pages of the site, at the same path
-PAGES = ("README.md", "RESULTS.md")
+#: repository files served as pages of the site: repository path -> site path
+PAGES = {"README.md": "readme.md", "RESULTS.md": "RESULTS.md"}
+#: site path -> repository path
+PAGE_SOURCES = {site: repository for repository, site in PAGES.items()}
 #: a Markdown inline link or image: ``](target)`` or ``](target#anchor)``
 LINK = re.compile(r"(\]\()([^)\s#]+)(#[^)\s]*)?(\))")
 #: a reST cross-reference of the docstrings (SB3's style), as Markdown renders it: ``:class:<code>~a.b.C</code>``
@@ -30,7 +33,7 @@ REST_ROLE = re.compile(r":(?:class|meth|func|attr|mod|data|obj|exc):<code>(~?)([
 
 def _in_repository(source: str, docs: Path) -> Path:
     """Where the page ``source`` (a site path) lies in the repository."""
-    return ROOT / source if source in PAGES else docs / source
+    return ROOT / PAGE_SOURCES[source] if source in PAGE_SOURCES else docs / source
 
 
 def _site_path(page: Path, target: str, docs: Path) -> str | None:
@@ -41,14 +44,15 @@ def _site_path(page: Path, target: str, docs: Path) -> str | None:
     if resolved.is_relative_to(docs):
         return resolved.relative_to(docs).as_posix()
     if resolved.is_relative_to(ROOT) and resolved.is_file() and ".git" not in resolved.relative_to(ROOT).parts:
-        return resolved.relative_to(ROOT).as_posix()
+        in_repository = resolved.relative_to(ROOT).as_posix()
+        return PAGES.get(in_repository, in_repository)
     return None
 
 
 def on_files(files: Files, config: Any) -> Files:
     docs = Path(config["docs_dir"]).resolve()
-    for name in PAGES:
-        files.append(File.generated(config, name, abs_src_path=str(ROOT / name)))
+    for repository, site in PAGES.items():
+        files.append(File.generated(config, site, abs_src_path=str(ROOT / repository)))
     for page in list(files.documentation_pages()):
         source = _in_repository(page.src_uri, docs)
         for _, target, _, _ in LINK.findall(source.read_text()):
