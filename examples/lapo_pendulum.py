@@ -38,6 +38,7 @@ def main() -> None:
     args = parser.parse_args()
 
     folder = Path(args.output or tempfile.mkdtemp(prefix="lapo_pendulum_"))
+    folder.mkdir(parents=True, exist_ok=True)
     env = gym.make("Pendulum-v1")
     data = load_transitions(DATASET)
     behaviour = float(np.mean(episode_returns(data.rewards, data.terminations | data.truncations, True)))
