@@ -224,7 +224,7 @@ def test_a_protocol_entry_makes_its_dataset_before_the_first_trial(
     [
         ({"collect": {"env": "Pendulum-v1", "protocol": "nope", "steps": 10}}, "datasets[0].collect.protocol"),
         ({"collect": {"env": "Pendulum-v1", "protocol": "random"}}, "datasets[0].collect.steps"),
-        ({"make": {}}, "datasets[0]: expected a Minari id, a path or {collect"),
+        ({"make": {}}, "datasets[0]: expected a Minari id, a path, {collect: {...}} or {concatenate"),
     ],
 )
 def test_a_wrong_protocol_entry_is_refused(

@@ -15,16 +15,12 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
 import re
-import shlex
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from code_blocks import ROOT, cli_commands, markdown_blocks, run_cli, substitute
 
-ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 
 #: Python blocks run by another test, by a string that only that block holds
@@ -84,29 +80,7 @@ CLI_FEWER_STEPS = {
 
 def readme_blocks(language: str, readme: Path = README) -> list[tuple[int, str]]:
     """The README's ```<language> blocks as (line of the opening fence, code)."""
-    text = readme.read_text()
-    return [
-        (text[: found.start()].count("\n") + 1, found.group(1))
-        for found in re.finditer(rf"^```{language}\n(.*?)^```", text, flags=re.S | re.M)
-    ]
-
-
-def cli_commands(code: str) -> list[str]:
-    """A bash block's ``sb3-offline`` commands as written: continuation lines joined, comments cut, ``&&`` split."""
-    commands = []
-    for line in code.replace("\\\n", " ").splitlines():
-        for part in re.sub(r"(^|\s+)#.*$", "", line).split(" && "):
-            part = " ".join(part.split())
-            if part.startswith("sb3-offline "):
-                commands.append(part)
-    return commands
-
-
-def substitute(code: str, substitutions: dict[str, str]) -> str:
-    for written, run in substitutions.items():
-        if written in code:
-            code = code.replace(written, run)
-    return code
+    return [(block.line, block.code) for block in markdown_blocks(readme, language)]
 
 
 def run_python_block(code: str, line: int) -> str:
@@ -115,13 +89,6 @@ def run_python_block(code: str, line: int) -> str:
     with contextlib.redirect_stdout(printed):
         exec(compile(code, f"README.md:{line}", "exec"), {"__name__": "__main__"})
     return printed.getvalue()
-
-
-def run_cli(command: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """``sb3-offline ...`` as the shell runs it, through the script's ``main`` (``python -m sb3_offline.cli``)."""
-    argv = [sys.executable, "-m", "sb3_offline.cli", *shlex.split(command)[1:]]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    return subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
 
 
 def test_every_exception_and_substitution_matches_the_readme() -> None:
