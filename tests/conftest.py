@@ -43,6 +43,7 @@ TINY: dict[str, dict[str, Any]] = {
     "lapo": dict(policy_kwargs=dict(net_arch=dict(pi=[16, 16], qf=[16, 16], vae=[16, 16], vf=[16, 16]))),
     "plas": dict(vae_steps=PHASE_STEPS, policy_kwargs=dict(net_arch=dict(pi=[16, 16], qf=[16, 16], vae=[16, 16]))),
     "td3bc": dict(policy_kwargs=dict(net_arch=[16, 16])),
+    "rebrac": dict(policy_kwargs=dict(net_arch=[16, 16])),
 }
 
 

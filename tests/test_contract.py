@@ -72,6 +72,7 @@ DEFAULT_LEARNING_RATES: dict[str, dict[str, float]] = {
     "calql": {"actor": 1e-4, "critic": 3e-4, "log_ent_coef": 1e-4, "log_alpha_prime": 3e-4},
     "iql": {"actor": 3e-4, "critic": 3e-4, "value": 3e-4},
     "td3bc": {"actor": 3e-4, "critic": 3e-4},
+    "rebrac": {"actor": 1e-3, "critic": 1e-3},
 }
 
 

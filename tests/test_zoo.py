@@ -46,7 +46,7 @@ from sb3_offline.zoo import main as zoo_main
 from sb3_offline.zoo.hyperparams_opt import HYPERPARAMS_CONVERTER, HYPERPARAMS_SAMPLER
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIGS = ["awac", "batch_ddpg", "bc", "bcq", "calql", "cql", "her", "iql", "lapo", "plas", "td3bc"]
+CONFIGS = ["awac", "batch_ddpg", "bc", "bcq", "calql", "cql", "her", "iql", "lapo", "plas", "rebrac", "td3bc"]
 REQUIRED_ENVS = {"Pendulum-v1", "Hopper-v5", "HalfCheetah-v5", "Walker2d-v5", "FetchReach-v4"}
 # fast settings every rl-zoo3 run here shares: one torch thread, CPU, quiet
 FAST = ["--device", "cpu", "--num-threads", "1", "--verbose", "0"]
