@@ -48,7 +48,7 @@ def test_defaults_follow_the_authors(pendulum_transitions: Transitions) -> None:
     norms = [m for m in critic.net if isinstance(m, VectorizedLayerNorm)]
     assert len(norms) == 3 and all(n.eps == 1e-6 for n in norms)  # flax's LayerNorm after each ReLU
     assert (model.batch_size, model.tau, model.gamma) == (1024, 0.005, 0.99)
-    assert (model.actor_bc_coef, model.critic_bc_coef, model.normalize_q) == (0.001, 0.01, True)
+    assert (model.actor_bc_coef, model.critic_bc_coef, model.normalize_q) == (1.0, 1.0, True)
     assert (model.policy_delay, model.target_policy_noise, model.target_noise_clip) == (2, 0.2, 0.5)
     assert model.actor.optimizer.param_groups[0]["lr"] == 1e-3
     assert model.critic.optimizer.param_groups[0]["lr"] == 1e-3

@@ -69,11 +69,11 @@ class ReBRAC(TD3BC):
 
     Defaults (the authors' ``Config`` and ``configs/rebrac/``): actor and critics 3 x 256 (LayerNorm in the critics
     only), Adam lr 1e-3 for both, batch 1024, tau 5e-3, gamma 0.99, policy noise 0.2, noise clip 0.5, policy delay 2,
-    Q normalised, states not normalised; ``actor_bc_coef=0.001`` and ``critic_bc_coef=0.01``, the paper's values for
-    halfcheetah-medium-v2, the dataset of their ``Config`` (whose placeholder 1.0 no published run uses; d3rlpy's
-    defaults too). The per-dataset values of the paper (Table 8, the authors' configs) are in the zoo config
-    ``rebrac.yml``. The authors train for 1M gradient steps. ``HerReplayBuffer`` is refused: its relabelled batches
-    do not say which rows they come from, and the critic's penalty needs the next row's action.
+    Q normalised, states not normalised, ``actor_bc_coef=critic_bc_coef=1`` (their ``Config``'s; every published run
+    sets its dataset's values, 0 to 0.5: the paper's per-dataset values, the authors' ``configs/rebrac``, are in the
+    zoo config ``rebrac.yml``; d3rlpy's defaults are halfcheetah-medium-v2's, 0.001 and 0.01). The authors train for
+    1M gradient steps. ``HerReplayBuffer`` is refused: its relabelled batches do not say which rows they come from,
+    and the critic's penalty needs the next row's action.
 
     :param policy: ``"MlpPolicy"``, ``"MultiInputPolicy"`` or a policy class
     :param env: the environment (``None``: recovered from the dataset)
@@ -110,8 +110,8 @@ class ReBRAC(TD3BC):
         dataset: DatasetSource | None = None,
         learning_rate: float | Schedule = 1e-3,
         actor_learning_rate: float | Schedule | StepSchedule = 1e-3,
-        actor_bc_coef: float = 0.001,
-        critic_bc_coef: float = 0.01,
+        actor_bc_coef: float = 1.0,
+        critic_bc_coef: float = 1.0,
         normalize_q: bool = True,
         actor_layer_norm: bool = False,
         critic_layer_norm: bool = True,
