@@ -4,7 +4,9 @@ demonstrations."""
 
 from __future__ import annotations
 
+import importlib.util
 import math
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -21,6 +23,7 @@ from sb3_offline.datasets import Transitions
 from sb3_offline.rebrac.rebrac import dataset_next_actions
 
 TINY = dict(net_arch=[16, 32])
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def make(data: Any, env: gym.Env | None = None, **kwargs: Any) -> ReBRAC:
@@ -199,7 +202,9 @@ def test_rebrac_learns_from_imperfect_demonstrations(
 ) -> None:
     """
     The BCQ paper's imperfect demonstrations, 3000 gradient steps at the authors' defaults (3 x 64 networks instead
-    of 3 x 256): above the data. Measured (conftest's 10 evaluation episodes): see the assertion's bars.
+    of 3 x 256): above the data. Measured (conftest's 10 evaluation episodes; random -1284, the data's episodes -359
+    on average), training seeds 0-2: -259, -340, -277 (with d3rlpy's penalties 0.001/0.01, halfcheetah-medium's:
+    -1048 at seed 0). The bars: random + 500, and the data's return (100 below seed 0's).
     """
     model = ReBRAC(
         "MlpPolicy", "Pendulum-v1", dataset=imperfect_pendulum, device="cpu", seed=0,
@@ -209,4 +214,16 @@ def test_rebrac_learns_from_imperfect_demonstrations(
     rebrac_return, random_return = pendulum_return(model), pendulum_return(None)
     data_return = float(np.mean(episode_returns(imperfect_pendulum)))
     assert rebrac_return > random_return + 500, (rebrac_return, random_return)
-    assert rebrac_return > data_return - 100, (rebrac_return, data_return)
+    assert rebrac_return > data_return, (rebrac_return, data_return)
+
+
+def test_example_runs(tmp_path: Path) -> None:
+    """``examples/rebrac_pendulum.py`` end to end, shortened: offline, save, load, online fine-tuning."""
+    spec = importlib.util.spec_from_file_location("rebrac_pendulum", ROOT / "examples" / "rebrac_pendulum.py")
+    assert spec is not None and spec.loader is not None
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    argv = ["--offline-steps", "20", "--online-steps", "30", "--transitions", "600", "--width", "16", "--episodes", "1"]
+    rows = example.main([*argv, "--output", str(tmp_path)])
+    assert [name for name, _, _ in rows] == ["behaviour", "offline", "fine-tuned"]
+    assert (tmp_path / "rebrac_offline.zip").is_file()

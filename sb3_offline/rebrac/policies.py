@@ -97,6 +97,7 @@ class ReBRACPolicy(TD3BCPolicy):
     :param kwargs: the rest of ``TD3Policy``'s arguments (features extractor, optimizer, ``n_critics`` ...)
     """
 
+    default_net_arch: dict[str, list[int]] = {"pi": REBRAC_NET_ARCH, "qf": REBRAC_NET_ARCH}
     critic: EnsembleCritic  # type: ignore[assignment]
     critic_target: EnsembleCritic  # type: ignore[assignment]
 

@@ -226,9 +226,11 @@ class ReBRAC(TD3BC):
         """The critics, then the actor; the actor's target follows the actor before its step (device work only)."""
         data, next_actions, exists = self._sample(batch_size)
         self._rebrac_critic_step(data, next_actions, exists)
+        self.critic.requires_grad_(False)  # the actor's loss needs no gradient of the critics' weights
         actor_loss, bc_penalty, lmbda = self.compute_actor_loss(data)
         self._update_targets("actor_target")
         minimize(self.actor.optimizer, actor_loss)
+        self.critic.requires_grad_(True)
         self._update_targets("critic_target")
         self._losses.add("actor_loss", actor_loss)
         self._losses.add("bc_loss", bc_penalty)
