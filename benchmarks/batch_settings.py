@@ -57,7 +57,7 @@ from sb3_offline.statistics import format_interval, interval_estimate, plot_perf
 SETTINGS = ("final", "concurrent", "imitation", "imperfect")
 #: datasets made by concatenating two protocols' datasets (each of ``--transitions``): heterogeneous data
 MIXTURES: dict[str, tuple[str, str]] = {"random-expert": ("random", "expert")}
-ALGO_ORDER = ("batch_ddpg", "bc", "bcq", "awac", "plas", "lapo", "iql", "td3bc", "cql", "calql")
+ALGO_ORDER = ("batch_ddpg", "bc", "bcq", "awac", "plas", "lapo", "iql", "td3bc", "cql", "calql", "rebrac")
 NAMES = {
     "batch_ddpg": "BatchDDPG",
     "bc": "BC",
@@ -69,6 +69,7 @@ NAMES = {
     "td3bc": "TD3+BC",
     "cql": "CQL",
     "calql": "Cal-QL",
+    "rebrac": "ReBRAC",
     **{name: row.label for name, row in VARIANTS.items()},
 }
 D3RLPY_PREFIX = "d3rlpy-"  # rows of d3rlpy's algorithms: "d3rlpy-bcq", "d3rlpy-awac", "d3rlpy-plas"
@@ -83,6 +84,7 @@ SMALL_NETS: dict[str, dict[str, Any]] = {
     "td3bc": dict(net_arch=[64, 64]),  # actor and critics
     "cql": dict(net_arch=[64, 64]),  # actor and critics
     "calql": dict(net_arch=[64, 64]),  # actor and critics (the authors' critics are twice as deep as the actor)
+    "rebrac": dict(net_arch=[64, 64, 64]),  # actor and critics, the authors' depth
 }
 
 

@@ -97,6 +97,11 @@ Where d3rlpy's algorithms necessarily differ from ours (none of these can be set
   next row and appends the true final ``s'`` of every episode that does not terminate, so nothing is lost. Batches
   come from ``ReplayBuffer.sample_transition_batch`` (what ``fit`` uses: a Python loop over the batch on the host),
   are copied to the device, and every update turns its losses into Python floats (a device sync).
+- ReBRAC (``ReBRACConfig``): actor and critics 3 x 256, LayerNorm after each hidden ReLU of the critics
+  (``VectorEncoderFactory(use_layer_norm=True)``, the same order), Adam lr 1e-3 for both, batch 1024, tau 0.005,
+  gamma 0.99, ``actor_beta``/``critic_beta`` our ``actor_bc_coef``/``critic_bc_coef``, target smoothing 0.2 clipped
+  at 0.5, actor and targets every 2 updates; d3rlpy keeps PyTorch's initialisation and LayerNorm epsilon (ours:
+  the authors', flax's 1e-6) and moves the actor's target after the actor's step (the authors: before).
 - Actions: d3rlpy's policies are ``tanh``-bounded, so actions are rescaled to [-1, 1] with the env's
   ``Box`` bounds (as our replay buffer does) before d3rlpy sees them and scaled back when acting.
 - Observations: flat ``Box`` only (no ``Dict`` observations, no features extractor).
@@ -113,7 +118,7 @@ from typing import Any
 import numpy as np
 
 #: our algorithms with a d3rlpy counterpart here (``d3rlpy_runs.measure_d3rlpy_updates`` also takes "plas/vae")
-D3RLPY_ALGOS = ("bcq", "awac", "plas", "iql", "td3bc", "cql", "calql")
+D3RLPY_ALGOS = ("bcq", "awac", "plas", "iql", "td3bc", "cql", "calql", "rebrac")
 
 
 @functools.cache
@@ -404,6 +409,25 @@ def _plas_config(algo: str, ours: dict, common: dict, encoder: Callable, plas_va
     )
 
 
+def _rebrac_config(algo: str, ours: dict, common: dict, encoder: Callable, **_: Any) -> Any:
+    import dataclasses
+
+    import d3rlpy
+
+    if ours["actor_layer_norm"] or not ours["critic_layer_norm"] or not ours["normalize_q"]:
+        raise ValueError("d3rlpy's ReBRAC: LayerNorm set by our critic_layer_norm only, Q always normalised")
+    return d3rlpy.algos.ReBRACConfig(
+        **{**common, "critic_encoder_factory": dataclasses.replace(encoder("qf"), use_layer_norm=True)},
+        actor_learning_rate=ours["actor_learning_rate"],
+        critic_learning_rate=float(ours["learning_rate"]),
+        target_smoothing_sigma=ours["target_policy_noise"],
+        target_smoothing_clip=ours["target_noise_clip"],
+        actor_beta=ours["actor_bc_coef"],
+        critic_beta=ours["critic_bc_coef"],
+        update_actor_interval=ours["policy_delay"],
+    )
+
+
 _CONFIGS: dict[str, Callable[..., Any]] = {
     "bcq": _bcq_config,
     "awac": _awac_config,
@@ -412,6 +436,7 @@ _CONFIGS: dict[str, Callable[..., Any]] = {
     "calql": _cql_config,
     "td3bc": _td3bc_config,
     "plas": _plas_config,
+    "rebrac": _rebrac_config,
 }
 
 

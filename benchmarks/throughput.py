@@ -15,7 +15,7 @@ one CUDA graph) and ``eager updates/s`` the same update with ``cuda_graphs=False
 the 3 eager steps before a capture. Prints a table; nothing here is a test.
 
 When d3rlpy is importable (``--d3rlpy``, on by default then; ``--no-d3rlpy`` to skip it), d3rlpy's BCQ,
-AWAC, PLAS (both phases), IQL, TD3+BC, CQL and Cal-QL are measured too, in the same process, on the same
+AWAC, PLAS (both phases), IQL, TD3+BC, CQL, Cal-QL and ReBRAC are measured too, in the same process, on the same
 data, device, batch size and network sizes (see ``benchmarks/d3rlpy_compat.py`` for how its configs follow
 our defaults and where its algorithms differ), and two columns are added: ``d3rlpy updates/s`` and ``ours / d3rlpy``
 (an en dash where there is no d3rlpy counterpart or d3rlpy is absent). Both sides' timings include sampling:

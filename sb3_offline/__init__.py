@@ -18,6 +18,7 @@ from sb3_offline.exporting import export
 from sb3_offline.iql import IQL
 from sb3_offline.lapo import LAPO
 from sb3_offline.plas import PLAS
+from sb3_offline.rebrac import ReBRAC
 from sb3_offline.td3bc import TD3BC
 
 __version__ = "0.1.0"
@@ -42,6 +43,7 @@ __all__ = [
     "DiscreteIQL",
     "OfflineAlgorithm",
     "OfflineReplayBuffer",
+    "ReBRAC",
     "Transitions",
     "__version__",
     "export",

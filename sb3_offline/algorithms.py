@@ -17,6 +17,7 @@ from sb3_offline.edac import EDAC, SACN
 from sb3_offline.iql import IQL
 from sb3_offline.lapo import LAPO
 from sb3_offline.plas import PLAS
+from sb3_offline.rebrac import ReBRAC
 from sb3_offline.td3bc import TD3BC
 
 ALGOS: dict[str, type[OfflineAlgorithm]] = {
@@ -29,6 +30,7 @@ ALGOS: dict[str, type[OfflineAlgorithm]] = {
     "iql": IQL,
     "lapo": LAPO,
     "plas": PLAS,
+    "rebrac": ReBRAC,
     "td3bc": TD3BC,
     "discrete_bc": DiscreteBC,
     "discrete_bcq": DiscreteBCQ,

@@ -52,6 +52,7 @@ TINY: dict[str, dict[str, Any]] = {
     "discrete_bcq": dict(policy_kwargs=dict(net_arch=[16, 16])),
     "sac_n": dict(n_critics=3, policy_kwargs=dict(net_arch=[16, 16])),
     "edac": dict(n_critics=3, policy_kwargs=dict(net_arch=[16, 16])),
+    "rebrac": dict(policy_kwargs=dict(net_arch=[16, 16])),
 }
 #: the algorithms on a ``Discrete`` action space (tested on CartPole-v1), and those on a ``Box`` (Pendulum-v1)
 DISCRETE_NAMES = sorted(name for name, algo in ALGOS.items() if issubclass(algo, DiscreteOfflineAlgorithm))

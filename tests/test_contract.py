@@ -81,6 +81,7 @@ DEFAULT_LEARNING_RATES: dict[str, dict[str, float]] = {
     "discrete_iql": {"actor": 3e-4, "critic": 3e-4, "value": 3e-4},
     "sac_n": {"actor": 3e-4, "critic": 3e-4, "log_ent_coef": 3e-4},
     "edac": {"actor": 3e-4, "critic": 3e-4, "log_ent_coef": 3e-4},
+    "rebrac": {"actor": 1e-3, "critic": 1e-3},
 }
 
 

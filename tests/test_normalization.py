@@ -154,6 +154,7 @@ NORMALIZING: list[tuple[str, str, float]] = [
     ("calql", "normalize_observations", 1e-3),
     ("lapo", "normalize_observations", 1e-6),
     ("fqe", "normalize_observations", 1e-3),
+    ("rebrac", "normalize_observations", 1e-3),
 ]
 
 

@@ -47,7 +47,24 @@ from sb3_offline.zoo import main as zoo_main
 from sb3_offline.zoo.hyperparams_opt import HYPERPARAMS_CONVERTER, HYPERPARAMS_SAMPLER
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIGS = ["awac", "batch_ddpg", "bc", "bcq", "calql", "cql", "her", "iql", "lapo", "plas", "td3bc", "sac_n", "edac"]
+CONFIGS = [
+    *(
+        "awac",
+        "batch_ddpg",
+        "bc",
+        "bcq",
+        "calql",
+        "cql",
+        "edac",
+        "her",
+        "iql",
+        "lapo",
+        "plas",
+        "rebrac",
+        "sac_n",
+        "td3bc",
+    ),
+]
 #: the configs of the algorithms on a Discrete action space (classic-control envs)
 DISCRETE_CONFIGS = ["discrete_bc", "discrete_bcq", "discrete_cql", "discrete_iql"]
 REQUIRED_ENVS = {"Pendulum-v1", "Hopper-v5", "HalfCheetah-v5", "Walker2d-v5", "FetchReach-v4"}

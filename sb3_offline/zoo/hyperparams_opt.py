@@ -195,6 +195,16 @@ def sample_td3bc_params(trial: optuna.Trial, n_actions: int, n_envs: int, additi
     return _finish(trial, additional_args, NET_SIZES)
 
 
+def sample_rebrac_params(trial: optuna.Trial, n_actions: int, n_envs: int, additional_args: dict) -> dict[str, Any]:
+    """
+    ReBRAC (authors: lr 1e-3 for both on MuJoCo, 3e-4 / 5e-5 elsewhere, beta_actor and beta_critic per dataset in
+    0.0005-0.5, batch 1024 or 256, 3 x 256): both learning rates, both penalties' weights, and the shared ones.
+    """
+    _suggest(trial, learning_rate=WIDE_LR, actor_learning_rate=WIDE_LR)
+    _suggest(trial, actor_bc_coef=_log(1e-4, 1.0), critic_bc_coef=_log(1e-4, 1.0))
+    return _finish(trial, additional_args, ["medium", "three"], batch_size_pows=(8, 10))
+
+
 def _suggest_cql(trial: optuna.Trial) -> None:
     """CQL's and Cal-QL's own parameters: both learning rates, ``alpha_cql``, Lagrange tuning, ``max_q_backup``."""
     _suggest(trial, learning_rate=WIDE_LR, actor_learning_rate=LOW_LR, alpha_cql=_log(0.5, 20.0))
@@ -300,6 +310,7 @@ HYPERPARAMS_SAMPLER = {
     "iql": sample_iql_params,
     "lapo": sample_lapo_params,
     "plas": sample_plas_params,
+    "rebrac": sample_rebrac_params,
     "td3bc": sample_td3bc_params,
     "discrete_bc": sample_discrete_bc_params,
     "discrete_bcq": sample_discrete_bcq_params,
