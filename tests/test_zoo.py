@@ -48,22 +48,20 @@ from sb3_offline.zoo.hyperparams_opt import HYPERPARAMS_CONVERTER, HYPERPARAMS_S
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = [
-    *(
-        "awac",
-        "batch_ddpg",
-        "bc",
-        "bcq",
-        "calql",
-        "cql",
-        "edac",
-        "her",
-        "iql",
-        "lapo",
-        "plas",
-        "rebrac",
-        "sac_n",
-        "td3bc",
-    ),
+    "awac",
+    "batch_ddpg",
+    "bc",
+    "bcq",
+    "calql",
+    "cql",
+    "edac",
+    "her",
+    "iql",
+    "lapo",
+    "plas",
+    "rebrac",
+    "sac_n",
+    "td3bc",
 ]
 #: the configs of the algorithms on a Discrete action space (classic-control envs)
 DISCRETE_CONFIGS = ["discrete_bc", "discrete_bcq", "discrete_cql", "discrete_iql"]
