@@ -61,7 +61,7 @@ def grid_with(**entry: Any) -> dict[str, Any]:
         ({"steps": None}, "datasets[0].collect.steps: expected this key"),
         ({"steps": 0}, "datasets[0].collect.steps: expected an integer >= 1, found 0"),
         ({"env": "NoSuchEnv-v0"}, "datasets[0].collect.env: expected a registered gymnasium id"),
-        ({"algo": "ppo"}, "datasets[0].collect.algo: expected one of ['ddpg', 'sac', 'td3']"),
+        ({"algo": "ppo"}, "datasets[0].collect.algo: expected one of ['ddpg', 'dqn', 'qrdqn', 'sac', 'td3']"),
         ({"ref_min": -1000.0}, "datasets[0].collect.ref_max: expected both reference scores"),
         ({"dataset_id": "no-namespace"}, "datasets[0].collect.dataset_id: expected a Minari id"),
         ({"seed": True}, "datasets[0].collect.seed: expected an integer >= 0, found True (bool)"),
