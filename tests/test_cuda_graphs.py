@@ -27,7 +27,7 @@ from sb3_offline.common.training import DeviceLossAccumulator, set_learning_rate
 
 #: the algorithms with two kinds of update within 20 steps (a first phase of conftest's PHASE_STEPS, or TD3+BC's
 #: delayed actor); the others have one
-TWO_KINDS = ("calql", "cql", "discrete_cql", "plas", "td3bc")  # DiscreteCQL: updates with and without a target copy
+TWO_KINDS = ("calql", "cql", "discrete_cql", "plas", "rebrac", "td3bc")  # with and without the actor or a target copy
 cuda = pytest.mark.skipif(not th.cuda.is_available(), reason="CUDA graphs need a CUDA device")
 
 
