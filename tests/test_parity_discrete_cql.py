@@ -1,7 +1,7 @@
 """
 Update-level parity of DiscreteCQL (base "dqn") with d3rlpy 2.8.1's ``DiscreteCQLImpl`` (``benchmarks/parity``): the
 same losses, gradients and parameters (the target's copies included) to float tolerance on the same weights and
-batches. Needs d3rlpy 2.8.1 installed (e.g. run with ``/tmp/d3venv/bin/python -m pytest``); skipped without it.
+batches. Needs d3rlpy 2.8.1 installed (run with a venv that has it); skipped without it.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """
 Update-level parity of our DiscreteCQL (``base="dqn"``) with d3rlpy 2.8.1's ``DiscreteCQL``
 (``d3rlpy/algos/qlearning/torch/cql_impl.py``, ``DiscreteCQLImpl`` on ``DoubleDQNImpl``), the installed package
-(``--reference`` names its folder, e.g. ``/tmp/d3venv/lib/python3.11/site-packages/d3rlpy``; run with that venv's
+(``--reference`` names its folder, e.g. ``<venv>/lib/python3.11/site-packages/d3rlpy``; run with that venv's
 python). Run with ``python -m benchmarks.parity discrete_cql --reference D3RLPY_PACKAGE [--updates 10] [--seed 0]``.
 
 Both sides are built with d3rlpy's defaults (one Q-network 256-256 ReLU, Adam lr 6.25e-5, ``eps`` 1e-8, ``alpha``
