@@ -88,6 +88,8 @@ def _record_temp_writes(event: str, args: tuple[Any, ...]) -> None:
     if event == "open" and not (any(c in mode for c in "wax+") if isinstance(mode, str) else args[2] & _WRITE_FLAGS):
         return
     path = os.path.abspath(os.fsdecode(path))
+    if event == "os.mkdir" and os.path.exists(path):  # os.makedirs(..., exist_ok=True) on a folder that is there
+        return
     if os.path.dirname(path) == REAL_TEMP_DIR and not os.path.basename(path).startswith("pytest-of-"):
         TEMP_WRITES.append(path)
 

@@ -49,6 +49,13 @@ def test_the_suite_writes_in_its_own_temp_dir(temp_dir: Path) -> None:
         with open(stray, "w"):
             pass
         assert stray in TEMP_WRITES
+        # os.makedirs(exist_ok=True) on a folder already there (CI's MINARI_DATASETS_PATH=$(mktemp -d)) writes nothing
+        os.makedirs(stray + ".d")
+        TEMP_WRITES.remove(stray + ".d")
+        os.makedirs(stray + ".d", exist_ok=True)
+        assert stray + ".d" not in TEMP_WRITES
     finally:
         TEMP_WRITES.remove(stray)
         os.remove(stray)
+        if os.path.isdir(stray + ".d"):
+            os.rmdir(stray + ".d")
