@@ -85,9 +85,14 @@ class DeviceLossAccumulator:
 
 
 def minimize(optimizer: th.optim.Optimizer, loss: th.Tensor) -> None:
-    """One optimizer step on ``loss``: zero the gradients, back-propagate, step (device work only)."""
+    """
+    One optimizer step on ``loss``: zero the gradients, back-propagate, step (device work only). The gradients are
+    computed for ``optimizer``'s parameters only (``backward(inputs=...)``): a loss that reaches other networks (an
+    actor's loss through the critics, a policy's through a target decoder) computes no gradient for their weights
+    and leaves their ``.grad`` untouched. The values are those of a full ``loss.backward()``.
+    """
     optimizer.zero_grad()
-    loss.backward()
+    loss.backward(inputs=[p for group in optimizer.param_groups for p in group["params"] if p.requires_grad])
     optimizer.step()
 
 
