@@ -150,7 +150,7 @@ def interrupt_after_a_trial(grid: Path, output: Path, *options: str) -> tuple[in
     process = subprocess.Popen(
         command, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
     )
-    deadline = time.monotonic() + 240
+    deadline = time.monotonic() + 600  # a Ray trial's start took over 240 s on a 2-core machine with 4 jobs
     while not list(output.glob("trials/*/result.json")) and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.1)
     os.killpg(process.pid, signal.SIGINT)

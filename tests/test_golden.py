@@ -3,7 +3,8 @@ The golden test: every algorithm's (and FQE's) first updates, actions and parame
 
 Each case of ``tests/golden/cases.py`` is run again and compared with its file: bit for bit (every logged value,
 every action, the SHA-256 of every parameter) on a CPU of the kind that wrote the file (torch's
-``get_cpu_capability``: the kernels it picks decide the rounding); on another kind, within float tolerance.
+``get_cpu_capability``: the kernels it picks decide the rounding) or of a kind with its own record of the same case
+(``tests/golden/by_cpu``, ``cases.py --other-cpu``); on another kind, within float tolerance.
 A change that moves a case on purpose regenerates its file in the same commit and says why
 (``python tests/golden/cases.py CASE``).
 """
@@ -16,7 +17,7 @@ from typing import Any
 
 import pytest
 import torch as th
-from golden.cases import case_names, golden_path, run_case
+from golden.cases import case_names, golden_path, other_cpu_path, run_case
 
 REL, ABS = 1e-4, 1e-6
 
@@ -56,8 +57,10 @@ def _compare(found: Any, expected: Any, where: str, exact: bool, errors: list[st
 
 @pytest.mark.parametrize("case", case_names())
 def test_golden(case: str) -> None:
-    expected = json.loads(golden_path(case).read_text())
-    exact = expected.pop("cpu_capability") == th.backends.cpu.get_cpu_capability()
+    capability = th.backends.cpu.get_cpu_capability()
+    here = other_cpu_path(case, capability)  # the unchanged case recorded on this kind of CPU, where there is one
+    expected = json.loads((here if here.is_file() else golden_path(case)).read_text())
+    exact = expected.pop("cpu_capability") == capability
     expected.pop("torch")
     errors: list[str] = []
     _compare(run_case(case), expected, case, exact, errors)

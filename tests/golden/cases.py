@@ -10,6 +10,8 @@ rows, mixed sampling, fine-tuning variants).
 
 Regenerate a case on purpose (an intended change of an algorithm's numbers) with
 ``python tests/golden/cases.py CASE [CASE ...]`` (``--all`` for every case) and say why in the commit message.
+The kind of CPU decides the rounding: ``--other-cpu`` records the unchanged code's cases on another kind
+(``tests/golden/by_cpu``), so the test is exact there too; regenerating a case removes those records.
 The datasets (``tests/golden/data``) are files, made once by ``--datasets``, so a change of a recorder cannot
 move the cases.
 """
@@ -257,13 +259,39 @@ def golden_path(case: str) -> Path:
     return GOLDEN_DIR / f"{case}.json"
 
 
-def write_case(case: str) -> None:
-    result = run_case(case)
+def other_cpu_path(case: str, capability: str) -> Path:
+    """The same case's record on another kind of CPU (``--other-cpu``): ``tests/golden/by_cpu/<case>.<kind>.json``."""
+    return GOLDEN_DIR / "by_cpu" / f"{case}.{capability}.json"
+
+
+def _write(path: Path, result: dict[str, Any]) -> None:
     result["cpu_capability"] = th.backends.cpu.get_cpu_capability()
     result["torch"] = th.__version__
-    tmp = golden_path(case).with_suffix(".json.tmp")
+    path.parent.mkdir(exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(result, indent=1, sort_keys=True) + "\n")
-    tmp.replace(golden_path(case))
+    tmp.replace(path)
+
+
+def write_case(case: str) -> None:
+    """Regenerate ``case`` on purpose; its records on other kinds of CPU (made by the old code) are removed."""
+    _write(golden_path(case), run_case(case))
+    for stale in (GOLDEN_DIR / "by_cpu").glob(f"{case}.*.json"):
+        stale.unlink()
+
+
+def write_other_cpu(case: str) -> Path | None:
+    """
+    Record ``case`` on this kind of CPU beside a golden file written on another kind, for the golden test to compare
+    bit for bit here too. Run it only on the code that wrote the golden files (a float tolerance across kinds of CPU
+    cannot tell rounding from a change after a few updates). ``None`` where the golden file is of this kind.
+    """
+    capability = th.backends.cpu.get_cpu_capability()
+    if json.loads(golden_path(case).read_text())["cpu_capability"] == capability:
+        return None
+    path = other_cpu_path(case, capability)
+    _write(path, run_case(case))
+    return path
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -273,6 +301,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--list", action="store_true", help="print the case names")
     parser.add_argument("--datasets", action="store_true", help="record the datasets again (moves every case)")
     parser.add_argument("--discrete-datasets", action="store_true", help="record the CartPole datasets again")
+    parser.add_argument(
+        "--other-cpu",
+        action="store_true",
+        help="record the cases on this kind of CPU beside golden files of another kind (tests/golden/by_cpu), "
+        "without changing the golden files: only on the code that wrote them",
+    )
     args = parser.parse_args(argv)
     if args.list:
         print("\n".join(case_names()))
@@ -286,8 +320,12 @@ def main(argv: list[str] | None = None) -> None:
     if unknown:
         raise SystemExit(f"cases: expected names from --list, found {unknown}")
     for case in cases:
-        write_case(case)
-        print(f"wrote {golden_path(case).name}", file=sys.stderr)
+        if args.other_cpu:
+            path = write_other_cpu(case)
+            print(f"wrote by_cpu/{path.name}" if path else f"{case}: the golden file is of this CPU", file=sys.stderr)
+        else:
+            write_case(case)
+            print(f"wrote {golden_path(case).name}", file=sys.stderr)
 
 
 if __name__ == "__main__":
