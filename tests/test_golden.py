@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -67,3 +68,25 @@ def test_golden(case: str) -> None:
     assert not errors, f"{len(errors)} difference(s) from the golden file ({'exact' if exact else 'tolerance'}):\n" + (
         "\n".join(errors[:20])
     )
+
+
+def test_records_of_another_cpu_are_written_beside_and_removed_on_regeneration(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--other-cpu`` writes only where the golden file is of another kind; regenerating a case removes them."""
+    from golden import cases
+
+    monkeypatch.setattr(cases, "GOLDEN_DIR", tmp_path)
+    monkeypatch.setattr(cases, "run_case", lambda case: {"value": 1.0})
+    here = th.backends.cpu.get_cpu_capability()
+    cases.golden_path("x-box").write_text(json.dumps({"cpu_capability": here}))
+    assert cases.write_other_cpu("x-box") is None  # the golden file is of this kind
+    cases.golden_path("x-box").write_text(json.dumps({"cpu_capability": "ANOTHER"}))
+    record = cases.write_other_cpu("x-box")
+    assert record == tmp_path / "by_cpu" / f"x-box.{here}.json"
+    assert json.loads(record.read_text())["cpu_capability"] == here
+    other = tmp_path / "by_cpu" / "xx-box.AVX2.json"
+    other.write_text("{}")
+    cases.write_case("x-box")  # regenerated on purpose: the record of the old code goes, another case's stays
+    assert not record.exists() and other.exists()
+    assert json.loads(cases.golden_path("x-box").read_text())["cpu_capability"] == here

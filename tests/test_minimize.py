@@ -6,6 +6,7 @@ update with it is the one pinned by the golden files (``tests/test_golden.py``).
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -44,7 +45,7 @@ def _run(module: str, *args: str) -> str:
     result = subprocess.run(
         [sys.executable, "-m", module, *args],
         cwd=ROOT,
-        env={"PYTHONPATH": str(ROOT), "PATH": "", "OMP_NUM_THREADS": "1"},
+        env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"},  # TMPDIR: the suite's temp dir
         capture_output=True,
         text=True,
         timeout=300,
