@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import ClassVar
 
 import torch as th
-from gymnasium import spaces
-from stable_baselines3.common.policies import BasePolicy
-from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, FlattenExtractor
-from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+from stable_baselines3.common.type_aliases import PyTorchObs
 from stable_baselines3.td3.policies import Actor
-from torch import nn
 
 from sb3_offline.batch_ddpg.policies import DDPG_NET_ARCH
 from sb3_offline.common.multi_input import multi_input_policy
+from sb3_offline.common.policies import ActorOnlyPolicy
 
 
-class BCPolicy(BasePolicy):
+class BCPolicy(ActorOnlyPolicy):
     """
     A deterministic actor ``mu(s)`` in [-1, 1] (rescaled to the action Box by ``predict``) with its
     optimizer; the BCQ paper's behaviour-cloning baseline uses the DDPG actor's 400-300 layers.
@@ -24,7 +22,7 @@ class BCPolicy(BasePolicy):
     :param observation_space: observation space
     :param action_space: action space (a bounded Box)
     :param lr_schedule: learning rate schedule
-    :param net_arch: hidden sizes of the actor
+    :param net_arch: hidden sizes of the actor (default: the DDPG actor's 400-300)
     :param activation_fn: activation function
     :param features_extractor_class: features extractor
     :param features_extractor_kwargs: keyword arguments of the features extractor
@@ -33,69 +31,23 @@ class BCPolicy(BasePolicy):
     :param optimizer_kwargs: keyword arguments of the optimizer
     """
 
+    default_net_arch: ClassVar[list[int]] = DDPG_NET_ARCH
+    squash_output_actions: ClassVar[bool] = True
     actor: Actor
 
-    def __init__(
-        self,
-        observation_space: spaces.Space,
-        action_space: spaces.Box,
-        lr_schedule: Schedule,
-        net_arch: list[int] | None = None,
-        activation_fn: type[nn.Module] = nn.ReLU,
-        features_extractor_class: type[BaseFeaturesExtractor] = FlattenExtractor,
-        features_extractor_kwargs: dict[str, Any] | None = None,
-        normalize_images: bool = True,
-        optimizer_class: type[th.optim.Optimizer] = th.optim.Adam,
-        optimizer_kwargs: dict[str, Any] | None = None,
-    ) -> None:
-        super().__init__(
-            observation_space,
-            action_space,
-            features_extractor_class,
-            features_extractor_kwargs,
-            optimizer_class=optimizer_class,
-            optimizer_kwargs=optimizer_kwargs,
-            squash_output=True,
-            normalize_images=normalize_images,
-        )
-        self.net_arch = list(DDPG_NET_ARCH) if net_arch is None else list(net_arch)
-        self.activation_fn = activation_fn
-        features_extractor = self.make_features_extractor()
-        self.actor = Actor(
-            observation_space,
-            action_space,
+    def _make_actor(self, features_extractor: BaseFeaturesExtractor) -> Actor:
+        return Actor(
+            self.observation_space,
+            self.action_space,  # type: ignore[arg-type]
             self.net_arch,
             features_extractor,
             features_extractor.features_dim,
-            activation_fn=activation_fn,
-            normalize_images=normalize_images,
-        )
-        self.actor.optimizer = optimizer_class(  # type: ignore[call-arg]
-            self.actor.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs
-        )
-
-    def _get_constructor_parameters(self) -> dict[str, Any]:
-        data = super()._get_constructor_parameters()
-        data.update(
-            net_arch=self.net_arch,
             activation_fn=self.activation_fn,
-            features_extractor_class=self.features_extractor_class,
-            features_extractor_kwargs=self.features_extractor_kwargs,
             normalize_images=self.normalize_images,
-            optimizer_class=self.optimizer_class,
-            optimizer_kwargs=self.optimizer_kwargs,
         )
-        return data
-
-    def forward(self, obs: PyTorchObs, deterministic: bool = True) -> th.Tensor:
-        return self._predict(obs, deterministic=deterministic)
 
     def _predict(self, observation: PyTorchObs, deterministic: bool = True) -> th.Tensor:
         return self.actor(observation)
-
-    def set_training_mode(self, mode: bool) -> None:
-        self.actor.set_training_mode(mode)
-        self.training = mode
 
 
 MlpPolicy = BCPolicy

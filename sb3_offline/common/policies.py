@@ -1,12 +1,12 @@
 """
-Policy bases: critics with targets on a shared features extractor (FQE), with an actor (AWAC, IQL), and with a VAE of
-the dataset's actions (BCQ, PLAS, LAPO).
+Policy bases: one actor and its optimizer (BC, DiscreteBC); critics with targets on a shared features extractor
+(FQE), with an actor (AWAC, IQL), and with a VAE of the dataset's actions (BCQ, PLAS, LAPO).
 """
 
 from __future__ import annotations
 
 from abc import abstractmethod
-from typing import Any
+from typing import Any, ClassVar
 
 import torch as th
 from gymnasium import spaces
@@ -21,6 +21,85 @@ from sb3_offline.common.vae import VAE_NET_ARCH, ConditionalVAE
 
 #: Hidden sizes of actors and critics in BCQ (paper appendix) and PLAS (authors' code).
 ACTOR_CRITIC_NET_ARCH = [400, 300]
+
+
+class ActorOnlyPolicy(BasePolicy):
+    """
+    Base of the policies that are one network ``actor`` (on its own features extractor) with its optimizer, as
+    behaviour cloning needs. Subclasses set :attr:`default_net_arch` and :attr:`squash_output_actions` and build the
+    network in :meth:`_make_actor`; ``predict`` acts with :meth:`_predict`.
+
+    :param observation_space: observation space
+    :param action_space: action space
+    :param lr_schedule: learning rate schedule
+    :param net_arch: hidden sizes of the actor (default: :attr:`default_net_arch`)
+    :param activation_fn: activation function
+    :param features_extractor_class: features extractor
+    :param features_extractor_kwargs: keyword arguments of the features extractor
+    :param normalize_images: divide image observations by 255
+    :param optimizer_class: optimizer
+    :param optimizer_kwargs: keyword arguments of the optimizer
+    """
+
+    #: hidden sizes when ``net_arch`` is not given
+    default_net_arch: ClassVar[list[int]]
+    #: the actor's output is in [-1, 1], rescaled to the action ``Box`` by ``predict``
+    squash_output_actions: ClassVar[bool] = False
+    actor: nn.Module
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Space,
+        lr_schedule: Schedule,
+        net_arch: list[int] | None = None,
+        activation_fn: type[nn.Module] = nn.ReLU,
+        features_extractor_class: type[BaseFeaturesExtractor] = FlattenExtractor,
+        features_extractor_kwargs: dict[str, Any] | None = None,
+        normalize_images: bool = True,
+        optimizer_class: type[th.optim.Optimizer] = th.optim.Adam,
+        optimizer_kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(
+            observation_space,
+            action_space,
+            features_extractor_class,
+            features_extractor_kwargs,
+            optimizer_class=optimizer_class,
+            optimizer_kwargs=optimizer_kwargs,
+            squash_output=self.squash_output_actions,
+            normalize_images=normalize_images,
+        )
+        self.net_arch = list(self.default_net_arch) if net_arch is None else list(net_arch)
+        self.activation_fn = activation_fn
+        self.actor = self._make_actor(self.make_features_extractor())
+        self.actor.optimizer = optimizer_class(  # type: ignore[call-arg,assignment]
+            self.actor.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs
+        )
+
+    @abstractmethod
+    def _make_actor(self, features_extractor: BaseFeaturesExtractor) -> nn.Module:
+        """The actor on ``features_extractor``, with ``self.net_arch`` and ``self.activation_fn``."""
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = super()._get_constructor_parameters()
+        data.update(
+            net_arch=self.net_arch,
+            activation_fn=self.activation_fn,
+            features_extractor_class=self.features_extractor_class,
+            features_extractor_kwargs=self.features_extractor_kwargs,
+            normalize_images=self.normalize_images,
+            optimizer_class=self.optimizer_class,
+            optimizer_kwargs=self.optimizer_kwargs,
+        )
+        return data
+
+    def forward(self, obs: PyTorchObs, deterministic: bool = True) -> th.Tensor:
+        return self._predict(obs, deterministic=deterministic)
+
+    def set_training_mode(self, mode: bool) -> None:
+        self.actor.set_training_mode(mode)  # type: ignore[operator]
+        self.training = mode
 
 
 class SharedExtractorCriticPolicy(BasePolicy):

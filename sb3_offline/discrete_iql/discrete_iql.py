@@ -23,6 +23,7 @@ from sb3_offline.discrete_iql.policies import (
     MultiInputPolicy,
 )
 from sb3_offline.iql import IQL
+from sb3_offline.iql.iql import check_iql_arguments
 
 SelfDiscreteIQL = TypeVar("SelfDiscreteIQL", bound="DiscreteIQL")
 
@@ -104,18 +105,7 @@ class DiscreteIQL(DiscreteOfflineAlgorithm):
         gamma: float = 0.99,
         **kwargs: Any,
     ) -> None:
-        if not 0.0 < expectile < 1.0:
-            raise ValueError(f"expectile: expected a value in (0, 1), found {expectile}")
-        if temperature < 0:
-            raise ValueError(f"temperature: expected >= 0, found {temperature}")
-        if max_weight <= 0:
-            raise ValueError(f"max_weight: expected > 0, found {max_weight}")
-        if actor_lr_decay_steps not in (None, "auto") and (
-            isinstance(actor_lr_decay_steps, bool | str) or not actor_lr_decay_steps >= 1  # type: ignore[operator]
-        ):
-            raise ValueError(
-                f"actor_lr_decay_steps: expected 'auto', None or >= 1 gradient step, found {actor_lr_decay_steps!r}"
-            )
+        check_iql_arguments(expectile, temperature, max_weight, actor_lr_decay_steps)
         self.expectile, self.temperature, self.max_weight = expectile, temperature, max_weight
         self.actor_learning_rate, self.value_learning_rate = actor_learning_rate, value_learning_rate
         self.actor_lr_decay_steps = actor_lr_decay_steps

@@ -51,6 +51,24 @@ class CosineDecayOverRun:
         return f"CosineDecayOverRun(initial={self.initial})"
 
 
+def check_iql_arguments(
+    expectile: float, temperature: float, max_weight: float, actor_lr_decay_steps: int | str | None
+) -> None:
+    """IQL's hyper-parameters (also DiscreteIQL's): a clear error naming the first one out of its range."""
+    if not 0.0 < expectile < 1.0:
+        raise ValueError(f"expectile: expected a value in (0, 1), found {expectile}")
+    if temperature < 0:
+        raise ValueError(f"temperature: expected >= 0, found {temperature}")
+    if max_weight <= 0:
+        raise ValueError(f"max_weight: expected > 0, found {max_weight}")
+    if actor_lr_decay_steps not in (None, "auto") and (
+        isinstance(actor_lr_decay_steps, bool | str) or not actor_lr_decay_steps >= 1  # type: ignore[operator]
+    ):
+        raise ValueError(
+            f"actor_lr_decay_steps: expected 'auto', None or >= 1 gradient step, found {actor_lr_decay_steps!r}"
+        )
+
+
 class IQL(OfflineAlgorithm):
     """
     Implicit Q-Learning: Kostrikov, Nair, Levine, "Offline Reinforcement Learning with Implicit
@@ -170,18 +188,7 @@ class IQL(OfflineAlgorithm):
         gamma: float = 0.99,
         **kwargs: Any,
     ) -> None:
-        if not 0.0 < expectile < 1.0:
-            raise ValueError(f"expectile: expected a value in (0, 1), found {expectile}")
-        if temperature < 0:
-            raise ValueError(f"temperature: expected >= 0, found {temperature}")
-        if max_weight <= 0:
-            raise ValueError(f"max_weight: expected > 0, found {max_weight}")
-        if actor_lr_decay_steps not in (None, "auto") and (
-            isinstance(actor_lr_decay_steps, bool | str) or not actor_lr_decay_steps >= 1  # type: ignore[operator]
-        ):
-            raise ValueError(
-                f"actor_lr_decay_steps: expected 'auto', None or >= 1 gradient step, found {actor_lr_decay_steps!r}"
-            )
+        check_iql_arguments(expectile, temperature, max_weight, actor_lr_decay_steps)
         if online_batch_size is not None and online_batch_size < 1:
             raise ValueError(f"online_batch_size: expected None or >= 1, found {online_batch_size}")
         self.expectile = expectile
