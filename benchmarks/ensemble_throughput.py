@@ -14,8 +14,10 @@ updates are not timed. Prints a markdown table; nothing here is a test.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import pathlib
 import platform
+import sys
 import time
 
 import numpy as np
@@ -44,15 +46,16 @@ def corl_updates_per_second(
         device=device,
     )
     buffer = corl.ReplayBuffer(17, 6, len(data), device=device)
-    buffer.load_d4rl_dataset(
-        {
-            "observations": data.observations,
-            "actions": data.actions,
-            "rewards": data.rewards,
-            "next_observations": data.next_observations,
-            "terminals": data.terminations.astype(np.float32),
-        }
-    )
+    with contextlib.redirect_stdout(sys.stderr):  # its "Dataset size: N" would land inside the table
+        buffer.load_d4rl_dataset(
+            {
+                "observations": data.observations,
+                "actions": data.actions,
+                "rewards": data.rewards,
+                "next_observations": data.next_observations,
+                "terminals": data.terminations.astype(np.float32),
+            }
+        )
     for _ in range(warmup):
         trainer.update(buffer.sample(batch_size))
     start = time.perf_counter()

@@ -39,9 +39,14 @@ import torch as th
 from benchmarks.d3rlpy_compat import D3RLPY_ALGOS, d3rlpy_available, small_net_arch
 from benchmarks.d3rlpy_runs import NEEDS_EPISODES, SAMPLING, measure_d3rlpy_updates, to_mdp_dataset
 from sb3_offline.algorithms import ALGOS
+from sb3_offline.common.discrete import DiscreteOfflineAlgorithm
 from sb3_offline.datasets import Transitions
 
 NONE = "\N{EN DASH}"  # the table's cell where d3rlpy has nothing to show
+#: the algorithms this Hopper-shaped (Box action) benchmark measures: every one but the discrete-action ones
+CONTINUOUS = sorted(
+    [*(name for name, algo in ALGOS.items() if not issubclass(algo, DiscreteOfflineAlgorithm)), "plas/vae"]
+)
 
 
 class HopperShapedEnv(gym.Env):
@@ -112,8 +117,13 @@ def measure(
 
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    choices = sorted([*ALGOS, "plas/vae"])
-    parser.add_argument("--algos", nargs="+", default=choices, choices=choices)
+    parser.add_argument(
+        "--algos",
+        nargs="+",
+        default=CONTINUOUS,
+        choices=CONTINUOUS,
+        help="the algorithms for Box actions (default: all of them; the discrete-action ones are not measured here)",
+    )
     parser.add_argument("--devices", nargs="+", default=["cpu", *(["cuda"] if th.cuda.is_available() else [])])
     parser.add_argument("--batch-size", type=int, default=0, help="0 (default): each algorithm's paper batch size")
     parser.add_argument("--dataset-size", type=int, default=1_000_000)

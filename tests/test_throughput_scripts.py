@@ -1,0 +1,69 @@
+"""
+The speed scripts run as their docstrings say (tiny sizes: what they print, not how fast): ``benchmarks.throughput``
+over the Box-action algorithms with SAC-N/EDAC rows per ensemble size, and ``benchmarks.ensemble_throughput`` against
+CORL's ``sac_n.py``/``edac.py`` when a CORL checkout is named by ``SB3_OFFLINE_CORL`` (skipped without one).
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+from benchmarks.throughput import make_parser
+from sb3_offline.algorithms import ALGOS
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+CORL = os.environ.get("SB3_OFFLINE_CORL")
+
+
+def _run(module: str, *args: str) -> list[str]:
+    """The markdown rows the script prints to stdout (nothing else may land between them)."""
+    result = subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"},  # TMPDIR: the suite's temp dir
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    table = [i for i, line in enumerate(lines) if line.startswith("|")]
+    assert table and table == list(range(table[0], table[-1] + 1)), result.stdout  # one unbroken table
+    return [lines[i] for i in table[2:]]
+
+
+def test_default_algorithms_are_every_box_action_one() -> None:
+    """The default run measures every algorithm for Box actions (the discrete ones cannot take Hopper's actions)."""
+    default = make_parser().parse_args([]).algos
+    assert set(default) == {name for name in ALGOS if not name.startswith("discrete_")} | {"plas/vae"}
+    with pytest.raises(SystemExit):
+        make_parser().parse_args(["--algos", "discrete_bc"])
+
+
+def test_throughput_table_with_ensemble_sizes() -> None:
+    rows = _run(
+        "benchmarks.throughput",
+        *("--algos", "bc", "sac_n", "--n-critics", "2", "3", "--no-d3rlpy", "--devices", "cpu"),
+        *("--dataset-size", "2000", "--steps", "2", "--warmup", "1"),
+    )
+    names = [row.split("|")[1].strip() for row in rows]
+    assert names == ["bc", "sac_n/N2", "sac_n/N3"]
+    assert all(float(row.split("|")[4]) > 0 for row in rows)
+
+
+@pytest.mark.skipif(
+    not CORL or not (pathlib.Path(str(CORL)) / "algorithms/offline/edac.py").is_file(),
+    reason="SB3_OFFLINE_CORL: no CORL checkout given",
+)
+def test_ensemble_throughput_against_corl() -> None:
+    rows = _run(
+        "benchmarks.ensemble_throughput",
+        *("--reference", str(CORL), "--n-critics", "2", "--dataset-size", "2000", "--steps", "2", "--warmup", "1"),
+    )
+    assert [row.split("|")[1:3] for row in rows] == [[" sac_n ", " 2 "], [" edac ", " 2 "]]
+    assert all(float(row.split("|")[5]) > 0 for row in rows)
