@@ -6,17 +6,10 @@ update with it is the one pinned by the golden files (``tests/test_golden.py``).
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import torch as th
 from torch import nn
 
 from sb3_offline.common.training import minimize
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_only_the_optimizers_parameters_get_gradients() -> None:
@@ -39,27 +32,3 @@ def test_only_the_optimizers_parameters_get_gradients() -> None:
     critic.weight.grad = th.full_like(critic.weight, 7.0)
     minimize(optimizer, actor_loss())
     assert th.equal(critic.weight.grad, th.full_like(critic.weight, 7.0))
-
-
-def _run(module: str, *args: str) -> str:
-    result = subprocess.run(
-        [sys.executable, "-m", module, *args],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"},  # TMPDIR: the suite's temp dir
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result.stdout
-
-
-def test_twin_critic_table() -> None:
-    out = _run("benchmarks.twin_critics", "--algos", "TD3+BC", "BCQ", "--repeats", "2", "--rounds", "1")
-    rows = [line for line in out.splitlines() if line.startswith("| TD3+BC") or line.startswith("| BCQ")]
-    assert len(rows) == 2 and rows[0].startswith("| TD3+BC | 256 x 256 | 256 + 256 |") and rows[1].endswith("x |")
-
-
-def test_profile_of_an_update() -> None:
-    out = _run("benchmarks.profile_update", "td3bc", "--steps", "3", "--warmup", "2", "--dataset-size", "2000")
-    assert out.startswith("td3bc: batch 256, ") and "aten::addmm" in out

@@ -1,7 +1,8 @@
 """
 The speed scripts run as their docstrings say (tiny sizes: what they print, not how fast): ``benchmarks.throughput``
-over the Box-action algorithms with SAC-N/EDAC rows per ensemble size, and ``benchmarks.ensemble_throughput`` against
-CORL's ``sac_n.py``/``edac.py`` when a CORL checkout is named by ``SB3_OFFLINE_CORL`` (skipped without one).
+over the Box-action algorithms with SAC-N/EDAC rows per ensemble size, ``benchmarks.ensemble_throughput`` against
+CORL's ``sac_n.py``/``edac.py`` when a CORL checkout is named by ``SB3_OFFLINE_CORL`` (skipped without one),
+``benchmarks.twin_critics`` and ``benchmarks.profile_update``.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 CORL = os.environ.get("SB3_OFFLINE_CORL")
 
 
-def _run(module: str, *args: str) -> list[str]:
-    """The markdown rows the script prints to stdout (nothing else may land between them)."""
+def _stdout(module: str, *args: str) -> str:
+    """What ``python -m module args`` prints, run with the suite's environment (its TMPDIR), one torch thread."""
     result = subprocess.run(
         [sys.executable, "-m", module, *args],
         cwd=ROOT,
@@ -31,9 +32,15 @@ def _run(module: str, *args: str) -> list[str]:
         timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    lines = result.stdout.splitlines()
+    return result.stdout
+
+
+def _run(module: str, *args: str) -> list[str]:
+    """The markdown rows the script prints to stdout, after its header rows (nothing else may land between them)."""
+    stdout = _stdout(module, *args)
+    lines = stdout.splitlines()
     table = [i for i, line in enumerate(lines) if line.startswith("|")]
-    assert table and table == list(range(table[0], table[-1] + 1)), result.stdout  # one unbroken table
+    assert table and table == list(range(table[0], table[-1] + 1)), stdout  # one unbroken table
     return [lines[i] for i in table[2:]]
 
 
@@ -67,3 +74,13 @@ def test_ensemble_throughput_against_corl() -> None:
     )
     assert [row.split("|")[1:3] for row in rows] == [[" sac_n ", " 2 "], [" edac ", " 2 "]]
     assert all(float(row.split("|")[5]) > 0 for row in rows)
+
+
+def test_twin_critic_table() -> None:
+    rows = _run("benchmarks.twin_critics", "--algos", "TD3+BC", "BCQ", "--repeats", "2", "--rounds", "1")
+    assert len(rows) == 2 and rows[0].startswith("| TD3+BC | 256 x 256 | 256 + 256 |") and rows[1].endswith("x |")
+
+
+def test_profile_of_an_update() -> None:
+    out = _stdout("benchmarks.profile_update", "td3bc", "--steps", "3", "--warmup", "2", "--dataset-size", "2000")
+    assert out.startswith("td3bc: batch 256, ") and "aten::addmm" in out
