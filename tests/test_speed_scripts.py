@@ -2,7 +2,7 @@
 The speed scripts run as their docstrings say (tiny sizes: what they print, not how fast): ``benchmarks.throughput``
 over the Box-action algorithms with SAC-N/EDAC rows per ensemble size, ``benchmarks.ensemble_throughput`` against
 CORL's ``sac_n.py``/``edac.py`` when a CORL checkout is named by ``SB3_OFFLINE_CORL`` (skipped without one),
-``benchmarks.twin_critics`` and ``benchmarks.profile_update``.
+``benchmarks.twin_critics``, ``benchmarks.profile_update`` and ``benchmarks.minimize_ab``.
 """
 
 from __future__ import annotations
@@ -84,3 +84,16 @@ def test_twin_critic_table() -> None:
 def test_profile_of_an_update() -> None:
     out = _stdout("benchmarks.profile_update", "td3bc", "--steps", "3", "--warmup", "2", "--dataset-size", "2000")
     assert out.startswith("td3bc: batch 256, ") and "aten::addmm" in out
+
+
+def test_minimize_against_a_full_backward() -> None:
+    """The A/B swaps every module's ``minimize`` for the full ``backward()`` form inside, and back after."""
+    import sb3_offline.td3bc.td3bc as td3bc_module
+    from benchmarks.minimize_ab import full_backward, full_backward_minimize
+    from sb3_offline.common.training import minimize
+
+    with full_backward():
+        assert td3bc_module.minimize is full_backward_minimize
+    assert td3bc_module.minimize is minimize
+    rows = _run("benchmarks.minimize_ab", *("--algos", "td3bc", "--dataset-size", "2000", "--steps", "2"))
+    assert len(rows) == 1 and rows[0].startswith("| td3bc | ") and rows[0].endswith("x |")
