@@ -2,8 +2,8 @@
 What ``minimize``'s ``backward(inputs=...)`` saves: each algorithm's update as shipped (every optimizer step computes
 the gradients of its own parameters only) against the same update with a full ``loss.backward()`` (the weight
 gradients of every network the loss reaches: the critics under an actor's loss, a target decoder under a policy's),
-on the same model, in the same process, at the algorithm's defaults on ``benchmarks.throughput``'s synthetic
-Hopper-sized data.
+on the same model, in the same process, on CPU, at the algorithm's defaults on ``benchmarks.throughput``'s
+synthetic Hopper-sized data.
 
     python -m benchmarks.minimize_ab --algos td3bc cql bcq --steps 100 --rounds 3
 
@@ -57,7 +57,9 @@ def full_backward() -> Iterator[None]:
 def measure(algo: str, dataset_size: int, steps: int, warmup: int, rounds: int) -> tuple[float, float]:
     """Best-round updates/s of (the shipped ``minimize``, a full ``backward()``) on one model of ``algo``."""
     kwargs = {"vae_steps": 0} if algo == "plas" else {}
-    model = ALGOS[algo]("MlpPolicy", HopperShapedEnv(), dataset=synthetic_dataset(dataset_size), seed=0, **kwargs)
+    data = synthetic_dataset(dataset_size)
+    # on CPU: a CUDA device would capture the first form's update as a graph and replay it for both
+    model = ALGOS[algo]("MlpPolicy", HopperShapedEnv(), dataset=data, device="cpu", seed=0, **kwargs)
 
     def rate() -> float:
         start = time.perf_counter()
