@@ -284,3 +284,39 @@ def test_an_interrupted_ray_grid_resumes_with_tuner_restore(
     assert f"{len(seeds)} trials, {len(finished)} finished before" in capsys.readouterr().out
     assert {path: path.stat().st_mtime_ns for path in finished} == finished
     assert len(read_csv(output / "results.csv")) == len(seeds)
+
+
+def test_variants_run_as_the_grids_trials_of_their_algorithm(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """
+    ``benchmarks.grid_variants``: a variant's trials are the grid's trials of its algorithm (the grid's networks,
+    steps and evaluation) with the variant's policy and algorithm class; ``ALGOS`` is restored after them; a second
+    run reads them back; a dataset filter that matches nothing is refused.
+    """
+    import base64
+    import zipfile
+
+    from benchmarks.grid_variants import main as variants_main
+    from sb3_offline.algorithms import ALGOS
+
+    content = {**TINY_GRID, "algorithms": {"awac": {"batch_size": 64, "policy_kwargs": {"net_arch": [16, 16]}}}}
+    grid, output = write_grid(tmp_path, content), tmp_path / "variants"
+    awac = ALGOS["awac"]
+    argv = [str(grid), "--seeds", "0", "--variants", "awac_d3_all", "--output", str(output)]
+    variants_main(argv)
+    assert ALGOS["awac"] is awac
+    folder = output / "awac_d3_all" / "trials" / "awac_pendulum-imperfect-v0_seed0"
+    result = json.loads((folder / "result.json").read_text())
+    assert result["steps"] == 30 and result["eval_episodes"] == 1
+    with zipfile.ZipFile(folder / "model.zip") as archive:
+        data = json.loads(archive.read("data"))
+    assert b"AWACPyTorchInitPolicy" in base64.b64decode(data["policy_class"][":serialized:"])  # the variant's policy
+    assert data["_checkpoint_class"]["class"] == "AWACD3rlpy"  # and its algorithm class
+    assert "net_arch" in str(data["policy_kwargs"]) and "16" in str(data["policy_kwargs"])
+    printed = capsys.readouterr().out
+    assert "| pendulum/imperfect-v0 | AWAC (all d3rlpy's differences) | 1 |" in printed
+    modified = (folder / "result.json").stat().st_mtime_ns
+    variants_main(argv)
+    assert (folder / "result.json").stat().st_mtime_ns == modified
+    with pytest.raises(SystemExit):
+        variants_main([*argv, "--datasets", "hopper"])
+    assert "--datasets: expected text in one of the grid's datasets" in capsys.readouterr().err
