@@ -91,6 +91,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         grid = dataclasses.replace(grid, datasets=kept)
     if args.seeds is not None:
         grid = dataclasses.replace(grid, seeds=list(args.seeds))
+    for name in args.variants:
+        if VARIANTS[name].algo not in grid.algorithms:
+            parser.error(
+                f"--variants {name}: expected its algorithm {VARIANTS[name].algo!r} among the grid's "
+                f"{list(grid.algorithms)}, found it missing"
+            )
     results = {name: run_variant(grid, name, Path(args.output)) for name in args.variants}
     print("\n".join(table(results)))
 

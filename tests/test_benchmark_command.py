@@ -320,3 +320,9 @@ def test_variants_run_as_the_grids_trials_of_their_algorithm(tmp_path: Path, cap
     with pytest.raises(SystemExit):
         variants_main([*argv, "--datasets", "hopper"])
     assert "--datasets: expected text in one of the grid's datasets" in capsys.readouterr().err
+    variants_main([*argv[:4], "awac_wd_sum_now", "--output", str(output)])  # a variant's own keyword arguments
+    with zipfile.ZipFile(output / "awac_wd_sum_now" / "trials" / folder.name / "model.zip") as archive:
+        assert json.loads(archive.read("data"))["actor_weight_decay"] == pytest.approx(1e-4 / 128)
+    with pytest.raises(SystemExit):
+        variants_main([*argv[:4], "iql_temp1", "--output", str(output)])
+    assert "--variants iql_temp1: expected its algorithm 'iql' among the grid's ['awac']" in capsys.readouterr().err
